@@ -1,0 +1,50 @@
+# fedlogin: build, demo and tests. Run as root on Debian 12.
+#
+#   make demo    a sandboxed first login: IdP, directory, daemon, real PAM
+#   make check   every test (unit, C shim, integration through real parts)
+#   make         build the daemon, CLI, directory service and PAM module
+#
+# Each target installs what it needs (scripts/deps.sh: Debian packages and a
+# Python venv in .venv) and changes none of the host's login files.
+
+SWIFT       ?= swift
+BIN         := $(CURDIR)/.build/debug
+OUT         := $(CURDIR)/out
+PYTHON      := $(CURDIR)/.venv/bin/python
+export FEDLOGIN_BIN := $(BIN)
+export FEDLOGIN_OUT := $(OUT)
+
+.PHONY: all deps build modules demo check unit-tests c-tests integration-tests need-root clean
+
+all: build modules
+
+need-root:
+	@if [ "$$(id -u)" != 0 ]; then \
+		echo "fedlogin: 'make $(MAKECMDGOALS)' needs root: it installs Debian packages and runs the tests in a private mount namespace (the host's /etc is never changed). Run it with sudo."; \
+		exit 1; fi
+
+deps: need-root
+	bash scripts/deps.sh
+
+build: deps
+	$(SWIFT) build
+
+modules: deps
+	$(MAKE) -C pam OUT=$(OUT)
+
+demo: build modules
+	$(PYTHON) scripts/demo.py
+
+unit-tests: build
+	$(SWIFT) test
+
+c-tests: modules
+	$(MAKE) -C pam OUT=$(OUT) check
+
+integration-tests: build modules
+	bash Tests/integration/run-in-namespace.sh $(PYTHON) -m pytest -q -p no:cacheprovider Tests/integration
+
+check: need-root unit-tests c-tests integration-tests
+
+clean:
+	rm -rf .build out

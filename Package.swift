@@ -1,0 +1,95 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "fedlogin",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "fedlogind", targets: ["fedlogind"]),
+        .executable(name: "fedloginctl", targets: ["fedloginctl"]),
+        .executable(name: "fedlogin-directoryd", targets: ["fedlogin-directoryd"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/vapor/jwt-kit", from: "5.8.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+    ],
+    targets: [
+        // Pure logic: wire codec, config, policy, claim checks, username mapping. No I/O.
+        .target(
+            name: "FedloginCore",
+            dependencies: [.product(name: "TOMLKit", package: "TOMLKit")]
+        ),
+        // libcrypt, libsystemd and a few syscalls Swift cannot call directly.
+        .systemLibrary(name: "CFedloginSys", path: "Sources/CFedloginSys"),
+        // Frame codec, peer credentials and Unix-socket clients shared by the executables.
+        .target(
+            name: "FedloginNIO",
+            dependencies: [
+                "FedloginCore", "CFedloginSys",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]
+        ),
+        .target(
+            name: "FedloginDaemon",
+            dependencies: [
+                "FedloginCore", "CFedloginSys", "FedloginNIO",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
+        .target(
+            name: "FedloginDirectory",
+            dependencies: [
+                "FedloginCore", "CFedloginSys", "FedloginNIO",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .executableTarget(
+            name: "fedlogind",
+            dependencies: [
+                "FedloginDaemon", "FedloginCore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(
+            name: "fedloginctl",
+            dependencies: [
+                "FedloginCore", "FedloginDaemon",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(
+            name: "fedlogin-directoryd",
+            dependencies: [
+                "FedloginDirectory", "FedloginCore", "FedloginNIO",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(
+            name: "FedloginCoreTests",
+            dependencies: ["FedloginCore"],
+            resources: []
+        ),
+    ]
+)

@@ -1,0 +1,101 @@
+/// fedlogind's configuration, as read from /etc/fedlogin/fedlogin.conf and
+/// its conf.d drop-ins. Every key is documented in docs/configuration.md.
+public struct DaemonConfig: Sendable, Equatable {
+    /// The Unix socket the PAM/NSS shims and fedloginctl connect to.
+    public var socketPath = "/run/fedlogin/fedlogind.sock"
+    /// Where the state database lives.
+    public var stateDir = "/var/lib/fedlogin"
+    /// The root of the system whose accounts fedlogin manages (shadow-utils `--prefix`).
+    public var systemRoot = "/"
+    /// A fixed device id; when empty the systemd app-specific machine id is used.
+    public var deviceID = ""
+    /// The directory service's Unix socket.
+    public var directorySocket = "/run/fedlogin-directoryd/directory.sock"
+    /// Seconds before a directory request is given up.
+    public var directoryTimeout = 5.0
+    /// The longest pause between two delivery attempts of a binding report, in seconds.
+    public var reportRetryMax = 60.0
+    public var logLevel = "info"
+    public var accounts = AccountsConfig()
+    public var signin = SigninConfig()
+    public var idps: [String: IdPConfig] = [:]
+
+    public init() {}
+}
+
+public struct AccountsConfig: Sendable, Equatable {
+    /// The range uids are taken from when the directory assigns none.
+    public var uidMin: UInt32 = 70000
+    public var uidMax: UInt32 = 79999
+    public var shell = "/bin/bash"
+    /// Home directories are made under this folder (inside the system root).
+    public var homeRoot = "/home"
+    /// Local groups every account fedlogin creates joins.
+    public var groups: [String] = []
+
+    public init() {}
+}
+
+public struct SigninConfig: Sendable, Equatable {
+    /// Seconds a sign-in at the IdP may take before the login gives up.
+    public var timeout = 120.0
+    /// Seconds between KEEPALIVE frames while the daemon waits.
+    public var keepalive = 2.0
+    /// Seconds a single IdP HTTP request may take.
+    public var httpTimeout = 10.0
+    /// Clock skew tolerated on exp/iat/nbf, in seconds.
+    public var clockSkew = 60.0
+
+    public init() {}
+}
+
+public enum ClientAuth: String, Sendable, Equatable, CaseIterable {
+    case clientSecretBasic = "client_secret_basic"
+    case clientSecretPost = "client_secret_post"
+    case none
+}
+
+public struct IdPConfig: Sendable, Equatable {
+    public var name: String
+    public var displayName: String
+    public var issuer: String
+    public var clientID: String
+    public var clientSecretFile: String?
+    public var clientAuth: ClientAuth
+    public var scopes: [String]
+    /// The ID token claim that carries the user's company email.
+    public var emailClaim: String
+    /// 0: a random loopback port per sign-in; otherwise one fixed port.
+    public var redirectPort: UInt16
+    /// Allows an http:// issuer on a loopback address (demo and tests only).
+    public var allowHTTPLoopback: Bool
+    /// Accepted ID token signature algorithms.
+    public var algorithms: [String]
+    /// An extra CA bundle (PEM) for this IdP's HTTPS requests.
+    public var caBundle: String?
+
+    public init(
+        name: String, displayName: String? = nil, issuer: String, clientID: String,
+        clientSecretFile: String? = nil, clientAuth: ClientAuth = .clientSecretBasic,
+        scopes: [String] = ["openid", "email", "profile"], emailClaim: String = "email",
+        redirectPort: UInt16 = 0, allowHTTPLoopback: Bool = false,
+        algorithms: [String] = IdPConfig.defaultAlgorithms, caBundle: String? = nil
+    ) {
+        self.name = name
+        self.displayName = displayName ?? name
+        self.issuer = issuer
+        self.clientID = clientID
+        self.clientSecretFile = clientSecretFile
+        self.clientAuth = clientAuth
+        self.scopes = scopes
+        self.emailClaim = emailClaim
+        self.redirectPort = redirectPort
+        self.allowHTTPLoopback = allowHTTPLoopback
+        self.algorithms = algorithms
+        self.caBundle = caBundle
+    }
+
+    public static let defaultAlgorithms = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384"]
+    /// What fedlogin can verify at all; `algorithms` must be a subset.
+    public static let supportedAlgorithms = Set(defaultAlgorithms + ["EdDSA"])
+}

@@ -1,0 +1,242 @@
+import TOMLKit
+
+/// Parses fedlogin.conf and its drop-ins into a `DaemonConfig`.
+///
+/// Files are applied in order: later files override the keys they set. Every
+/// unknown key, wrong type or invalid value is an error naming the file and
+/// the key, so a typo never silently falls back to a default.
+public enum ConfigParser {
+    /// `files` are (path, contents) pairs: the main file first, then the
+    /// drop-ins in lexical order. `fileExists` lets validation check paths
+    /// without the parser touching the filesystem.
+    public static func parse(files: [(path: String, text: String)]) throws -> DaemonConfig {
+        var config = DaemonConfig()
+        var idpSources: [String: String] = [:]
+        for (path, text) in files {
+            let table: TOMLTable
+            do {
+                table = try TOMLTable(string: text)
+            } catch let e as TOMLParseError {
+                throw ConfigError(
+                    file: path, key: "",
+                    problem: "not valid TOML at line \(e.source.begin.line), column \(e.source.begin.column): \(e.description)")
+            }
+            var r = Reader(file: path)
+            for key in table.keys {
+                guard let value = table[key] else { continue }
+                switch key {
+                case "daemon": try r.daemon(value, into: &config)
+                case "accounts": try r.accounts(value, into: &config.accounts)
+                case "signin": try r.signin(value, into: &config.signin)
+                case "idp":
+                    let idps = try r.table(value, "idp")
+                    for name in idps.keys {
+                        guard let v = idps[name] else { continue }
+                        config.idps[name] = try r.idp(name: name, v, existing: config.idps[name])
+                        idpSources[name] = path
+                    }
+                default:
+                    throw ConfigError(
+                        file: path, key: key,
+                        problem: "unknown section; expected one of [daemon], [accounts], [signin], [idp.NAME]")
+                }
+            }
+        }
+        try validate(config, idpSources: idpSources, mainFile: files.first?.path ?? "fedlogin.conf")
+        return config
+    }
+
+    static func validate(_ c: DaemonConfig, idpSources: [String: String], mainFile: String) throws {
+        func fail(_ key: String, _ problem: String, file: String = mainFile) -> ConfigError {
+            ConfigError(file: file, key: key, problem: problem)
+        }
+        for (key, path) in [
+            ("daemon.socket", c.socketPath), ("daemon.state_dir", c.stateDir), ("daemon.system_root", c.systemRoot),
+            ("daemon.directory_socket", c.directorySocket),
+        ] where !path.hasPrefix("/") {
+            throw fail(key, "must be an absolute path (got \"\(path)\")")
+        }
+        guard c.accounts.uidMin >= 1000 else {
+            throw fail("accounts.uid_min", "must be at least 1000: fedlogin never creates system accounts (got \(c.accounts.uidMin))")
+        }
+        guard c.accounts.uidMax > c.accounts.uidMin else {
+            throw fail("accounts.uid_max", "must be greater than accounts.uid_min (\(c.accounts.uidMin))")
+        }
+        guard c.signin.timeout >= 10 else { throw fail("signin.timeout", "must be at least 10 seconds") }
+        guard c.signin.keepalive > 0 && c.signin.keepalive <= 5 else {
+            throw fail("signin.keepalive", "must be between 0 and 5 seconds (the PAM module's reply timeout is 10 s)")
+        }
+        for (name, idp) in c.idps {
+            let file = idpSources[name] ?? mainFile
+            let k = "idp.\(name)"
+            guard name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }), !name.isEmpty else {
+                throw fail(k, "IdP names may use letters, digits, '-' and '_'", file: file)
+            }
+            guard !idp.issuer.isEmpty else { throw fail("\(k).issuer", "is required (the IdP's issuer URL)", file: file) }
+            guard !idp.clientID.isEmpty else {
+                throw fail("\(k).client_id", "is required (the client id of fedlogin's app at the IdP)", file: file)
+            }
+            guard let url = URLParts(idp.issuer) else {
+                throw fail("\(k).issuer", "is not a URL (got \"\(idp.issuer)\")", file: file)
+            }
+            if url.scheme == "http" {
+                guard url.isLoopback else {
+                    throw fail("\(k).issuer", "must use https:// (plain http is allowed only for a loopback test IdP)", file: file)
+                }
+                guard idp.allowHTTPLoopback else {
+                    throw fail(
+                        "\(k).issuer", "uses plain http; set allow_http_loopback = true for a loopback test IdP, or use https://",
+                        file: file)
+                }
+            } else if url.scheme != "https" {
+                throw fail("\(k).issuer", "must be an https:// URL (got \"\(idp.issuer)\")", file: file)
+            }
+            switch idp.clientAuth {
+            case .none:
+                if idp.clientSecretFile != nil {
+                    throw fail("\(k).client_secret_file", "is set but client_auth = \"none\" sends no secret; remove one of them", file: file)
+                }
+            case .clientSecretBasic, .clientSecretPost:
+                guard let f = idp.clientSecretFile, f.hasPrefix("/") else {
+                    throw fail(
+                        "\(k).client_secret_file",
+                        "is required with client_auth = \"\(idp.clientAuth.rawValue)\": the absolute path of a root-only file holding the client secret (or set client_auth = \"none\" for a public client)",
+                        file: file)
+                }
+            }
+            guard idp.scopes.contains("openid") else { throw fail("\(k).scopes", "must include \"openid\"", file: file) }
+            guard !idp.algorithms.isEmpty else { throw fail("\(k).algorithms", "must name at least one algorithm", file: file) }
+            for alg in idp.algorithms where !IdPConfig.supportedAlgorithms.contains(alg) {
+                throw fail(
+                    "\(k).algorithms",
+                    "\"\(alg)\" is not accepted; use asymmetric algorithms from: \(IdPConfig.supportedAlgorithms.sorted().joined(separator: ", "))",
+                    file: file)
+            }
+        }
+    }
+
+    struct Reader {
+        let file: String
+
+        func fail(_ key: String, _ problem: String) -> ConfigError { ConfigError(file: file, key: key, problem: problem) }
+
+        func table(_ v: TOMLValueConvertible, _ key: String) throws -> TOMLTable {
+            guard let t = v.table else { throw fail(key, "must be a table ([\(key)])") }
+            return t
+        }
+
+        func string(_ v: TOMLValueConvertible, _ key: String) throws -> String {
+            guard let s = v.string else { throw fail(key, "must be a string (in double quotes)") }
+            return s
+        }
+
+        func bool(_ v: TOMLValueConvertible, _ key: String) throws -> Bool {
+            guard let b = v.bool else { throw fail(key, "must be true or false") }
+            return b
+        }
+
+        func number(_ v: TOMLValueConvertible, _ key: String) throws -> Double {
+            if let i = v.int { return Double(i) }
+            if let d = v.double { return d }
+            throw fail(key, "must be a number")
+        }
+
+        func uint32(_ v: TOMLValueConvertible, _ key: String) throws -> UInt32 {
+            guard let i = v.int, i >= 0, i <= Int(UInt32.max) else { throw fail(key, "must be a whole number from 0 to \(UInt32.max)") }
+            return UInt32(i)
+        }
+
+        func strings(_ v: TOMLValueConvertible, _ key: String) throws -> [String] {
+            guard let a = v.array else { throw fail(key, "must be a list of strings, e.g. [\"a\", \"b\"]") }
+            return try a.map { try string($0, key) }
+        }
+
+        func each(_ t: TOMLTable, section: String, _ body: (String, String, TOMLValueConvertible) throws -> Bool) throws {
+            for key in t.keys {
+                guard let v = t[key] else { continue }
+                let full = "\(section).\(key)"
+                guard try body(key, full, v) else { throw fail(full, "unknown key in [\(section)]; see fedlogin.conf(5)") }
+            }
+        }
+
+        func daemon(_ v: TOMLValueConvertible, into c: inout DaemonConfig) throws {
+            try each(try table(v, "daemon"), section: "daemon") { key, full, v in
+                switch key {
+                case "socket": c.socketPath = try string(v, full)
+                case "state_dir": c.stateDir = try string(v, full)
+                case "system_root": c.systemRoot = try string(v, full)
+                case "device_id": c.deviceID = try string(v, full)
+                case "directory_socket": c.directorySocket = try string(v, full)
+                case "directory_timeout": c.directoryTimeout = try number(v, full)
+                case "report_retry_max": c.reportRetryMax = try number(v, full)
+                case "log_level":
+                    let level = try string(v, full)
+                    guard ["trace", "debug", "info", "notice", "warning", "error"].contains(level) else {
+                        throw fail(full, "must be one of trace, debug, info, notice, warning, error (got \"\(level)\")")
+                    }
+                    c.logLevel = level
+                default: return false
+                }
+                return true
+            }
+        }
+
+        func accounts(_ v: TOMLValueConvertible, into a: inout AccountsConfig) throws {
+            try each(try table(v, "accounts"), section: "accounts") { key, full, v in
+                switch key {
+                case "uid_min": a.uidMin = try uint32(v, full)
+                case "uid_max": a.uidMax = try uint32(v, full)
+                case "shell": a.shell = try string(v, full)
+                case "home_root": a.homeRoot = try string(v, full)
+                case "groups": a.groups = try strings(v, full)
+                default: return false
+                }
+                return true
+            }
+        }
+
+        func signin(_ v: TOMLValueConvertible, into s: inout SigninConfig) throws {
+            try each(try table(v, "signin"), section: "signin") { key, full, v in
+                switch key {
+                case "timeout": s.timeout = try number(v, full)
+                case "keepalive": s.keepalive = try number(v, full)
+                case "http_timeout": s.httpTimeout = try number(v, full)
+                case "clock_skew": s.clockSkew = try number(v, full)
+                default: return false
+                }
+                return true
+            }
+        }
+
+        func idp(name: String, _ v: TOMLValueConvertible, existing: IdPConfig?) throws -> IdPConfig {
+            let section = "idp.\(name)"
+            var idp = existing ?? IdPConfig(name: name, issuer: "", clientID: "")
+            try each(try table(v, section), section: section) { key, full, v in
+                switch key {
+                case "display_name": idp.displayName = try string(v, full)
+                case "issuer": idp.issuer = try string(v, full)
+                case "client_id": idp.clientID = try string(v, full)
+                case "client_secret_file": idp.clientSecretFile = try string(v, full)
+                case "client_auth":
+                    let s = try string(v, full)
+                    guard let auth = ClientAuth(rawValue: s) else {
+                        throw fail(full, "must be one of client_secret_basic, client_secret_post, none (got \"\(s)\")")
+                    }
+                    idp.clientAuth = auth
+                case "scopes": idp.scopes = try strings(v, full)
+                case "email_claim": idp.emailClaim = try string(v, full)
+                case "redirect_port":
+                    let p = try uint32(v, full)
+                    guard p <= 65535 else { throw fail(full, "must be a port number 0-65535 (0: a random port per sign-in)") }
+                    idp.redirectPort = UInt16(p)
+                case "allow_http_loopback": idp.allowHTTPLoopback = try bool(v, full)
+                case "algorithms": idp.algorithms = try strings(v, full)
+                case "ca_bundle": idp.caBundle = try string(v, full)
+                default: return false
+                }
+                return true
+            }
+            return idp
+        }
+    }
+}

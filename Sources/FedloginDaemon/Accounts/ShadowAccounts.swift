@@ -1,0 +1,139 @@
+import FedloginCore
+import Foundation
+
+/// Local accounts through shadow-utils (useradd, chpasswd, userdel), inside a
+/// system root (`--prefix`) so the same code serves a real machine and a
+/// sandbox. Lookups read the root's passwd file directly: the daemon never
+/// resolves names through its own NSS module.
+public struct ShadowAccounts: Sendable {
+    public let root: String
+
+    public init(root: String) {
+        self.root = root
+    }
+
+    var etc: String { root == "/" ? "/etc" : root + "/etc" }
+
+    /// shadow-utils run with fedlogin's NSS module switched off, so useradd
+    /// does not see a not-yet-created user through it.
+    var environment: [String: String] {
+        ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "FEDLOGIN_NSS_DISABLE": "1", "LC_ALL": "C"]
+    }
+
+    var prefixArgs: [String] { root == "/" ? [] : ["--prefix", root] }
+
+    public struct PasswdLine: Sendable, Equatable {
+        public var name: String
+        public var uid: UInt32
+        public var gid: UInt32
+        public var gecos: String
+        public var home: String
+        public var shell: String
+    }
+
+    public func passwd() throws -> [PasswdLine] {
+        let text = try Sys.readText(etc + "/passwd")
+        return text.split(separator: "\n").compactMap { line in
+            let f = line.split(separator: ":", omittingEmptySubsequences: false)
+            guard f.count >= 7, let uid = UInt32(f[2]), let gid = UInt32(f[3]) else { return nil }
+            return PasswdLine(name: String(f[0]), uid: uid, gid: gid, gecos: String(f[4]), home: String(f[5]), shell: String(f[6]))
+        }
+    }
+
+    public func lookup(_ name: String) throws -> LocalAccount? {
+        try passwd().first { $0.name == name }.map { LocalAccount(name: $0.name, uid: $0.uid) }
+    }
+
+    public func uidInUse(_ uid: UInt32) throws -> Bool {
+        try passwd().contains { $0.uid == uid } || groupIDs().contains(uid)
+    }
+
+    func groupIDs() throws -> Set<UInt32> {
+        let text = (try? Sys.readText(etc + "/group")) ?? ""
+        return Set(text.split(separator: "\n").compactMap { line in
+            let f = line.split(separator: ":", omittingEmptySubsequences: false)
+            return f.count >= 3 ? UInt32(f[2]) : nil
+        })
+    }
+
+    /// UID_MIN from login.defs (default 1000): below it are system accounts.
+    public func uidMin() -> UInt32 {
+        let text = (try? Sys.readText(etc + "/login.defs")) ?? ""
+        for line in text.split(separator: "\n") {
+            let f = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+            if f.count >= 2, f[0] == "UID_MIN", let v = UInt32(f[1]) { return v }
+        }
+        return 1000
+    }
+
+    /// The lowest uid in the range that neither a user nor a group uses
+    /// (so the user's private group can share the number).
+    public func freeUID(in range: ClosedRange<UInt32>, reserved: Set<UInt32>) throws -> UInt32? {
+        let used = Set(try passwd().map(\.uid)).union(try groupIDs()).union(reserved)
+        return range.first { !used.contains($0) }
+    }
+
+    /// Creates the user's private group with gid = uid, then the user in it,
+    /// so the ids fedlogin announces before creation are the ones it gets.
+    public func create(name: String, uid: UInt32, gecos: String, shell: String, homeRoot: String, groups: [String]) throws {
+        let g = try Sys.run("/usr/sbin/groupadd", prefixArgs + ["--gid", String(uid), name], environment: environment)
+        guard g.status == 0 else { throw Sys.Failure("groupadd \(name) failed (\(g.status)): \(g.stderr.trimmingCharacters(in: .whitespacesAndNewlines))") }
+        var args = prefixArgs + ["--create-home", "--uid", String(uid), "--gid", String(uid), "--shell", shell,
+                                 "--home-dir", homeRoot + "/" + name, "--comment", gecos]
+        let existing = try existingGroups()
+        let wanted = groups.filter { existing.contains($0) }
+        if !wanted.isEmpty { args += ["--groups", wanted.joined(separator: ",")] }
+        args.append(name)
+        let r = try Sys.run("/usr/sbin/useradd", args, environment: environment)
+        guard r.status == 0 else { throw Sys.Failure("useradd \(name) failed (\(r.status)): \(r.stderr.trimmingCharacters(in: .whitespacesAndNewlines))") }
+    }
+
+    func existingGroups() throws -> Set<String> {
+        let text = (try? Sys.readText(etc + "/group")) ?? ""
+        return Set(text.split(separator: "\n").compactMap { $0.split(separator: ":").first.map(String.init) })
+    }
+
+    /// Sets a pre-hashed password (chpasswd -e: the hash goes on stdin, never argv).
+    public func setPasswordHash(name: String, hash: String) throws {
+        let args = root == "/" ? ["-e"] : ["-e", "--root", root]
+        let r = try Sys.run("/usr/sbin/chpasswd", args, input: Data("\(name):\(hash)\n".utf8), environment: environment)
+        guard r.status == 0 else { throw Sys.Failure("chpasswd for \(name) failed (\(r.status)): \(r.stderr.trimmingCharacters(in: .whitespacesAndNewlines))") }
+    }
+
+    /// Removes an account and its home (used to undo a provisioning that did
+    /// not finish).
+    public func delete(name: String) throws {
+        let r = try Sys.run("/usr/sbin/userdel", prefixArgs + ["--remove", name], environment: environment)
+        // 6: no such user, already gone. 12: home could not be removed (warned, account gone).
+        guard r.status == 0 || r.status == 6 || r.status == 12 else {
+            throw Sys.Failure("userdel \(name) failed (\(r.status)): \(r.stderr.trimmingCharacters(in: .whitespacesAndNewlines))")
+        }
+    }
+
+    /// The gid of a local group, if it exists.
+    public func groupID(_ name: String) -> UInt32? {
+        let text = (try? Sys.readText(etc + "/group")) ?? ""
+        for line in text.split(separator: "\n") {
+            let f = line.split(separator: ":", omittingEmptySubsequences: false)
+            if f.count >= 3, f[0] == name { return UInt32(f[2]) }
+        }
+        return nil
+    }
+
+    public func deleteGroup(name: String) throws {
+        let r = try Sys.run("/usr/sbin/groupdel", prefixArgs + [name], environment: environment)
+        guard r.status == 0 || r.status == 6 else {
+            throw Sys.Failure("groupdel \(name) failed (\(r.status)): \(r.stderr.trimmingCharacters(in: .whitespacesAndNewlines))")
+        }
+    }
+
+    /// The shadow password field, for checks (root only).
+    public func shadowHash(_ name: String) throws -> String? {
+        let text = try Sys.readText(etc + "/shadow")
+        for line in text.split(separator: "\n") {
+            let f = line.split(separator: ":", omittingEmptySubsequences: false)
+            if f.count >= 2, f[0] == name { return String(f[1]) }
+        }
+        return nil
+    }
+}

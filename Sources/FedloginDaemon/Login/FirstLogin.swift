@@ -1,0 +1,285 @@
+import Crypto
+import FedloginCore
+import Foundation
+import Logging
+
+/// One login request from pam_fedlogin: decide whose it is and, for a
+/// directory user with no local account, run the first sign-in, create the
+/// account, and queue the binding report.
+struct LoginFlow: Sendable {
+    let runtime: Runtime
+    var config: DaemonConfig { runtime.config }
+    var logger: Logger { runtime.logger }
+
+    /// What ends a login early: a status, what the user is told, what the log says.
+    struct Stop: Error {
+        var status: ResultStatus
+        var userMessage: String?
+        var reason: String
+    }
+
+    func authenticate(_ request: PAMRequest, conv: Conversation) async -> (ResultStatus, String) {
+        var log = logger
+        log[metadataKey: "user"] = "\(request.user)"
+        log[metadataKey: "service"] = "\(request.service)"
+        guard conv.peer.isRoot else {
+            log.warning("authentication request from a non-root peer refused", metadata: ["peer": "\(conv.peer)"])
+            return (.permissionDenied, "only root may authenticate users")
+        }
+        do {
+            return try await run(request, conv: conv, log: log)
+        } catch let stop as Stop {
+            if let m = stop.userMessage { try? await conv.error(m) }
+            log.notice("login refused: \(stop.reason)")
+            return (stop.status, stop.reason)
+        } catch let ended as Conversation.Ended {
+            log.notice("login abandoned: \(ended)")
+            return (.authError, ended.description)
+        } catch {
+            log.error("login failed: \(error)")
+            try? await conv.error("The login could not be completed because of an internal error. Try again, or ask your administrator.")
+            return (.unavailable, "internal error")
+        }
+    }
+
+    func run(_ request: PAMRequest, conv: Conversation, log: Logger) async throws -> (ResultStatus, String) {
+        let accounts = runtime.accounts
+        let local = try accounts.lookup(request.user)
+        let managed = try runtime.state.account(request.user)?.state == "active"
+        var directoryUser: DirectoryUser?
+        var policy: DevicePolicy?
+        if local == nil && request.user != "root" {
+            do {
+                (directoryUser, policy) = try await conv.keepingAlive {
+                    let u = try await runtime.directory.lookup(request.user)
+                    let p = u == nil ? nil : try await runtime.directory.policy(device: runtime.deviceID)
+                    return (u, p)
+                }
+            } catch let e as DirectoryClient.Unavailable {
+                throw Stop(
+                    status: .unavailable,
+                    userMessage: "The directory cannot be reached, and a first login on this machine needs it. Try again later.",
+                    reason: e.description)
+            }
+        }
+        let uidMin = accounts.uidMin()
+        let plan = LoginPlanner.plan(
+            requested: request.user, local: local, managed: managed, directoryUser: directoryUser, policy: policy,
+            configuredIdPs: Set(runtime.idps.keys), uidMin: uidMin,
+            uidTaken: { (try? accounts.uidInUse($0)) ?? true })
+        switch plan {
+        case .notOurs(let reason):
+            log.debug("not a fedlogin login: \(reason)")
+            return (.ignore, reason)
+        case .localCredential:
+            return (.ignore, "fedlogin account: the local credential decides")
+        case .refuse(let status, let message, let reason):
+            throw Stop(status: status, userMessage: message, reason: reason)
+        case .firstLogin(let plan):
+            guard runtime.inFlight.begin(plan.localUsername) else {
+                throw Stop(
+                    status: .authError,
+                    userMessage: "A first sign-in for \(plan.localUsername) is already in progress. Finish it, or try again in a moment.",
+                    reason: "another first login for this user is in progress")
+            }
+            defer { runtime.inFlight.end(plan.localUsername) }
+            var log = log
+            log[metadataKey: "idp"] = "\(plan.idp)"
+            log.info("first login: signing in with \(plan.idp) (\(plan.idpReason))")
+            return try await firstLogin(plan, policy: policy!, request: request, conv: conv, log: log)
+        }
+    }
+
+    func firstLogin(_ plan: FirstLoginPlan, policy: DevicePolicy, request: PAMRequest, conv: Conversation, log: Logger) async throws
+        -> (ResultStatus, String)
+    {
+        let client = runtime.idps[plan.idp]!
+        let identity = try await signIn(client: client, plan: plan, conv: conv, log: log)
+        guard IDTokenValidator.emailsMatch(identity.email, plan.directoryUser.email) else {
+            throw Stop(
+                status: .authError,
+                userMessage: "You signed in as \(identity.email), but \(plan.localUsername) belongs to another person. Sign in with your own account.",
+                reason: "email mismatch: token has a different email than the directory user")
+        }
+        // A crash or a second daemon may have bound this name meanwhile.
+        if try runtime.accounts.lookup(plan.localUsername) != nil {
+            throw Stop(status: .authError, userMessage: "The account \(plan.localUsername) was just created elsewhere. Log in again.", reason: "account appeared during sign-in")
+        }
+
+        let decision = LoginPlanner.passwordDecision(user: plan.directoryUser, policy: policy, hashSupported: Sys.hashSupported)
+        let hash: String
+        let mode: PasswordMode
+        switch decision {
+        case .refuse(let message, let reason):
+            throw Stop(status: .authError, userMessage: message, reason: reason)
+        case .useDirectoryHash(let h):
+            hash = h
+            mode = .synced
+            try await conv.info("Your directory password is your password on this machine.")
+        case .askPasscode(let notice):
+            if let notice { try await conv.info(notice) }
+            hash = try await choosePasscode(user: plan.localUsername, policy: policy.passcode, conv: conv)
+            mode = .passcode
+        }
+        try await provision(plan: plan, identity: identity, hash: hash, mode: mode, log: log)
+        try await conv.info("Welcome, \(identity.name ?? plan.localUsername). Your account \(plan.localUsername) is ready on this machine.")
+        log.notice("first login complete: account created and bound", metadata: ["password_mode": "\(mode.rawValue)"])
+        return (.success, "first login: account created")
+    }
+
+    /// The authorization code flow with PKCE and a loopback redirect.
+    func signIn(client: IdPClient, plan: FirstLoginPlan, conv: Conversation, log: Logger) async throws -> VerifiedIdentity {
+        let idp = client.config
+        let discovery: Discovery
+        do {
+            discovery = try await conv.keepingAlive { try await client.discovery() }
+        } catch let e as IdPError {
+            throw Stop(status: .unavailable, userMessage: e.userMessage, reason: e.description)
+        }
+        let state = Self.randomToken()
+        let nonce = Self.randomToken()
+        let verifier = Self.randomToken() + Self.randomToken()
+        let challenge = Self.base64url(Data(SHA256.hash(data: Data(verifier.utf8))))
+
+        runtime.callbacks.register(state: state)
+        defer { runtime.callbacks.unregister(state: state) }
+        let listener = try await runtime.listener(for: idp)
+        defer { if idp.redirectPort == 0 { Task { await listener.close() } } }
+        let redirectURI = listener.redirectURI
+
+        let query = FormEncoding.encode([
+            ("response_type", "code"), ("client_id", idp.clientID), ("redirect_uri", redirectURI),
+            ("scope", idp.scopes.joined(separator: " ")), ("state", state), ("nonce", nonce),
+            ("code_challenge", challenge), ("code_challenge_method", "S256"),
+        ])
+        let sep = discovery.authorizationEndpoint.contains("?") ? "&" : "?"
+        let url = discovery.authorizationEndpoint + sep + query
+        let deadline = Date().addingTimeInterval(config.signin.timeout)
+
+        try await conv.info("Sign in with \(idp.displayName) to set up \(plan.localUsername) on this machine.\nOpen this address in a browser on this machine:\n\(url)\n")
+        var response: AuthorizationResponse?
+        while response == nil {
+            let left = deadline.timeIntervalSinceNow
+            guard left > 0 else {
+                throw Stop(status: .authError, userMessage: "The sign-in took too long. Start the login again.", reason: "sign-in timed out")
+            }
+            let answer = try await conv.ask("Press Enter once you have signed in: ", echo: true, timeout: left)
+            if answer.contains("code=") || answer.contains("error=") {
+                // Paste-back: the address the browser ended on.
+                let pasted = AuthorizationResponse(target: answer.trimmingCharacters(in: .whitespaces))
+                guard pasted.state == state else {
+                    throw Stop(status: .authError, userMessage: "That address belongs to another sign-in. Start the login again.", reason: "pasted address with a wrong state")
+                }
+                runtime.callbacks.unregister(state: state)
+                response = pasted
+                break
+            }
+            // The redirect may still be on its way: wait a little, with keepalives.
+            let callbacks = runtime.callbacks
+            response = try await conv.keepingAlive { await callbacks.wait(state: state, within: 3) }
+            if response == nil {
+                try await conv.error("The sign-in has not finished yet. Finish it in the browser, then press Enter.")
+            }
+        }
+        guard let response else { throw Stop(status: .authError, userMessage: nil, reason: "no callback") }
+        if let error = response.error {
+            let why = error == "access_denied" ? "The sign-in was cancelled or denied at \(idp.displayName)." : "\(idp.displayName) did not sign you in (\(error))."
+            throw Stop(status: .authError, userMessage: why, reason: "authorization error from the IdP: \(error)")
+        }
+        guard let code = response.code, !code.isEmpty else {
+            throw Stop(status: .authError, userMessage: "The sign-in did not complete. Start the login again.", reason: "callback without a code")
+        }
+        do {
+            return try await conv.keepingAlive {
+                let token = try await client.exchange(code: code, verifier: verifier, redirectURI: redirectURI)
+                let expect = TokenExpectations(
+                    issuer: idp.issuer, clientID: idp.clientID, nonce: nonce, now: Date().timeIntervalSince1970,
+                    skew: config.signin.clockSkew, allowedAlgorithms: idp.algorithms, emailClaim: idp.emailClaim)
+                return try await TokenVerifier.verify(token, client: client, expect: expect)
+            }
+        } catch let e as IdPError {
+            throw Stop(status: .authError, userMessage: e.userMessage, reason: e.description)
+        } catch let e as TokenRejection {
+            throw Stop(
+                status: .authError, userMessage: "The identity provider's answer could not be verified, so you are not signed in. Ask your administrator.",
+                reason: "ID token rejected: \(e)")
+        }
+    }
+
+    /// Asks for a new passcode twice and checks it against the policy; returns its hash.
+    func choosePasscode(user: String, policy: PasscodePolicy, conv: Conversation) async throws -> String {
+        let timeout = config.signin.timeout
+        for _ in 0..<3 {
+            let first = try await conv.ask("Choose a passcode for \(user) on this machine: ", echo: false, timeout: timeout)
+            let problems = policy.problems(with: first)
+            guard problems.isEmpty else {
+                try await conv.error("That passcode is too weak: \(problems.joined(separator: "; ")).")
+                continue
+            }
+            let second = try await conv.ask("Repeat the passcode: ", echo: false, timeout: timeout)
+            guard first == second else {
+                try await conv.error("The passcodes do not match.")
+                continue
+            }
+            return try Sys.hashPasscode(first)
+        }
+        throw Stop(status: .authError, userMessage: "No passcode was set. Start the login again to try once more.", reason: "passcode not set after 3 tries")
+    }
+
+    /// Creates the account so that a crash at any point leaves either nothing
+    /// or a complete, bound account with its report queued.
+    func provision(plan: FirstLoginPlan, identity: VerifiedIdentity, hash: String, mode: PasswordMode, log: Logger) async throws {
+        let state = runtime.state
+        let accounts = runtime.accounts
+        let range = config.accounts.uidMin...config.accounts.uidMax
+        guard let uid = try plan.uid ?? accounts.freeUID(in: range, reserved: state.reservedUIDs()) else {
+            throw Stop(status: .authError, userMessage: "This machine has no free user id for a new account. Ask your administrator.", reason: "uid range \(range) exhausted")
+        }
+        let now = ISO8601DateFormatter().string(from: Date())
+        // 1. The intent, durable before anything changes on the system.
+        try state.beginProvisioning(
+            StateStore.Account(
+                username: plan.localUsername, uid: uid, state: "provisioning", directoryUsername: plan.directoryUser.username,
+                email: plan.directoryUser.email, createdAt: now))
+        do {
+            try runtime.failpoint("after-intent")
+            // 2. The account, locked until its password is set.
+            try accounts.create(
+                name: plan.localUsername, uid: uid, gecos: plan.directoryUser.displayName ?? "", shell: config.accounts.shell,
+                homeRoot: config.accounts.homeRoot, groups: config.accounts.groups)
+            try runtime.failpoint("after-useradd")
+            try accounts.setPasswordHash(name: plan.localUsername, hash: hash)
+            try runtime.failpoint("after-password")
+            // 3. Active + bound + report queued, in one transaction.
+            let report = BindingReport(
+                key: UUID().uuidString.lowercased(), deviceID: runtime.deviceID, username: plan.directoryUser.username,
+                localUsername: plan.localUsername, uid: uid, email: plan.directoryUser.email, issuer: identity.issuer,
+                subject: identity.subject, passwordMode: mode.rawValue, boundAt: now)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            try state.commitBinding(
+                username: plan.localUsername, issuer: identity.issuer, subject: identity.subject, passwordMode: mode.rawValue,
+                boundAt: now,
+                report: StateStore.OutboxItem(
+                    key: report.key, username: plan.localUsername, payload: String(decoding: try encoder.encode(report), as: UTF8.self),
+                    attempts: 0, nextAttempt: 0))
+        } catch {
+            log.error("provisioning failed, undoing: \(error)")
+            runtime.undoProvisioning(plan.localUsername)
+            throw Stop(status: .authError, userMessage: "Your account could not be created on this machine. Ask your administrator.", reason: "provisioning failed: \(error)")
+        }
+        log.notice("account created", metadata: ["uid": "\(uid)"])
+        runtime.outbox.kick()
+    }
+
+    static func randomToken() -> String {
+        var g = SystemRandomNumberGenerator()
+        return base64url(Data((0..<32).map { _ in UInt8.random(in: 0...255, using: &g) }))
+    }
+
+    static func base64url(_ d: Data) -> String {
+        d.base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+    }
+}
+

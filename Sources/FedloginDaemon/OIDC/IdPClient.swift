@@ -1,0 +1,200 @@
+import FedloginCore
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// An IdP failure, with the likely cause in words an admin can act on.
+public struct IdPError: Error, CustomStringConvertible {
+    public var description: String
+    /// Suitable to show the user (no secrets, no internals).
+    public var userMessage: String
+
+    init(_ description: String, user: String? = nil) {
+        self.description = description
+        self.userMessage = user ?? "The sign-in service cannot be used right now. Try again later, or ask your administrator."
+    }
+}
+
+public struct Discovery: Decodable, Sendable {
+    public var issuer: String
+    public var authorizationEndpoint: String
+    public var tokenEndpoint: String
+    public var jwksURI: String
+    public var deviceAuthorizationEndpoint: String?
+
+    enum CodingKeys: String, CodingKey {
+        case issuer
+        case authorizationEndpoint = "authorization_endpoint"
+        case tokenEndpoint = "token_endpoint"
+        case jwksURI = "jwks_uri"
+        case deviceAuthorizationEndpoint = "device_authorization_endpoint"
+    }
+}
+
+/// Talks to one IdP: discovery, JWKS (cached, refetched on an unknown key at
+/// most once a minute), and the token endpoint.
+public final class IdPClient: Sendable {
+    public let config: IdPConfig
+    let session: URLSession
+    let timeout: Double
+    let logger: Logger
+    struct Cache {
+        var discovery: Discovery?
+        var jwks: Data?
+        var jwksFetchedAt: Double = 0
+    }
+    let cache = NIOLockedValueBox(Cache())
+
+    public init(config: IdPConfig, timeout: Double, logger: Logger) {
+        self.config = config
+        self.timeout = timeout
+        self.logger = logger
+        let c = URLSessionConfiguration.ephemeral
+        c.timeoutIntervalForRequest = timeout
+        c.timeoutIntervalForResource = timeout
+        c.httpCookieAcceptPolicy = .never
+        c.requestCachePolicy = .reloadIgnoringLocalCacheData
+        session = URLSession(configuration: c)
+    }
+
+    func get(_ url: String, what: String) async throws -> Data {
+        guard let u = URL(string: url) else { throw IdPError("\(config.name): \(what) address \"\(url)\" is not a URL") }
+        var req = URLRequest(url: u)
+        req.timeoutInterval = timeout
+        req.setValue("application/json", forHTTPHeaderField: "Accept")
+        let (data, response) = try await send(req, what: what)
+        guard response.statusCode == 200 else {
+            throw IdPError("\(config.name): \(what) at \(url) answered HTTP \(response.statusCode); check the issuer URL")
+        }
+        return data
+    }
+
+    func send(_ req: URLRequest, what: String) async throws -> (Data, HTTPURLResponse) {
+        do {
+            let (data, response) = try await session.data(for: req)
+            guard let http = response as? HTTPURLResponse else { throw IdPError("\(config.name): \(what): not an HTTP response") }
+            return (data, http)
+        } catch let e as IdPError {
+            throw e
+        } catch {
+            let ns = error as NSError
+            let cause = ns.code == NSURLErrorTimedOut ? "timed out after \(Int(timeout)) s" : ns.localizedDescription
+            throw IdPError("\(config.name): \(what) at \(req.url?.absoluteString ?? "?") unreachable: \(cause)")
+        }
+    }
+
+    public func discovery() async throws -> Discovery {
+        if let d = cache.withLockedValue({ $0.discovery }) { return d }
+        let base = config.issuer.hasSuffix("/") ? String(config.issuer.dropLast()) : config.issuer
+        let data = try await get(base + "/.well-known/openid-configuration", what: "discovery")
+        let d: Discovery
+        do {
+            d = try JSONDecoder().decode(Discovery.self, from: data)
+        } catch {
+            throw IdPError("\(config.name): the discovery document is not valid OpenID Connect metadata: \(error)")
+        }
+        guard d.issuer == config.issuer else {
+            throw IdPError("\(config.name): discovery says the issuer is \"\(d.issuer)\", but idp.\(config.name).issuer is \"\(config.issuer)\"; set it to the IdP's exact issuer")
+        }
+        cache.withLockedValue { $0.discovery = d }
+        return d
+    }
+
+    /// The JWKS, from cache unless `refresh` (rate-limited to once a minute).
+    public func jwks(refresh: Bool = false, now: Double = Date().timeIntervalSince1970) async throws -> Data {
+        let (cached, at) = cache.withLockedValue { ($0.jwks, $0.jwksFetchedAt) }
+        if let cached, !refresh || now - at < 60, now - at < 3600 { return cached }
+        let d = try await discovery()
+        let data = try await get(d.jwksURI, what: "JWKS")
+        cache.withLockedValue { $0.jwks = data; $0.jwksFetchedAt = now }
+        return data
+    }
+
+    public struct TokenResponse: Decodable, Sendable {
+        public var idToken: String?
+        public var error: String?
+        public var errorDescription: String?
+
+        enum CodingKeys: String, CodingKey {
+            case idToken = "id_token"
+            case error
+            case errorDescription = "error_description"
+        }
+    }
+
+    /// Reads the client secret; the file must be owned by root and private.
+    func clientSecret() throws -> String? {
+        guard config.clientAuth != .none, let path = config.clientSecretFile else { return nil }
+        let (uid, mode) = try Sys.ownerAndMode(path)
+        guard uid == 0, mode & 0o077 == 0 else {
+            throw IdPError("idp.\(config.name).client_secret_file: \(path) must be owned by root and not readable by others (chmod 600)")
+        }
+        let s = try Sys.readText(path).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !s.isEmpty else { throw IdPError("idp.\(config.name).client_secret_file: \(path) is empty") }
+        return s
+    }
+
+    /// The authorization-code exchange (RFC 6749 §4.1.3 with PKCE, RFC 7636).
+    public func exchange(code: String, verifier: String, redirectURI: String) async throws -> String {
+        let d = try await discovery()
+        var form: [(String, String)] = [
+            ("grant_type", "authorization_code"), ("code", code), ("redirect_uri", redirectURI), ("code_verifier", verifier),
+        ]
+        return try await tokenRequest(endpoint: d.tokenEndpoint, form: &form)
+    }
+
+    func tokenRequest(endpoint: String, form: inout [(String, String)]) async throws -> String {
+        guard let url = URL(string: endpoint) else { throw IdPError("\(config.name): token endpoint \"\(endpoint)\" is not a URL") }
+        var req = URLRequest(url: url)
+        req.httpMethod = "POST"
+        req.timeoutInterval = timeout
+        req.setValue("application/x-www-form-urlencoded", forHTTPHeaderField: "Content-Type")
+        req.setValue("application/json", forHTTPHeaderField: "Accept")
+        let secret = try clientSecret()
+        switch config.clientAuth {
+        case .clientSecretBasic:
+            // RFC 6749 §2.3.1: both parts form-encoded, then base64.
+            let pair = FormEncoding.escape(config.clientID) + ":" + FormEncoding.escape(secret ?? "")
+            req.setValue("Basic " + Data(pair.utf8).base64EncodedString(), forHTTPHeaderField: "Authorization")
+        case .clientSecretPost:
+            form.append(("client_id", config.clientID))
+            form.append(("client_secret", secret ?? ""))
+        case .none:
+            form.append(("client_id", config.clientID))
+        }
+        req.httpBody = Data(FormEncoding.encode(form).utf8)
+        let (data, response) = try await send(req, what: "token request")
+        let body = try? JSONDecoder().decode(TokenResponse.self, from: data)
+        if response.statusCode == 200, let token = body?.idToken { return token }
+        throw Self.explain(status: response.statusCode, error: body?.error, description: body?.errorDescription, idp: config)
+    }
+
+    /// Turns a token endpoint error into its likely cause.
+    static func explain(status: Int, error: String?, description: String?, idp: IdPConfig) -> IdPError {
+        let detail = [error, description].compactMap { $0 }.joined(separator: ": ")
+        let user = "The sign-in could not be completed. Ask your administrator to check fedlogin's IdP settings."
+        switch error {
+        case "invalid_client", "unauthorized_client":
+            return IdPError(
+                "\(idp.name): the IdP rejected fedlogin's client credentials (\(detail)); check idp.\(idp.name).client_id and the secret in client_secret_file, and regenerate the secret at the IdP if it keeps failing",
+                user: user)
+        case "invalid_grant":
+            let d = (description ?? "").lowercased()
+            if d.contains("redirect") {
+                return IdPError("\(idp.name): the redirect URI was refused (\(detail)); register http://127.0.0.1/callback (any port) as a redirect URI of the app at the IdP, or set idp.\(idp.name).redirect_port to the port it allows", user: user)
+            }
+            if d.contains("verifier") || d.contains("pkce") || d.contains("challenge") {
+                return IdPError("\(idp.name): PKCE verification failed (\(detail))", user: user)
+            }
+            return IdPError("\(idp.name): the authorization code was refused (\(detail)); it may have expired or been used already", user: "The sign-in took too long or was already used. Please try again.")
+        case nil:
+            return IdPError("\(idp.name): the token endpoint answered HTTP \(status) without an OAuth error", user: user)
+        default:
+            return IdPError("\(idp.name): the token endpoint refused the request (\(detail))", user: user)
+        }
+    }
+}

@@ -1,0 +1,144 @@
+import FedloginCore
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// The loopback redirect listener of RFC 8252 §7.3: an HTTP server on
+/// 127.0.0.1 that takes the IdP's redirect to `/callback`. Each sign-in
+/// registers its `state`; a callback is routed by state, is single use, and a
+/// callback with an unknown state gets an error page and ends nobody's login.
+public final class CallbackRegistry: Sendable {
+    enum Slot: Sendable {
+        case waiting
+        case arrived(AuthorizationResponse)
+        case taken
+    }
+
+    let slots = NIOLockedValueBox([String: Slot]())
+
+    public init() {}
+
+    public func register(state: String) {
+        slots.withLockedValue { $0[state] = .waiting }
+    }
+
+    public func unregister(state: String) {
+        _ = slots.withLockedValue { $0.removeValue(forKey: state) }
+    }
+
+    /// Delivers a callback; false when its state is unknown or used already.
+    func deliver(_ response: AuthorizationResponse) -> Bool {
+        guard let state = response.state else { return false }
+        return slots.withLockedValue { slots in
+            guard case .waiting = slots[state] else { return false }
+            slots[state] = .arrived(response)
+            return true
+        }
+    }
+
+    /// Takes the callback for `state` if it has arrived (once).
+    func take(state: String) -> AuthorizationResponse? {
+        slots.withLockedValue { slots in
+            guard case .arrived(let r) = slots[state] else { return nil }
+            slots[state] = .taken
+            return r
+        }
+    }
+
+    /// Waits up to `seconds` for the callback of `state`.
+    public func wait(state: String, within seconds: Double) async -> AuthorizationResponse? {
+        let end = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+        while true {
+            if let r = take(state: state) { return r }
+            if ContinuousClock.now >= end || Task.isCancelled { return nil }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+    }
+}
+
+public final class LoopbackListener: Sendable {
+    public let port: Int
+    let channel: Channel
+
+    /// Binds 127.0.0.1:`port` (0: a random free port).
+    public static func start(port: Int, registry: CallbackRegistry, logger: Logger) async throws -> LoopbackListener {
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                    try channel.pipeline.syncOperations.addHandler(CallbackHandler(registry: registry, logger: logger))
+                }
+            }
+            .bind(host: "127.0.0.1", port: port).get()
+        return LoopbackListener(port: channel.localAddress?.port ?? port, channel: channel)
+    }
+
+    init(port: Int, channel: Channel) {
+        self.port = port
+        self.channel = channel
+    }
+
+    public var redirectURI: String { "http://127.0.0.1:\(port)/callback" }
+
+    public func close() async {
+        try? await channel.close()
+    }
+}
+
+final class CallbackHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    let registry: CallbackRegistry
+    let logger: Logger
+    var uri: String?
+    var method: HTTPMethod = .GET
+
+    init(registry: CallbackRegistry, logger: Logger) {
+        self.registry = registry
+        self.logger = logger
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            uri = head.uri
+            method = head.method
+        case .body:
+            break
+        case .end:
+            let (status, text) = respond(to: uri ?? "")
+            var headers = HTTPHeaders()
+            headers.add(name: "Content-Type", value: "text/html; charset=utf-8")
+            headers.add(name: "Cache-Control", value: "no-store")
+            headers.add(name: "Connection", value: "close")
+            let page = "<!doctype html><html><head><meta charset=\"utf-8\"><title>fedlogin</title></head><body><p>\(text)</p></body></html>"
+            headers.add(name: "Content-Length", value: String(page.utf8.count))
+            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+            context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: page)))), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in context.close(promise: nil) }
+        }
+    }
+
+    func respond(to uri: String) -> (HTTPResponseStatus, String) {
+        guard method == .GET, uri.hasPrefix("/callback") else { return (.notFound, "Not found.") }
+        let response = AuthorizationResponse(target: uri)
+        guard registry.deliver(response) else {
+            // No secret in the log: the code is never logged.
+            logger.warning("loopback callback with an unknown or used state; ignored")
+            return (.badRequest, "This sign-in link is not (or no longer) valid. Start the login again on the machine.")
+        }
+        if let error = response.error {
+            return (.ok, "The identity provider did not sign you in (\(htmlEscape(error))). Return to the login prompt.")
+        }
+        return (.ok, "You are signed in. Return to the login prompt and press Enter.")
+    }
+}
+
+func htmlEscape(_ s: String) -> String {
+    s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
+        .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
+}

@@ -1,0 +1,84 @@
+import FedloginCore
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+
+/// Everything a request handler needs, built once from the configuration.
+public final class Runtime: Sendable {
+    public let config: DaemonConfig
+    public let logger: Logger
+    public let state: StateStore
+    public let accounts: ShadowAccounts
+    public let directory: DirectoryClient
+    public let idps: [String: IdPClient]
+    public let callbacks: CallbackRegistry
+    public let outbox: Outbox
+    public let deviceID: String
+    let inFlight = InFlight()
+    let fixedListeners: [UInt16: LoopbackListener]
+    /// Test-only crash points (FEDLOGIN_FAILPOINT): the daemon SIGKILLs itself there.
+    let failpoints: Set<String>
+
+    init(config: DaemonConfig, logger: Logger, fixedListeners: [UInt16: LoopbackListener], callbacks: CallbackRegistry = .init()) throws {
+        self.config = config
+        self.callbacks = callbacks
+        self.logger = logger
+        state = try StateStore(directory: config.stateDir)
+        accounts = ShadowAccounts(root: config.systemRoot)
+        directory = DirectoryClient(socketPath: config.directorySocket, timeout: config.directoryTimeout)
+        idps = config.idps.mapValues { IdPClient(config: $0, timeout: config.signin.httpTimeout, logger: logger) }
+        outbox = Outbox(state: state, directory: directory, retryMax: config.reportRetryMax, logger: logger)
+        deviceID = config.deviceID.isEmpty ? (Sys.machineAppID() ?? "unknown-device") : config.deviceID
+        self.fixedListeners = fixedListeners
+        failpoints = Set((ProcessInfo.processInfo.environment["FEDLOGIN_FAILPOINT"] ?? "").split(separator: ",").map(String.init))
+    }
+
+    /// The loopback listener for a sign-in: the IdP's fixed one, or a new one on a random port.
+    func listener(for idp: IdPConfig) async throws -> LoopbackListener {
+        if idp.redirectPort != 0, let l = fixedListeners[idp.redirectPort] { return l }
+        return try await LoopbackListener.start(port: 0, registry: callbacks, logger: logger)
+    }
+
+    func failpoint(_ name: String) throws {
+        if failpoints.contains(name) {
+            logger.critical("failpoint \(name): stopping hard")
+            kill(getpid(), SIGKILL)
+        }
+    }
+
+    /// Removes a half-made account (only one fedlogin itself recorded as
+    /// being provisioned, with the same uid) and its record.
+    func undoProvisioning(_ username: String) {
+        do {
+            if let rec = try state.account(username), rec.state == "provisioning" {
+                if let local = try accounts.lookup(username), local.uid == rec.uid {
+                    try accounts.delete(name: username)
+                }
+                // The private group made just before useradd, if userdel left it.
+                if accounts.groupID(username) == rec.uid {
+                    try accounts.deleteGroup(name: username)
+                }
+                try state.forget(username)
+            }
+        } catch {
+            logger.error("could not undo the provisioning of \(username): \(error)")
+        }
+    }
+
+    /// At start: undo any provisioning a crash interrupted.
+    func recover() throws {
+        for rec in try state.provisioning() {
+            logger.warning("undoing an account creation that did not finish", metadata: ["user": "\(rec.username)"])
+            undoProvisioning(rec.username)
+        }
+    }
+}
+
+/// The users with a first login in progress: one at a time per user.
+final class InFlight: Sendable {
+    let names = NIOLockedValueBox(Set<String>())
+
+    func begin(_ name: String) -> Bool { names.withLockedValue { $0.insert(name).inserted } }
+
+    func end(_ name: String) { _ = names.withLockedValue { $0.remove(name) } }
+}

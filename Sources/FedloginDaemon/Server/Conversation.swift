@@ -1,0 +1,83 @@
+import FedloginCore
+import FedloginNIO
+import NIOCore
+
+/// The daemon's side of one PAM conversation over the wire protocol: show
+/// messages, ask and read answers, keep the shim's timer alive while slow work
+/// runs, and send the one final RESULT.
+public final class Conversation: @unchecked Sendable {
+    let channel: Channel
+    let outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
+    var inbound: NIOAsyncChannelInboundStream<ByteBuffer>.AsyncIterator
+    let keepaliveInterval: Double
+    public let peer: PeerCredentials
+
+    public struct Ended: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    init(
+        channel: Channel, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>,
+        inbound: NIOAsyncChannelInboundStream<ByteBuffer>.AsyncIterator, keepalive: Double, peer: PeerCredentials
+    ) {
+        self.channel = channel
+        self.outbound = outbound
+        self.inbound = inbound
+        self.keepaliveInterval = keepalive
+        self.peer = peer
+    }
+
+    func send(_ m: WireMessage) async throws {
+        do {
+            try await outbound.write(m.body())
+        } catch {
+            throw Ended(description: "the PAM client went away")
+        }
+    }
+
+    public func info(_ text: String) async throws { try await send(.info(text)) }
+    public func error(_ text: String) async throws { try await send(.error(text)) }
+
+    /// Asks and returns the answer. The answer may be a secret: callers must
+    /// not log it.
+    public func ask(_ prompt: String, echo: Bool, timeout: Double) async throws -> String {
+        try await send(echo ? .promptEchoOn(prompt) : .promptEchoOff(prompt))
+        let timer = ReadTimer(channel: channel, timeout: .milliseconds(Int64(timeout * 1000)))
+        defer { timer.cancel() }
+        let frame: ByteBuffer?
+        do {
+            frame = try await inbound.next()
+        } catch {
+            throw Ended(description: timer.fired ? "no answer within \(Int(timeout)) s" : "the PAM client went away")
+        }
+        guard let frame else { throw Ended(description: timer.fired ? "no answer within \(Int(timeout)) s" : "the PAM client went away") }
+        guard case .answer(let text) = try WireMessage(body: frame) else {
+            throw Ended(description: "the PAM client sent something other than an answer")
+        }
+        return text
+    }
+
+    public func finish(_ status: ResultStatus, reason: String) async {
+        try? await send(.result(status, reason: reason))
+    }
+
+    /// Runs slow work while sending KEEPALIVE frames, so the shim's per-frame
+    /// timer only fires when the daemon itself is stuck.
+    public func keepingAlive<T: Sendable>(_ body: @Sendable () async throws -> T) async throws -> T {
+        let interval = keepaliveInterval
+        let out = outbound
+        return try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask {
+                while !Task.isCancelled {
+                    try? await Task.sleep(nanoseconds: UInt64(interval * 1e9))
+                    if Task.isCancelled { break }
+                    try? await out.write(WireMessage.keepalive.body())
+                }
+                return nil
+            }
+            let value = try await body()
+            group.cancelAll()
+            return value
+        }
+    }
+}

@@ -1,0 +1,52 @@
+import FedloginCore
+import FedloginNIO
+import Foundation
+import NIOCore
+
+/// The directory protocol's client side (docs/directory-protocol.md).
+public struct DirectoryClient: Sendable {
+    public let socketPath: String
+    public let timeout: Double
+
+    public struct Unavailable: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    func call(_ request: DirectoryRequest) async throws -> DirectoryResponse {
+        let body = try JSONEncoder().encode(request)
+        let t = TimeAmount.milliseconds(Int64(timeout * 1000))
+        let data: Data
+        do {
+            data = try await FramedClient.with(socket: socketPath, connectTimeout: t) { session in
+                try await session.send(ByteBuffer(bytes: body))
+                return Data(try await session.receive(timeout: t).readableBytesView)
+            }
+        } catch {
+            throw Unavailable(description: "directory at \(socketPath): \(error)")
+        }
+        let response: DirectoryResponse
+        do {
+            response = try JSONDecoder().decode(DirectoryResponse.self, from: data)
+        } catch {
+            throw Unavailable(description: "directory at \(socketPath) sent an invalid response: \(error)")
+        }
+        guard response.ok else { throw Unavailable(description: "directory refused \(request.op.rawValue): \(response.error ?? "no reason")") }
+        return response
+    }
+
+    public func lookup(_ user: String) async throws -> DirectoryUser? {
+        try await call(DirectoryRequest(op: .lookup, user: user)).user
+    }
+
+    public func policy(device: String) async throws -> DevicePolicy {
+        guard let p = try await call(DirectoryRequest(op: .policy, deviceID: device)).policy else {
+            throw Unavailable(description: "directory sent no policy")
+        }
+        return p
+    }
+
+    /// Reports a binding; returns when the directory has acked it.
+    public func report(_ binding: BindingReport) async throws {
+        _ = try await call(DirectoryRequest(op: .reportBinding, binding: binding))
+    }
+}

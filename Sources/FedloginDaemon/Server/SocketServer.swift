@@ -1,0 +1,78 @@
+import FedloginCore
+import FedloginNIO
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+
+/// fedlogind's Unix socket: one request per connection, authorized by the
+/// peer's SO_PEERCRED uid before its request is read.
+public struct SocketServer: Service {
+    let runtime: Runtime
+
+    public func run() async throws {
+        let path = runtime.config.socketPath
+        try FileManager.default.createDirectory(
+            atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true,
+            attributes: [.posixPermissions: 0o755])
+        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true) { channel in
+                PeerCredentials.of(channel).flatMapThrowing { peer in
+                    try channel.pipeline.syncOperations.addFrameCodec()
+                    return (peer, try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel))
+                }
+            }
+        // Anyone may connect (NSS lookups, fedloginctl); each request is authorized by uid.
+        chmod(path, 0o666)
+        runtime.logger.notice("fedlogind ready", metadata: ["socket": "\(path)", "device": "\(runtime.deviceID)", "idps": "\(runtime.idps.keys.sorted())"])
+        try await withGracefulShutdownHandler {
+            try await server.executeThenClose { inbound in
+                try await withThrowingDiscardingTaskGroup { group in
+                    for try await (peer, connection) in inbound {
+                        group.addTask { await serve(connection, peer: peer) }
+                    }
+                }
+            }
+        } onGracefulShutdown: {
+            server.channel.close(promise: nil)
+        }
+    }
+
+    func serve(_ connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>, peer: PeerCredentials) async {
+        let channel = connection.channel
+        do {
+            try await connection.executeThenClose { inbound, outbound in
+                var iterator = inbound.makeAsyncIterator()
+                let timer = ReadTimer(channel: channel, timeout: .seconds(10))
+                let first = try await iterator.next()
+                timer.cancel()
+                guard let first else { return }
+                let request = try WireMessage(body: first)
+                let conv = Conversation(
+                    channel: channel, outbound: outbound, inbound: iterator, keepalive: runtime.config.signin.keepalive, peer: peer)
+                try await dispatch(request, conv: conv)
+            }
+        } catch {
+            runtime.logger.debug("connection ended: \(error)", metadata: ["peer": "\(peer)"])
+        }
+    }
+
+    func dispatch(_ request: WireMessage, conv: Conversation) async throws {
+        switch request {
+        case .authenticate(let r):
+            let (status, reason) = await LoginFlow(runtime: runtime).authenticate(r, conv: conv)
+            await conv.finish(status, reason: reason)
+        case .acctMgmt, .chauthtok:
+            guard conv.peer.isRoot else { return await conv.finish(.permissionDenied, reason: "only root may ask") }
+            await conv.finish(.ignore, reason: "no fedlogin account policy applies")
+        case .nssGetpwnam, .nssGetpwuid, .nssGetgrnam, .nssGetgrgid:
+            try await conv.send(.nssNotFound)
+        case .control(let json):
+            let (ok, reply) = await Control(runtime: runtime).handle(json, peer: conv.peer)
+            try await conv.send(.controlReply(ok: ok, json: reply))
+        default:
+            runtime.logger.warning("unexpected first frame \(request.logDescription)", metadata: ["peer": "\(conv.peer)"])
+        }
+    }
+}

@@ -1,0 +1,76 @@
+import FedloginCore
+import Foundation
+import Logging
+import ServiceLifecycle
+
+/// Delivers queued binding reports to the directory until each is acked,
+/// retrying with backoff; resumes after a restart because the queue is in the
+/// state database.
+public final class Outbox: Service, Sendable {
+    let state: StateStore
+    let directory: DirectoryClient
+    let logger: Logger
+    let retryMax: Double
+    let kicks: AsyncStream<Void>
+    let kicker: AsyncStream<Void>.Continuation
+
+    public init(state: StateStore, directory: DirectoryClient, retryMax: Double, logger: Logger) {
+        self.state = state
+        self.directory = directory
+        self.retryMax = retryMax
+        self.logger = logger
+        (kicks, kicker) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+    }
+
+    /// Asks for a delivery round now.
+    public func kick() { kicker.yield() }
+
+    public func run() async throws {
+        kick()
+        var timer: Task<Void, Never>?
+        for await _ in kicks.cancelOnGracefulShutdown() {
+            await deliverDue()
+            timer?.cancel()
+            if let next = try? state.nextAttempt() {
+                let wait = max(0.05, next - Date().timeIntervalSince1970)
+                let kicker = self.kicker
+                timer = Task {
+                    try? await Task.sleep(nanoseconds: UInt64(wait * 1e9))
+                    if !Task.isCancelled { kicker.yield() }
+                }
+            }
+        }
+        timer?.cancel()
+    }
+
+    /// One round: every due report, in order. Returns how many were acked.
+    @discardableResult
+    public func deliverDue() async -> Int {
+        let due: [StateStore.OutboxItem]
+        do {
+            due = try state.dueReports(now: Date().timeIntervalSince1970)
+        } catch {
+            logger.error("cannot read the outbox: \(error)")
+            return 0
+        }
+        var delivered = 0
+        for item in due {
+            do {
+                let report = try JSONDecoder().decode(BindingReport.self, from: Data(item.payload.utf8))
+                try await directory.report(report)
+                try state.markDelivered(item.key, at: ISO8601DateFormatter().string(from: Date()))
+                delivered += 1
+                logger.notice(
+                    "binding delivered to the directory",
+                    metadata: ["user": "\(item.username)", "key": "\(item.key)", "attempts": "\(item.attempts + 1)"])
+            } catch {
+                let delay = Backoff.delay(afterAttempts: item.attempts, max: retryMax)
+                try? state.markFailed(item.key, error: "\(error)", nextAttempt: Date().timeIntervalSince1970 + delay)
+                logger.warning(
+                    "binding not delivered yet; will retry",
+                    metadata: ["user": "\(item.username)", "retry_in": "\(delay)s", "error": "\(error)"])
+            }
+        }
+        return delivered
+    }
+}

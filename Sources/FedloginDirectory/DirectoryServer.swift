@@ -1,0 +1,96 @@
+import FedloginCore
+import FedloginNIO
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+
+/// Serves the directory protocol on a Unix socket: one JSON request per frame,
+/// one JSON response per frame, any number per connection.
+public struct DirectoryServer: Service {
+    let socketPath: String
+    let store: DirectoryStore
+    let logger: Logger
+
+    public init(socketPath: String, store: DirectoryStore, logger: Logger) {
+        self.socketPath = socketPath
+        self.store = store
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .bind(unixDomainSocketPath: socketPath, cleanupExistingSocketFile: true) { channel in
+                PeerCredentials.of(channel).flatMapThrowing { peer in
+                    try channel.pipeline.syncOperations.addFrameCodec()
+                    return (peer, try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel))
+                }
+            }
+        // Any local process may ask; password hashes go to uid 0 only.
+        chmod(socketPath, 0o666)
+        logger.info("serving the directory protocol", metadata: ["socket": "\(socketPath)"])
+        try await withGracefulShutdownHandler {
+            try await server.executeThenClose { inbound in
+                try await withThrowingDiscardingTaskGroup { group in
+                    for try await (peer, connection) in inbound {
+                        group.addTask { await self.serve(connection, peer: peer) }
+                    }
+                }
+            }
+        } onGracefulShutdown: {
+            server.channel.close(promise: nil)
+        }
+    }
+
+    func serve(_ connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>, peer: PeerCredentials) async {
+        do {
+            try await connection.executeThenClose { inbound, outbound in
+                for try await frame in inbound {
+                    let response: DirectoryResponse
+                    do {
+                        let request = try JSONDecoder().decode(DirectoryRequest.self, from: Data(frame.readableBytesView))
+                        response = try await handle(request, peer: peer)
+                    } catch let e as DirectoryError {
+                        response = DirectoryResponse(ok: false, error: e.description)
+                    } catch {
+                        response = DirectoryResponse(ok: false, error: "bad request: \(error)")
+                    }
+                    let encoder = JSONEncoder()
+                    encoder.outputFormatting = [.sortedKeys]
+                    try await outbound.write(ByteBuffer(bytes: try encoder.encode(response)))
+                }
+            }
+        } catch {
+            logger.debug("connection ended: \(error)")
+        }
+    }
+
+    func handle(_ request: DirectoryRequest, peer: PeerCredentials) async throws -> DirectoryResponse {
+        switch request.op {
+        case .lookup:
+            guard let name = request.user else { throw DirectoryError("lookup needs \"user\"") }
+            guard var user = await store.lookup(name) else {
+                logger.info("lookup: no such user", metadata: ["user": "\(name)", "peer": "\(peer)"])
+                return DirectoryResponse(ok: true)
+            }
+            if !peer.isRoot { user.passwordHash = nil }
+            return DirectoryResponse(ok: true, user: user)
+        case .policy:
+            return DirectoryResponse(ok: true, policy: await store.policy)
+        case .deviceUsers:
+            guard let device = request.deviceID else { throw DirectoryError("device_users needs \"device_id\"") }
+            return DirectoryResponse(ok: true, users: await store.users(of: device))
+        case .reportBinding:
+            guard peer.isRoot else { throw DirectoryError("only root may report bindings") }
+            guard let report = request.binding else { throw DirectoryError("report_binding needs \"binding\"") }
+            let duplicate = try await store.record(report)
+            logger.notice(
+                duplicate ? "binding report repeated (no effect)" : "binding recorded",
+                metadata: ["user": "\(report.username)", "device": "\(report.deviceID)", "key": "\(report.key)"])
+            return DirectoryResponse(ok: true, duplicate: duplicate)
+        case .listReports:
+            return DirectoryResponse(ok: true, reports: await store.allReports())
+        }
+    }
+}

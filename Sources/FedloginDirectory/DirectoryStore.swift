@@ -1,0 +1,103 @@
+import FedloginCore
+import Foundation
+
+/// The reference directory: users, groups, policy and device associations from
+/// a JSON file (docs/directory-protocol.md), and the binding reports it has
+/// received, kept durably in `reports.jsonl` in its state folder.
+public actor DirectoryStore {
+    public struct DirectoryFile: Codable, Sendable {
+        public var policy: DevicePolicy
+        public var users: [DirectoryUser]
+        /// device id -> usernames associated with it.
+        public var devices: [String: [String]]
+
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            policy = try c.decodeIfPresent(DevicePolicy.self, forKey: .policy) ?? DevicePolicy()
+            users = try c.decodeIfPresent([DirectoryUser].self, forKey: .users) ?? []
+            devices = try c.decodeIfPresent([String: [String]].self, forKey: .devices) ?? [:]
+        }
+    }
+
+    let file: DirectoryFile
+    let reportsPath: String
+    var reports: [BindingReport] = []
+    var reportKeys: Set<String> = []
+
+    public init(directoryPath: String, stateDir: String) throws {
+        let data = try Data(contentsOf: URL(fileURLWithPath: directoryPath))
+        do {
+            file = try JSONDecoder().decode(DirectoryFile.self, from: data)
+        } catch let DecodingError.keyNotFound(key, ctx) {
+            throw DirectoryError("\(directoryPath): missing key \"\(key.stringValue)\" at \(ctx.codingPath.map(\.stringValue).joined(separator: "."))")
+        } catch let DecodingError.typeMismatch(_, ctx) {
+            throw DirectoryError("\(directoryPath): wrong type at \(ctx.codingPath.map(\.stringValue).joined(separator: ".")): \(ctx.debugDescription)")
+        } catch {
+            throw DirectoryError("\(directoryPath): not a valid directory file: \(error)")
+        }
+        try FileManager.default.createDirectory(atPath: stateDir, withIntermediateDirectories: true)
+        reportsPath = stateDir + "/reports.jsonl"
+        if let text = try? String(contentsOfFile: reportsPath, encoding: .utf8) {
+            for line in text.split(separator: "\n") {
+                // A torn last line (crash mid-write) is skipped: it was never acked.
+                guard let r = try? JSONDecoder().decode(BindingReport.self, from: Data(line.utf8)) else { continue }
+                if reportKeys.insert(r.key).inserted { reports.append(r) }
+            }
+        }
+    }
+
+    public func lookup(_ nameOrEmail: String) -> DirectoryUser? {
+        let lowered = nameOrEmail.lowercased()
+        return file.users.first { $0.username == nameOrEmail }
+            ?? file.users.first { $0.email.lowercased() == lowered }
+    }
+
+    public var policy: DevicePolicy { file.policy }
+
+    /// Users associated with a device: by the directory file, or by an acked binding.
+    public func users(of device: String) -> [String] {
+        var names = file.devices[device] ?? []
+        for r in reports where r.deviceID == device && !names.contains(r.username) { names.append(r.username) }
+        return names
+    }
+
+    /// Records a report durably before it is acked; a known key is a duplicate
+    /// and has no second effect.
+    public func record(_ report: BindingReport) throws -> Bool {
+        if reportKeys.contains(report.key) { return true }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        var line = try encoder.encode(report)
+        line.append(UInt8(ascii: "\n"))
+        try appendDurably(line, to: reportsPath)
+        reportKeys.insert(report.key)
+        reports.append(report)
+        return false
+    }
+
+    public func allReports() -> [BindingReport] { reports }
+}
+
+public struct DirectoryError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ d: String) { description = d }
+}
+
+/// Appends bytes to a file and fsyncs it before returning.
+func appendDurably(_ data: Data, to path: String) throws {
+    let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+    guard fd >= 0 else { throw DirectoryError("cannot open \(path): \(String(cString: strerror(errno)))") }
+    defer { close(fd) }
+    try data.withUnsafeBytes { raw in
+        var off = 0
+        while off < raw.count {
+            let n = write(fd, raw.baseAddress! + off, raw.count - off)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw DirectoryError("cannot write \(path): \(String(cString: strerror(errno)))")
+            }
+            off += n
+        }
+    }
+    guard fsync(fd) == 0 else { throw DirectoryError("cannot fsync \(path): \(String(cString: strerror(errno)))") }
+}

@@ -1,0 +1,60 @@
+import FedloginCore
+import NIOCore
+
+/// Splits a byte stream into frames of `u32 BE length + body` (docs/protocol.md),
+/// refusing lengths outside 2...maxFrame before reading the body.
+public struct LengthPrefixedFrameDecoder: ByteToMessageDecoder, Sendable {
+    public typealias InboundOut = ByteBuffer
+    let maxFrame: Int
+
+    public init(maxFrame: Int = Wire.maxFrame) {
+        self.maxFrame = maxFrame
+    }
+
+    public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+        guard let length = buffer.getInteger(at: buffer.readerIndex, as: UInt32.self) else { return .needMoreData }
+        guard length >= 2 && Int(length) <= maxFrame else { throw WireError.frameLength(Int(length)) }
+        guard buffer.readableBytes >= 4 + Int(length) else { return .needMoreData }
+        buffer.moveReaderIndex(forwardBy: 4)
+        let body = buffer.readSlice(length: Int(length))!
+        context.fireChannelRead(Self.wrapInboundOut(body))
+        return .continue
+    }
+
+    public mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
+        while try decode(context: context, buffer: &buffer) == .continue {}
+        return .needMoreData
+    }
+}
+
+/// Prefixes each outbound body with its u32 BE length.
+public struct LengthPrefixedFrameEncoder: MessageToByteEncoder, Sendable {
+    public typealias OutboundIn = ByteBuffer
+
+    public init() {}
+
+    public func encode(data: ByteBuffer, out: inout ByteBuffer) throws {
+        out.writeInteger(UInt32(data.readableBytes))
+        out.writeImmutableBuffer(data)
+    }
+}
+
+extension ChannelPipeline.SynchronousOperations {
+    /// Adds the length-prefixed frame codec.
+    public func addFrameCodec(maxFrame: Int = Wire.maxFrame) throws {
+        try addHandler(ByteToMessageHandler(LengthPrefixedFrameDecoder(maxFrame: maxFrame)))
+        try addHandler(MessageToByteHandler(LengthPrefixedFrameEncoder()))
+    }
+}
+
+extension WireMessage {
+    /// The frame body (without the length prefix) as a ByteBuffer.
+    public func body(allocator: ByteBufferAllocator = .init()) -> ByteBuffer {
+        let frame = WireCodec.encodeFrame(self)
+        return allocator.buffer(bytes: frame.dropFirst(4))
+    }
+
+    public init(body: ByteBuffer) throws {
+        self = try WireCodec.decodeBody(ArraySlice(body.readableBytesView))
+    }
+}

@@ -1,0 +1,81 @@
+import ArgumentParser
+import FedloginCore
+import FedloginDirectory
+import FedloginNIO
+import Foundation
+import Logging
+import NIOCore
+import ServiceLifecycle
+
+/// fedlogin-directoryd: the reference directory service.
+@main
+struct DirectoryCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fedlogin-directoryd",
+        abstract: "The reference fedlogin directory service (file-backed).",
+        subcommands: [Serve.self, Reports.self],
+        defaultSubcommand: Serve.self)
+
+
+
+    struct Serve: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Serve the directory protocol on a Unix socket.")
+
+        @Option(help: "The Unix socket to listen on.")
+        var socket = "/run/fedlogin-directoryd/directory.sock"
+        @Option(help: "The directory file (JSON: policy, users, devices).")
+        var directory = "/etc/fedlogin-directoryd/directory.json"
+        @Option(name: .customLong("state-dir"), help: "Where received binding reports are kept.")
+        var stateDir = "/var/lib/fedlogin-directoryd"
+
+        func run() async throws {
+            LoggingSystem.bootstrap { label in
+                var h = StreamLogHandler.standardError(label: label)
+                h.logLevel = .info
+                return h
+            }
+            let logger = Logger(label: "fedlogin-directoryd")
+            let store: DirectoryStore
+            do {
+                store = try DirectoryStore(directoryPath: directory, stateDir: stateDir)
+            } catch {
+                logger.error("\(error)")
+                throw ExitCode(78)
+            }
+            let server = DirectoryServer(socketPath: socket, store: store, logger: logger)
+            let group = ServiceGroup(
+                configuration: .init(services: [.init(service: server)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            try await group.run()
+        }
+    }
+
+    struct Reports: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the binding reports the directory has received.")
+
+        @Option(help: "The directory's Unix socket.")
+        var socket = "/run/fedlogin-directoryd/directory.sock"
+        @Flag(help: "Print JSON.")
+        var json = false
+
+        func run() async throws {
+            let request = DirectoryRequest(op: .listReports)
+            let body = try JSONEncoder().encode(request)
+            let reply = try await FramedClient.with(socket: socket) { session in
+                try await session.send(ByteBuffer(bytes: body))
+                return Data(try await session.receive(timeout: .seconds(5)).readableBytesView)
+            }
+            let response = try JSONDecoder().decode(DirectoryResponse.self, from: reply)
+            let reports = response.reports ?? []
+            if json {
+                let e = JSONEncoder()
+                e.outputFormatting = [.sortedKeys, .prettyPrinted]
+                print(String(decoding: try e.encode(reports), as: UTF8.self))
+                return
+            }
+            if reports.isEmpty { print("no binding reports"); return }
+            for r in reports {
+                print("\(r.username) <-> \(r.deviceID)  local=\(r.localUsername) uid=\(r.uid) email=\(r.email) password=\(r.passwordMode) iss=\(r.issuer) sub=\(r.subject) at=\(r.boundAt) key=\(r.key)")
+            }
+        }
+    }
+}

@@ -1,0 +1,33 @@
+import ArgumentParser
+import FedloginCore
+import FedloginDaemon
+import Foundation
+import Logging
+
+@main
+struct FedlogindCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fedlogind",
+        abstract: "The fedlogin daemon: first logins with an OIDC identity, local accounts, binding reports.")
+
+    @Option(help: "The configuration file; drop-ins are read from conf.d/ beside it.")
+    var config = "/etc/fedlogin/fedlogin.conf"
+
+    @Flag(name: .customLong("check-config"), help: "Check the configuration and exit.")
+    var checkConfig = false
+
+    func run() async throws {
+        LoggingSystem.bootstrap { label in StreamLogHandler.standardError(label: label) }
+        do {
+            if checkConfig {
+                let c = try ConfigLoader.load(path: config)
+                print("\(config): OK (\(c.idps.count) IdP\(c.idps.count == 1 ? "" : "s"): \(c.idps.keys.sorted().joined(separator: ", ")))")
+                return
+            }
+            try await Daemon.run(configPath: config)
+        } catch let e as ConfigError {
+            FileHandle.standardError.write(Data("fedlogind: configuration error: \(e)\n".utf8))
+            throw ExitCode(78)  // EX_CONFIG
+        }
+    }
+}

@@ -1,0 +1,93 @@
+import FedloginCore
+import Testing
+
+struct ConfigParserTests {
+    let good = """
+        [daemon]
+        socket = "/run/x.sock"
+        device_id = "dev1"
+        [accounts]
+        uid_min = 70000
+        uid_max = 70100
+        [idp.okta]
+        display_name = "Okta"
+        issuer = "https://example.okta.com"
+        client_id = "abc"
+        client_secret_file = "/etc/fedlogin/okta.secret"
+        """
+
+    @Test func parsesAWholeFile() throws {
+        let c = try ConfigParser.parse(files: [("/etc/fedlogin/fedlogin.conf", good)])
+        #expect(c.socketPath == "/run/x.sock")
+        #expect(c.accounts.uidMax == 70100)
+        #expect(c.idps["okta"]?.clientAuth == .clientSecretBasic)
+        #expect(c.idps["okta"]?.scopes == ["openid", "email", "profile"])
+    }
+
+    @Test func dropInsOverrideKeys() throws {
+        let c = try ConfigParser.parse(files: [
+            ("/etc/fedlogin/fedlogin.conf", good), ("/etc/fedlogin/conf.d/10-okta.conf", "[idp.okta]\nclient_id = \"xyz\"\n"),
+        ])
+        #expect(c.idps["okta"]?.clientID == "xyz")
+        #expect(c.idps["okta"]?.issuer == "https://example.okta.com")
+    }
+
+    func error(_ text: String, file: String = "/f.conf") -> ConfigError? {
+        do {
+            _ = try ConfigParser.parse(files: [(file, text)])
+            return nil
+        } catch let e as ConfigError {
+            return e
+        } catch {
+            return nil
+        }
+    }
+
+    @Test func unknownKeyIsNamedWithItsFile() {
+        let e = error("[daemon]\nsokcet = \"/x\"\n", file: "/etc/fedlogin/conf.d/20.conf")
+        #expect(e?.key == "daemon.sokcet")
+        #expect(e?.file == "/etc/fedlogin/conf.d/20.conf")
+        #expect(e?.description.contains("unknown key") == true)
+    }
+
+    @Test func unknownSectionIsNamed() {
+        #expect(error("[deamon]\n")?.key == "deamon")
+    }
+
+    @Test func wrongTypeIsNamed() {
+        let e = error("[accounts]\nuid_min = \"7\"\n")
+        #expect(e?.key == "accounts.uid_min")
+    }
+
+    @Test func invalidTOMLSaysWhere() {
+        #expect(error("[daemon\n")?.problem.contains("line 1") == true)
+    }
+
+    @Test func systemUidRangeIsRefused() {
+        #expect(error("[accounts]\nuid_min = 500\n")?.key == "accounts.uid_min")
+    }
+
+    @Test func plainHTTPIssuerNeedsLoopbackAndOptIn() {
+        let remote = "[idp.x]\nissuer = \"http://idp.example\"\nclient_id = \"c\"\nclient_auth = \"none\"\n"
+        #expect(error(remote)?.key == "idp.x.issuer")
+        let noOptIn = "[idp.x]\nissuer = \"http://127.0.0.1:9400\"\nclient_id = \"c\"\nclient_auth = \"none\"\n"
+        #expect(error(noOptIn)?.problem.contains("allow_http_loopback") == true)
+        #expect(error(noOptIn + "allow_http_loopback = true\n") == nil)
+    }
+
+    @Test func confidentialClientNeedsASecretFile() {
+        let e = error("[idp.x]\nissuer = \"https://idp.example\"\nclient_id = \"c\"\n")
+        #expect(e?.key == "idp.x.client_secret_file")
+    }
+
+    @Test func symmetricAlgorithmsAreRefused() {
+        let e = error("[idp.x]\nissuer = \"https://i\"\nclient_id = \"c\"\nclient_auth = \"none\"\nalgorithms = [\"HS256\"]\n")
+        #expect(e?.key == "idp.x.algorithms")
+    }
+
+    @Test func badEnumValueListsTheChoices() {
+        let e = error("[idp.x]\nissuer = \"https://i\"\nclient_id = \"c\"\nclient_auth = \"basic\"\n")
+        #expect(e?.key == "idp.x.client_auth")
+        #expect(e?.problem.contains("client_secret_post") == true)
+    }
+}

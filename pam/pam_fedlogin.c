@@ -1,0 +1,582 @@
+/*
+ * pam_fedlogin.c - PAM module of fedlogin.
+ *
+ * A thin relay: each pam_sm_* call sends one request to fedlogind over its
+ * Unix socket, shows the daemon's messages through the application's
+ * conversation function, sends the answers to its prompts back, and maps the
+ * daemon's RESULT to a PAM code. All policy lives in the daemon.
+ *
+ * Fails closed: every path that does not end in a well-formed RESULT returns
+ * PAM_AUTHINFO_UNAVAIL (PAM_CONV_ERR when the application's conversation
+ * fails). The wire protocol is docs/protocol.md.
+ *
+ * Module arguments:
+ *   socket=PATH          fedlogind's socket (default /run/fedlogin/fedlogind.sock)
+ *   connect_timeout=MS   bound on connecting (default 2000)
+ *   timeout=MS           bound on waiting for each frame from the daemon (default 10000)
+ *   max_time=S           bound on the whole request, time in the conversation
+ *                        function excluded (default 900)
+ *   debug                log the message types exchanged (never their contents)
+ */
+#include "fedlogin_proto.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PAM_SM_AUTH
+#define PAM_SM_ACCOUNT
+#define PAM_SM_SESSION
+#define PAM_SM_PASSWORD
+#include <security/pam_ext.h>
+#include <security/pam_modules.h>
+
+struct fl_args {
+	const char *socket;
+	int connect_timeout_ms;
+	int timeout_ms;
+	int max_time_s;
+	bool debug;
+};
+
+/* One request to fedlogind and the conversation that follows it. */
+struct fl_request {
+	pam_handle_t *pamh;
+	struct fl_args args;
+	int fd;
+	/* End of the max_time budget (CLOCK_MONOTONIC ms); moved later by the
+	 * time spent in the application's conversation function. */
+	int64_t deadline;
+	struct fedlogin_msg msg; /* the last frame read; views into rbuf */
+	uint8_t rbuf[FEDLOGIN_MAX_FRAME];
+	uint8_t wbuf[FEDLOGIN_FRAME_HEADER + FEDLOGIN_MAX_FRAME];
+};
+
+/* PAM code of each RESULT status (docs/protocol.md, "Result status"). */
+static const int status_to_pam[] = {
+	[FEDLOGIN_STATUS_SUCCESS] = PAM_SUCCESS,
+	[FEDLOGIN_STATUS_IGNORE] = PAM_IGNORE,
+	[FEDLOGIN_STATUS_USER_UNKNOWN] = PAM_USER_UNKNOWN,
+	[FEDLOGIN_STATUS_AUTH_ERR] = PAM_AUTH_ERR,
+	[FEDLOGIN_STATUS_UNAVAIL] = PAM_AUTHINFO_UNAVAIL,
+	[FEDLOGIN_STATUS_PERM_DENIED] = PAM_PERM_DENIED,
+	[FEDLOGIN_STATUS_ACCT_EXPIRED] = PAM_ACCT_EXPIRED,
+	[FEDLOGIN_STATUS_NEW_AUTHTOK_REQD] = PAM_NEW_AUTHTOK_REQD,
+	[FEDLOGIN_STATUS_AUTHTOK_ERR] = PAM_AUTHTOK_ERR,
+};
+
+static const char *const status_names[] = {
+	"SUCCESS", "IGNORE", "USER_UNKNOWN", "AUTH_ERR", "UNAVAIL",
+	"PERM_DENIED", "ACCT_EXPIRED", "NEW_AUTHTOK_REQD", "AUTHTOK_ERR",
+};
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Parses a decimal in [min, max]; false if `s` is not one. */
+static bool parse_int(const char *s, long min, long max, int *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
+		return false;
+	*out = (int)v;
+	return true;
+}
+
+static void parse_args(pam_handle_t *pamh, int argc, const char **argv, struct fl_args *a)
+{
+	a->socket = FEDLOGIN_DEFAULT_SOCKET;
+	a->connect_timeout_ms = FEDLOGIN_DEFAULT_CONNECT_TIMEOUT_MS;
+	a->timeout_ms = FEDLOGIN_DEFAULT_TIMEOUT_MS;
+	a->max_time_s = FEDLOGIN_DEFAULT_MAX_TIME_S;
+	a->debug = false;
+
+	for (int i = 0; i < argc; i++) {
+		const char *arg = argv[i];
+
+		if (strcmp(arg, "debug") == 0) {
+			a->debug = true;
+		} else if (strncmp(arg, "socket=", 7) == 0) {
+			a->socket = arg + 7; /* checked when connecting */
+		} else if (strncmp(arg, "connect_timeout=", 16) == 0) {
+			if (!parse_int(arg + 16, 1, INT_MAX, &a->connect_timeout_ms))
+				pam_syslog(pamh, LOG_ERR, "bad value, default kept: %s", arg);
+		} else if (strncmp(arg, "timeout=", 8) == 0) {
+			if (!parse_int(arg + 8, 1, INT_MAX, &a->timeout_ms))
+				pam_syslog(pamh, LOG_ERR, "bad value, default kept: %s", arg);
+		} else if (strncmp(arg, "max_time=", 9) == 0) {
+			if (!parse_int(arg + 9, 1, INT_MAX / 1000, &a->max_time_s))
+				pam_syslog(pamh, LOG_ERR, "bad value, default kept: %s", arg);
+		} else {
+			pam_syslog(pamh, LOG_ERR, "unknown option: %s", arg);
+		}
+	}
+}
+
+/* A PAM string item, or "" when it is not set. */
+static const char *get_item(pam_handle_t *pamh, int type)
+{
+	const void *v = NULL;
+
+	if (pam_get_item(pamh, type, &v) != PAM_SUCCESS || v == NULL)
+		return "";
+	return v;
+}
+
+/*
+ * Waits until the socket is ready for `events`, at most until `until` and
+ * never past the max_time deadline. Returns 0 when ready, -1 (logged) on
+ * expiry or error.
+ */
+static int wait_fd(struct fl_request *r, short events, int64_t until, int limit_ms, const char *what)
+{
+	for (;;) {
+		int64_t end = until < r->deadline ? until : r->deadline;
+		int64_t left = end - now_ms();
+		struct pollfd p = { .fd = r->fd, .events = events };
+		int n;
+
+		if (left <= 0) {
+			if (r->deadline <= until)
+				pam_syslog(r->pamh, LOG_ERR, "%s: request exceeded max_time=%ds",
+					   what, r->args.max_time_s);
+			else
+				pam_syslog(r->pamh, LOG_ERR, "%s: timed out after %d ms", what, limit_ms);
+			return -1;
+		}
+		n = poll(&p, 1, left > INT_MAX ? INT_MAX : (int)left);
+		if (n > 0)
+			return 0; /* readable, writable, or an error for recv/send to report */
+		if (n < 0 && errno != EINTR) {
+			pam_syslog(r->pamh, LOG_ERR, "%s: poll: %m", what);
+			return -1;
+		}
+	}
+}
+
+/*
+ * Connects to fedlogind after checking that the socket is one root owns, and
+ * that the process behind it runs as root. Sets r->fd. Returns 0 or -1 (logged).
+ */
+static int fl_connect(struct fl_request *r)
+{
+	const char *path = r->args.socket;
+	const int64_t until = now_ms() + r->args.connect_timeout_ms;
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct ucred cred;
+	socklen_t len;
+	struct stat st;
+	int fd, err;
+
+	if (path[0] != '/' || strlen(path) >= sizeof(sa.sun_path)) {
+		pam_syslog(r->pamh, LOG_ERR, "socket path must be absolute and under %zu bytes: %s",
+			   sizeof(sa.sun_path), path);
+		return -1;
+	}
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+
+	if (lstat(path, &st) != 0) {
+		pam_syslog(r->pamh, LOG_ERR, "cannot stat %s: %m", path);
+		return -1;
+	}
+	if (!S_ISSOCK(st.st_mode)) {
+		pam_syslog(r->pamh, LOG_ERR, "%s is not a socket", path);
+		return -1;
+	}
+	if (st.st_uid != 0) {
+		pam_syslog(r->pamh, LOG_ERR, "%s is owned by uid %u, not root", path, (unsigned)st.st_uid);
+		return -1;
+	}
+
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0) {
+		pam_syslog(r->pamh, LOG_ERR, "socket: %m");
+		return -1;
+	}
+	/* Keep off stdin/stdout/stderr: an application may have closed them. */
+	if (fd <= STDERR_FILENO) {
+		int moved = fcntl(fd, F_DUPFD_CLOEXEC, STDERR_FILENO + 1);
+
+		err = errno;
+		close(fd);
+		if (moved < 0) {
+			errno = err;
+			pam_syslog(r->pamh, LOG_ERR, "fcntl(F_DUPFD_CLOEXEC): %m");
+			return -1;
+		}
+		fd = moved; /* O_NONBLOCK is shared with the duplicate */
+	}
+	r->fd = fd;
+
+	while (connect(fd, (const struct sockaddr *)&sa, sizeof(sa)) != 0) {
+		if (errno == EAGAIN) {
+			/* The daemon's backlog is full: retry until connect_timeout. */
+			int64_t left = until - now_ms();
+
+			if (left <= 0) {
+				pam_syslog(r->pamh, LOG_ERR, "connect to %s: timed out after %d ms",
+					   path, r->args.connect_timeout_ms);
+				return -1;
+			}
+			poll(NULL, 0, left < 10 ? (int)left : 10);
+			continue;
+		}
+		if (errno != EINPROGRESS && errno != EINTR) {
+			pam_syslog(r->pamh, LOG_ERR, "connect to %s: %m", path);
+			return -1;
+		}
+		if (wait_fd(r, POLLOUT, until, r->args.connect_timeout_ms, "connect to fedlogind") != 0)
+			return -1;
+		len = sizeof(err);
+		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) {
+			if (err != 0)
+				errno = err;
+			pam_syslog(r->pamh, LOG_ERR, "connect to %s: %m", path);
+			return -1;
+		}
+		break;
+	}
+
+	len = sizeof(cred);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+		pam_syslog(r->pamh, LOG_ERR, "SO_PEERCRED on %s: %m", path);
+		return -1;
+	}
+	if (cred.uid != 0) {
+		pam_syslog(r->pamh, LOG_ERR, "peer on %s runs as uid %u, not root", path, (unsigned)cred.uid);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Sends a whole frame from wbuf within `timeout`. Every send is preceded by a
+ * poll that checks the deadlines, so a peer can never keep the loop going
+ * past them. Returns 0 or -1 (logged).
+ */
+static int send_frame(struct fl_request *r, size_t len)
+{
+	const int64_t until = now_ms() + r->args.timeout_ms;
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n;
+
+		if (wait_fd(r, POLLOUT, until, r->args.timeout_ms, "send to fedlogind") != 0)
+			return -1;
+		n = send(r->fd, r->wbuf + done, len - done, MSG_NOSIGNAL);
+		if (n >= 0) {
+			done += (size_t)n;
+		} else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+			pam_syslog(r->pamh, LOG_ERR, "send to fedlogind: %m");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Reads exactly `len` bytes into `buf` before `until` (and the max_time
+ * deadline), polling before every read. Returns 0 or -1 (logged).
+ */
+static int recv_exact(struct fl_request *r, uint8_t *buf, size_t len, int64_t until)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n;
+
+		if (wait_fd(r, POLLIN, until, r->args.timeout_ms, "waiting for fedlogind") != 0)
+			return -1;
+		n = recv(r->fd, buf + done, len - done, 0);
+		if (n > 0) {
+			done += (size_t)n;
+		} else if (n == 0) {
+			pam_syslog(r->pamh, LOG_ERR, "fedlogind closed the connection before its result");
+			return -1;
+		} else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+			pam_syslog(r->pamh, LOG_ERR, "recv from fedlogind: %m");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Reads and parses one frame into r->msg; the whole frame must arrive within
+ * `timeout`. A length out of range is rejected before any body is read.
+ * Returns 0 or -1 (logged).
+ */
+static int read_frame(struct fl_request *r)
+{
+	const int64_t until = now_ms() + r->args.timeout_ms;
+	uint8_t header[FEDLOGIN_FRAME_HEADER];
+	uint32_t len;
+	int rc;
+
+	if (recv_exact(r, header, sizeof(header), until) != 0)
+		return -1;
+	if (fedlogin_frame_length(header, &len) != FEDLOGIN_OK) {
+		pam_syslog(r->pamh, LOG_ERR, "protocol error: frame length %u out of range",
+			   (unsigned)header[0] << 24 | (unsigned)header[1] << 16 |
+			   (unsigned)header[2] << 8 | header[3]);
+		return -1;
+	}
+	if (recv_exact(r, r->rbuf, len, until) != 0)
+		return -1;
+	rc = fedlogin_parse(r->rbuf, len, &r->msg);
+	if (rc != FEDLOGIN_OK) {
+		pam_syslog(r->pamh, LOG_ERR, "protocol error: %s (version %u, type 0x%02x)",
+			   fedlogin_strerror(rc), r->rbuf[0], r->rbuf[1]);
+		return -1;
+	}
+	if (r->args.debug)
+		pam_syslog(r->pamh, LOG_DEBUG, "received %s (%u bytes)",
+			   fedlogin_type_name(r->msg.type), (unsigned)len);
+	return 0;
+}
+
+/*
+ * Calls the application's conversation function with the daemon's text;
+ * `resp` is NULL for messages that take no answer. Time spent here does not
+ * count against max_time.
+ */
+static int converse(struct fl_request *r, int style, const struct fedlogin_field *text, char **resp)
+{
+	int64_t start = now_ms();
+	int rc = pam_prompt(r->pamh, style, resp, "%.*s", (int)text->len, text->str);
+
+	r->deadline += now_ms() - start;
+	return rc;
+}
+
+/* Relays a prompt and sends the answer. Returns a PAM code. */
+static int relay_prompt(struct fl_request *r, int style)
+{
+	struct fedlogin_builder b;
+	char *resp = NULL;
+	size_t len = 0, rlen;
+	int rc;
+
+	rc = converse(r, style, &r->msg.fields[0], &resp);
+	if (rc != PAM_SUCCESS || resp == NULL) {
+		pam_syslog(r->pamh, LOG_ERR, "conversation failed: %s",
+			   pam_strerror(r->pamh, rc != PAM_SUCCESS ? rc : PAM_CONV_ERR));
+		if (resp != NULL) {
+			explicit_bzero(resp, strlen(resp));
+			free(resp);
+		}
+		return PAM_CONV_ERR;
+	}
+
+	rlen = strlen(resp);
+	fedlogin_build_begin(&b, r->wbuf, sizeof(r->wbuf), FEDLOGIN_MSG_ANSWER);
+	fedlogin_build_str(&b, resp, rlen);
+	rc = fedlogin_build_finish(&b, &len);
+	explicit_bzero(resp, rlen);
+	free(resp);
+	if (rc != FEDLOGIN_OK) {
+		explicit_bzero(r->wbuf, sizeof(r->wbuf));
+		pam_syslog(r->pamh, LOG_ERR, "answer of %zu bytes not sent: %s", rlen, fedlogin_strerror(rc));
+		return PAM_AUTHINFO_UNAVAIL;
+	}
+	rc = send_frame(r, len);
+	explicit_bzero(r->wbuf, len);
+	return rc == 0 ? PAM_SUCCESS : PAM_AUTHINFO_UNAVAIL;
+}
+
+/*
+ * Sends one request (AUTHENTICATE, ACCT_MGMT or CHAUTHTOK) and runs the
+ * conversation to its RESULT. `op` names the request in the audit line.
+ */
+static int fl_transact(pam_handle_t *pamh, int flags, int argc, const char **argv,
+		       uint8_t type, const char *op)
+{
+	struct fl_request *r = NULL;
+	struct fedlogin_builder b;
+	const struct fedlogin_field *reason = NULL;
+	const char *user = NULL, *service = "", *tty = "", *rhost = "", *ruser = "";
+	int retval = PAM_AUTHINFO_UNAVAIL;
+	int status = -1;
+	size_t len = 0;
+	int rc;
+
+	r = calloc(1, sizeof(*r));
+	if (r == NULL) {
+		pam_syslog(pamh, LOG_CRIT, "out of memory");
+		retval = PAM_BUF_ERR;
+		goto done;
+	}
+	r->pamh = pamh;
+	r->fd = -1;
+	parse_args(pamh, argc, argv, &r->args);
+	r->deadline = now_ms() + (int64_t)r->args.max_time_s * 1000;
+
+	rc = pam_get_user(pamh, &user, NULL);
+	if (rc != PAM_SUCCESS) {
+		pam_syslog(pamh, LOG_ERR, "cannot determine the user name: %s", pam_strerror(pamh, rc));
+		user = NULL;
+		retval = rc == PAM_CONV_AGAIN ? PAM_INCOMPLETE : rc;
+		goto done;
+	}
+	if (user == NULL || user[0] == '\0') {
+		pam_syslog(pamh, LOG_ERR, "empty user name");
+		user = NULL;
+		retval = PAM_USER_UNKNOWN;
+		goto done;
+	}
+	service = get_item(pamh, PAM_SERVICE);
+	tty = get_item(pamh, PAM_TTY);
+	rhost = get_item(pamh, PAM_RHOST);
+	ruser = get_item(pamh, PAM_RUSER);
+
+	fedlogin_build_begin(&b, r->wbuf, sizeof(r->wbuf), type);
+	fedlogin_build_str(&b, user, strlen(user));
+	fedlogin_build_str(&b, service, strlen(service));
+	if (type == FEDLOGIN_MSG_AUTHENTICATE) {
+		fedlogin_build_str(&b, tty, strlen(tty));
+		fedlogin_build_str(&b, rhost, strlen(rhost));
+		fedlogin_build_str(&b, ruser, strlen(ruser));
+	}
+	rc = fedlogin_build_finish(&b, &len);
+	if (rc != FEDLOGIN_OK) {
+		pam_syslog(pamh, LOG_ERR, "cannot encode the %s request: %s",
+			   fedlogin_type_name(type), fedlogin_strerror(rc));
+		goto done;
+	}
+
+	if (fl_connect(r) != 0 || send_frame(r, len) != 0)
+		goto done;
+	if (r->args.debug)
+		pam_syslog(pamh, LOG_DEBUG, "sent %s to %s", fedlogin_type_name(type), r->args.socket);
+
+	for (;;) {
+		const struct fedlogin_msg *m = &r->msg;
+
+		if (read_frame(r) != 0)
+			goto done;
+		switch (m->type) {
+		case FEDLOGIN_MSG_INFO:
+		case FEDLOGIN_MSG_ERROR:
+			if (flags & PAM_SILENT)
+				break; /* the application asked for no messages */
+			rc = converse(r, m->type == FEDLOGIN_MSG_INFO ? PAM_TEXT_INFO : PAM_ERROR_MSG,
+				      &m->fields[0], NULL);
+			if (rc != PAM_SUCCESS) {
+				pam_syslog(pamh, LOG_ERR, "conversation failed: %s", pam_strerror(pamh, rc));
+				retval = PAM_CONV_ERR;
+				goto done;
+			}
+			break;
+		case FEDLOGIN_MSG_PROMPT_ECHO_ON:
+		case FEDLOGIN_MSG_PROMPT_ECHO_OFF:
+			rc = relay_prompt(r, m->type == FEDLOGIN_MSG_PROMPT_ECHO_ON ? PAM_PROMPT_ECHO_ON
+										      : PAM_PROMPT_ECHO_OFF);
+			if (rc != PAM_SUCCESS) {
+				retval = rc;
+				goto done;
+			}
+			break;
+		case FEDLOGIN_MSG_KEEPALIVE:
+			break; /* the next read_frame starts a fresh timeout */
+		case FEDLOGIN_MSG_RESULT:
+			/* The codec only accepts statuses in the table; check anyway. */
+			if (m->fields[0].num > FEDLOGIN_STATUS_MAX) {
+				pam_syslog(pamh, LOG_ERR, "protocol error: unknown status %u",
+					   (unsigned)m->fields[0].num);
+				goto done;
+			}
+			status = (int)m->fields[0].num;
+			reason = &m->fields[1];
+			retval = status_to_pam[status];
+			goto done;
+		default:
+			pam_syslog(pamh, LOG_ERR, "protocol error: unexpected %s from fedlogind",
+				   fedlogin_type_name(m->type));
+			goto done;
+		}
+	}
+
+done:
+	/* One audit line per request. The daemon's reason never holds a secret. */
+	if (user != NULL) {
+		if (status == FEDLOGIN_STATUS_SUCCESS)
+			pam_syslog(pamh, LOG_INFO, "%s success; user=%s service=%s tty=%s rhost=%s",
+				   op, user, service, tty, rhost);
+		else if (status >= 0)
+			pam_syslog(pamh, LOG_NOTICE,
+				   "%s %s; user=%s service=%s tty=%s rhost=%s status=%s reason=%.*s", op,
+				   status == FEDLOGIN_STATUS_IGNORE ? "ignored" : "failure", user, service,
+				   tty, rhost, status_names[status], (int)reason->len, reason->str);
+		else
+			pam_syslog(pamh, LOG_NOTICE,
+				   "%s failure; user=%s service=%s tty=%s rhost=%s error=%s", op, user,
+				   service, tty, rhost, pam_strerror(pamh, retval));
+	}
+	if (r != NULL) {
+		if (r->fd >= 0)
+			close(r->fd);
+		explicit_bzero(r, sizeof(*r));
+		free(r);
+	}
+	return retval;
+}
+
+PAM_EXTERN int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const char **argv)
+{
+	return fl_transact(pamh, flags, argc, argv, FEDLOGIN_MSG_AUTHENTICATE, "authentication");
+}
+
+PAM_EXTERN int pam_sm_setcred(pam_handle_t *pamh, int flags, int argc, const char **argv)
+{
+	(void)pamh, (void)flags, (void)argc, (void)argv;
+	return PAM_SUCCESS;
+}
+
+PAM_EXTERN int pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const char **argv)
+{
+	return fl_transact(pamh, flags, argc, argv, FEDLOGIN_MSG_ACCT_MGMT, "account");
+}
+
+PAM_EXTERN int pam_sm_chauthtok(pam_handle_t *pamh, int flags, int argc, const char **argv)
+{
+	/* libpam calls the password stack twice: a preliminary pass, then the
+	 * update. The daemon takes part in the update only. */
+	if (flags & PAM_UPDATE_AUTHTOK)
+		return fl_transact(pamh, flags, argc, argv, FEDLOGIN_MSG_CHAUTHTOK, "password change");
+	if (flags & PAM_PRELIM_CHECK)
+		return PAM_SUCCESS;
+	return PAM_SERVICE_ERR;
+}
+
+PAM_EXTERN int pam_sm_open_session(pam_handle_t *pamh, int flags, int argc, const char **argv)
+{
+	(void)pamh, (void)flags, (void)argc, (void)argv;
+	return PAM_SUCCESS;
+}
+
+PAM_EXTERN int pam_sm_close_session(pam_handle_t *pamh, int flags, int argc, const char **argv)
+{
+	(void)pamh, (void)flags, (void)argc, (void)argv;
+	return PAM_SUCCESS;
+}
