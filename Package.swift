@@ -72,7 +72,8 @@ let package = Package(
         .executableTarget(
             name: "fedloginctl",
             dependencies: [
-                "FedloginCore", "FedloginDaemon",
+                "FedloginCore", "FedloginNIO",
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

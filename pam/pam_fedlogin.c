@@ -231,7 +231,7 @@ static int fl_connect(struct fl_request *r)
 	while (connect(fd, (const struct sockaddr *)&sa, sizeof(sa)) != 0) {
 		if (errno == EAGAIN) {
 			/* The daemon's backlog is full: retry until connect_timeout. */
-			int64_t left = until - now_ms();
+			int64_t left = (until < r->deadline ? until : r->deadline) - now_ms();
 
 			if (left <= 0) {
 				pam_syslog(r->pamh, LOG_ERR, "connect to %s: timed out after %d ms",
@@ -247,6 +247,7 @@ static int fl_connect(struct fl_request *r)
 		}
 		if (wait_fd(r, POLLOUT, until, r->args.connect_timeout_ms, "connect to fedlogind") != 0)
 			return -1;
+		err = 0;
 		len = sizeof(err);
 		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) {
 			if (err != 0)
@@ -397,7 +398,7 @@ static int relay_prompt(struct fl_request *r, int style)
 	free(resp);
 	if (rc != FEDLOGIN_OK) {
 		explicit_bzero(r->wbuf, sizeof(r->wbuf));
-		pam_syslog(r->pamh, LOG_ERR, "answer of %zu bytes not sent: %s", rlen, fedlogin_strerror(rc));
+		pam_syslog(r->pamh, LOG_ERR, "answer not sent: %s", fedlogin_strerror(rc));
 		return PAM_AUTHINFO_UNAVAIL;
 	}
 	rc = send_frame(r, len);

@@ -8,6 +8,7 @@ import ServiceLifecycle
 public enum Daemon {
     public static func run(configPath: String) async throws {
         let config = try ConfigLoader.load(path: configPath)
+        _ = HTTPClient.initialized
         var logger = Logger(label: "fedlogind")
         logger.logLevel = Logger.Level(rawValue: config.logLevel) ?? .info
 

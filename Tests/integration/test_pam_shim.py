@@ -5,8 +5,11 @@ change), starts a fake daemon on a Unix socket, and runs a PAM transaction
 through harness/pamclient.py (pam_start_confdir). The fake daemon speaks the
 protocol with the encoder of Tests/fixtures/protocol/make_fixtures.py.
 
-Needs root (the module only talks to a root-owned socket whose peer is root)
-and a built module: `make -C pam OUT=$PWD/out` (or FEDLOGIN_OUT=/abs/out).
+Needs root (the module only talks to a root-owned socket whose peer is root;
+conftest.py skips these tests otherwise) and a built module:
+`make -C pam OUT=$PWD/out` (or FEDLOGIN_OUT=/abs/out). Writes nothing
+outside its temporary folders, so it runs inside or outside
+run-in-namespace.sh.
 """
 import importlib.util
 import json
@@ -44,9 +47,6 @@ SERVICE = "fltest"
 USER = "alice"
 TTY = "pts/7"
 RHOST = "198.51.100.7"
-
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: the module trusts only root-owned sockets")
-
 
 @pytest.fixture(scope="session", autouse=True)
 def built_module():
@@ -396,6 +396,23 @@ def test_max_time_bounds_a_daemon_that_only_sends_keepalives(daemon, pamconf):
     assert 0.9 <= elapsed < 1 + SLACK
 
 
+def test_max_time_bounds_a_daemon_that_floods_keepalives(daemon, pamconf):
+    def script(p):
+        p.expect("AUTHENTICATE")
+        frame = encode("KEEPALIVE") * 1024
+        deadline = time.monotonic() + 10
+        try:
+            while time.monotonic() < deadline:
+                p.raw(frame)
+        except OSError:
+            pass  # the client gave up
+
+    daemon(script)
+    codes, _, elapsed = run(pamconf(timeout=300, max_time=1))
+    assert codes == [pc.PAM_AUTHINFO_UNAVAIL]
+    assert 0.9 <= elapsed < 1 + SLACK
+
+
 def test_time_in_the_conversation_does_not_count_against_max_time(daemon, pamconf):
     def slow_person(style, text):
         time.sleep(1.5)
@@ -709,6 +726,7 @@ def test_audit_lines_and_no_secret_in_the_log(daemon, pamconf, sockdir, tmp_path
 
 # --- the shared object ----------------------------------------------------
 
+@pytest.mark.unprivileged
 def test_exports_only_pam_entry_points():
     out = subprocess.run(["nm", "-D", "--defined-only", str(MODULE)], capture_output=True, text=True, check=True)
     names = {line.split()[-1] for line in out.stdout.splitlines() if line.strip()}
@@ -716,6 +734,7 @@ def test_exports_only_pam_entry_points():
                      "pam_sm_open_session", "pam_sm_close_session"}
 
 
+@pytest.mark.unprivileged
 def test_links_only_libc_and_libpam():
     out = subprocess.run(["readelf", "-d", str(MODULE)], capture_output=True, text=True, check=True).stdout
     needed = {line.split("[", 1)[1].rstrip("]") for line in out.splitlines() if "(NEEDED)" in line}

@@ -3,9 +3,6 @@ import Foundation
 import Logging
 import NIOConcurrencyHelpers
 
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 
 /// An IdP failure, with the likely cause in words an admin can act on.
 public struct IdPError: Error, CustomStringConvertible {
@@ -39,7 +36,7 @@ public struct Discovery: Decodable, Sendable {
 /// most once a minute), and the token endpoint.
 public final class IdPClient: Sendable {
     public let config: IdPConfig
-    let session: URLSession
+    let http: HTTPClient
     let timeout: Double
     let logger: Logger
     struct Cache {
@@ -53,37 +50,22 @@ public final class IdPClient: Sendable {
         self.config = config
         self.timeout = timeout
         self.logger = logger
-        let c = URLSessionConfiguration.ephemeral
-        c.timeoutIntervalForRequest = timeout
-        c.timeoutIntervalForResource = timeout
-        c.httpCookieAcceptPolicy = .never
-        c.requestCachePolicy = .reloadIgnoringLocalCacheData
-        session = URLSession(configuration: c)
+        http = HTTPClient(timeout: timeout, caBundle: config.caBundle)
     }
 
     func get(_ url: String, what: String) async throws -> Data {
-        guard let u = URL(string: url) else { throw IdPError("\(config.name): \(what) address \"\(url)\" is not a URL") }
-        var req = URLRequest(url: u)
-        req.timeoutInterval = timeout
-        req.setValue("application/json", forHTTPHeaderField: "Accept")
-        let (data, response) = try await send(req, what: what)
-        guard response.statusCode == 200 else {
-            throw IdPError("\(config.name): \(what) at \(url) answered HTTP \(response.statusCode); check the issuer URL")
+        let response = try await send(what: what, url: url) { try await http.get(url, headers: ["Accept: application/json"]) }
+        guard response.status == 200 else {
+            throw IdPError("\(config.name): \(what) at \(url) answered HTTP \(response.status); check the issuer URL")
         }
-        return data
+        return response.body
     }
 
-    func send(_ req: URLRequest, what: String) async throws -> (Data, HTTPURLResponse) {
+    func send(what: String, url: String, _ body: () async throws -> HTTPClient.Response) async throws -> HTTPClient.Response {
         do {
-            let (data, response) = try await session.data(for: req)
-            guard let http = response as? HTTPURLResponse else { throw IdPError("\(config.name): \(what): not an HTTP response") }
-            return (data, http)
-        } catch let e as IdPError {
-            throw e
-        } catch {
-            let ns = error as NSError
-            let cause = ns.code == NSURLErrorTimedOut ? "timed out after \(Int(timeout)) s" : ns.localizedDescription
-            throw IdPError("\(config.name): \(what) at \(req.url?.absoluteString ?? "?") unreachable: \(cause)")
+            return try await body()
+        } catch let e as HTTPClient.Failure {
+            throw IdPError("\(config.name): \(what) at \(url) failed: \(e.description) (is the IdP reachable from this machine?)")
         }
     }
 
@@ -148,29 +130,26 @@ public final class IdPClient: Sendable {
     }
 
     func tokenRequest(endpoint: String, form: inout [(String, String)]) async throws -> String {
-        guard let url = URL(string: endpoint) else { throw IdPError("\(config.name): token endpoint \"\(endpoint)\" is not a URL") }
-        var req = URLRequest(url: url)
-        req.httpMethod = "POST"
-        req.timeoutInterval = timeout
-        req.setValue("application/x-www-form-urlencoded", forHTTPHeaderField: "Content-Type")
-        req.setValue("application/json", forHTTPHeaderField: "Accept")
+        var headers = ["Content-Type: application/x-www-form-urlencoded", "Accept: application/json"]
         let secret = try clientSecret()
         switch config.clientAuth {
         case .clientSecretBasic:
             // RFC 6749 §2.3.1: both parts form-encoded, then base64.
             let pair = FormEncoding.escape(config.clientID) + ":" + FormEncoding.escape(secret ?? "")
-            req.setValue("Basic " + Data(pair.utf8).base64EncodedString(), forHTTPHeaderField: "Authorization")
+            headers.append("Authorization: Basic " + Data(pair.utf8).base64EncodedString())
         case .clientSecretPost:
             form.append(("client_id", config.clientID))
             form.append(("client_secret", secret ?? ""))
         case .none:
             form.append(("client_id", config.clientID))
         }
-        req.httpBody = Data(FormEncoding.encode(form).utf8)
-        let (data, response) = try await send(req, what: "token request")
-        let body = try? JSONDecoder().decode(TokenResponse.self, from: data)
-        if response.statusCode == 200, let token = body?.idToken { return token }
-        throw Self.explain(status: response.statusCode, error: body?.error, description: body?.errorDescription, idp: config)
+        let body = Data(FormEncoding.encode(form).utf8)
+        let response = try await send(what: "token request", url: endpoint) {
+            try await http.post(endpoint, headers: headers, body: body)
+        }
+        let parsed = try? JSONDecoder().decode(TokenResponse.self, from: response.body)
+        if response.status == 200, let token = parsed?.idToken { return token }
+        throw Self.explain(status: response.status, error: parsed?.error, description: parsed?.errorDescription, idp: config)
     }
 
     /// Turns a token endpoint error into its likely cause.

@@ -63,9 +63,18 @@ def venv_bin() -> Path:
     return here if (here / "oidc-provider-mock").exists() else repo_root() / ".venv" / "bin"
 
 
+def _is_mount_point(path: str) -> bool:
+    # os.path.ismount misses bind mounts from the same filesystem.
+    try:
+        with open("/proc/self/mountinfo") as f:
+            return any(line.split()[4] == path for line in f)
+    except OSError:
+        return False
+
+
 def in_namespace() -> bool:
     """True inside run-in-namespace.sh (private /etc copy, tmpfs /home)."""
-    return os.environ.get("FEDLOGIN_NAMESPACE") == "1" and os.path.ismount("/etc")
+    return os.environ.get("FEDLOGIN_NAMESPACE") == "1" and _is_mount_point("/etc")
 
 
 # sun_path holds 108 bytes; deep pytest folders can exceed it.
@@ -611,6 +620,9 @@ def _sha256(path: Path) -> str | None:
         return hashlib.sha256(path.read_bytes()).hexdigest()
     except FileNotFoundError:
         return None
+    except PermissionError:
+        st = path.stat()
+        return f"unreadable:{st.st_size}:{st.st_mtime_ns}"
 
 
 def etc_snapshot(etc: Path = Path("/etc")) -> dict[str, Any]:

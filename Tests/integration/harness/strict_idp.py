@@ -703,10 +703,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         idp = self.provider
         url = urllib.parse.urlsplit(self.path)
         endpoint = self.ROUTES.get(url.path)
-        body = b""
-        length = int(self.headers.get("Content-Length") or 0)
-        if length:
-            body = self.rfile.read(length)
+        body = self._read_body()
         with idp.lock:
             idp.counts[endpoint or "unknown"] += 1
             idp.requests.append((endpoint or "unknown", method, self.path))
@@ -740,11 +737,32 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 payload["error_description"] = e.description
             self._json(e.status, payload, e.headers)
 
+    def _read_body(self) -> bytes:
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            body = b""
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return body
+                body += self.rfile.read(size)
+                self.rfile.readline()
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
     def do_GET(self):
         self._dispatch("GET")
 
     def do_POST(self):
         self._dispatch("POST")
+
+    def end_headers(self):
+        # One request per connection: after stop() nothing answers any more,
+        # not even on a connection a client kept open.
+        self.send_header("Connection", "close")
+        self.close_connection = True
+        super().end_headers()
 
     def _send(self, status, body: bytes, ctype, headers=None):
         self.send_response(status)

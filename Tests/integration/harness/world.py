@@ -1,0 +1,103 @@
+"""One sandboxed fedlogin machine for an integration test: an IdP, the
+directory service, fedlogind with system root "/" (inside the private mount
+namespace that is a copy of /etc) and a PAM confdir with the one stack."""
+from __future__ import annotations
+
+import crypt  # noqa: F401 - deprecated but present in 3.11; used to verify shadow hashes
+import itertools
+import json
+import subprocess
+import time
+import tomllib
+from pathlib import Path
+
+import pamclient
+import sandbox
+from strict_idp import browser_sign_in
+
+_names = itertools.count(1)
+
+
+def unique(prefix: str) -> str:
+    """A username no other test in this run uses (accounts persist in the namespace)."""
+    return f"{prefix}{next(_names)}"
+
+
+class World:
+    def __init__(self, tmp: Path, idp, users, policy=None, devices=None, idp_name="demo", config=None,
+                 start=True, env=None):
+        self.tmp = Path(tmp)
+        self.idp = idp
+        self.idp_name = idp_name
+        self.directory_file = sandbox.write_directory(self.tmp / "directory.json", users,
+                                                      {"default_idp": idp_name, **(policy or {})}, devices)
+        self.directoryd = sandbox.start_directoryd(self.tmp, self.directory_file)
+        overrides = {"daemon": {"report_retry_max": 1}}
+        for k, v in (config or {}).items():
+            overrides.setdefault(k, {}).update(v) if isinstance(v, dict) else overrides.__setitem__(k, v)
+        self.config = sandbox.write_config(self.tmp, {idp_name: idp}, **overrides)
+        self.env = env
+        self.fedlogind = sandbox.start_fedlogind(self.tmp, self.config, env=env) if start else None
+        self.socket = Path(tomllib.loads(self.config.read_text())["daemon"]["socket"])
+        self.confdir = sandbox.make_confdir(self.tmp, self.socket)
+
+    def restart_fedlogind(self, env=None):
+        if self.fedlogind and self.fedlogind.alive:
+            self.fedlogind.stop()
+        self.fedlogind = sandbox.start_fedlogind(self.tmp, self.config, env=env if env is not None else self.env)
+
+    def browser(self, sub):
+        return lambda url: browser_sign_in(url, sub)
+
+    def login(self, user, answers, sub=None, browser=None, service="login", steps=("authenticate", "acct_mgmt")):
+        """A PAM transaction through the real libpam; returns (codes, answerer)."""
+        if browser is None:
+            browser = self.browser(sub or user)
+        a = sandbox.sign_in_answerer(browser, answers)
+        codes, _ = pamclient.authenticate(self.confdir, service, user, a, steps=steps)
+        a.check()
+        return codes, a
+
+    def reports(self, user=None):
+        out = subprocess.run([str(sandbox.bin_dir() / "fedlogin-directoryd"), "reports", "--json",
+                              "--socket", str(self.directoryd.socket)], capture_output=True, text=True, timeout=20)
+        assert out.returncode == 0, out.stderr
+        reports = json.loads(out.stdout)
+        return [r for r in reports if user is None or r["username"] == user]
+
+    def wait_reports(self, user, count=1, timeout=20.0):
+        end = time.time() + timeout
+        while True:
+            r = self.reports(user)
+            if len(r) >= count or time.time() > end:
+                return r
+            time.sleep(0.2)
+
+    def logs(self) -> str:
+        parts = [self.fedlogind.log_text() if self.fedlogind else "", self.directoryd.log_text()]
+        return "\n".join(parts)
+
+    def stop(self):
+        for p in (self.fedlogind, self.directoryd):
+            if p is not None and p.alive:
+                p.stop()
+
+
+def passwd_entry(name: str):
+    for line in Path("/etc/passwd").read_text().splitlines():
+        f = line.split(":")
+        if f[0] == name:
+            return f
+    return None
+
+
+def shadow_hash(name: str):
+    for line in Path("/etc/shadow").read_text().splitlines():
+        f = line.split(":")
+        if f[0] == name:
+            return f[1]
+    return None
+
+
+def useradd(name: str, *args: str):
+    subprocess.run(["useradd", "-m", *args, name], check=True, env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})

@@ -1,0 +1,425 @@
+"""First login end to end, through the real parts: libpam (pam_start_confdir)
+with pam_fedlogin.so and pam_unix.so, fedlogind, fedlogin-directoryd,
+shadow-utils, and an OIDC provider (oidc-provider-mock for interoperability,
+the strict test provider where tokens must go wrong)."""
+import crypt
+import os
+import socket
+import struct
+import subprocess
+import threading
+import time
+
+import pytest
+
+import pamclient as pc
+import sandbox
+from strict_idp import StrictIdP, browser_sign_in, mutations
+from world import World, passwd_entry, shadow_hash, unique, useradd
+
+pytestmark = pytest.mark.namespace
+
+PASSCODE = "Correct-Horse9"
+DIRECTORY_HASH = crypt.crypt("Directory-Pass1", crypt.mksalt(crypt.METHOD_SHA512))
+
+
+@pytest.fixture
+def strict():
+    idp = StrictIdP()
+    yield idp
+    idp.stop()
+
+
+def mock_world(tmp_path, idp_mock, name, policy=None, **user):
+    idp_mock.set_user(name, email=f"{name}@example.test", email_verified=True, name=name.capitalize())
+    return World(tmp_path, idp_mock, [{"username": name, **user}], policy=policy)
+
+
+def strict_world(tmp_path, strict, name, policy=None, sub=None, email=None, **user):
+    strict.add_user(sub or name, email=email or f"{name}@example.test", name=name.capitalize())
+    return World(tmp_path, strict, [{"username": name, **user}], policy=policy)
+
+
+def test_first_login_with_a_local_passcode(tmp_path, idp_mock, in_namespace):
+    name = unique("alice")
+    w = mock_world(tmp_path, idp_mock, name)
+    try:
+        codes, a = w.login(name, ["", PASSCODE, PASSCODE])
+        assert codes == [pc.PAM_SUCCESS, pc.PAM_SUCCESS], a.transcript
+        info = a.messages(pc.PAM_TEXT_INFO)
+        assert info[0].startswith("Sign in with Demo IdP")
+        assert a.urls and a.urls[0].startswith(idp_mock.issuer + "/oauth2/authorize?")
+        # The address is always followed by a prompt (SSH clients show info only with one).
+        assert a.transcript[1] == (pc.PAM_PROMPT_ECHO_ON, "Press Enter once you have signed in: ")
+        assert a.prompts[1:] == [f"Choose a passcode for {name} on this machine: ", "Repeat the passcode: "]
+        assert any("is ready on this machine" in m for m in info)
+
+        entry = passwd_entry(name)
+        assert entry is not None and 70000 <= int(entry[2]) <= 79999
+        assert entry[3] == entry[2]  # private group with gid = uid
+        assert entry[5] == f"/home/{name}" and os.path.isdir(entry[5])
+        h = shadow_hash(name)
+        assert h.startswith("$y$") and crypt.crypt(PASSCODE, h) == h
+
+        reports = w.wait_reports(name)
+        assert len(reports) == 1
+        r = reports[0]
+        assert (r["device_id"], r["local_username"], r["email"]) == ("demo-device-1", name, f"{name}@example.test")
+        assert (r["issuer"], r["subject"], r["password_mode"]) == (idp_mock.issuer, name, "passcode")
+        assert r["uid"] == int(entry[2])
+    finally:
+        w.stop()
+
+
+def test_second_login_uses_the_local_passcode_even_offline(tmp_path, idp_mock, in_namespace):
+    name = unique("alice")
+    w = mock_world(tmp_path, idp_mock, name)
+    try:
+        codes, _ = w.login(name, ["", PASSCODE, PASSCODE])
+        assert codes == [pc.PAM_SUCCESS, pc.PAM_SUCCESS]
+        # Online: pam_fedlogin says "not mine to decide", pam_unix checks the passcode.
+        codes, a = w.login(name, [PASSCODE], browser=None)
+        assert codes == [pc.PAM_SUCCESS, pc.PAM_SUCCESS]
+        assert a.prompts == ["Password: "] and not a.urls
+        # Offline: fedlogind stopped, the same stack still works.
+        w.fedlogind.stop()
+        codes, a = w.login(name, [PASSCODE], browser=None)
+        assert codes == [pc.PAM_SUCCESS, pc.PAM_SUCCESS]
+        codes, _ = w.login(name, ["wrong-passcode"], browser=None)
+        assert codes == [pc.PAM_AUTH_ERR]
+    finally:
+        w.stop()
+
+
+def test_password_sync_uses_the_directory_hash_as_is(tmp_path, idp_mock, in_namespace):
+    name = unique("carol")
+    w = mock_world(tmp_path, idp_mock, name, policy={"password_sync": True},
+                   password_authority="directory", password_hash=DIRECTORY_HASH)
+    try:
+        codes, a = w.login(name, [""])
+        assert codes == [pc.PAM_SUCCESS, pc.PAM_SUCCESS], a.transcript
+        assert "Your directory password is your password on this machine." in a.messages(pc.PAM_TEXT_INFO)
+        assert len(a.prompts) == 1  # no passcode asked
+        assert shadow_hash(name) == DIRECTORY_HASH
+        assert w.wait_reports(name)[0]["password_mode"] == "synced"
+        codes, _ = w.login(name, ["Directory-Pass1"], browser=None)
+        assert codes == [pc.PAM_SUCCESS, pc.PAM_SUCCESS]
+    finally:
+        w.stop()
+
+
+def test_password_sync_without_a_hash_falls_back_to_a_passcode(tmp_path, idp_mock, in_namespace):
+    name = unique("dave")
+    w = mock_world(tmp_path, idp_mock, name, policy={"password_sync": True}, password_authority="external")
+    try:
+        codes, a = w.login(name, ["", PASSCODE, PASSCODE])
+        assert codes == [pc.PAM_SUCCESS, pc.PAM_SUCCESS], a.transcript
+        assert any("not synced to devices" in m for m in a.messages(pc.PAM_TEXT_INFO))
+        assert crypt.crypt(PASSCODE, shadow_hash(name)) == shadow_hash(name)
+        assert w.wait_reports(name)[0]["password_mode"] == "passcode"
+    finally:
+        w.stop()
+
+
+def test_password_sync_refuses_a_hash_scheme_libcrypt_cannot_verify(tmp_path, idp_mock, in_namespace):
+    name = unique("erin")
+    w = mock_world(tmp_path, idp_mock, name, policy={"password_sync": True}, password_authority="directory",
+                   password_hash="$9$notascheme$abc")
+    try:
+        codes, a = w.login(name, [""])
+        assert codes == [pc.PAM_AUTH_ERR]
+        assert any("hash scheme is not supported" in m for m in a.messages(pc.PAM_ERROR_MSG))
+        assert passwd_entry(name) is None
+    finally:
+        w.stop()
+
+
+def test_a_passcode_that_fails_policy_is_explained_and_asked_again(tmp_path, idp_mock, in_namespace):
+    name = unique("frank")
+    w = mock_world(tmp_path, idp_mock, name)
+    try:
+        codes, a = w.login(name, ["", "alllowercase1", PASSCODE, "Mismatch-99", PASSCODE, PASSCODE])
+        assert codes == [pc.PAM_SUCCESS, pc.PAM_SUCCESS], a.transcript
+        errors = a.messages(pc.PAM_ERROR_MSG)
+        assert errors[0] == ("That passcode is too weak: mix at least 3 kinds of characters (it has 2); "
+                             "add an uppercase letter or a symbol.")
+        assert errors[1] == "The passcodes do not match."
+    finally:
+        w.stop()
+
+
+def test_three_failed_passcodes_end_the_login_and_create_nothing(tmp_path, idp_mock, in_namespace):
+    name = unique("fred")
+    w = mock_world(tmp_path, idp_mock, name)
+    try:
+        codes, a = w.login(name, ["", "short", "b", "c"])
+        assert codes == [pc.PAM_AUTH_ERR]
+        assert "use at least 8 characters (this one has 5)" in a.messages(pc.PAM_ERROR_MSG)[0]
+        assert "No passcode was set" in a.messages(pc.PAM_ERROR_MSG)[-1]
+        assert passwd_entry(name) is None and w.reports(name) == []
+    finally:
+        w.stop()
+
+
+def test_user_unknown_to_the_directory(tmp_path, idp_mock, in_namespace):
+    w = World(tmp_path, idp_mock, ["somebody"])
+    try:
+        codes, a = w.login("nobody-here", ["whatever"])
+        assert codes == [pc.PAM_USER_UNKNOWN]  # pam_unix has the last word, and knows nobody-here neither
+        assert a.messages(pc.PAM_ERROR_MSG)[0].startswith("nobody-here is not known to the directory")
+        assert not a.urls
+    finally:
+        w.stop()
+
+
+def test_disabled_user(tmp_path, idp_mock, in_namespace):
+    name = unique("gina")
+    w = mock_world(tmp_path, idp_mock, name, disabled=True)
+    try:
+        codes, a = w.login(name, [""])
+        assert codes == [pc.PAM_AUTH_ERR]
+        assert "is disabled in the directory" in a.messages(pc.PAM_ERROR_MSG)[0]
+        assert not a.urls and passwd_entry(name) is None
+    finally:
+        w.stop()
+
+
+def test_email_mismatch(tmp_path, strict, in_namespace):
+    name = unique("hank")
+    w = strict_world(tmp_path, strict, name, email="someone.else@example.test")
+    try:
+        codes, a = w.login(name, [""])
+        assert codes == [pc.PAM_AUTH_ERR]
+        assert "You signed in as someone.else@example.test" in a.messages(pc.PAM_ERROR_MSG)[0]
+        assert passwd_entry(name) is None and w.reports(name) == []
+    finally:
+        w.stop()
+
+
+def test_a_callback_with_a_wrong_state_ends_nobody_s_login(tmp_path, strict, in_namespace):
+    name = unique("ivy")
+    w = strict_world(tmp_path, strict, name)
+    seen = {}
+
+    def browser(url):
+        import httpx
+        import urllib.parse
+        q = dict(urllib.parse.parse_qsl(urllib.parse.urlparse(url).query))
+        bogus = q["redirect_uri"] + "?code=stolen&state=not-the-state"
+        seen["bogus"] = httpx.get(bogus, trust_env=False)
+        return browser_sign_in(url, name)
+
+    try:
+        codes, a = w.login(name, ["", PASSCODE, PASSCODE], browser=browser)
+        assert seen["bogus"].status_code == 400
+        assert "not (or no longer) valid" in seen["bogus"].text
+        assert codes == [pc.PAM_SUCCESS, pc.PAM_SUCCESS], a.transcript
+    finally:
+        w.stop()
+
+
+def test_a_pasted_address_with_a_wrong_state_is_refused(tmp_path, strict, in_namespace):
+    name = unique("jack")
+    w = strict_world(tmp_path, strict, name)
+    try:
+        codes, a = w.login(name, ["http://127.0.0.1:1/callback?code=x&state=forged"], browser=lambda url: None)
+        assert codes == [pc.PAM_AUTH_ERR]
+        assert "belongs to another sign-in" in a.messages(pc.PAM_ERROR_MSG)[0]
+    finally:
+        w.stop()
+
+
+@pytest.mark.parametrize("mutation", [
+    "bad_signature", "alg_none", "hs256_public_key", "wrong_iss", "wrong_aud", "aud_list_without_azp",
+    "wrong_azp", "expired", "iat_future", "nonce_missing", "nonce_different", "unknown_kid", "email_unverified",
+])
+def test_an_id_token_that_fails_verification_is_refused(tmp_path, strict, mutation, in_namespace):
+    name = unique("kate")
+    w = strict_world(tmp_path, strict, name)
+    strict.next_token_mutation = getattr(mutations, mutation)
+    try:
+        codes, a = w.login(name, [""])
+        assert codes == [pc.PAM_AUTH_ERR], a.transcript
+        assert "could not be verified" in a.messages(pc.PAM_ERROR_MSG)[0]
+        assert passwd_entry(name) is None and w.reports(name) == []
+        assert "ID token rejected" in w.fedlogind.log_text()
+    finally:
+        w.stop()
+
+
+def test_the_strict_provider_signs_in_with_pkce_and_client_secret_post(tmp_path, in_namespace):
+    strict = StrictIdP(client_auth="client_secret_post", exact_port=False)
+    name = unique("liam")
+    w = strict_world(tmp_path, strict, name, sub=f"00u-{name}-opaque")
+    try:
+        codes, a = w.login(name, ["", PASSCODE, PASSCODE], sub=f"00u-{name}-opaque")
+        assert codes == [pc.PAM_SUCCESS, pc.PAM_SUCCESS], a.transcript
+        assert strict.token_requests[-1].get("client_secret") == "fedlogin-test-secret"
+        assert w.wait_reports(name)[0]["subject"] == f"00u-{name}-opaque"
+    finally:
+        w.stop()
+        strict.stop()
+
+
+def test_an_existing_local_account_is_never_taken_over(tmp_path, idp_mock, in_namespace):
+    name = unique("mia")
+    useradd(name)
+    before = (passwd_entry(name), shadow_hash(name))
+    w = mock_world(tmp_path, idp_mock, name)
+    try:
+        for user in (name, "root"):
+            codes, a = w.login(user, ["not-the-password"])
+            assert codes == [pc.PAM_AUTH_ERR]
+            assert not a.urls and a.prompts == ["Password: "]  # pam_unix, not a sign-in
+        assert (passwd_entry(name), shadow_hash(name)) == before
+        assert w.reports() == []
+    finally:
+        w.stop()
+
+
+def test_the_idp_refusing_the_sign_in(tmp_path, strict, in_namespace):
+    name = unique("nina")
+    w = strict_world(tmp_path, strict, name)
+    try:
+        codes, a = w.login(name, [""], browser=lambda url: browser_sign_in(url, name, deny=True))
+        assert codes == [pc.PAM_AUTH_ERR]
+        assert "cancelled or denied" in a.messages(pc.PAM_ERROR_MSG)[0]
+    finally:
+        w.stop()
+
+
+def test_wrong_client_secret_is_explained_in_the_log(tmp_path, strict, in_namespace):
+    name = unique("otto")
+    strict.add_user(name, email=f"{name}@example.test")
+    w = World(tmp_path, {"issuer": strict.issuer, "client_id": "fedlogin", "client_secret": "wrong-secret"},
+              [{"username": name}])
+    try:
+        codes, a = w.login(name, [""])
+        assert codes == [pc.PAM_AUTH_ERR]
+        assert "Ask your administrator to check fedlogin's IdP settings" in a.messages(pc.PAM_ERROR_MSG)[0]
+        log = w.fedlogind.log_text()
+        assert "check idp.demo.client_id and the secret in client_secret_file" in log
+        assert "wrong-secret" not in log
+    finally:
+        w.stop()
+
+
+def _frame(msg_type, *strings):
+    body = bytes([1, msg_type])
+    for s in strings:
+        b = s.encode()
+        body += struct.pack(">H", len(b)) + b
+    return struct.pack(">I", len(body)) + body
+
+
+def _read_frame(sock):
+    n = struct.unpack(">I", sock.recv(4, socket.MSG_WAITALL))[0]
+    return sock.recv(n, socket.MSG_WAITALL)
+
+
+def test_a_non_root_peer_cannot_authenticate_anyone(tmp_path, idp_mock, in_namespace):
+    name = unique("pete")
+    idp_mock.set_user(name, email=f"{name}@example.test")
+    # A socket path an unprivileged process can reach.
+    w = World(tmp_path, idp_mock, [name], config={"daemon": {"socket": f"/run/fedlogin-test/{name}.sock"}})
+    try:
+        script = (
+            "import socket,struct,sys\n"
+            "s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(bytes.fromhex(sys.argv[2]))\n"
+            "n=struct.unpack('>I', s.recv(4, socket.MSG_WAITALL))[0]; sys.stdout.write(s.recv(n, socket.MSG_WAITALL).hex())\n")
+        frame = _frame(0x01, "root", "login", "", "", "")
+        out = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c", script,
+                              str(w.socket), frame.hex()], capture_output=True, text=True, timeout=20)
+        assert out.returncode == 0, out.stderr
+        body = bytes.fromhex(out.stdout)
+        assert body[:3] == bytes([1, 0x86, 5])  # RESULT PERM_DENIED
+        assert "non-root peer refused" in w.fedlogind.log_text()
+    finally:
+        w.stop()
+
+
+def test_fedlogind_down_lets_local_users_in_and_nobody_else(tmp_path, idp_mock, in_namespace):
+    name = unique("quinn")
+    w = mock_world(tmp_path, idp_mock, name)
+    w.fedlogind.stop()
+    local = unique("local")
+    useradd(local)
+    subprocess.run(["chpasswd"], input=f"{local}:Local-Pass1\n", text=True, check=True)
+    try:
+        codes, a = w.login(name, ["anything"])
+        assert codes == [pc.PAM_USER_UNKNOWN] and not a.urls
+        codes, _ = w.login(local, ["Local-Pass1"], browser=None)
+        assert codes == [pc.PAM_SUCCESS, pc.PAM_SUCCESS]
+    finally:
+        w.stop()
+
+
+def test_directory_down_during_the_login_delays_the_report_not_the_login(tmp_path, idp_mock, in_namespace):
+    name = unique("rosa")
+    w = mock_world(tmp_path, idp_mock, name)
+    try:
+        def browser(url):
+            w.directoryd.stop()  # the directory goes away after the lookup
+            return browser_sign_in(url, name)
+
+        codes, a = w.login(name, ["", PASSCODE, PASSCODE], browser=browser)
+        assert codes == [pc.PAM_SUCCESS, pc.PAM_SUCCESS], a.transcript
+        time.sleep(1.5)
+        w.restart_fedlogind()  # delivery resumes after a restart too
+        w.directoryd = sandbox.start_directoryd(w.tmp, w.directory_file, state_dir=w.tmp / "directoryd-state")
+        reports = w.wait_reports(name)
+        assert len(reports) == 1
+        time.sleep(2.5)
+        assert len(w.reports(name)) == 1  # exactly once
+    finally:
+        w.stop()
+
+
+def test_two_first_logins_of_one_user_at_once_make_one_account(tmp_path, idp_mock, in_namespace):
+    name = unique("sam")
+    w = mock_world(tmp_path, idp_mock, name)
+    go = threading.Event()
+    results = {}
+
+    def first(url):
+        go.set()
+        time.sleep(1.0)
+        return browser_sign_in(url, name)
+
+    def second():
+        go.wait(20)
+        results["second"] = w.login(name, ["", PASSCODE, PASSCODE])
+
+    try:
+        t = threading.Thread(target=second)
+        t.start()
+        codes, a = w.login(name, ["", PASSCODE, PASSCODE], browser=first)
+        t.join(30)
+        assert codes == [pc.PAM_SUCCESS, pc.PAM_SUCCESS]
+        codes2, a2 = results["second"]
+        assert codes2 == [pc.PAM_AUTH_ERR]
+        assert "already in progress" in a2.messages(pc.PAM_ERROR_MSG)[0]
+        assert len(w.wait_reports(name)) == 1
+    finally:
+        w.stop()
+
+
+def test_no_secret_reaches_a_log_or_the_state_db(tmp_path, strict, in_namespace):
+    name = unique("tina")
+    w = strict_world(tmp_path, strict, name)
+    try:
+        codes, _ = w.login(name, ["", PASSCODE, PASSCODE])
+        assert codes == [pc.PAM_SUCCESS, pc.PAM_SUCCESS]
+        w.wait_reports(name)
+        w.stop()
+        secrets = [PASSCODE, "fedlogin-test-secret", *strict.issued_id_tokens]
+        secrets += [t.split(".")[2] for t in strict.issued_id_tokens]  # signatures alone
+        haystack = w.logs().encode()
+        for f in (tmp_path / "state").iterdir():
+            haystack += f.read_bytes()
+        for f in (tmp_path / "directoryd-state").iterdir():
+            haystack += f.read_bytes()
+        for s in secrets:
+            assert s.encode() not in haystack
+    finally:
+        w.stop()
