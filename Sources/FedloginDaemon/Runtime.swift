@@ -14,20 +14,42 @@ public final class Runtime: Sendable {
     public let callbacks: CallbackRegistry
     public let outbox: Outbox
     public let deviceID: String
-    let inFlight = InFlight()
+    var inFlight: InFlight { inFlightShared }
     let fixedListeners: [UInt16: LoopbackListener]
     /// Test-only crash points (FEDLOGIN_FAILPOINT): the daemon SIGKILLs itself there.
     let failpoints: Set<String>
 
-    init(config: DaemonConfig, logger: Logger, fixedListeners: [UInt16: LoopbackListener], callbacks: CallbackRegistry = .init()) throws {
+    let inFlightShared: InFlight
+
+    /// The first runtime of a daemon: opens the state and makes the outbox.
+    convenience init(config: DaemonConfig, logger: Logger, fixedListeners: [UInt16: LoopbackListener], callbacks: CallbackRegistry = .init()) throws {
+        let state = try StateStore(directory: config.stateDir)
+        let directory = DirectoryClient(socketPath: config.directorySocket, timeout: config.directoryTimeout)
+        let outbox = Outbox(state: state, directory: directory, retryMax: config.reportRetryMax, logger: logger)
+        try self.init(config: config, logger: logger, state: state, outbox: outbox, fixedListeners: fixedListeners, callbacks: callbacks, inFlight: InFlight())
+    }
+
+    /// A runtime for a re-read configuration, sharing the state, the outbox,
+    /// the listeners and the logins in flight with the one it replaces.
+    func reloaded(with config: DaemonConfig) throws -> Runtime {
+        try Runtime(
+            config: config, logger: logger, state: state, outbox: outbox, fixedListeners: fixedListeners, callbacks: callbacks,
+            inFlight: inFlightShared)
+    }
+
+    init(
+        config: DaemonConfig, logger: Logger, state: StateStore, outbox: Outbox, fixedListeners: [UInt16: LoopbackListener],
+        callbacks: CallbackRegistry, inFlight: InFlight
+    ) throws {
         self.config = config
         self.callbacks = callbacks
         self.logger = logger
-        state = try StateStore(directory: config.stateDir)
+        self.state = state
+        self.outbox = outbox
+        self.inFlightShared = inFlight
         accounts = ShadowAccounts(root: config.systemRoot)
         directory = DirectoryClient(socketPath: config.directorySocket, timeout: config.directoryTimeout)
         idps = config.idps.mapValues { IdPClient(config: $0, timeout: config.signin.httpTimeout, logger: logger) }
-        outbox = Outbox(state: state, directory: directory, retryMax: config.reportRetryMax, logger: logger)
         deviceID = config.deviceID.isEmpty ? (Sys.machineAppID() ?? "unknown-device") : config.deviceID
         self.fixedListeners = fixedListeners
         failpoints = Set((ProcessInfo.processInfo.environment["FEDLOGIN_FAILPOINT"] ?? "").split(separator: ",").map(String.init))
@@ -81,4 +103,17 @@ final class InFlight: Sendable {
     func begin(_ name: String) -> Bool { names.withLockedValue { $0.insert(name).inserted } }
 
     func end(_ name: String) { _ = names.withLockedValue { $0.remove(name) } }
+}
+
+/// The runtime in force; a reload swaps it. Requests in progress keep the one they started with.
+public final class RuntimeHolder: Sendable {
+    let box: NIOLockedValueBox<Runtime>
+
+    init(_ runtime: Runtime) {
+        box = NIOLockedValueBox(runtime)
+    }
+
+    var current: Runtime { box.withLockedValue { $0 } }
+
+    func replace(_ runtime: Runtime) { box.withLockedValue { $0 = runtime } }
 }

@@ -17,7 +17,7 @@ struct FedlogindCommand: AsyncParsableCommand {
     var checkConfig = false
 
     func run() async throws {
-        LoggingSystem.bootstrap { label in StreamLogHandler.standardError(label: label) }
+        JournalLogHandler.bootstrap(label: "fedlogind")
         do {
             if checkConfig {
                 let c = try ConfigLoader.load(path: config)

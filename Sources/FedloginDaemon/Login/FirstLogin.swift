@@ -30,10 +30,10 @@ struct LoginFlow: Sendable {
             return try await run(request, conv: conv, log: log)
         } catch let stop as Stop {
             if let m = stop.userMessage { try? await conv.error(m) }
-            log.notice("login refused: \(stop.reason)")
+            log.notice("login refused: \(stop.reason)", metadata: ["message_id": "\(MessageID.loginFailure)"])
             return (stop.status, stop.reason)
         } catch let ended as Conversation.Ended {
-            log.notice("login abandoned: \(ended)")
+            log.notice("login abandoned: \(ended)", metadata: ["message_id": "\(MessageID.loginFailure)"])
             return (.authError, ended.description)
         } catch {
             log.error("login failed: \(error)")
@@ -123,7 +123,9 @@ struct LoginFlow: Sendable {
         }
         try await provision(plan: plan, identity: identity, hash: hash, mode: mode, log: log)
         try await conv.info("Welcome, \(identity.name ?? plan.localUsername). Your account \(plan.localUsername) is ready on this machine.")
-        log.notice("first login complete: account created and bound", metadata: ["password_mode": "\(mode.rawValue)"])
+        log.notice(
+            "first login complete: account created and bound",
+            metadata: ["message_id": "\(MessageID.loginSuccess)", "password_mode": "\(mode.rawValue)"])
         return (.success, "first login: account created")
     }
 
@@ -268,7 +270,7 @@ struct LoginFlow: Sendable {
             runtime.undoProvisioning(plan.localUsername)
             throw Stop(status: .authError, userMessage: "Your account could not be created on this machine. Ask your administrator.", reason: "provisioning failed: \(error)")
         }
-        log.notice("account created", metadata: ["uid": "\(uid)"])
+        log.notice("account created", metadata: ["message_id": "\(MessageID.accountCreated)", "uid": "\(uid)"])
         runtime.outbox.kick()
     }
 

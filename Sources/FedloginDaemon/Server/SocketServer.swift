@@ -9,23 +9,33 @@ import ServiceLifecycle
 /// fedlogind's Unix socket: one request per connection, authorized by the
 /// peer's SO_PEERCRED uid before its request is read.
 public struct SocketServer: Service {
-    let runtime: Runtime
+    let holder: RuntimeHolder
 
     public func run() async throws {
+        let runtime = holder.current
         let path = runtime.config.socketPath
-        try FileManager.default.createDirectory(
-            atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true,
-            attributes: [.posixPermissions: 0o755])
-        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true) { channel in
-                PeerCredentials.of(channel).flatMapThrowing { peer in
-                    try channel.pipeline.syncOperations.addFrameCodec()
-                    return (peer, try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel))
-                }
+        @Sendable func initialize(_ channel: Channel) -> EventLoopFuture<(PeerCredentials, NIOAsyncChannel<ByteBuffer, ByteBuffer>)> {
+            PeerCredentials.of(channel).flatMapThrowing { peer in
+                try channel.pipeline.syncOperations.addFrameCodec()
+                return (peer, try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel))
             }
-        // Anyone may connect (NSS lookups, fedloginctl); each request is authorized by uid.
-        chmod(path, 0o666)
+        }
+        let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        let server: NIOAsyncChannel<(PeerCredentials, NIOAsyncChannel<ByteBuffer, ByteBuffer>), Never>
+        if let fd = Systemd.listenFD() {
+            // Socket activation: systemd made and bound the socket (fedlogind.socket).
+            server = try await bootstrap.bind(fd, childChannelInitializer: initialize)
+        } else {
+            try FileManager.default.createDirectory(
+                atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true,
+                attributes: [.posixPermissions: 0o755])
+            server = try await bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true, childChannelInitializer: initialize)
+            // Anyone may connect (NSS lookups, fedloginctl); each request is authorized by uid.
+            chmod(path, 0o666)
+        }
         runtime.logger.notice("fedlogind ready", metadata: ["socket": "\(path)", "device": "\(runtime.deviceID)", "idps": "\(runtime.idps.keys.sorted())"])
+        Systemd.notify("READY=1")
+        Task { Systemd.status(await Daemon.statusLine(runtime)) }
         try await withGracefulShutdownHandler {
             try await server.executeThenClose { inbound in
                 try await withThrowingDiscardingTaskGroup { group in
@@ -49,16 +59,17 @@ public struct SocketServer: Service {
                 timer.cancel()
                 guard let first else { return }
                 let request = try WireMessage(body: first)
+                let runtime = holder.current
                 let conv = Conversation(
                     channel: channel, outbound: outbound, inbound: iterator, keepalive: runtime.config.signin.keepalive, peer: peer)
-                try await dispatch(request, conv: conv)
+                try await dispatch(request, conv: conv, runtime: runtime)
             }
         } catch {
-            runtime.logger.debug("connection ended: \(error)", metadata: ["peer": "\(peer)"])
+            holder.current.logger.debug("connection ended: \(error)", metadata: ["peer": "\(peer)"])
         }
     }
 
-    func dispatch(_ request: WireMessage, conv: Conversation) async throws {
+    func dispatch(_ request: WireMessage, conv: Conversation, runtime: Runtime) async throws {
         switch request {
         case .authenticate(let r):
             let (status, reason) = await LoginFlow(runtime: runtime).authenticate(r, conv: conv)

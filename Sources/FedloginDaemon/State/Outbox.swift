@@ -62,7 +62,10 @@ public final class Outbox: Service, Sendable {
                 delivered += 1
                 logger.notice(
                     "binding delivered to the directory",
-                    metadata: ["user": "\(item.username)", "key": "\(item.key)", "attempts": "\(item.attempts + 1)"])
+                    metadata: [
+                        "message_id": "\(MessageID.bindingDelivered)", "user": "\(item.username)", "key": "\(item.key)",
+                        "attempts": "\(item.attempts + 1)",
+                    ])
             } catch {
                 let delay = Backoff.delay(afterAttempts: item.attempts, max: retryMax)
                 try? state.markFailed(item.key, error: "\(error)", nextAttempt: Date().timeIntervalSince1970 + delay)

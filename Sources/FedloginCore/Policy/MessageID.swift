@@ -1,0 +1,9 @@
+/// journald MESSAGE_IDs of the events an admin may want to find
+/// (`journalctl MESSAGE_ID=...`). Fixed forever.
+public enum MessageID {
+    public static let loginSuccess = "5b1f0c9e7d2a4c43a6e1f08d3c2b7a11"
+    public static let loginFailure = "c4e8a2d1f9b34e7a8d6c5b4a3f2e1d22"
+    public static let accountCreated = "9a3b7c2d1e4f4a5b8c6d7e8f9a0b1c33"
+    public static let bindingDelivered = "2e7f6d5c4b3a4918a7b6c5d4e3f2a144"
+    public static let configReloaded = "7d1c9b8a6f5e4d3ca2b1908f7e6d5c55"
+}
