@@ -30,6 +30,7 @@ APT_PACKAGES=(
     libncurses-dev libz3-dev zlib1g-dev libpython3-dev tzdata unzip git
     python3 python3-venv ca-certificates
     util-linux passwd login procps tmux openssh-client sqlite3
+    libqrencode-dev zbar-tools
 )
 
 want_apt=1

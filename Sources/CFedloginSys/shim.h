@@ -8,6 +8,7 @@
 #include <systemd/sd-journal.h>
 #include <systemd/sd-id128.h>
 #include <curl/curl.h>
+#include <qrencode.h>
 #include <string.h>
 #include <stdlib.h>
 

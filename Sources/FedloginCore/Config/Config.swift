@@ -19,8 +19,45 @@ public struct DaemonConfig: Sendable, Equatable {
     public var accounts = AccountsConfig()
     public var signin = SigninConfig()
     public var idps: [String: IdPConfig] = [:]
+    /// Per PAM service settings ([service.NAME]).
+    public var services: [String: ServiceConfig] = [:]
 
     public init() {}
+
+    /// The sign-in flows to try for a PAM service with an IdP, in order.
+    public func flows(service: String, idp: IdPConfig) -> [SignInFlow] {
+        let wanted = services[service]?.flows ?? ServiceConfig.builtInFlows[service] ?? idp.flows
+        let allowed = wanted.filter { idp.flows.contains($0) }
+        return allowed.isEmpty ? idp.flows : allowed
+    }
+
+    /// Seconds the sign-in may take for a PAM service.
+    public func signinTimeout(service: String) -> Double {
+        services[service]?.timeout ?? signin.timeout
+    }
+}
+
+/// How the user signs in at the IdP.
+public enum SignInFlow: String, Sendable, Equatable, CaseIterable {
+    /// Authorization code + PKCE with a loopback redirect (RFC 8252); the user
+    /// may also paste the address the browser ended on.
+    case loopback
+    /// Device authorization grant (RFC 8628) with a QR code.
+    case device
+}
+
+public struct ServiceConfig: Sendable, Equatable {
+    public var flows: [SignInFlow]?
+    public var timeout: Double?
+
+    public init(flows: [SignInFlow]? = nil, timeout: Double? = nil) {
+        self.flows = flows
+        self.timeout = timeout
+    }
+
+    /// Where no browser can reach this machine's loopback (SSH), the device
+    /// grant comes first.
+    public static let builtInFlows: [String: [SignInFlow]] = ["sshd": [.device, .loopback]]
 }
 
 public struct AccountsConfig: Sendable, Equatable {
@@ -73,6 +110,8 @@ public struct IdPConfig: Sendable, Equatable {
     public var algorithms: [String]
     /// An extra CA bundle (PEM) for this IdP's HTTPS requests.
     public var caBundle: String?
+    /// The flows this IdP allows, in the order fedlogin prefers them.
+    public var flows: [SignInFlow] = [.loopback, .device]
 
     public init(
         name: String, displayName: String? = nil, issuer: String, clientID: String,

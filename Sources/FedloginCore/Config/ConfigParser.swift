@@ -28,6 +28,12 @@ public enum ConfigParser {
                 case "daemon": try r.daemon(value, into: &config)
                 case "accounts": try r.accounts(value, into: &config.accounts)
                 case "signin": try r.signin(value, into: &config.signin)
+                case "service":
+                    let services = try r.table(value, "service")
+                    for name in services.keys {
+                        guard let v = services[name] else { continue }
+                        config.services[name] = try r.service(name: name, v, existing: config.services[name])
+                    }
                 case "idp":
                     let idps = try r.table(value, "idp")
                     for name in idps.keys {
@@ -38,7 +44,7 @@ public enum ConfigParser {
                 default:
                     throw ConfigError(
                         file: path, key: key,
-                        problem: "unknown section; expected one of [daemon], [accounts], [signin], [idp.NAME]")
+                        problem: "unknown section; expected one of [daemon], [accounts], [signin], [service.NAME], [idp.NAME]")
                 }
             }
         }
@@ -208,6 +214,34 @@ public enum ConfigParser {
             }
         }
 
+        func flows(_ v: TOMLValueConvertible, _ key: String) throws -> [SignInFlow] {
+            let names = try strings(v, key)
+            guard !names.isEmpty else { throw fail(key, "must name at least one flow: \"loopback\", \"device\"") }
+            return try names.map { n in
+                guard let f = SignInFlow(rawValue: n) else {
+                    throw fail(key, "unknown flow \"\(n)\"; use \"loopback\" (browser on this machine) or \"device\" (code on another device)")
+                }
+                return f
+            }
+        }
+
+        func service(name: String, _ v: TOMLValueConvertible, existing: ServiceConfig?) throws -> ServiceConfig {
+            let section = "service.\(name)"
+            var s = existing ?? ServiceConfig()
+            try each(try table(v, section), section: section) { key, full, v in
+                switch key {
+                case "flows": s.flows = try flows(v, full)
+                case "timeout":
+                    let t = try number(v, full)
+                    guard t >= 10 else { throw fail(full, "must be at least 10 seconds") }
+                    s.timeout = t
+                default: return false
+                }
+                return true
+            }
+            return s
+        }
+
         func idp(name: String, _ v: TOMLValueConvertible, existing: IdPConfig?) throws -> IdPConfig {
             let section = "idp.\(name)"
             var idp = existing ?? IdPConfig(name: name, issuer: "", clientID: "")
@@ -232,6 +266,7 @@ public enum ConfigParser {
                 case "allow_http_loopback": idp.allowHTTPLoopback = try bool(v, full)
                 case "algorithms": idp.algorithms = try strings(v, full)
                 case "ca_bundle": idp.caBundle = try string(v, full)
+                case "flows": idp.flows = try flows(v, full)
                 default: return false
                 }
                 return true

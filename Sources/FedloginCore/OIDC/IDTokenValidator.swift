@@ -38,14 +38,16 @@ public enum TokenRejection: Error, Equatable, CustomStringConvertible {
 public struct TokenExpectations: Sendable {
     public var issuer: String
     public var clientID: String
-    public var nonce: String
+    /// The nonce sent with the authorization request; nil for grants that send
+    /// none (the device grant), where the token must not carry one either.
+    public var nonce: String?
     public var now: Double
     public var skew: Double
     public var allowedAlgorithms: [String]
     public var emailClaim: String
 
     public init(
-        issuer: String, clientID: String, nonce: String, now: Double, skew: Double, allowedAlgorithms: [String],
+        issuer: String, clientID: String, nonce: String?, now: Double, skew: Double, allowedAlgorithms: [String],
         emailClaim: String
     ) {
         self.issuer = issuer
@@ -96,8 +98,12 @@ public enum IDTokenValidator {
         guard iat <= expect.now + expect.skew else { throw TokenRejection.issuedInFuture }
         if let nbf = claims["nbf"]?.number, nbf > expect.now + expect.skew { throw TokenRejection.notYetValid }
 
-        guard let nonce = claims["nonce"]?.string else { throw TokenRejection.missingClaim("nonce") }
-        guard constantTimeEqual(nonce, expect.nonce) else { throw TokenRejection.nonce }
+        if let expected = expect.nonce {
+            guard let nonce = claims["nonce"]?.string else { throw TokenRejection.missingClaim("nonce") }
+            guard constantTimeEqual(nonce, expected) else { throw TokenRejection.nonce }
+        } else if claims["nonce"] != nil {
+            throw TokenRejection.nonce
+        }
 
         guard let sub = claims["sub"]?.string, !sub.isEmpty else { throw TokenRejection.missingClaim("sub") }
         guard let email = claims[expect.emailClaim]?.string, !email.isEmpty else {

@@ -94,7 +94,7 @@ struct LoginFlow: Sendable {
         -> (ResultStatus, String)
     {
         let client = runtime.idps[plan.idp]!
-        let identity = try await signIn(client: client, plan: plan, conv: conv, log: log)
+        let identity = try await signIn(client: client, plan: plan, request: request, conv: conv, log: log)
         guard IDTokenValidator.emailsMatch(identity.email, plan.directoryUser.email) else {
             throw Stop(
                 status: .authError,
@@ -129,8 +129,11 @@ struct LoginFlow: Sendable {
         return (.success, "first login: account created")
     }
 
-    /// The authorization code flow with PKCE and a loopback redirect.
-    func signIn(client: IdPClient, plan: FirstLoginPlan, conv: Conversation, log: Logger) async throws -> VerifiedIdentity {
+    /// Signs the user in at the IdP with the first flow the PAM service and
+    /// the IdP allow that can start.
+    func signIn(client: IdPClient, plan: FirstLoginPlan, request: PAMRequest, conv: Conversation, log: Logger) async throws
+        -> VerifiedIdentity
+    {
         let idp = client.config
         let discovery: Discovery
         do {
@@ -138,6 +141,108 @@ struct LoginFlow: Sendable {
         } catch let e as IdPError {
             throw Stop(status: .unavailable, userMessage: e.userMessage, reason: e.description)
         }
+        let deadline = Date().addingTimeInterval(config.signinTimeout(service: request.service))
+        let flows = config.flows(service: request.service, idp: idp)
+        for (i, flow) in flows.enumerated() {
+            switch flow {
+            case .device:
+                guard discovery.deviceAuthorizationEndpoint != nil else {
+                    log.info("device grant skipped: the IdP has no device authorization endpoint")
+                    continue
+                }
+                let start: IdPClient.DeviceAuthorization
+                do {
+                    start = try await conv.keepingAlive { try await client.startDevice() }
+                } catch let e as IdPError {
+                    log.warning("device grant could not start: \(e)")
+                    if i == flows.count - 1 { throw Stop(status: .authError, userMessage: e.userMessage, reason: e.description) }
+                    continue
+                }
+                log.info("sign-in flow: device grant", metadata: ["flows": "\(flows.map(\.rawValue))"])
+                return try await deviceSignIn(client: client, start: start, plan: plan, deadline: deadline, conv: conv)
+            case .loopback:
+                log.info("sign-in flow: loopback redirect", metadata: ["flows": "\(flows.map(\.rawValue))"])
+                return try await loopbackSignIn(client: client, discovery: discovery, plan: plan, deadline: deadline, conv: conv)
+            }
+        }
+        throw Stop(
+            status: .unavailable, userMessage: "No sign-in method is available for this login. Ask your administrator.",
+            reason: "no usable flow among \(flows.map(\.rawValue))")
+    }
+
+    static func timeLeft(_ deadline: Date) -> String {
+        let s = max(0, Int(deadline.timeIntervalSinceNow))
+        return s >= 120 ? "\(s / 60) minutes" : "\(s) seconds"
+    }
+
+    /// The device authorization grant (RFC 8628): a code to enter on another
+    /// device, with a QR code of the address; polls at the IdP's interval.
+    func deviceSignIn(
+        client: IdPClient, start: IdPClient.DeviceAuthorization, plan: FirstLoginPlan, deadline: Date, conv: Conversation
+    ) async throws -> VerifiedIdentity {
+        let idp = client.config
+        let end = min(deadline, Date().addingTimeInterval(start.expiresIn))
+        var text = "Sign in with \(idp.displayName) to set up \(plan.localUsername) on this machine.\n"
+        text += "On your phone or computer, open this address and enter the code \(start.userCode):\n\(start.verificationURI)\n"
+        if let complete = start.verificationURIComplete, let qr = QRCode.text(for: complete) {
+            text += "Or scan this code, which opens it with the code filled in:\n\(qr)\n\(complete)\n"
+        }
+        text += "You have \(Self.timeLeft(end))."
+        try await conv.info(text)
+        _ = try await conv.ask("Press Enter once you have signed in: ", echo: true, timeout: max(1, end.timeIntervalSinceNow))
+        let firstInterval = start.interval ?? 5
+        let token: String = try await conv.keepingAlive {
+            var interval = firstInterval
+            while true {
+                guard Date() < end else {
+                    throw Stop(status: .authError, userMessage: "The code expired before the sign-in finished. Start the login again.", reason: "device code expired")
+                }
+                let poll: IdPClient.DevicePoll
+                do {
+                    poll = try await client.pollDevice(code: start.deviceCode)
+                } catch let e as IdPError {
+                    throw Stop(status: .authError, userMessage: e.userMessage, reason: e.description)
+                }
+                switch poll {
+                case .token(let t): return t
+                case .pending: break
+                case .slowDown: interval += 5  // RFC 8628 §3.5
+                case .denied:
+                    throw Stop(status: .authError, userMessage: "The sign-in was cancelled or denied at \(idp.displayName).", reason: "device grant: access_denied")
+                case .expired:
+                    throw Stop(status: .authError, userMessage: "The code expired before the sign-in finished. Start the login again.", reason: "device grant: expired_token")
+                }
+                try await Task.sleep(nanoseconds: UInt64(interval * 1e9))
+            }
+        }
+        return try await verify(token, client: client, nonce: nil, conv: conv)
+    }
+
+    /// Verifies an ID token, mapping rejections to what the user is told.
+    func verify(_ token: String, client: IdPClient, nonce: String?, conv: Conversation) async throws -> VerifiedIdentity {
+        let idp = client.config
+        do {
+            return try await conv.keepingAlive {
+                let expect = TokenExpectations(
+                    issuer: idp.issuer, clientID: idp.clientID, nonce: nonce, now: Date().timeIntervalSince1970,
+                    skew: config.signin.clockSkew, allowedAlgorithms: idp.algorithms, emailClaim: idp.emailClaim)
+                return try await TokenVerifier.verify(token, client: client, expect: expect)
+            }
+        } catch let e as IdPError {
+            throw Stop(status: .authError, userMessage: e.userMessage, reason: e.description)
+        } catch let e as TokenRejection {
+            throw Stop(
+                status: .authError, userMessage: "The identity provider's answer could not be verified, so you are not signed in. Ask your administrator.",
+                reason: "ID token rejected: \(e)")
+        }
+    }
+
+    /// The authorization code flow with PKCE and a loopback redirect; the
+    /// user may paste the address the browser ended on instead.
+    func loopbackSignIn(client: IdPClient, discovery: Discovery, plan: FirstLoginPlan, deadline: Date, conv: Conversation) async throws
+        -> VerifiedIdentity
+    {
+        let idp = client.config
         let state = Self.randomToken()
         let nonce = Self.randomToken()
         let verifier = Self.randomToken() + Self.randomToken()
@@ -156,9 +261,9 @@ struct LoginFlow: Sendable {
         ])
         let sep = discovery.authorizationEndpoint.contains("?") ? "&" : "?"
         let url = discovery.authorizationEndpoint + sep + query
-        let deadline = Date().addingTimeInterval(config.signin.timeout)
 
-        try await conv.info("Sign in with \(idp.displayName) to set up \(plan.localUsername) on this machine.\nOpen this address in a browser on this machine:\n\(url)\n")
+        try await conv.info(
+            "Sign in with \(idp.displayName) to set up \(plan.localUsername) on this machine.\nOpen this address in a browser on this machine:\n\(url)\nIf the browser cannot come back to this machine, paste the address it ends on at the prompt. You have \(Self.timeLeft(deadline)).")
         var response: AuthorizationResponse?
         while response == nil {
             let left = deadline.timeIntervalSinceNow
@@ -191,21 +296,13 @@ struct LoginFlow: Sendable {
         guard let code = response.code, !code.isEmpty else {
             throw Stop(status: .authError, userMessage: "The sign-in did not complete. Start the login again.", reason: "callback without a code")
         }
+        let token: String
         do {
-            return try await conv.keepingAlive {
-                let token = try await client.exchange(code: code, verifier: verifier, redirectURI: redirectURI)
-                let expect = TokenExpectations(
-                    issuer: idp.issuer, clientID: idp.clientID, nonce: nonce, now: Date().timeIntervalSince1970,
-                    skew: config.signin.clockSkew, allowedAlgorithms: idp.algorithms, emailClaim: idp.emailClaim)
-                return try await TokenVerifier.verify(token, client: client, expect: expect)
-            }
+            token = try await conv.keepingAlive { try await client.exchange(code: code, verifier: verifier, redirectURI: redirectURI) }
         } catch let e as IdPError {
             throw Stop(status: .authError, userMessage: e.userMessage, reason: e.description)
-        } catch let e as TokenRejection {
-            throw Stop(
-                status: .authError, userMessage: "The identity provider's answer could not be verified, so you are not signed in. Ask your administrator.",
-                reason: "ID token rejected: \(e)")
         }
+        return try await verify(token, client: client, nonce: nonce, conv: conv)
     }
 
     /// Asks for a new passcode twice and checks it against the policy; returns its hash.

@@ -131,6 +131,85 @@ public final class IdPClient: Sendable {
 
     func tokenRequest(endpoint: String, form: inout [(String, String)]) async throws -> String {
         var headers = ["Content-Type: application/x-www-form-urlencoded", "Accept: application/json"]
+        try addClientAuth(&form, &headers)
+        let body = Data(FormEncoding.encode(form).utf8)
+        let response = try await send(what: "token request", url: endpoint) {
+            try await http.post(endpoint, headers: headers, body: body)
+        }
+        let parsed = try? JSONDecoder().decode(TokenResponse.self, from: response.body)
+        if response.status == 200, let token = parsed?.idToken { return token }
+        throw Self.explain(status: response.status, error: parsed?.error, description: parsed?.errorDescription, idp: config)
+    }
+
+    public struct DeviceAuthorization: Decodable, Sendable {
+        public var deviceCode: String
+        public var userCode: String
+        public var verificationURI: String
+        public var verificationURIComplete: String?
+        public var expiresIn: Double
+        public var interval: Double?
+
+        enum CodingKeys: String, CodingKey {
+            case deviceCode = "device_code"
+            case userCode = "user_code"
+            case verificationURI = "verification_uri"
+            case verificationURIComplete = "verification_uri_complete"
+            case expiresIn = "expires_in"
+            case interval
+        }
+    }
+
+    /// RFC 8628 §3.1-3.2: asks for a device code and a user code.
+    public func startDevice() async throws -> DeviceAuthorization {
+        let d = try await discovery()
+        guard let endpoint = d.deviceAuthorizationEndpoint else {
+            throw IdPError("\(config.name): the IdP offers no device authorization endpoint; remove \"device\" from idp.\(config.name).flows")
+        }
+        var form: [(String, String)] = [("scope", config.scopes.joined(separator: " "))]
+        var headers = ["Content-Type: application/x-www-form-urlencoded", "Accept: application/json"]
+        try addClientAuth(&form, &headers)
+        let body = Data(FormEncoding.encode(form).utf8)
+        let response = try await send(what: "device authorization", url: endpoint) {
+            try await http.post(endpoint, headers: headers, body: body)
+        }
+        if response.status == 200, let start = try? JSONDecoder().decode(DeviceAuthorization.self, from: response.body) {
+            return start
+        }
+        let parsed = try? JSONDecoder().decode(TokenResponse.self, from: response.body)
+        throw Self.explain(status: response.status, error: parsed?.error, description: parsed?.errorDescription, idp: config)
+    }
+
+    public enum DevicePoll: Sendable {
+        case token(String)
+        case pending
+        case slowDown
+        case denied
+        case expired
+    }
+
+    /// RFC 8628 §3.4-3.5: one poll of the token endpoint.
+    public func pollDevice(code: String) async throws -> DevicePoll {
+        let d = try await discovery()
+        var form: [(String, String)] = [("grant_type", "urn:ietf:params:oauth:grant-type:device_code"), ("device_code", code)]
+        var headers = ["Content-Type: application/x-www-form-urlencoded", "Accept: application/json"]
+        try addClientAuth(&form, &headers)
+        let body = Data(FormEncoding.encode(form).utf8)
+        let response = try await send(what: "token request", url: d.tokenEndpoint) {
+            try await http.post(d.tokenEndpoint, headers: headers, body: body)
+        }
+        let parsed = try? JSONDecoder().decode(TokenResponse.self, from: response.body)
+        if response.status == 200, let token = parsed?.idToken { return .token(token) }
+        switch parsed?.error {
+        case "authorization_pending": return .pending
+        case "slow_down": return .slowDown
+        case "access_denied": return .denied
+        case "expired_token": return .expired
+        default:
+            throw Self.explain(status: response.status, error: parsed?.error, description: parsed?.errorDescription, idp: config)
+        }
+    }
+
+    func addClientAuth(_ form: inout [(String, String)], _ headers: inout [String]) throws {
         let secret = try clientSecret()
         switch config.clientAuth {
         case .clientSecretBasic:
@@ -143,13 +222,6 @@ public final class IdPClient: Sendable {
         case .none:
             form.append(("client_id", config.clientID))
         }
-        let body = Data(FormEncoding.encode(form).utf8)
-        let response = try await send(what: "token request", url: endpoint) {
-            try await http.post(endpoint, headers: headers, body: body)
-        }
-        let parsed = try? JSONDecoder().decode(TokenResponse.self, from: response.body)
-        if response.status == 200, let token = parsed?.idToken { return token }
-        throw Self.explain(status: response.status, error: parsed?.error, description: parsed?.errorDescription, idp: config)
     }
 
     /// Turns a token endpoint error into its likely cause.

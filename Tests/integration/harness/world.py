@@ -34,7 +34,10 @@ class World:
         self.directoryd = sandbox.start_directoryd(self.tmp, self.directory_file)
         overrides = {"daemon": {"report_retry_max": 1}}
         for k, v in (config or {}).items():
-            overrides.setdefault(k, {}).update(v) if isinstance(v, dict) else overrides.__setitem__(k, v)
+            if isinstance(v, dict):
+                overrides.setdefault(k, {}).update(v)
+            else:
+                overrides[k] = v
         self.config = sandbox.write_config(self.tmp, {idp_name: idp}, **overrides)
         self.env = env
         self.fedlogind = sandbox.start_fedlogind(self.tmp, self.config, env=env) if start else None
