@@ -53,9 +53,18 @@ static inline int fedlogin_hash_passcode(const char *passcode, char *out, size_t
     return rc;
 }
 
-/* Whether libcrypt can verify hashes of this setting/hash string (scheme check). */
+/* Whether libcrypt can verify hashes of this scheme: it can when hashing a
+   probe with the hash as the setting gives a hash (not a "*" failure token)
+   of the same length. Legacy schemes it still verifies ($1$, $5$) pass;
+   disabled and unknown ones do not. */
 static inline int fedlogin_hash_supported(const char *hash) {
-    return crypt_checksalt(hash) == CRYPT_SALT_OK;
+    struct crypt_data *data = calloc(1, sizeof(struct crypt_data));
+    if (!data) return 0;
+    const char *h = crypt_r("fedlogin-probe", hash, data);
+    int ok = h && h[0] != '*' && strlen(h) == strlen(hash);
+    explicit_bzero(data, sizeof(*data));
+    free(data);
+    return ok;
 }
 
 /* Verifies a passcode against a hash in constant time; 1 if it matches. */

@@ -6,6 +6,10 @@ import NIOCore
 import NIOPosix
 import ServiceLifecycle
 
+/// Directory answers (a list of reports, say) may be larger than the wire
+/// protocol's 64 KiB frames.
+public let directoryMaxFrame = 16 << 20
+
 /// Serves the directory protocol on a Unix socket: one JSON request per frame,
 /// one JSON response per frame, any number per connection.
 public struct DirectoryServer: Service {
@@ -23,7 +27,7 @@ public struct DirectoryServer: Service {
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .bind(unixDomainSocketPath: socketPath, cleanupExistingSocketFile: true) { channel in
                 PeerCredentials.of(channel).flatMapThrowing { peer in
-                    try channel.pipeline.syncOperations.addFrameCodec()
+                    try channel.pipeline.syncOperations.addFrameCodec(maxFrame: directoryMaxFrame)
                     return (peer, try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel))
                 }
             }
@@ -90,6 +94,7 @@ public struct DirectoryServer: Service {
                 metadata: ["user": "\(report.username)", "device": "\(report.deviceID)", "key": "\(report.key)"])
             return DirectoryResponse(ok: true, duplicate: duplicate)
         case .listReports:
+            guard peer.isRoot else { throw DirectoryError("only root may list binding reports") }
             return DirectoryResponse(ok: true, reports: await store.allReports())
         }
     }

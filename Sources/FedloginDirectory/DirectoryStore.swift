@@ -38,17 +38,24 @@ public actor DirectoryStore {
         try FileManager.default.createDirectory(atPath: stateDir, withIntermediateDirectories: true)
         reportsPath = stateDir + "/reports.jsonl"
         if let text = try? String(contentsOfFile: reportsPath, encoding: .utf8) {
+            var kept = ""
             for line in text.split(separator: "\n") {
-                // A torn last line (crash mid-write) is skipped: it was never acked.
+                // A torn last line (crash mid-write) is dropped: it was never acked.
                 guard let r = try? JSONDecoder().decode(BindingReport.self, from: Data(line.utf8)) else { continue }
+                kept += line + "\n"
                 if reportKeys.insert(r.key).inserted { reports.append(r) }
+            }
+            if kept != text {
+                // Rewrite without the torn tail, so the next append starts on a line of its own.
+                try writeDurably(Data(kept.utf8), to: reportsPath)
             }
         }
     }
 
+    /// A user by username or company email, both compared case-insensitively.
     public func lookup(_ nameOrEmail: String) -> DirectoryUser? {
         let lowered = nameOrEmail.lowercased()
-        return file.users.first { $0.username == nameOrEmail }
+        return file.users.first { $0.username.lowercased() == lowered }
             ?? file.users.first { $0.email.lowercased() == lowered }
     }
 
@@ -83,11 +90,35 @@ public struct DirectoryError: Error, CustomStringConvertible {
     public init(_ d: String) { description = d }
 }
 
-/// Appends bytes to a file and fsyncs it before returning.
+/// Replaces a file atomically (temporary file, fsync, rename, fsync of the folder).
+func writeDurably(_ data: Data, to path: String) throws {
+    let tmp = path + ".tmp"
+    let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+    guard fd >= 0 else { throw DirectoryError("cannot create \(tmp): \(String(cString: strerror(errno)))") }
+    let ok = data.withUnsafeBytes { raw in write(fd, raw.baseAddress, raw.count) == raw.count } && fsync(fd) == 0
+    close(fd)
+    guard ok, rename(tmp, path) == 0 else { throw DirectoryError("cannot write \(path): \(String(cString: strerror(errno)))") }
+    syncFolder(of: path)
+}
+
+func syncFolder(of path: String) {
+    let dir = (path as NSString).deletingLastPathComponent
+    let fd = open(dir.isEmpty ? "." : dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+    if fd >= 0 {
+        fsync(fd)
+        close(fd)
+    }
+}
+
+/// Appends bytes to a file and fsyncs it (and, when it is new, its folder) before returning.
 func appendDurably(_ data: Data, to path: String) throws {
+    let isNew = access(path, F_OK) != 0
     let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
     guard fd >= 0 else { throw DirectoryError("cannot open \(path): \(String(cString: strerror(errno)))") }
-    defer { close(fd) }
+    defer {
+        close(fd)
+        if isNew { syncFolder(of: path) }
+    }
     try data.withUnsafeBytes { raw in
         var off = 0
         while off < raw.count {

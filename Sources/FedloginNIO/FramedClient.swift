@@ -10,9 +10,11 @@ public enum FramedClient {
         case timeout(String)
         case closed(String)
         case connect(String, any Error)
+        case untrustedPeer(String, UInt32)
 
         public var description: String {
             switch self {
+            case .untrustedPeer(let path, let uid): "\(path) is served by uid \(uid), not root: refusing to use it"
             case .timeout(let what): "no answer from \(what) in time"
             case .closed(let what): "\(what) closed the connection before answering"
             case .connect(let path, let e): "cannot connect to \(path): \(e)"
@@ -23,7 +25,7 @@ public enum FramedClient {
     /// Connects, runs `body` with the connection, closes it.
     public static func with<T: Sendable>(
         socket path: String, group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
-        connectTimeout: TimeAmount = .seconds(2),
+        connectTimeout: TimeAmount = .seconds(2), maxFrame: Int = Wire.maxFrame, requireRootPeer: Bool = false,
         _ body: (FramedSession) async throws -> T
     ) async throws -> T {
         let channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>
@@ -32,12 +34,20 @@ public enum FramedClient {
                 .connectTimeout(connectTimeout)
                 .connect(unixDomainSocketPath: path) { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addFrameCodec()
+                        try channel.pipeline.syncOperations.addFrameCodec(maxFrame: maxFrame)
                         return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
                     }
                 }
         } catch {
             throw ClientError.connect(path, error)
+        }
+        // The server's credentials exist once connected; no credentials, no trust.
+        if requireRootPeer {
+            let uid = (try? await PeerCredentials.of(channel.channel).get())?.uid ?? UInt32.max
+            guard uid == 0 else {
+                try? await channel.channel.close()
+                throw ClientError.untrustedPeer(path, uid)
+            }
         }
         let raw = channel.channel
         return try await channel.executeThenClose { inbound, outbound in

@@ -60,7 +60,7 @@ struct DirectoryCommand: AsyncParsableCommand {
         func run() async throws {
             let request = DirectoryRequest(op: .listReports)
             let body = try JSONEncoder().encode(request)
-            let reply = try await FramedClient.with(socket: socket) { session in
+            let reply = try await FramedClient.with(socket: socket, maxFrame: directoryMaxFrame) { session in
                 try await session.send(ByteBuffer(bytes: body))
                 return Data(try await session.receive(timeout: .seconds(5)).readableBytesView)
             }

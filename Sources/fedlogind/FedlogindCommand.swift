@@ -18,6 +18,8 @@ struct FedlogindCommand: AsyncParsableCommand {
 
     func run() async throws {
         JournalLogHandler.bootstrap(label: "fedlogind")
+        // Drop-ins are found beside the file: make the path absolute first.
+        let config = self.config.hasPrefix("/") ? self.config : FileManager.default.currentDirectoryPath + "/" + self.config
         do {
             if checkConfig {
                 let c = try ConfigLoader.load(path: config)

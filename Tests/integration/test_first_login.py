@@ -423,3 +423,88 @@ def test_no_secret_reaches_a_log_or_the_state_db(tmp_path, strict, in_namespace)
             assert s.encode() not in haystack
     finally:
         w.stop()
+
+
+def test_discovery_endpoints_that_are_not_https_are_refused(tmp_path, in_namespace):
+    class Downgrading(StrictIdP):
+        def discovery(self):
+            d = super().discovery()
+            d["token_endpoint"] = "http://idp.example.test/token"
+            return d
+
+    strict = Downgrading()
+    name = unique("xena")
+    w = strict_world(tmp_path, strict, name)
+    try:
+        codes, a = w.login(name, ["x"])
+        assert codes == [pc.PAM_USER_UNKNOWN] and not a.urls
+        assert "The sign-in service cannot be used right now" in a.messages(pc.PAM_ERROR_MSG)[0]
+        assert 'token_endpoint "http://idp.example.test/token", which is not https' in w.fedlogind.log_text()
+        assert strict.counts["token"] == 0
+    finally:
+        w.stop()
+        strict.stop()
+
+
+def test_a_directory_not_run_by_root_is_not_trusted(tmp_path, idp_mock, in_namespace):
+    name = unique("yves")
+    idp_mock.set_user(name, email=f"{name}@example.test")
+    sock = f"/run/fedlogin-test/impostor/{name}-dir.sock"
+    w = World(tmp_path, idp_mock, [name], config={"daemon": {"directory_socket": sock}})
+    for d in ("/run/fedlogin-test/impostor", "/run/fedlogin-test/impostor-state"):
+        os.makedirs(d, exist_ok=True)
+        os.chown(d, 65534, 65534)
+    shared = "/run/fedlogin-test/impostor-directory.json"
+    subprocess.run(["install", "-m", "644", str(w.directory_file), shared], check=True)
+    impostor = sandbox.Process("impostor-directoryd", [
+        "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+        str(sandbox.bin_dir() / "fedlogin-directoryd"), "serve", "--socket", sock,
+        "--directory", shared, "--state-dir", "/run/fedlogin-test/impostor-state"], tmp_path)
+    try:
+        impostor.wait_for_socket(sock)
+        codes, a = w.login(name, ["x"])
+        assert codes == [pc.PAM_USER_UNKNOWN] and not a.urls
+        assert "The directory cannot be reached" in a.messages(pc.PAM_ERROR_MSG)[0]
+        assert "is served by uid 65534, not root" in w.fedlogind.log_text()
+    finally:
+        impostor.stop()
+        w.stop()
+
+
+def test_directory_usernames_match_case_insensitively(tmp_path, idp_mock, in_namespace):
+    name = unique("zoe")
+    idp_mock.set_user(name, email=f"{name}@example.test")
+    w = World(tmp_path, idp_mock, [{"username": name.capitalize(), "email": f"{name}@example.test"}])
+    try:
+        codes, a = w.login(name, ["", PASSCODE, PASSCODE])
+        assert codes == [pc.PAM_SUCCESS, pc.PAM_SUCCESS], a.transcript
+        assert passwd_entry(name) is not None
+    finally:
+        w.stop()
+
+
+def test_password_sync_accepts_a_legacy_scheme_libcrypt_still_verifies(tmp_path, idp_mock, in_namespace):
+    name = unique("abe")
+    legacy = crypt.crypt("Directory-Pass1", crypt.mksalt(crypt.METHOD_SHA256))
+    assert legacy.startswith("$5$")
+    w = mock_world(tmp_path, idp_mock, name, policy={"password_sync": True}, password_authority="directory",
+                   password_hash=legacy)
+    try:
+        codes, _ = w.login(name, [""])
+        assert codes == [pc.PAM_SUCCESS, pc.PAM_SUCCESS]
+        assert shadow_hash(name) == legacy
+    finally:
+        w.stop()
+
+
+def test_a_weak_directory_policy_is_raised_to_the_floor(tmp_path, idp_mock, in_namespace):
+    name = unique("bea")
+    w = mock_world(tmp_path, idp_mock, name, policy={"passcode": {"min_length": 0, "min_classes": 0}})
+    try:
+        codes, a = w.login(name, ["", "", "abc", PASSCODE, PASSCODE])
+        assert codes == [pc.PAM_SUCCESS, pc.PAM_SUCCESS], a.transcript
+        errors = a.messages(pc.PAM_ERROR_MSG)
+        assert "use at least 8 characters (this one has 0)" in errors[0]
+        assert "use at least 8 characters (this one has 3)" in errors[1]
+    finally:
+        w.stop()

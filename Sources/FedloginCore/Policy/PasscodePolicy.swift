@@ -20,8 +20,18 @@ public struct PasscodePolicy: Codable, Sendable, Equatable {
         minClasses = try c.decodeIfPresent(Int.self, forKey: .minClasses) ?? 2
     }
 
+    /// The least fedlogin accepts whatever the directory says: 8 characters, 2 kinds.
+    public static let floor = PasscodePolicy(minLength: 8, minClasses: 2)
+
+    /// The directory's policy, raised to the floor where it is weaker.
+    public var effective: PasscodePolicy {
+        PasscodePolicy(minLength: max(minLength, Self.floor.minLength), minClasses: min(4, max(minClasses, Self.floor.minClasses)))
+    }
+
     /// What the passcode lacks, as sentences a user can act on; empty when it passes.
     public func problems(with passcode: String) -> [String] {
+        let minLength = effective.minLength
+        let minClasses = effective.minClasses
         var out: [String] = []
         let length = passcode.count
         if length < minLength {

@@ -66,7 +66,9 @@ struct LoginFlow: Sendable {
         let plan = LoginPlanner.plan(
             requested: request.user, local: local, managed: managed, directoryUser: directoryUser, policy: policy,
             configuredIdPs: Set(runtime.idps.keys), uidMin: uidMin,
-            uidTaken: { (try? accounts.uidInUse($0)) ?? true })
+            uidTaken: { uid in
+                (try? accounts.uidInUse(uid)) ?? true || ((try? runtime.state.reservedUIDs().contains(uid)) ?? true)
+            })
         switch plan {
         case .notOurs(let reason):
             log.debug("not a fedlogin login: \(reason)")
@@ -121,7 +123,7 @@ struct LoginFlow: Sendable {
             hash = try await choosePasscode(user: plan.localUsername, policy: policy.passcode, conv: conv)
             mode = .passcode
         }
-        try await provision(plan: plan, identity: identity, hash: hash, mode: mode, log: log)
+        try await conv.keepingAlive { try await provision(plan: plan, identity: identity, hash: hash, mode: mode, log: log) }
         try await conv.info("Welcome, \(identity.name ?? plan.localUsername). Your account \(plan.localUsername) is ready on this machine.")
         log.notice(
             "first login complete: account created and bound",

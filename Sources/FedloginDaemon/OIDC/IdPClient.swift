@@ -82,6 +82,16 @@ public final class IdPClient: Sendable {
         guard d.issuer == config.issuer else {
             throw IdPError("\(config.name): discovery says the issuer is \"\(d.issuer)\", but idp.\(config.name).issuer is \"\(config.issuer)\"; set it to the IdP's exact issuer")
         }
+        // The token request carries the client secret: every endpoint must be
+        // https (plain http only for an opted-in loopback test IdP).
+        for (key, url) in [("authorization_endpoint", d.authorizationEndpoint), ("token_endpoint", d.tokenEndpoint),
+                           ("jwks_uri", d.jwksURI), ("device_authorization_endpoint", d.deviceAuthorizationEndpoint ?? "https://x")] {
+            guard let parts = URLParts(url),
+                parts.scheme == "https" || (parts.scheme == "http" && parts.isLoopback && config.allowHTTPLoopback)
+            else {
+                throw IdPError("\(config.name): discovery gives \(key) \"\(url)\", which is not https; fedlogin refuses to send credentials there")
+            }
+        }
         cache.withLockedValue { $0.discovery = d }
         return d
     }

@@ -3,6 +3,9 @@ import FedloginNIO
 import Foundation
 import NIOCore
 
+/// Directory answers may be larger than the wire protocol's frames.
+let directoryMaxFrame = 16 << 20
+
 /// The directory protocol's client side (docs/directory-protocol.md).
 public struct DirectoryClient: Sendable {
     public let socketPath: String
@@ -17,7 +20,10 @@ public struct DirectoryClient: Sendable {
         let t = TimeAmount.milliseconds(Int64(timeout * 1000))
         let data: Data
         do {
-            data = try await FramedClient.with(socket: socketPath, connectTimeout: t) { session in
+            // The directory supplies password hashes and routing: it must be root's.
+            data = try await FramedClient.with(
+                socket: socketPath, connectTimeout: t, maxFrame: directoryMaxFrame, requireRootPeer: true
+            ) { session in
                 try await session.send(ByteBuffer(bytes: body))
                 return Data(try await session.receive(timeout: t).readableBytesView)
             }

@@ -1,0 +1,292 @@
+#!/usr/bin/env bash
+# The fedlogin Debian package under a real systemd: a booted Debian 12
+# container (systemd-nspawn) installs the .deb and logs a directory user in.
+#
+#   Tests/system/test_systemd.sh [out/fedlogin_VERSION_amd64.deb]
+#
+# Runs as root. The container boots a cached bookworm rootfs
+# (Tests/system/rootfs.sh) with --volatile=overlay, so the cached tree is never
+# changed, and shares the host's network namespace: oidc-provider-mock runs
+# on the host's loopback (from .venv), fedlogind inside reaches it there, and
+# the test plays the user's browser against fedlogind's loopback listener.
+# fedlogin-directoryd runs inside, from the package. Everything started is
+# stopped by its pid at the end.
+#
+# Environment: FEDLOGIN_TEST_CACHE (rootfs cache, default
+# /var/cache/fedlogin-test), KEEP=1 keeps the work folder.
+# Prints "N passed, N failed"; exits 0 only when nothing failed.
+set -uo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+HERE="$ROOT/Tests/system"
+PY="$ROOT/.venv/bin/python"
+T_START=$(date +%s.%N)
+
+say() { printf '%s\n' "$*"; }
+die() { printf 'test_systemd: error: %s\n' "$*" >&2; exit 2; }
+
+[ "$(id -u)" = 0 ] || die "must run as root (it boots a container with systemd-nspawn)"
+for tool in systemd-nspawn nsenter gcc mmdebstrap; do
+    command -v "$tool" >/dev/null || die "$tool not found (apt-get install --no-install-recommends systemd-container util-linux gcc mmdebstrap)"
+done
+[ -x "$PY" ] && "$PY" -c 'import httpx, paramiko' 2>/dev/null || die "$PY with httpx and paramiko not found: run scripts/deps.sh"
+[ -x "$ROOT/.venv/bin/oidc-provider-mock" ] || die "oidc-provider-mock not in .venv: run scripts/deps.sh"
+
+DEB="${1:-$(ls -t "$ROOT"/out/fedlogin_*_amd64.deb 2>/dev/null | head -1)}"
+[ -n "$DEB" ] && [ -f "$DEB" ] || die "no package: build it with packaging/build-deb.sh (or pass its path)"
+
+W="$(mktemp -d /tmp/fedlogin-system.XXXXXX)"
+mkdir -p "$W/srv"
+NSP="" IDP_PID="" LEADER=""
+
+cleanup() {
+    if [ -n "$IDP_PID" ] && kill -0 "$IDP_PID" 2>/dev/null; then
+        kill -TERM "$IDP_PID" 2>/dev/null; wait "$IDP_PID" 2>/dev/null
+    fi
+    if [ -n "$NSP" ] && kill -0 "$NSP" 2>/dev/null; then
+        kill -TERM "$NSP" 2>/dev/null
+        for _ in $(seq 150); do kill -0 "$NSP" 2>/dev/null || break; sleep 0.1; done
+        kill -0 "$NSP" 2>/dev/null && kill -KILL "$NSP" 2>/dev/null
+        wait "$NSP" 2>/dev/null
+    fi
+    if [ "${KEEP:-0}" = 1 ]; then say "work folder kept: $W"; else rm -rf --one-file-system "$W"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+elapsed() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
+free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# --- checks ---------------------------------------------------------------------
+PASSED=0 FAILED=0 FAILED_NAMES=()
+# check NAME COMMAND...: one named assertion; the command's output is shown when it fails.
+check() {
+    local name="$1"; shift
+    if "$@" >"$W/check.out" 2>&1; then
+        PASSED=$((PASSED + 1)); say "ok    $name"
+    else
+        FAILED=$((FAILED + 1)); FAILED_NAMES+=("$name"); say "FAIL  $name"
+        sed 's/^/      /' "$W/check.out" | tail -n 40
+    fi
+}
+# In the container: all its namespaces, a clean environment.
+C() { nsenter -t "$LEADER" -a env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 "$@"; }
+# C_write PATH MODE < content
+C_write() { C sh -c "umask 077; cat > '$1' && chmod $2 '$1'"; }
+# until_ok SECONDS COMMAND...: retries every 0.2 s.
+until_ok() {
+    local deadline=$(( $(date +%s) + $1 )); shift
+    until "$@"; do
+        [ "$(date +%s)" -lt "$deadline" ] || return 1
+        sleep 0.2
+    done
+}
+prop() { C systemctl show -P "$2" "$1"; }
+status_matches() { prop fedlogind.service StatusText | grep -Eq "$1"; }
+active() { [ "$(prop "$1" ActiveState)" = active ]; }
+
+# --- setup: rootfs, IdP, container --------------------------------------------------
+say "== fedlogin system test: $(basename "$DEB")"
+T0=$(date +%s.%N)
+ROOTFS="$("$HERE/rootfs.sh")" || die "no rootfs"
+T_ROOTFS=$(elapsed "$T0")
+
+cp "$DEB" "$W/srv/fedlogin.deb"
+gcc -O2 -Wall -Wextra -Werror -o "$W/srv/pam_client" "$HERE/pam_client.c" -lpam || die "pam_client does not build (apt-get install libpam0g-dev)"
+SSH_PORT="$(free_port)"
+printf 'Port %s\nListenAddress 127.0.0.1\n' "$SSH_PORT" > "$W/srv/sshd.conf"
+
+IDP_PORT="$(free_port)"
+ISSUER="http://127.0.0.1:$IDP_PORT"
+PYTHONWARNINGS=ignore setsid "$ROOT/.venv/bin/oidc-provider-mock" --host 127.0.0.1 --port "$IDP_PORT" \
+    >"$W/idp.log" 2>&1 </dev/null &
+IDP_PID=$!
+
+MACHINE="fedlogin-test-$$"
+T0=$(date +%s.%N)
+SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 setsid systemd-nspawn -D "$ROOTFS" -b -M "$MACHINE" --register=no --keep-unit \
+    --console=read-only --volatile=overlay --bind-ro="$W/srv:/srv/test" >"$W/nspawn.log" 2>&1 </dev/null &
+NSP=$!
+booted() {
+    LEADER="$(pgrep -P "$NSP" | head -1)" && [ -n "$LEADER" ] &&
+        case "$(nsenter -t "$LEADER" -a systemctl is-system-running 2>/dev/null)" in running|degraded) true ;; *) false ;; esac
+}
+until_ok 90 booted || { tail -n 30 "$W/nspawn.log"; die "the container did not boot"; }
+T_BOOT=$(elapsed "$T0")
+until_ok 20 "$PY" -c "import httpx; httpx.get('$ISSUER/.well-known/openid-configuration', trust_env=False).raise_for_status()" ||
+    { cat "$W/idp.log"; die "oidc-provider-mock did not start"; }
+say "   rootfs ${T_ROOTFS}s, boot ${T_BOOT}s, IdP $ISSUER, container sshd on 127.0.0.1:$SSH_PORT"
+
+check "the container booted with every unit running" test "$(C systemctl is-system-running)" = running
+BEFORE="$(C sh -c 'sha256sum /etc/pam.d/common-* /etc/nsswitch.conf')"
+
+# --- install ------------------------------------------------------------------------
+T0=$(date +%s.%N)
+check "dpkg -i installs the package" C dpkg -i /srv/test/fedlogin.deb
+pam_first() { # The first auth line: pam_fedlogin, with a jump past pam_deny on success.
+    C cat /etc/pam.d/common-auth | grep -v '^#' | grep .
+    C awk '$1 == "auth" { print; exit }' /etc/pam.d/common-auth |
+        grep -Eq '^auth[[:space:]]+\[success=[0-9]+ ignore=ignore authinfo_unavail=ignore user_unknown=ignore default=die\][[:space:]]+pam_fedlogin\.so'
+}
+check "pam-auth-update puts pam_fedlogin first in common-auth" pam_first
+check "fedlogind.socket is listening on /run/fedlogin/fedlogind.sock" \
+    sh -c "test \"\$(nsenter -t $LEADER -a systemctl is-active fedlogind.socket)\" = active && nsenter -t $LEADER -a test -S /run/fedlogin/fedlogind.sock"
+ready_line() { active fedlogind.service && status_matches '^ready: '; }
+check "fedlogind is active and its status says ready" until_ok 30 ready_line
+say "      status: $(prop fedlogind.service StatusText)"
+check "the socket is 0666 and owned by root" sh -c "nsenter -t $LEADER -a stat -c '%a %U' /run/fedlogin/fedlogind.sock | grep -qx '666 root'"
+check "no ordering cycle at boot or install" sh -c "! nsenter -t $LEADER -a journalctl -b --no-pager | grep -i 'ordering cycle'"
+check "sshd accepts the drop-in: keyboard-interactive on, LoginGraceTime 300" \
+    sh -c "nsenter -t $LEADER -a sshd -T | grep -qx 'kbdinteractiveauthentication yes' && nsenter -t $LEADER -a sshd -T | grep -qx 'logingracetime 300'"
+check "fedlogin-directoryd stays off without a directory file" sh -c "! nsenter -t $LEADER -a systemctl is-active -q fedlogin-directoryd"
+say "      $(C systemd-analyze security fedlogind.service --no-pager 2>/dev/null | tail -n 1)"
+T_INSTALL=$(elapsed "$T0")
+
+# --- directory and IdP ------------------------------------------------------------------
+T0=$(date +%s.%N)
+C install -d -m 0755 /etc/fedlogin-directoryd
+C_write /etc/fedlogin-directoryd/directory.json 0600 <<'EOF'
+{
+  "policy": {"password_sync": false, "default_idp": "demo", "routing": [],
+             "passcode": {"min_length": 8, "min_classes": 3}},
+  "users": [
+    {"username": "alice", "email": "alice@example.test", "display_name": "Alice Example",
+     "groups": ["staff"], "disabled": false, "password_authority": "local",
+     "password_hash": null, "uid": null}
+  ],
+  "devices": {"test-device-1": ["alice"]}
+}
+EOF
+check "fedlogin-directoryd starts once its directory file exists" \
+    sh -c "nsenter -t $LEADER -a systemctl enable --now fedlogin-directoryd 2>&1 && nsenter -t $LEADER -a systemctl is-active fedlogin-directoryd"
+"$PY" "$HERE/driver.py" idp-user --issuer "$ISSUER" --sub alice --email alice@example.test
+
+printf 'mock-client-secret\n' | C_write /etc/fedlogin/demo.secret 0600
+C_write /etc/fedlogin/conf.d/50-test.conf 0644 <<EOF
+[daemon]
+device_id = "test-device-1"
+
+[idp.demo]
+display_name = "Demo IdP"
+issuer = "$ISSUER"
+client_id = "fedlogin"
+client_secret_file = "/etc/fedlogin/demo.secret"
+allow_http_loopback = true
+flows = ["loopback"]
+EOF
+
+# --- reload ---------------------------------------------------------------------------
+PID1="$(prop fedlogind.service MainPID)"
+C systemctl reload fedlogind.service
+reloaded() { active fedlogind.service && status_matches '^ready: 1 IdP, .*directory reachable'; }
+check "reload with a valid configuration: ready, 1 IdP, directory reachable" until_ok 30 reloaded
+say "      status: $(prop fedlogind.service StatusText)"
+check "reload keeps the same process" test "$(prop fedlogind.service MainPID)" = "$PID1"
+check "the journal has 'configuration reloaded' with its MESSAGE_ID" \
+    sh -c "nsenter -t $LEADER -a journalctl -u fedlogind --no-pager -o cat MESSAGE_ID=7d1c9b8a6f5e4d3ca2b1908f7e6d5c55 | grep -q ."
+
+printf '[signin]\ntimeout = 1\n' | C_write /etc/fedlogin/conf.d/90-broken.conf 0644
+C systemctl reload fedlogind.service
+refused() { active fedlogind.service && status_matches 'signin\.timeout'; }
+check "reload with an invalid configuration: still active, status names the key" until_ok 30 refused
+say "      status: $(prop fedlogind.service StatusText)"
+check "the refused reload keeps the same process" test "$(prop fedlogind.service MainPID)" = "$PID1"
+check "the journal names the file and the key" \
+    sh -c "nsenter -t $LEADER -a journalctl -u fedlogind --no-pager -o cat | grep '90-broken.conf' | grep -q 'signin.timeout'"
+C rm -f /etc/fedlogin/conf.d/90-broken.conf
+C systemctl reload fedlogind.service
+check "reload after the fix: ready again" until_ok 30 reloaded
+
+# --- socket activation -------------------------------------------------------------------
+C systemctl stop fedlogind.service
+check "systemctl stop fedlogind stops the daemon, the socket keeps listening" \
+    sh -c "test \"\$(nsenter -t $LEADER -a systemctl is-active fedlogind.service)\" = inactive && nsenter -t $LEADER -a systemctl is-active -q fedlogind.socket && nsenter -t $LEADER -a test -S /run/fedlogin/fedlogind.sock"
+check "a connection to the socket starts fedlogind again (fedloginctl status)" C fedloginctl status
+check "the socket-activated fedlogind is active and ready" until_ok 30 reloaded
+check "it is a new process" test "$(prop fedlogind.service MainPID)" != "$PID1"
+T_SYSTEMD=$(elapsed "$T0")
+
+# --- logins ------------------------------------------------------------------------------
+T0=$(date +%s.%N)
+PASSCODE="Correct-Horse9"
+PAMC=(nsenter -t "$LEADER" -a env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin /srv/test/pam_client)
+first_login() {
+    "$PY" "$HERE/driver.py" pam --sub alice --answer "" --answer "$PASSCODE" --answer "$PASSCODE" -- "${PAMC[@]}" sshd alice |
+        tee "$W/first-login.txt"
+    grep -q '^  RESULT authenticate 0 ' "$W/first-login.txt" && grep -q '^  RESULT acct_mgmt 0 ' "$W/first-login.txt"
+}
+say "-- first login of alice through the installed PAM stack (service sshd):"
+first_login; rc=$?
+check "first login: authenticate and acct_mgmt succeed" test "$rc" = 0
+uid_in_range() { local e; e="$(C getent passwd alice)" && echo "$e" && awk -F: '$3 >= 70000 && $3 <= 79999 { ok = 1 } END { exit !ok }' <<<"$e"; }
+check "alice is a local account with a uid from [accounts]" uid_in_range
+check "alice's home was made" C test -d /home/alice
+check "fedloginctl users lists alice" sh -c "nsenter -t $LEADER -a fedloginctl users | grep -q '^alice'"
+journal_event() { # MESSAGE_ID FIELD=VALUE...: at least one such journal entry
+    C journalctl --no-pager -o cat MESSAGE_ID="$@" | grep .
+}
+check "journal: account created (MESSAGE_ID, FEDLOGIN_USER)" journal_event 9a3b7c2d1e4f4a5b8c6d7e8f9a0b1c33 FEDLOGIN_USER=alice
+check "journal: login success (MESSAGE_ID, FEDLOGIN_USER, FEDLOGIN_SERVICE)" journal_event 5b1f0c9e7d2a4c43a6e1f08d3c2b7a11 FEDLOGIN_USER=alice FEDLOGIN_SERVICE=sshd
+reported() { C fedlogin-directoryd reports | grep -q '^alice <-> test-device-1'; }
+check "the directory received alice's binding" until_ok 30 reported
+check "no secret in the journal" sh -c "! nsenter -t $LEADER -a journalctl -b --no-pager -o export | grep -aq -e '$PASSCODE' -e mock-client-secret"
+
+say "-- passcode login over SSH (keyboard-interactive, 127.0.0.1:$SSH_PORT):"
+ssh_login() {
+    "$PY" "$HERE/driver.py" ssh --port "$SSH_PORT" --user alice --password "$PASSCODE" -- id -un | tee "$W/ssh.txt"
+    grep -qx alice "$W/ssh.txt"
+}
+check "alice logs in over SSH with her passcode" ssh_login
+wrong_ssh() { ! "$PY" "$HERE/driver.py" ssh --port "$SSH_PORT" --user alice --password "Wrong-Horse9" -- id -un; }
+check "a wrong passcode is refused over SSH" wrong_ssh
+
+pam_login() { # USER PASSWORD
+    "$PY" "$HERE/driver.py" pam --sub "$1" --answer "$2" -- "${PAMC[@]}" sshd "$1" | tee "$W/pam.txt"
+    grep -q '^  RESULT authenticate 0 ' "$W/pam.txt" && grep -q '^  RESULT acct_mgmt 0 ' "$W/pam.txt" &&
+        ! grep -q 'http://' "$W/pam.txt"
+}
+check "passcode login through PAM: no sign-in, pam_unix" pam_login alice "$PASSCODE"
+
+C useradd -m -s /bin/bash localuser
+printf 'localuser:Local-Pass1\n' | C chpasswd
+check "a local account logs in while fedlogind runs" pam_login localuser Local-Pass1
+
+C systemctl stop fedlogind.socket fedlogind.service
+check "with fedlogind and its socket stopped, alice logs in offline" pam_login alice "$PASSCODE"
+check "with fedlogind and its socket stopped, a local account logs in" pam_login localuser Local-Pass1
+C systemctl start fedlogind.socket
+T_LOGIN=$(elapsed "$T0")
+
+# --- remove and purge ----------------------------------------------------------------------
+T0=$(date +%s.%N)
+check "dpkg -r removes the package" C dpkg -r fedlogin
+same_pam() { diff <(echo "$BEFORE") <(C sh -c 'sha256sum /etc/pam.d/common-* /etc/nsswitch.conf'); }
+check "after dpkg -r: common-* PAM files and nsswitch.conf as before" same_pam
+units_gone() {
+    local u s
+    for u in fedlogind.service fedlogind.socket fedlogin-directoryd.service; do
+        s="$(prop "$u" LoadState)"; echo "$u: $s"; [ "$s" = not-found ] || return 1
+    done
+    ! C pgrep -x fedlogind && ! C pgrep -x fedlogin-director && ! C test -e /run/fedlogin/fedlogind.sock
+}
+check "after dpkg -r: units gone, nothing running, no socket" units_gone
+check "after dpkg -r: alice still logs in with her passcode (pam_unix)" pam_login alice "$PASSCODE"
+check "dpkg -P purges the package" C dpkg -P fedlogin
+check "after dpkg -P: common-* PAM files and nsswitch.conf as before" same_pam
+purged() {
+    local left
+    left="$(C sh -c 'ls -d /etc/fedlogin /etc/fedlogin-directoryd /var/lib/fedlogin /var/lib/fedlogin-directoryd /etc/ssh/sshd_config.d/fedlogin.conf /usr/share/pam-configs/fedlogin 2>/dev/null; find /etc/systemd/system /var/lib/systemd/deb-systemd-helper-enabled -name "fedlogin*" 2>/dev/null')"
+    [ -z "$left" ] || { echo "left behind: $left"; return 1; }
+}
+check "after dpkg -P: configuration, state, unit links gone" purged
+T_REMOVE=$(elapsed "$T0")
+
+if [ "$FAILED" -gt 0 ]; then
+    say "-- fedlogind's journal (last 40 lines):"
+    C journalctl -u fedlogind -u fedlogind.socket -u fedlogin-directoryd --no-pager -n 40 -o short-monotonic | sed 's/^/   /'
+fi
+T_TOTAL=$(elapsed "$T_START")
+printf '   time: rootfs %.1fs, boot %.1fs, install %.1fs, systemd checks %.1fs, logins %.1fs, remove/purge %.1fs, total %.1fs\n' \
+    "$T_ROOTFS" "$T_BOOT" "$T_INSTALL" "$T_SYSTEMD" "$T_LOGIN" "$T_REMOVE" "$T_TOTAL"
+say "$PASSED passed, $FAILED failed"
+[ "$FAILED" -eq 0 ] || { say "failed: ${FAILED_NAMES[*]}"; exit 1; }
