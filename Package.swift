@@ -73,7 +73,8 @@ let package = Package(
         .executableTarget(
             name: "fedloginctl",
             dependencies: [
-                "FedloginCore", "FedloginNIO",
+                "FedloginCore", "FedloginNIO", "FedloginDaemon",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]

@@ -9,7 +9,7 @@ struct Fedloginctl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fedloginctl",
         abstract: "Inspect and manage fedlogin on this machine.",
-        subcommands: [Status.self, Users.self, Outbox.self])
+        subcommands: [Status.self, Users.self, Outbox.self, IdP.self])
 }
 
 struct Connection: ParsableArguments {

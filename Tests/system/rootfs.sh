@@ -2,13 +2,17 @@
 # Prints the path of a Debian 12 (bookworm) root filesystem for booting with
 # systemd-nspawn, building it with mmdebstrap when the cache has none.
 #
-#   Tests/system/rootfs.sh            build if needed, print the path
-#   Tests/system/rootfs.sh --rebuild  build afresh
+#   Tests/system/rootfs.sh [--rebuild] [PACKAGE...]
+#
+# PACKAGEs are installed beside the base set: the test passes the Depends of
+# the .deb under test, so the package installs with dpkg -i and no network.
+# --rebuild builds afresh.
 #
 # Cache: $FEDLOGIN_TEST_CACHE (default /var/cache/fedlogin-test)/rootfs-KEY,
 # where KEY hashes this script, the package list and the mirror, so a change
-# to either builds a new one (older ones are removed). The tree is never
-# changed after it is built: tests boot it with --volatile=overlay.
+# to either (a new dependency of the package, say) builds a new one; older
+# ones are removed. The tree is never changed after it is built: tests boot
+# it with --volatile=overlay.
 set -euo pipefail
 
 CACHE="${FEDLOGIN_TEST_CACHE:-/var/cache/fedlogin-test}"
@@ -35,6 +39,13 @@ mirror() {
     echo "${m:-http://deb.debian.org/debian}"
 }
 
+rebuild=0
+if [ "${1:-}" = --rebuild ]; then rebuild=1; shift; fi
+for p in "$@"; do
+    [[ "$p" =~ ^[a-z0-9][a-z0-9.+-]+$ ]] || die "not a package name: $p"
+    case ",$PACKAGES," in *",$p,"*) ;; *) PACKAGES="$PACKAGES,$p" ;; esac
+done
+
 MIRROR="$(mirror)"
 KEY="$( { cat "${BASH_SOURCE[0]}"; echo "$SUITE $PACKAGES $MIRROR"; } | sha256sum | cut -c1-16)"
 ROOTFS="$CACHE/rootfs-$KEY"
@@ -43,7 +54,7 @@ mkdir -p "$CACHE"
 exec 9>"$CACHE/.lock"
 flock 9   # one build at a time; others wait and reuse it
 
-if [ "${1:-}" = --rebuild ]; then
+if [ "$rebuild" = 1 ]; then
     rm -rf --one-file-system "$ROOTFS"
 fi
 if [ -f "$ROOTFS/.complete" ]; then

@@ -88,7 +88,9 @@ active() { [ "$(prop "$1" ActiveState)" = active ]; }
 # --- setup: rootfs, IdP, container --------------------------------------------------
 say "== fedlogin system test: $(basename "$DEB")"
 T0=$(date +%s.%N)
-ROOTFS="$("$HERE/rootfs.sh")" || die "no rootfs"
+# The package's dependencies go into the rootfs, so dpkg -i needs no network.
+mapfile -t DEPENDS < <(dpkg-deb -f "$DEB" Depends | tr ',' '\n' | sed 's/|.*//; s/(.*)//; s/[[:space:]]//g' | grep .)
+ROOTFS="$("$HERE/rootfs.sh" "${DEPENDS[@]}")" || die "no rootfs"
 T_ROOTFS=$(elapsed "$T0")
 
 cp "$DEB" "$W/srv/fedlogin.deb"

@@ -37,6 +37,31 @@ public struct DaemonConfig: Sendable, Equatable {
     }
 }
 
+/// Known providers and their quirks.
+public enum IdPPreset: String, Sendable, Equatable, CaseIterable {
+    case generic
+    case okta
+    case entra
+    case google
+    case directoryIdP = "directory-idp"
+}
+
+/// What an ID token's issuer may be.
+public enum IssuerRule: Sendable, Equatable {
+    case oneOf([String])
+    /// Entra multi-tenant: the template with `{tenantid}` replaced by the
+    /// token's `tid`, which must be an allowed tenant.
+    case tenantTemplate(String, allowed: [String])
+
+    /// The issuer a discovery document must state.
+    public var discoveryIssuer: String {
+        switch self {
+        case .oneOf(let list): list[0]
+        case .tenantTemplate(let t, _): t
+        }
+    }
+}
+
 /// How the user signs in at the IdP.
 public enum SignInFlow: String, Sendable, Equatable, CaseIterable {
     /// Authorization code + PKCE with a loopback redirect (RFC 8252); the user
@@ -112,6 +137,34 @@ public struct IdPConfig: Sendable, Equatable {
     public var caBundle: String?
     /// The flows this IdP allows, in the order fedlogin prefers them.
     public var flows: [SignInFlow] = [.loopback, .device]
+    /// Provider defaults and quirks (docs/idp-presets.md).
+    public var preset: IdPPreset = .generic
+    /// entra: the tenant id, or "organizations" / "common" for a multi-tenant app.
+    public var tenant: String?
+    /// entra, multi-tenant: the tenant ids (`tid`) whose users may sign in.
+    public var allowedTenants: [String] = []
+    /// google: the Workspace domain the `hd` claim must name.
+    public var hostedDomain: String?
+
+    /// Where the discovery document is (`/.well-known/openid-configuration` is appended).
+    public var discoveryBase: String {
+        if preset == .entra, let tenant, issuer.contains("{tenantid}") {
+            return "https://login.microsoftonline.com/\(tenant)/v2.0"
+        }
+        return issuer.hasSuffix("/") ? String(issuer.dropLast()) : issuer
+    }
+
+    /// The rule the ID token's `iss` must follow.
+    public var issuerRule: IssuerRule {
+        switch preset {
+        case .google:
+            return .oneOf([issuer, issuer.replacingOccurrences(of: "https://", with: "")])
+        case .entra where issuer.contains("{tenantid}"):
+            return .tenantTemplate(issuer, allowed: allowedTenants)
+        default:
+            return .oneOf([issuer])
+        }
+    }
 
     public init(
         name: String, displayName: String? = nil, issuer: String, clientID: String,

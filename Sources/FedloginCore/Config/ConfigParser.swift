@@ -48,8 +48,44 @@ public enum ConfigParser {
                 }
             }
         }
+        for (name, idp) in config.idps {
+            config.idps[name] = try applyPreset(idp, file: idpSources[name] ?? files.first?.path ?? "fedlogin.conf")
+        }
         try validate(config, idpSources: idpSources, mainFile: files.first?.path ?? "fedlogin.conf")
         return config
+    }
+
+    /// Fills in what a preset implies and checks its own keys.
+    static func applyPreset(_ idp: IdPConfig, file: String) throws -> IdPConfig {
+        var idp = idp
+        let k = "idp.\(idp.name)"
+        func fail(_ key: String, _ problem: String) -> ConfigError { ConfigError(file: file, key: key, problem: problem) }
+        if idp.preset != .entra && (idp.tenant != nil || !idp.allowedTenants.isEmpty) {
+            throw fail("\(k).tenant", "tenant and allowed_tenants belong to preset = \"entra\"")
+        }
+        if idp.preset != .google && idp.hostedDomain != nil {
+            throw fail("\(k).hosted_domain", "hosted_domain belongs to preset = \"google\"")
+        }
+        switch idp.preset {
+        case .generic, .okta, .directoryIdP:
+            break
+        case .google:
+            if idp.issuer.isEmpty { idp.issuer = "https://accounts.google.com" }
+        case .entra:
+            guard let tenant = idp.tenant, !tenant.isEmpty else {
+                throw fail("\(k).tenant", "is required with preset = \"entra\": the directory (tenant) id, or \"organizations\" for a multi-tenant app")
+            }
+            let multi = ["common", "organizations", "consumers"].contains(tenant.lowercased())
+            if idp.issuer.isEmpty {
+                idp.issuer = "https://login.microsoftonline.com/\(multi ? "{tenantid}" : tenant)/v2.0"
+            }
+            if multi && idp.allowedTenants.isEmpty {
+                throw fail(
+                    "\(k).allowed_tenants",
+                    "is required with tenant = \"\(tenant)\": list the tenant ids whose users may sign in (a multi-tenant app would otherwise accept any Microsoft tenant)")
+            }
+        }
+        return idp
     }
 
     static func validate(_ c: DaemonConfig, idpSources: [String: String], mainFile: String) throws {
@@ -82,7 +118,7 @@ public enum ConfigParser {
             guard !idp.clientID.isEmpty else {
                 throw fail("\(k).client_id", "is required (the client id of fedlogin's app at the IdP)", file: file)
             }
-            guard let url = URLParts(idp.issuer) else {
+            guard let url = URLParts(idp.issuer.replacingOccurrences(of: "{tenantid}", with: "t")) else {
                 throw fail("\(k).issuer", "is not a URL (got \"\(idp.issuer)\")", file: file)
             }
             if url.scheme == "http" {
@@ -267,6 +303,15 @@ public enum ConfigParser {
                 case "algorithms": idp.algorithms = try strings(v, full)
                 case "ca_bundle": idp.caBundle = try string(v, full)
                 case "flows": idp.flows = try flows(v, full)
+                case "preset":
+                    let n = try string(v, full)
+                    guard let p = IdPPreset(rawValue: n) else {
+                        throw fail(full, "unknown preset \"\(n)\"; use one of \(IdPPreset.allCases.map(\.rawValue).joined(separator: ", "))")
+                    }
+                    idp.preset = p
+                case "tenant": idp.tenant = try string(v, full)
+                case "allowed_tenants": idp.allowedTenants = try strings(v, full)
+                case "hosted_domain": idp.hostedDomain = try string(v, full)
                 default: return false
                 }
                 return true

@@ -15,6 +15,7 @@ public enum TokenRejection: Error, Equatable, CustomStringConvertible {
     case emailNotVerified
     case emailMismatch
     case malformed(String)
+    case hostedDomain
 
     public var description: String {
         switch self {
@@ -31,12 +32,15 @@ public enum TokenRejection: Error, Equatable, CustomStringConvertible {
         case .emailNotVerified: "the IdP says the email address is not verified"
         case .emailMismatch: "the signed-in identity's email is not the directory user's"
         case .malformed(let m): "ID token is malformed: \(m)"
+        case .hostedDomain: "the user is not in the configured Google Workspace domain (hd)"
         }
     }
 }
 
 public struct TokenExpectations: Sendable {
-    public var issuer: String
+    public var issuer: IssuerRule
+    /// google: the Workspace domain (`hd`) the user must belong to.
+    public var hostedDomain: String? = nil
     public var clientID: String
     /// The nonce sent with the authorization request; nil for grants that send
     /// none (the device grant), where the token must not carry one either.
@@ -47,10 +51,11 @@ public struct TokenExpectations: Sendable {
     public var emailClaim: String
 
     public init(
-        issuer: String, clientID: String, nonce: String?, now: Double, skew: Double, allowedAlgorithms: [String],
-        emailClaim: String
+        issuer: IssuerRule, clientID: String, nonce: String?, now: Double, skew: Double, allowedAlgorithms: [String],
+        emailClaim: String, hostedDomain: String? = nil
     ) {
         self.issuer = issuer
+        self.hostedDomain = hostedDomain
         self.clientID = clientID
         self.nonce = nonce
         self.now = now
@@ -79,7 +84,17 @@ public enum IDTokenValidator {
 
     public static func validate(claims: [String: JSONValue], expect: TokenExpectations) throws -> VerifiedIdentity {
         guard let iss = claims["iss"]?.string else { throw TokenRejection.missingClaim("iss") }
-        guard iss == expect.issuer else { throw TokenRejection.issuer(expected: expect.issuer, got: iss) }
+        switch expect.issuer {
+        case .oneOf(let list):
+            guard list.contains(iss) else { throw TokenRejection.issuer(expected: list[0], got: iss) }
+        case .tenantTemplate(let template, let allowed):
+            guard let tid = claims["tid"]?.string, allowed.contains(tid),
+                iss == template.replacingOccurrences(of: "{tenantid}", with: tid)
+            else { throw TokenRejection.issuer(expected: template, got: iss) }
+        }
+        if let hd = expect.hostedDomain {
+            guard claims["hd"]?.string?.lowercased() == hd.lowercased() else { throw TokenRejection.hostedDomain }
+        }
 
         let audiences: [String]
         switch claims["aud"] {

@@ -226,8 +226,9 @@ struct LoginFlow: Sendable {
         do {
             return try await conv.keepingAlive {
                 let expect = TokenExpectations(
-                    issuer: idp.issuer, clientID: idp.clientID, nonce: nonce, now: Date().timeIntervalSince1970,
-                    skew: config.signin.clockSkew, allowedAlgorithms: idp.algorithms, emailClaim: idp.emailClaim)
+                    issuer: idp.issuerRule, clientID: idp.clientID, nonce: nonce, now: Date().timeIntervalSince1970,
+                    skew: config.signin.clockSkew, allowedAlgorithms: idp.algorithms, emailClaim: idp.emailClaim,
+                    hostedDomain: idp.hostedDomain)
                 return try await TokenVerifier.verify(token, client: client, expect: expect)
             }
         } catch let e as IdPError {

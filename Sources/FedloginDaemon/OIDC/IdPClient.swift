@@ -43,6 +43,8 @@ public final class IdPClient: Sendable {
         var discovery: Discovery?
         var jwks: Data?
         var jwksFetchedAt: Double = 0
+        /// Key ids that made fedlogind refetch the JWKS, and when.
+        var refetchedFor: [String: Double] = [:]
     }
     let cache = NIOLockedValueBox(Cache())
 
@@ -71,35 +73,39 @@ public final class IdPClient: Sendable {
 
     public func discovery() async throws -> Discovery {
         if let d = cache.withLockedValue({ $0.discovery }) { return d }
-        let base = config.issuer.hasSuffix("/") ? String(config.issuer.dropLast()) : config.issuer
-        let data = try await get(base + "/.well-known/openid-configuration", what: "discovery")
+        let data = try await get(config.discoveryBase + "/.well-known/openid-configuration", what: "discovery")
         let d: Discovery
         do {
             d = try JSONDecoder().decode(Discovery.self, from: data)
         } catch {
             throw IdPError("\(config.name): the discovery document is not valid OpenID Connect metadata: \(error)")
         }
-        guard d.issuer == config.issuer else {
-            throw IdPError("\(config.name): discovery says the issuer is \"\(d.issuer)\", but idp.\(config.name).issuer is \"\(config.issuer)\"; set it to the IdP's exact issuer")
-        }
-        // The token request carries the client secret: every endpoint must be
-        // https (plain http only for an opted-in loopback test IdP).
-        for (key, url) in [("authorization_endpoint", d.authorizationEndpoint), ("token_endpoint", d.tokenEndpoint),
-                           ("jwks_uri", d.jwksURI), ("device_authorization_endpoint", d.deviceAuthorizationEndpoint ?? "https://x")] {
-            guard let parts = URLParts(url),
-                parts.scheme == "https" || (parts.scheme == "http" && parts.isLoopback && config.allowHTTPLoopback)
-            else {
-                throw IdPError("\(config.name): discovery gives \(key) \"\(url)\", which is not https; fedlogin refuses to send credentials there")
-            }
+        var endpoints = [
+            (key: "authorization_endpoint", url: d.authorizationEndpoint), (key: "token_endpoint", url: d.tokenEndpoint),
+            (key: "jwks_uri", url: d.jwksURI),
+        ]
+        if let device = d.deviceAuthorizationEndpoint { endpoints.append((key: "device_authorization_endpoint", url: device)) }
+        if let problem = config.discoveryProblem(issuer: d.issuer, endpoints: endpoints) {
+            throw IdPError("\(config.name): \(problem)")
         }
         cache.withLockedValue { $0.discovery = d }
         return d
     }
 
-    /// The JWKS, from cache unless `refresh` (rate-limited to once a minute).
-    public func jwks(refresh: Bool = false, now: Double = Date().timeIntervalSince1970) async throws -> Data {
-        let (cached, at) = cache.withLockedValue { ($0.jwks, $0.jwksFetchedAt) }
-        if let cached, !refresh || now - at < 60, now - at < 3600 { return cached }
+    /// The JWKS: cached for an hour; refetched early for a key id the cache
+    /// lacks (a rotation), at most once per key id in 10 minutes and once a
+    /// second overall, so unknown key ids cannot make fedlogind hammer the IdP.
+    public func jwks(refreshFor kid: String? = nil, now: Double = Date().timeIntervalSince1970) async throws -> Data {
+        let fresh: Data? = cache.withLockedValue { c in
+            guard let cached = c.jwks, now - c.jwksFetchedAt < 3600 else { return nil }
+            guard let kid else { return cached }
+            let key = kid.isEmpty ? "(none)" : kid
+            if let last = c.refetchedFor[key], now - last < 600 { return cached }
+            if now - c.jwksFetchedAt < 1 { return cached }
+            c.refetchedFor[key] = now
+            return nil
+        }
+        if let fresh { return fresh }
         let d = try await discovery()
         let data = try await get(d.jwksURI, what: "JWKS")
         cache.withLockedValue { $0.jwks = data; $0.jwksFetchedAt = now }
@@ -231,6 +237,46 @@ public final class IdPClient: Sendable {
             form.append(("client_secret", secret ?? ""))
         case .none:
             form.append(("client_id", config.clientID))
+        }
+    }
+
+    public enum ClientProbe: Sendable, Equatable {
+        case accepted
+        case unknownClient(String)
+        case wrongSecret(String)
+        case rejected(String)
+    }
+
+    /// Checks the client credentials without a user: an authorization-code
+    /// request with a made-up code. An IdP that accepts the client refuses the
+    /// code (invalid_grant); one that does not says invalid_client.
+    public func probeClient() async throws -> ClientProbe {
+        let d = try await discovery()
+        var form: [(String, String)] = [
+            ("grant_type", "authorization_code"), ("code", "fedlogin-idp-check"),
+            ("redirect_uri", "http://127.0.0.1/callback"), ("code_verifier", String(repeating: "fedlogin-check-", count: 4)),
+        ]
+        var headers = ["Content-Type: application/x-www-form-urlencoded", "Accept: application/json"]
+        try addClientAuth(&form, &headers)
+        let body = Data(FormEncoding.encode(form).utf8)
+        let response = try await send(what: "token request", url: d.tokenEndpoint) {
+            try await http.post(d.tokenEndpoint, headers: headers, body: body)
+        }
+        let parsed = try? JSONDecoder().decode(TokenResponse.self, from: response.body)
+        let detail = [parsed?.error, parsed?.errorDescription].compactMap { $0 }.joined(separator: ": ")
+        switch parsed?.error {
+        case "invalid_grant", "invalid_request": return .accepted
+        case "invalid_client", "unauthorized_client":
+            let text = (parsed?.errorDescription ?? "").lowercased()
+            if text.contains("secret") || text.contains("credential") { return .wrongSecret(detail) }
+            if text.contains("unknown") || text.contains("not found") || text.contains("does not exist") || text.contains("client id")
+                || text.contains("client_id")
+            {
+                return .unknownClient(detail)
+            }
+            return .rejected(detail)
+        default:
+            return .rejected(detail.isEmpty ? "HTTP \(response.status)" : detail)
         }
     }
 

@@ -57,7 +57,7 @@ public struct TokenVerifier: Sendable {
             try await checkSignature(token, keys: keys, kid: header.kid, kids: kids)
         } catch {
             // An unknown key may mean the IdP rotated: refetch once (rate-limited).
-            (keys, kids) = try await Self.keys(from: try await client.jwks(refresh: true))
+            (keys, kids) = try await Self.keys(from: try await client.jwks(refreshFor: header.kid ?? ""))
             do {
                 try await checkSignature(token, keys: keys, kid: header.kid, kids: kids)
             } catch {

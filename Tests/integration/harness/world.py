@@ -25,7 +25,7 @@ def unique(prefix: str) -> str:
 
 class World:
     def __init__(self, tmp: Path, idp, users, policy=None, devices=None, idp_name="demo", config=None,
-                 start=True, env=None):
+                 start=True, env=None, more_idps=None):
         self.tmp = Path(tmp)
         self.idp = idp
         self.idp_name = idp_name
@@ -38,7 +38,7 @@ class World:
                 overrides.setdefault(k, {}).update(v)
             else:
                 overrides[k] = v
-        self.config = sandbox.write_config(self.tmp, {idp_name: idp}, **overrides)
+        self.config = sandbox.write_config(self.tmp, {idp_name: idp, **(more_idps or {})}, **overrides)
         self.env = env
         self.fedlogind = sandbox.start_fedlogind(self.tmp, self.config, env=env) if start else None
         self.socket = Path(tomllib.loads(self.config.read_text())["daemon"]["socket"])

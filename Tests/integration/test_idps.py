@@ -1,0 +1,113 @@
+"""Several IdPs: routing by group, key rotation, client authentication
+methods, and `fedloginctl idp check`."""
+import subprocess
+import time
+
+import pytest
+
+import pamclient as pc
+import sandbox
+from strict_idp import StrictIdP
+from world import World, unique
+
+pytestmark = pytest.mark.namespace
+PASSCODE = "Correct-Horse9"
+
+
+def idp_check(tmp_path, idps, name=None):
+    config = sandbox.write_config(tmp_path, idps)
+    out = subprocess.run([str(sandbox.bin_dir() / "fedloginctl"), "idp", "check", "--config", str(config),
+                          *([name] if name else [])], capture_output=True, text=True, timeout=60)
+    return out.returncode, out.stdout + out.stderr
+
+
+def test_idp_check_passes_a_good_configuration(tmp_path, in_namespace):
+    with StrictIdP() as idp:
+        rc, out = idp_check(tmp_path, {"corp": idp})
+        assert rc == 0, out
+        assert "discovery      ok" in out and "client         ok" in out
+        assert "device grant   " + idp.issuer + "/device_authorization" in out
+
+
+def test_idp_check_tells_a_wrong_secret(tmp_path, in_namespace):
+    with StrictIdP() as idp:
+        rc, out = idp_check(tmp_path, {"corp": {"issuer": idp.issuer, "client_id": "fedlogin",
+                                                "client_secret": "not-the-secret"}})
+        assert rc == 1
+        assert "the IdP rejects the client secret" in out and "regenerate it at the IdP" in out
+        assert "not-the-secret" not in out
+
+
+def test_idp_check_tells_an_unknown_client_id(tmp_path, in_namespace):
+    with StrictIdP() as idp:
+        rc, out = idp_check(tmp_path, {"corp": {"issuer": idp.issuer, "client_id": "no-such-app",
+                                                "client_secret": "x"}})
+        assert rc == 1
+        assert "the IdP does not know client id no-such-app" in out
+
+
+def test_idp_check_tells_an_unreachable_idp(tmp_path, in_namespace):
+    port = sandbox.free_port() if hasattr(sandbox, "free_port") else 9
+    rc, out = idp_check(tmp_path, {"corp": {"issuer": f"http://127.0.0.1:{port}", "client_id": "c",
+                                            "client_secret": "x"}})
+    assert rc == 1
+    assert "is the IdP reachable from this machine?" in out
+
+
+def test_routing_by_group_picks_the_idp(tmp_path, in_namespace):
+    corp, partner = StrictIdP(), StrictIdP()
+    staff, contractor = unique("staff"), unique("contractor")
+    corp.add_user(staff, email=f"{staff}@example.test")
+    partner.add_user(contractor, email=f"{contractor}@example.test")
+    w = World(tmp_path, corp, [staff, {"username": contractor, "groups": ["contractors"]}],
+              policy={"routing": [{"group": "contractors", "idp": "partner"}]}, more_idps={"partner": partner})
+    try:
+        codes, a = w.login(staff, ["", PASSCODE, PASSCODE])
+        assert codes == [pc.PAM_SUCCESS, pc.PAM_SUCCESS], a.transcript
+        assert a.urls[0].startswith(corp.issuer)
+        codes, a = w.login(contractor, ["", PASSCODE, PASSCODE])
+        assert codes == [pc.PAM_SUCCESS, pc.PAM_SUCCESS], a.transcript
+        assert a.urls[0].startswith(partner.issuer)
+        log = w.fedlogind.log_text()
+        assert "signing in with partner (routing policy: group contractors)" in log
+        assert "signing in with demo (default IdP)" in log
+    finally:
+        w.stop()
+        corp.stop()
+        partner.stop()
+
+
+def test_a_rotated_key_is_fetched_once(tmp_path, in_namespace):
+    idp = StrictIdP()
+    first, second = unique("rot"), unique("rot")
+    idp.add_user(first, email=f"{first}@example.test")
+    idp.add_user(second, email=f"{second}@example.test")
+    w = World(tmp_path, idp, [first, second])
+    try:
+        codes, _ = w.login(first, ["", PASSCODE, PASSCODE])
+        assert codes == [pc.PAM_SUCCESS, pc.PAM_SUCCESS]
+        assert idp.counts["jwks"] == 1
+        idp.rotate_key(keep_old=False)
+        time.sleep(1.1)  # refetches are at most once a second
+        codes, a = w.login(second, ["", PASSCODE, PASSCODE])
+        assert codes == [pc.PAM_SUCCESS, pc.PAM_SUCCESS], a.transcript
+        assert idp.counts["jwks"] == 2  # the unknown kid caused exactly one refetch
+    finally:
+        w.stop()
+        idp.stop()
+
+
+def test_a_public_client_signs_in_with_pkce_alone(tmp_path, in_namespace):
+    idp = StrictIdP(client_auth="none", client_secret=None)
+    name = unique("pub")
+    idp.add_user(name, email=f"{name}@example.test")
+    w = World(tmp_path, {"issuer": idp.issuer, "client_id": "fedlogin", "client_auth": "none"}, [name])
+    try:
+        codes, a = w.login(name, ["", PASSCODE, PASSCODE])
+        assert codes == [pc.PAM_SUCCESS, pc.PAM_SUCCESS], a.transcript
+        request = idp.token_requests[-1]
+        assert request.get("client_id") == "fedlogin" and "client_secret" not in request
+        assert request.get("code_verifier")
+    finally:
+        w.stop()
+        idp.stop()
