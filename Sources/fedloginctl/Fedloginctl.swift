@@ -12,6 +12,12 @@ struct Fedloginctl: AsyncParsableCommand {
         subcommands: [Status.self, Users.self, Outbox.self, IdP.self])
 }
 
+/// An error fedloginctl reports as it is, without the usage text.
+struct CLIError: Error, CustomStringConvertible {
+    var description: String
+    init(_ d: String) { description = d }
+}
+
 struct Connection: ParsableArguments {
     @Option(help: "fedlogind's socket.")
     var socket = "/run/fedlogin/fedlogind.sock"
@@ -27,15 +33,15 @@ struct Connection: ParsableArguments {
             reply = try await FramedClient.with(socket: socket) { session in
                 try await session.send(WireMessage.control(request).body())
                 guard case .controlReply(let ok, let json) = try WireMessage(body: try await session.receive(timeout: .seconds(30))) else {
-                    throw ValidationError("fedlogind sent an unexpected answer")
+                    throw CLIError("fedlogind sent an unexpected answer")
                 }
                 return (ok, json)
             }
         } catch let e as FramedClient.ClientError {
-            throw ValidationError("fedlogind is not reachable at \(socket) (\(e)). Is it running? Try: systemctl status fedlogind")
+            throw CLIError("fedlogind is not reachable at \(socket) (\(e)). Is it running? Try: systemctl status fedlogind")
         }
         let obj = (try? JSONSerialization.jsonObject(with: Data(reply.1.utf8))) as? [String: Any] ?? [:]
-        guard reply.0 else { throw ValidationError("fedlogind: \(obj["error"] as? String ?? "request refused")") }
+        guard reply.0 else { throw CLIError("fedlogind: \(obj["error"] as? String ?? "request refused")") }
         if json { print(reply.1) }
         return obj
     }
