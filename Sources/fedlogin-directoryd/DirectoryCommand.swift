@@ -65,6 +65,10 @@ struct DirectoryCommand: AsyncParsableCommand {
                 return Data(try await session.receive(timeout: .seconds(5)).readableBytesView)
             }
             let response = try JSONDecoder().decode(DirectoryResponse.self, from: reply)
+            guard response.ok else {
+                FileHandle.standardError.write(Data("fedlogin-directoryd: \(response.error ?? "request refused")\n".utf8))
+                throw ExitCode(1)
+            }
             let reports = response.reports ?? []
             if json {
                 let e = JSONEncoder()

@@ -78,6 +78,12 @@ struct PolicyTests {
         u.passwordHash = "$y$j9T$abc$def"
         #expect(LoginPlanner.passwordDecision(user: u, policy: sync, hashSupported: { _ in true }) == .useDirectoryHash("$y$j9T$abc$def"))
         if case .refuse = LoginPlanner.passwordDecision(user: u, policy: sync, hashSupported: { _ in false }) {} else { Issue.record("unsupported") }
+        for weak in ["abJnggxhB/yWI", "$3$$8846f7eaee8fb117ad06bdd830b7586c"] {
+            u.passwordHash = weak
+            if case .refuse = LoginPlanner.passwordDecision(user: u, policy: sync, hashSupported: { _ in true }) {} else {
+                Issue.record("weak scheme \(weak) accepted")
+            }
+        }
         u.passwordHash = nil
         if case .askPasscode(let n) = LoginPlanner.passwordDecision(user: u, policy: sync, hashSupported: { _ in true }) {
             #expect(n != nil)

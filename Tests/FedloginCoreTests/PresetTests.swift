@@ -52,6 +52,12 @@ struct PresetTests {
         #expect(!accepts(i, claims(iss: "https://login.microsoftonline.com/00000000-0000-0000-0000-000000000000/v2.0")))
     }
 
+    @Test func entraDefaultsToTheVerifiedUPNClaim() throws {
+        #expect(try idp("preset = \"entra\"\ntenant = \"t-1\"\n").emailClaim == "preferred_username")
+        #expect(try idp("preset = \"entra\"\ntenant = \"t-1\"\nemail_claim = \"email\"\n").emailClaim == "email")
+        #expect(try idp("issuer = \"https://i\"\n").emailClaim == "email")
+    }
+
     @Test func entraMultiTenantNeedsAnAllowList() throws {
         #expect(throws: ConfigError.self) { try idp("preset = \"entra\"\ntenant = \"organizations\"\n") }
         let i = try idp("preset = \"entra\"\ntenant = \"organizations\"\nallowed_tenants = [\"t-1\"]\n")

@@ -145,6 +145,8 @@ public struct IdPConfig: Sendable, Equatable {
     public var allowedTenants: [String] = []
     /// google: the Workspace domain the `hd` claim must name.
     public var hostedDomain: String?
+    /// Whether the configuration names `email_claim` (else the preset's default applies).
+    public var emailClaimSet = false
 
     /// Where the discovery document is (`/.well-known/openid-configuration` is appended).
     public var discoveryBase: String {

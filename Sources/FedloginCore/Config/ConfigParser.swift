@@ -72,6 +72,10 @@ public enum ConfigParser {
         case .google:
             if idp.issuer.isEmpty { idp.issuer = "https://accounts.google.com" }
         case .entra:
+            // Entra's `email` is an attribute admins can set to any address and
+            // comes without email_verified; preferred_username is the UPN, in a
+            // domain the tenant has verified.
+            if !idp.emailClaimSet { idp.emailClaim = "preferred_username" }
             guard let tenant = idp.tenant, !tenant.isEmpty else {
                 throw fail("\(k).tenant", "is required with preset = \"entra\": the directory (tenant) id, or \"organizations\" for a multi-tenant app")
             }
@@ -294,7 +298,9 @@ public enum ConfigParser {
                     }
                     idp.clientAuth = auth
                 case "scopes": idp.scopes = try strings(v, full)
-                case "email_claim": idp.emailClaim = try string(v, full)
+                case "email_claim":
+                    idp.emailClaim = try string(v, full)
+                    idp.emailClaimSet = true
                 case "redirect_port":
                     let p = try uint32(v, full)
                     guard p <= 65535 else { throw fail(full, "must be a port number 0-65535 (0: a random port per sign-in)") }

@@ -122,7 +122,10 @@ public enum LoginPlanner {
             return .askPasscode(
                 notice: "Your directory password is not synced to devices, so you will set a local passcode for this machine.")
         }
-        guard hashSupported(hash) else {
+        // DES and NT hashes are refused whatever libcrypt can do: both are
+        // cheap to crack and no directory should sync them.
+        let weak = !hash.hasPrefix("$") || hash.hasPrefix("$3$")
+        guard !weak, hashSupported(hash) else {
             let scheme = hash.hasPrefix("$") ? "$" + (hash.split(separator: "$").first.map(String.init) ?? "?") + "$" : "(no $id$ prefix)"
             return .refuse(
                 userMessage: "Your directory password cannot be used on this machine: its hash scheme is not supported here. Ask your administrator.",

@@ -120,7 +120,8 @@ struct LoginFlow: Sendable {
             try await conv.info("Your directory password is your password on this machine.")
         case .askPasscode(let notice):
             if let notice { try await conv.info(notice) }
-            hash = try await choosePasscode(user: plan.localUsername, policy: policy.passcode, conv: conv)
+            hash = try await choosePasscode(
+                user: plan.localUsername, policy: policy.passcode, timeout: config.signinTimeout(service: request.service), conv: conv)
             mode = .passcode
         }
         try await conv.keepingAlive { try await provision(plan: plan, identity: identity, hash: hash, mode: mode, log: log) }
@@ -183,13 +184,16 @@ struct LoginFlow: Sendable {
         client: IdPClient, start: IdPClient.DeviceAuthorization, plan: FirstLoginPlan, deadline: Date, conv: Conversation
     ) async throws -> VerifiedIdentity {
         let idp = client.config
-        let end = min(deadline, Date().addingTimeInterval(start.expiresIn))
+        // The IdP says when the code expires (expired_token); a few seconds of
+        // grace let its answer, not a guess, end the wait.
+        let codeEnd = Date().addingTimeInterval(start.expiresIn)
+        let end = min(deadline, codeEnd.addingTimeInterval(5))
         var text = "Sign in with \(idp.displayName) to set up \(plan.localUsername) on this machine.\n"
         text += "On your phone or computer, open this address and enter the code \(start.userCode):\n\(start.verificationURI)\n"
         if let complete = start.verificationURIComplete, let qr = QRCode.text(for: complete) {
             text += "Or scan this code, which opens it with the code filled in:\n\(qr)\n\(complete)\n"
         }
-        text += "You have \(Self.timeLeft(end))."
+        text += "You have \(Self.timeLeft(min(deadline, codeEnd)))."
         try await conv.info(text)
         _ = try await conv.ask("Press Enter once you have signed in: ", echo: true, timeout: max(1, end.timeIntervalSinceNow))
         let firstInterval = start.interval ?? 5
@@ -197,7 +201,7 @@ struct LoginFlow: Sendable {
             var interval = firstInterval
             while true {
                 guard Date() < end else {
-                    throw Stop(status: .authError, userMessage: "The code expired before the sign-in finished. Start the login again.", reason: "device code expired")
+                    throw Stop(status: .authError, userMessage: "The sign-in took too long. Start the login again.", reason: "sign-in deadline passed")
                 }
                 let poll: IdPClient.DevicePoll
                 do {
@@ -309,8 +313,7 @@ struct LoginFlow: Sendable {
     }
 
     /// Asks for a new passcode twice and checks it against the policy; returns its hash.
-    func choosePasscode(user: String, policy: PasscodePolicy, conv: Conversation) async throws -> String {
-        let timeout = config.signin.timeout
+    func choosePasscode(user: String, policy: PasscodePolicy, timeout: Double, conv: Conversation) async throws -> String {
         for _ in 0..<3 {
             let first = try await conv.ask("Choose a passcode for \(user) on this machine: ", echo: false, timeout: timeout)
             let problems = policy.problems(with: first)

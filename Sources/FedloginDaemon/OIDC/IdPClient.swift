@@ -169,9 +169,21 @@ public final class IdPClient: Sendable {
             case deviceCode = "device_code"
             case userCode = "user_code"
             case verificationURI = "verification_uri"
+            case verificationURL = "verification_url"  // Google's spelling
             case verificationURIComplete = "verification_uri_complete"
             case expiresIn = "expires_in"
             case interval
+        }
+
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            deviceCode = try c.decode(String.self, forKey: .deviceCode)
+            userCode = try c.decode(String.self, forKey: .userCode)
+            verificationURI = try c.decodeIfPresent(String.self, forKey: .verificationURI)
+                ?? c.decode(String.self, forKey: .verificationURL)
+            verificationURIComplete = try c.decodeIfPresent(String.self, forKey: .verificationURIComplete)
+            expiresIn = try c.decode(Double.self, forKey: .expiresIn)
+            interval = try c.decodeIfPresent(Double.self, forKey: .interval)
         }
     }
 
@@ -188,8 +200,12 @@ public final class IdPClient: Sendable {
         let response = try await send(what: "device authorization", url: endpoint) {
             try await http.post(endpoint, headers: headers, body: body)
         }
-        if response.status == 200, let start = try? JSONDecoder().decode(DeviceAuthorization.self, from: response.body) {
-            return start
+        if response.status == 200 {
+            do {
+                return try JSONDecoder().decode(DeviceAuthorization.self, from: response.body)
+            } catch {
+                throw IdPError("\(config.name): the device authorization answer is not RFC 8628 JSON: \(error)")
+            }
         }
         let parsed = try? JSONDecoder().decode(TokenResponse.self, from: response.body)
         throw Self.explain(status: response.status, error: parsed?.error, description: parsed?.errorDescription, idp: config)
@@ -265,7 +281,7 @@ public final class IdPClient: Sendable {
         let parsed = try? JSONDecoder().decode(TokenResponse.self, from: response.body)
         let detail = [parsed?.error, parsed?.errorDescription].compactMap { $0 }.joined(separator: ": ")
         switch parsed?.error {
-        case "invalid_grant", "invalid_request": return .accepted
+        case "invalid_grant": return .accepted
         case "invalid_client", "unauthorized_client":
             let text = (parsed?.errorDescription ?? "").lowercased()
             if text.contains("secret") || text.contains("credential") { return .wrongSecret(detail) }

@@ -12,10 +12,13 @@ public enum Sys {
     public static func errnoText(_ e: Int32 = errno) -> String { String(cString: strerror(e)) }
 
     public static func readText(_ path: String) throws -> String {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw Failure("cannot read \(path): \(errnoText())") }
+        close(fd)
         do {
             return try String(contentsOfFile: path, encoding: .utf8)
         } catch {
-            throw Failure("cannot read \(path): \(errnoText(ENOENT == (error as NSError).code ? ENOENT : Int32((error as NSError).code)))")
+            throw Failure("cannot read \(path): not UTF-8 text")
         }
     }
 
