@@ -1,13 +1,14 @@
 """Several IdPs: routing by group, key rotation, client authentication
 methods, and `fedloginctl idp check`."""
 import subprocess
+import threading
 import time
 
 import pytest
 
 import pamclient as pc
 import sandbox
-from strict_idp import StrictIdP
+from strict_idp import StrictIdP, browser_sign_in, free_port
 from world import World, unique
 
 pytestmark = pytest.mark.namespace
@@ -47,7 +48,7 @@ def test_idp_check_tells_an_unknown_client_id(tmp_path, in_namespace):
 
 
 def test_idp_check_tells_an_unreachable_idp(tmp_path, in_namespace):
-    port = sandbox.free_port() if hasattr(sandbox, "free_port") else 9
+    port = free_port()  # nothing listens there
     rc, out = idp_check(tmp_path, {"corp": {"issuer": f"http://127.0.0.1:{port}", "client_id": "c",
                                             "client_secret": "x"}})
     assert rc == 1
@@ -108,6 +109,44 @@ def test_a_public_client_signs_in_with_pkce_alone(tmp_path, in_namespace):
         request = idp.token_requests[-1]
         assert request.get("client_id") == "fedlogin" and "client_secret" not in request
         assert request.get("code_verifier")
+    finally:
+        w.stop()
+        idp.stop()
+
+
+def test_a_fixed_redirect_port_serves_logins_in_flight_routed_by_state(tmp_path, in_namespace):
+    port = free_port()
+    redirect = f"http://127.0.0.1:{port}/callback"
+    idp = StrictIdP(redirect_uris=[redirect], exact_port=True)
+    one, two = unique("fix"), unique("fix")
+    for n in (one, two):
+        idp.add_user(n, email=f"{n}@example.test")
+    w = World(tmp_path, {"issuer": idp.issuer, "client_id": "fedlogin", "client_secret": "fedlogin-test-secret",
+                         "redirect_port": port}, [one, two])
+    results = {}
+    try:
+        # Two sign-ins at once: the second completes while the first waits.
+        first_url = threading.Event()
+        gate = threading.Event()
+
+        def slow_browser(url):
+            first_url.set()
+            gate.wait(20)
+            return browser_sign_in(url, one)
+
+        def run_one():
+            results[one] = w.login(one, ["", PASSCODE, PASSCODE], browser=slow_browser)
+
+        t = threading.Thread(target=run_one)
+        t.start()
+        first_url.wait(20)
+        results[two] = w.login(two, ["", PASSCODE, PASSCODE])
+        gate.set()
+        t.join(60)
+        for n in (one, two):
+            codes, a = results[n]
+            assert codes == [pc.PAM_SUCCESS, pc.PAM_SUCCESS], a.transcript
+            assert f"redirect_uri=http%3A%2F%2F127.0.0.1%3A{port}%2Fcallback" in a.urls[0]
     finally:
         w.stop()
         idp.stop()
