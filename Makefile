@@ -14,7 +14,7 @@ PYTHON      := $(CURDIR)/.venv/bin/python
 export FEDLOGIN_BIN := $(BIN)
 export FEDLOGIN_OUT := $(OUT)
 
-.PHONY: all deps build modules demo check unit-tests c-tests integration-tests need-root clean
+.PHONY: all deps build modules demo check unit-tests c-tests integration-tests need-root clean bench
 
 all: build modules
 
@@ -45,6 +45,10 @@ integration-tests: build modules
 	bash Tests/integration/run-in-namespace.sh $(PYTHON) -m pytest -q -p no:cacheprovider Tests/integration
 
 check: need-root unit-tests c-tests integration-tests
+
+# Benchmarks (not part of check): results go to docs/performance.md.
+bench: need-root build modules
+	bash bench/run.sh $(BENCH_ARGS)
 
 clean:
 	rm -rf .build out

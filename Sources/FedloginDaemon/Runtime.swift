@@ -14,6 +14,8 @@ public final class Runtime: Sendable {
     public let callbacks: CallbackRegistry
     public let outbox: Outbox
     public let deviceID: String
+    /// UID_MIN of the system (login.defs), read when the configuration is.
+    public let uidMin: UInt32
     var inFlight: InFlight { inFlightShared }
     let fixedListeners: [UInt16: LoopbackListener]
     /// Test-only crash points (FEDLOGIN_FAILPOINT): the daemon SIGKILLs itself there.
@@ -48,6 +50,7 @@ public final class Runtime: Sendable {
         self.outbox = outbox
         self.inFlightShared = inFlight
         accounts = ShadowAccounts(root: config.systemRoot)
+        uidMin = accounts.uidMin()
         directory = DirectoryClient(socketPath: config.directorySocket, timeout: config.directoryTimeout)
         idps = config.idps.mapValues { IdPClient(config: $0, timeout: config.signin.httpTimeout, logger: logger) }
         deviceID = config.deviceID.isEmpty ? (Sys.machineAppID() ?? "unknown-device") : config.deviceID

@@ -43,6 +43,8 @@ struct LoginFlow: Sendable {
     }
 
     func run(_ request: PAMRequest, conv: Conversation, log: Logger) async throws -> (ResultStatus, String) {
+        // root is never fedlogin's: answer before touching any file.
+        if request.user == "root" { return (.ignore, "root is never a fedlogin account") }
         let accounts = runtime.accounts
         let local = try accounts.lookup(request.user)
         let managed = try runtime.state.account(request.user)?.state == "active"
@@ -62,7 +64,7 @@ struct LoginFlow: Sendable {
                     reason: e.description)
             }
         }
-        let uidMin = accounts.uidMin()
+        let uidMin = runtime.uidMin
         let plan = LoginPlanner.plan(
             requested: request.user, local: local, managed: managed, directoryUser: directoryUser, policy: policy,
             configuredIdPs: Set(runtime.idps.keys), uidMin: uidMin,

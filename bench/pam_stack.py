@@ -1,0 +1,91 @@
+"""Benchmark 1: a provisioned user's login through the fedlogin PAM stack
+(pam/fedlogin.pam: pam_fedlogin, then pam_unix) against a stack of pam_unix
+alone, with the same C driver (pam_bench.c, pam_start_confdir) and the same
+user and passcode. The two stacks take turns, round by round.
+
+    Tests/integration/run-in-namespace.sh .venv/bin/python bench/pam_stack.py [-n 200]
+
+What is timed per transaction: pam_authenticate + pam_acct_mgmt ("login");
+pam_start_confdir .. pam_end ("whole transaction") is recorded too.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+from pathlib import Path
+
+import benchlib
+import sandbox
+
+FEDLOGIN_SERVICE = "fedlogin"
+UNIX_SERVICE = "unix"
+# pam_fedlogin's own share: its line, then pam_permit (no password hash to check).
+MODULE_SERVICE = "fedlogin-module"
+SERVICES = (FEDLOGIN_SERVICE, UNIX_SERVICE, MODULE_SERVICE)
+
+
+def make_stacks(tmp: Path, socket_path: Path) -> Path:
+    """A confdir with the fedlogin stack (`fedlogin`, from pam/fedlogin.pam)
+    and the same stack without its pam_fedlogin line (`unix`)."""
+    confdir = sandbox.make_confdir(Path(tmp) / "pam-stacks", socket_path, services=(FEDLOGIN_SERVICE, "other"))
+    lines = (confdir / FEDLOGIN_SERVICE).read_text().splitlines()
+    unix = [ln for ln in lines if "pam_fedlogin.so" not in ln or ln.lstrip().startswith("#")]
+    if len(unix) != len(lines) - 1:
+        raise RuntimeError("expected exactly one pam_fedlogin line in the stack")
+    (confdir / UNIX_SERVICE).write_text("\n".join(unix) + "\n")
+    module = [ln for ln in lines if "pam_fedlogin.so" in ln and not ln.lstrip().startswith("#")]
+    module += ["auth     required   pam_permit.so", "account  required   pam_permit.so"]
+    (confdir / MODULE_SERVICE).write_text("\n".join(module) + "\n")
+    return confdir
+
+
+def run(machine: benchlib.BenchMachine, tools: dict, n: int = 200, warmup: int = 10) -> dict:
+    confdir = make_stacks(machine.tmp, machine.socket)
+    out = subprocess.run([str(tools["pam_bench"]), str(confdir), machine.user, benchlib.PASSCODE, str(n),
+                          str(warmup), *SERVICES],
+                         capture_output=True, text=True, timeout=3600)
+    if out.returncode != 0:
+        raise RuntimeError(f"pam_bench failed ({out.returncode}): {out.stderr}\n{machine.world.logs()[-4000:]}")
+    login: dict[str, list[float]] = {s: [] for s in SERVICES}
+    whole: dict[str, list[float]] = {s: [] for s in SERVICES}
+    for line in out.stdout.splitlines():
+        service, _round, auth_acct, total = line.split()
+        login[service].append(int(auth_acct) / 1e6)  # ms
+        whole[service].append(int(total) / 1e6)
+    result = {"n": n, "warmup": warmup, "user": machine.user, "unit": "ms"}
+    for name in SERVICES:
+        result[name] = {"login": benchlib.summary(login[name]), "transaction": benchlib.summary(whole[name])}
+    f, u = result[FEDLOGIN_SERVICE]["login"], result[UNIX_SERVICE]["login"]
+    result["ratio_median"] = f["median"] / u["median"]
+    result["ratio_p90"] = f["p90"] / u["p90"]
+    result["added_median_ms"] = f["median"] - u["median"]
+    # Paired differences: each round ran both stacks back to back.
+    result["paired_added_ms"] = benchlib.summary(
+        [a - b for a, b in zip(login[FEDLOGIN_SERVICE], login[UNIX_SERVICE])])
+    return result
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("-n", type=int, default=200, help="transactions per stack (default 200)")
+    ap.add_argument("--warmup", type=int, default=10)
+    args = ap.parse_args()
+    benchlib.require_namespace()
+    tmp = benchlib.scratch_dir()
+    idp = machine = None
+    try:
+        tools = benchlib.build_tools(tmp / "tools")
+        idp = benchlib.start_idp(tmp / "idp")
+        machine = benchlib.BenchMachine(tmp / "debug", idp, sandbox.bin_dir())
+        print(json.dumps(run(machine, tools, args.n, args.warmup), indent=2))
+    finally:
+        if machine:
+            machine.stop()
+        if idp:
+            idp.stop()
+        benchlib.remove_dir(tmp)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,204 @@
+"""Runs every fedlogin benchmark for each daemon build and prints one
+Markdown table (the goals beside the figures). Run it through bench/run.sh,
+which enters the private mount namespace first.
+
+    .venv/bin/python bench/run_all.py [--build NAME=DIR ...] [--n-pam 200] [--n-rtt 2000]
+                                      [--starts 10] [--json FILE]
+
+Builds: every --build NAME=DIR (DIR holds fedlogind and fedlogin-directoryd);
+by default `debug` (.build/debug, or $FEDLOGIN_BIN) and, when it exists,
+.build-release/release (named `release`, or `release-static` when built
+with --static-swift-stdlib). Each build gets its own fedlogind,
+fedlogin-directoryd and provisioned user; oidc-provider-mock is shared.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import benchlib
+import daemon_start
+import pam_stack
+import roundtrip
+
+# The goals (performance is measured and reported, never asserted by the tests).
+GOAL_OVERHEAD = 0.05  # fedlogin stack vs pam_unix alone, median login time
+GOAL_RTT_P50_US = 100.0
+GOAL_RTT_P99_US = 1000.0
+GOAL_RSS_MB = 30.0  # MB = 10^6 bytes
+GOAL_READY_MS = 200.0
+
+
+def default_builds() -> list[tuple[str, Path]]:
+    builds = [("debug", Path(os.environ.get("FEDLOGIN_BIN") or benchlib.REPO / ".build" / "debug"))]
+    release = benchlib.REPO / ".build-release" / "release"
+    if (release / "fedlogind").exists() and (release / "fedlogin-directoryd").exists():
+        builds.append(("release" if links_swift_runtime(release / "fedlogind") else "release-static", release))
+    return builds
+
+
+def links_swift_runtime(exe: Path) -> bool:
+    """False for a build made with --static-swift-stdlib."""
+    out = subprocess.run(["ldd", str(exe)], capture_output=True, text=True)
+    return "libswiftCore.so" in out.stdout
+
+
+def parse_build(text: str) -> tuple[str, Path]:
+    name, sep, path = text.partition("=")
+    if not sep or not name or not path:
+        raise argparse.ArgumentTypeError(f"--build wants NAME=DIR, not {text!r}")
+    return name, Path(path).absolute()
+
+
+def bench_build(name: str, bin_dir: Path, idp, tools: dict, tmp: Path, args) -> dict:
+    for exe in ("fedlogind", "fedlogin-directoryd"):
+        if not (bin_dir / exe).exists():
+            sys.exit(f"{bin_dir / exe} is missing: build it first")
+    log = lambda what: print(f"[{name}] {what}", file=sys.stderr, flush=True)  # noqa: E731
+    # A copy: a rebuild of the build folder during the run cannot change what is measured.
+    snapshot = benchlib.snapshot_bin(bin_dir, tmp / name / "bin")
+    log("provisioning a user through a first login")
+    machine = benchlib.BenchMachine(tmp / name, idp, snapshot)
+    try:
+        result = {"bin_dir": str(bin_dir), "fedlogind_bytes": (snapshot / "fedlogind").stat().st_size}
+        log(f"PAM stacks: {args.n_pam} logins each, interleaved")
+        result["pam"] = pam_stack.run(machine, tools, args.n_pam, args.warmup_pam)
+        log(f"round trips: {args.n_rtt} per request")
+        result["rtt"] = roundtrip.run(machine, tools, args.n_rtt, args.warmup_rtt)
+        result["loaded"] = benchlib.vm_status(machine.fedlogind.pid)
+        log(f"starts: {args.starts}")
+        result["start"] = daemon_start.run(machine, args.starts, args.settle)
+        return result
+    finally:
+        machine.stop()
+
+
+# ---------------------------------------------------------------------------
+# Markdown
+# ---------------------------------------------------------------------------
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "**missed**"
+
+
+def mb(kb: float) -> float:
+    return kb * 1024 / 1e6
+
+
+def rows(r: dict) -> dict[str, str]:
+    p, t, s = r["pam"], r["rtt"], r["start"]
+    f, u = p["fedlogin"]["login"], p["unix"]["login"]
+    over = p["ratio_median"] - 1
+    over90 = p["ratio_p90"] - 1
+    ar = t["authenticate_root"]
+    rss = mb(s["idle_rss_kb"]["median"])
+    ready = s["ready_ms"]["median"]
+
+    def rtt(x):
+        return f"{x['median']:.0f} / {x['p99']:.0f} µs"
+
+    return {
+        "login_fedlogin": f"{f['median']:.2f} / {f['p90']:.2f} ms",
+        "login_unix": f"{u['median']:.2f} / {u['p90']:.2f} ms",
+        "overhead": (f"{over * 100:+.1f} % (p90 {over90 * 100:+.1f} %): "
+                     f"{verdict(over <= GOAL_OVERHEAD)}"),
+        "added": f"{p['paired_added_ms']['median'] * 1000:.0f} µs",
+        "module": f"{p['fedlogin-module']['login']['median'] * 1000:.0f} / {p['fedlogin-module']['login']['p90'] * 1000:.0f} µs",
+        "txn_fedlogin": f"{p['fedlogin']['transaction']['median']:.2f} ms",
+        "txn_unix": f"{p['unix']['transaction']['median']:.2f} ms",
+        "rtt_root": (f"{rtt(ar)}: p50 {verdict(ar['median'] <= GOAL_RTT_P50_US)}, "
+                     f"p99 {verdict(ar['p99'] <= GOAL_RTT_P99_US)}"),
+        "rtt_user": rtt(t["authenticate_provisioned"]),
+        "rtt_nss": rtt(t["nss_getpwnam"]),
+        "rtt_floor": rtt(t["floor"]),
+        "rss": f"{rss:.1f} MB: {verdict(rss <= GOAL_RSS_MB)}",
+        "rss_loaded": f"{mb(r['loaded']['VmRSS']):.1f} MB (peak {mb(r['loaded']['VmHWM']):.1f} MB)",
+        "ready": (f"{ready:.0f} ms (p90 {s['ready_ms']['p90']:.0f} ms): "
+                  f"{verdict(ready <= GOAL_READY_MS)}"),
+        "size": f"{r['fedlogind_bytes'] / 1e6:.0f} MB",
+    }
+
+
+LINES = [
+    ("login_fedlogin", "Login, fedlogin stack (pam_fedlogin + pam_unix): median / p90", "-"),
+    ("login_unix", "Login, pam_unix alone: median / p90", "-"),
+    ("overhead", "fedlogin stack over pam_unix alone (median)", "<= 5 %"),
+    ("added", "Time added per login (median of paired differences)", "-"),
+    ("module", "pam_fedlogin alone (its line + pam_permit): median / p90", "-"),
+    ("txn_fedlogin", "Whole transaction incl. pam_start/pam_end, fedlogin stack (median)", "-"),
+    ("txn_unix", "Whole transaction incl. pam_start/pam_end, pam_unix alone (median)", "-"),
+    ("rtt_root", "Round trip AUTHENTICATE root -> IGNORE: p50 / p99", "p50 <= 100 µs, p99 <= 1 ms"),
+    ("rtt_user", "Round trip AUTHENTICATE provisioned user -> IGNORE: p50 / p99", "-"),
+    ("rtt_nss", "Round trip NSS_GETPWNAM -> NOTFOUND: p50 / p99", "-"),
+    ("rtt_floor", "Round trip floor, C echo server, same framing: p50 / p99", "-"),
+    ("rss", "Idle RSS after start (VmRSS, median of starts)", "<= 30 MB"),
+    ("rss_loaded", "RSS after the login and round trip runs", "-"),
+    ("ready", "Start to socket ready (median of starts)", "<= 200 ms"),
+    ("size", "fedlogind executable size", "-"),
+]
+
+
+def markdown(results: dict, info: dict, args) -> str:
+    names = list(results)
+    out = []
+    m = info["machine"]
+    out.append(f"Machine: {m['nproc']} CPUs, {m['cpu']}, Linux {m['kernel']}, {m['memory_mib']} MiB RAM.  ")
+    out.append("Builds: " + ", ".join(f"{n} ({results[n]['bin_dir']})" for n in names) + ".  ")
+    out.append(f"N: {args.n_pam} logins per PAM stack (interleaved, after {args.warmup_pam} warm-up rounds); "
+               f"{args.n_rtt} round trips per request (after {args.warmup_rtt} warm-up); "
+               f"{args.starts} starts ({args.settle:g} s idle before reading VmRSS).  ")
+    out.append(f"Run: {info['started']}, {info['seconds']:.0f} s; load average before {info['load_before']}, "
+               f"after {m['loadavg']}.")
+    out.append("")
+    per_build = {n: rows(results[n]) for n in names}
+    out.append("| Measure | Goal | " + " | ".join(names) + " |")
+    out.append("|---|---|" + "---|" * len(names))
+    for key, label, goal in LINES:
+        out.append(f"| {label} | {goal} | " + " | ".join(per_build[n][key] for n in names) + " |")
+    return "\n".join(out)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--build", action="append", type=parse_build, metavar="NAME=DIR")
+    ap.add_argument("--n-pam", type=int, default=200)
+    ap.add_argument("--warmup-pam", type=int, default=10)
+    ap.add_argument("--n-rtt", type=int, default=2000)
+    ap.add_argument("--warmup-rtt", type=int, default=200)
+    ap.add_argument("--starts", type=int, default=10)
+    ap.add_argument("--settle", type=float, default=2.0)
+    ap.add_argument("--json", type=Path, help="also write every figure (and the raw start runs) here")
+    args = ap.parse_args()
+    benchlib.require_namespace()
+    builds = args.build or default_builds()
+
+    started = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    load_before = benchlib.loadavg()
+    t0 = time.monotonic()
+    tmp = benchlib.scratch_dir()
+    idp = None
+    results = {}
+    try:
+        tools = benchlib.build_tools(tmp / "tools")
+        idp = benchlib.start_idp(tmp / "idp")
+        for name, bin_dir in builds:
+            results[name] = bench_build(name, Path(bin_dir), idp, tools, tmp, args)
+    finally:
+        if idp:
+            idp.stop()
+        benchlib.remove_dir(tmp)
+    info = {"machine": benchlib.machine(), "load_before": load_before, "started": started,
+            "seconds": time.monotonic() - t0}
+    if args.json:
+        args.json.write_text(json.dumps({"info": info, "results": results}, indent=2) + "\n")
+    print(markdown(results, info, args))
+
+
+if __name__ == "__main__":
+    main()
