@@ -14,7 +14,7 @@ PYTHON      := $(CURDIR)/.venv/bin/python
 export FEDLOGIN_BIN := $(BIN)
 export FEDLOGIN_OUT := $(OUT)
 
-.PHONY: all deps build modules demo check unit-tests c-tests integration-tests need-root clean bench
+.PHONY: all deps build modules demo check unit-tests c-tests integration-tests need-root clean bench deb lint-deb man-check system-tests
 
 all: build modules
 
@@ -44,11 +44,27 @@ c-tests: modules
 integration-tests: build modules
 	bash Tests/integration/run-in-namespace.sh $(PYTHON) -m pytest -q -p no:cacheprovider Tests/integration
 
-check: need-root unit-tests c-tests integration-tests
+# The Debian package, out/fedlogin_<version>_amd64.deb (release build, static Swift stdlib).
+deb: deps
+	bash packaging/build-deb.sh
+
+# lintian: no errors, no warnings (docs/packaging.md lists the info tags).
+lint-deb: deb
+	lintian --fail-on error,warning $$(ls -t $(OUT)/fedlogin_*_amd64.deb | head -1)
+
+# Every configuration key documented in fedlogin.conf(5); the man pages render.
+man-check: deps
+	bash docs/man/build.sh --check
+
+# The package under a real systemd: a booted Debian 12 container (systemd-nspawn).
+system-tests: deb
+	bash Tests/system/test_systemd.sh $$(ls -t $(OUT)/fedlogin_*_amd64.deb | head -1)
+
+check: need-root unit-tests c-tests integration-tests man-check lint-deb system-tests
 
 # Benchmarks (not part of check): results go to docs/performance.md.
 bench: need-root build modules
 	bash bench/run.sh $(BENCH_ARGS)
 
 clean:
-	rm -rf .build out
+	rm -rf .build .build-release out

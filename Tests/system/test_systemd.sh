@@ -115,7 +115,7 @@ booted() {
 }
 until_ok 90 booted || { tail -n 30 "$W/nspawn.log"; die "the container did not boot"; }
 T_BOOT=$(elapsed "$T0")
-until_ok 20 "$PY" -c "import httpx; httpx.get('$ISSUER/.well-known/openid-configuration', trust_env=False).raise_for_status()" ||
+until_ok 20 "$PY" -c "import httpx; httpx.get('$ISSUER/.well-known/openid-configuration', trust_env=False).raise_for_status()" 2>/dev/null ||
     { cat "$W/idp.log"; die "oidc-provider-mock did not start"; }
 say "   rootfs ${T_ROOTFS}s, boot ${T_BOOT}s, IdP $ISSUER, container sshd on 127.0.0.1:$SSH_PORT"
 
@@ -136,32 +136,48 @@ check "fedlogind.socket is listening on /run/fedlogin/fedlogind.sock" \
 ready_line() { active fedlogind.service && status_matches '^ready: '; }
 check "fedlogind is active and its status says ready" until_ok 30 ready_line
 say "      status: $(prop fedlogind.service StatusText)"
+check "systemctl status shows the status line" sh -c "nsenter -t $LEADER -a systemctl status fedlogind --no-pager | grep -q 'Status: \"ready: '"
 check "the socket is 0666 and owned by root" sh -c "nsenter -t $LEADER -a stat -c '%a %U' /run/fedlogin/fedlogind.sock | grep -qx '666 root'"
 check "no ordering cycle at boot or install" sh -c "! nsenter -t $LEADER -a journalctl -b --no-pager | grep -i 'ordering cycle'"
 check "sshd accepts the drop-in: keyboard-interactive on, LoginGraceTime 300" \
     sh -c "nsenter -t $LEADER -a sshd -T | grep -qx 'kbdinteractiveauthentication yes' && nsenter -t $LEADER -a sshd -T | grep -qx 'logingracetime 300'"
 check "fedlogin-directoryd stays off without a directory file" sh -c "! nsenter -t $LEADER -a systemctl is-active -q fedlogin-directoryd"
+hardened() { # The sandbox is in effect for the running daemon, not only written in the unit.
+    local pid; pid="$(prop fedlogind.service MainPID)"
+    C grep -E '^(NoNewPrivs|Seccomp):' "/proc/$pid/status"
+    C grep -qE '^NoNewPrivs:[[:space:]]+1$' "/proc/$pid/status" && C grep -qE '^Seccomp:[[:space:]]+2$' "/proc/$pid/status" &&
+        ! C nsenter -t "$pid" -m touch /usr/lib/fedlogin-write-test 2>/dev/null &&
+        C nsenter -t "$pid" -m sh -c 'touch /etc/.fedlogin-write-test && rm /etc/.fedlogin-write-test'
+}
+check "fedlogind runs sandboxed: no new privileges, seccomp, /usr read-only, /etc writable" hardened
 say "      $(C systemd-analyze security fedlogind.service --no-pager 2>/dev/null | tail -n 1)"
 T_INSTALL=$(elapsed "$T0")
 
 # --- directory and IdP ------------------------------------------------------------------
 T0=$(date +%s.%N)
+# alice sets a local passcode; bob's directory password hash is synced as-is.
+BOB_PASSWORD="Bob-Sync-Pass1"
+BOB_HASH="$("$PY" -W ignore -c 'import crypt, sys; print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_SHA512)))' "$BOB_PASSWORD")"
 C install -d -m 0755 /etc/fedlogin-directoryd
-C_write /etc/fedlogin-directoryd/directory.json 0600 <<'EOF'
+C_write /etc/fedlogin-directoryd/directory.json 0600 <<EOF
 {
   "policy": {"password_sync": false, "default_idp": "demo", "routing": [],
              "passcode": {"min_length": 8, "min_classes": 3}},
   "users": [
     {"username": "alice", "email": "alice@example.test", "display_name": "Alice Example",
      "groups": ["staff"], "disabled": false, "password_authority": "local",
-     "password_hash": null, "uid": null}
+     "password_hash": null, "uid": null},
+    {"username": "bob", "email": "bob@example.test", "display_name": "Bob Example",
+     "groups": ["staff"], "disabled": false, "password_authority": "directory",
+     "password_hash": "$BOB_HASH", "password_sync": true, "uid": null}
   ],
-  "devices": {"test-device-1": ["alice"]}
+  "devices": {"test-device-1": ["alice", "bob"]}
 }
 EOF
 check "fedlogin-directoryd starts once its directory file exists" \
     sh -c "nsenter -t $LEADER -a systemctl enable --now fedlogin-directoryd 2>&1 && nsenter -t $LEADER -a systemctl is-active fedlogin-directoryd"
 "$PY" "$HERE/driver.py" idp-user --issuer "$ISSUER" --sub alice --email alice@example.test
+"$PY" "$HERE/driver.py" idp-user --issuer "$ISSUER" --sub bob --email bob@example.test
 
 printf 'mock-client-secret\n' | C_write /etc/fedlogin/demo.secret 0600
 C_write /etc/fedlogin/conf.d/50-test.conf 0644 <<EOF
@@ -193,19 +209,41 @@ refused() { active fedlogind.service && status_matches 'signin\.timeout'; }
 check "reload with an invalid configuration: still active, status names the key" until_ok 30 refused
 say "      status: $(prop fedlogind.service StatusText)"
 check "the refused reload keeps the same process" test "$(prop fedlogind.service MainPID)" = "$PID1"
-check "the journal names the file and the key" \
-    sh -c "nsenter -t $LEADER -a journalctl -u fedlogind --no-pager -o cat | grep '90-broken.conf' | grep -q 'signin.timeout'"
+check "the journal names the key and the reason" \
+    sh -c "nsenter -t $LEADER -a journalctl -u fedlogind --no-pager -o cat | grep 'not reloaded' | grep 'signin.timeout' | grep -q 'at least 10 seconds'"
 C rm -f /etc/fedlogin/conf.d/90-broken.conf
 C systemctl reload fedlogind.service
 check "reload after the fix: ready again" until_ok 30 reloaded
 
 # --- socket activation -------------------------------------------------------------------
-C systemctl stop fedlogind.service
+C systemctl stop fedlogind.service 2>/dev/null  # "it can still be activated by fedlogind.socket"
 check "systemctl stop fedlogind stops the daemon, the socket keeps listening" \
     sh -c "test \"\$(nsenter -t $LEADER -a systemctl is-active fedlogind.service)\" = inactive && nsenter -t $LEADER -a systemctl is-active -q fedlogind.socket && nsenter -t $LEADER -a test -S /run/fedlogin/fedlogind.sock"
 check "a connection to the socket starts fedlogind again (fedloginctl status)" C fedloginctl status
 check "the socket-activated fedlogind is active and ready" until_ok 30 reloaded
 check "it is a new process" test "$(prop fedlogind.service MainPID)" != "$PID1"
+
+# The watchdog, on a short interval so the test need not wait 30 s: fedlogind
+# must keep pinging or systemd restarts it.
+C mkdir -p /run/systemd/system/fedlogind.service.d
+printf '[Service]\nWatchdogSec=2s\n' | C_write /run/systemd/system/fedlogind.service.d/watchdog.conf 0644
+C systemctl daemon-reload
+C systemctl restart fedlogind.service
+watchdog_pings() {
+    local pid t1 t2
+    pid="$(prop fedlogind.service MainPID)"
+    t1="$(prop fedlogind.service WatchdogTimestampMonotonic)"
+    sleep 5
+    t2="$(prop fedlogind.service WatchdogTimestampMonotonic)"
+    echo "WatchdogUSec=$(prop fedlogind.service WatchdogUSec) pid $pid -> $(prop fedlogind.service MainPID), last ping $t1 -> $t2"
+    [ "$(prop fedlogind.service WatchdogUSec)" = 2s ] && [ "$(prop fedlogind.service MainPID)" = "$pid" ] &&
+        [ "$t2" -gt "$t1" ] && active fedlogind.service
+}
+check "WatchdogSec=2s: fedlogind keeps pinging and is not restarted" watchdog_pings
+C rm -f /run/systemd/system/fedlogind.service.d/watchdog.conf
+C systemctl daemon-reload
+C systemctl restart fedlogind.service
+check "WatchdogSec=30s from the unit again" test "$(prop fedlogind.service WatchdogUSec)" = 30s
 T_SYSTEMD=$(elapsed "$T0")
 
 # --- logins ------------------------------------------------------------------------------
@@ -222,7 +260,11 @@ first_login; rc=$?
 check "first login: authenticate and acct_mgmt succeed" test "$rc" = 0
 uid_in_range() { local e; e="$(C getent passwd alice)" && echo "$e" && awk -F: '$3 >= 70000 && $3 <= 79999 { ok = 1 } END { exit !ok }' <<<"$e"; }
 check "alice is a local account with a uid from [accounts]" uid_in_range
-check "alice's home was made" C test -d /home/alice
+home_made() { # owned by alice, with the files of /etc/skel
+    C stat -c '%U %a %n' /home/alice /home/alice/.bashrc
+    [ "$(C stat -c %U /home/alice)" = alice ] && [ "$(C stat -c %U /home/alice/.bashrc)" = alice ]
+}
+check "alice's home was made from /etc/skel and is hers" home_made
 check "fedloginctl users lists alice" sh -c "nsenter -t $LEADER -a fedloginctl users | grep -q '^alice'"
 journal_event() { # MESSAGE_ID FIELD=VALUE...: at least one such journal entry
     C journalctl --no-pager -o cat MESSAGE_ID="$@" | grep .
@@ -242,6 +284,20 @@ check "alice logs in over SSH with her passcode" ssh_login
 wrong_ssh() { ! "$PY" "$HERE/driver.py" ssh --port "$SSH_PORT" --user alice --password "Wrong-Horse9" -- id -un; }
 check "a wrong passcode is refused over SSH" wrong_ssh
 
+say "-- first login of bob, whose directory password hash is synced (service sshd):"
+bob_first() {
+    "$PY" "$HERE/driver.py" pam --sub bob --answer "" -- "${PAMC[@]}" sshd bob | tee "$W/bob.txt"
+    grep -q '^  RESULT authenticate 0 ' "$W/bob.txt" && grep -q '^  RESULT acct_mgmt 0 ' "$W/bob.txt"
+}
+check "first login with password sync: no passcode asked, success" bob_first
+bob_hash() { [ "$(C getent shadow bob | cut -d: -f2)" = "$BOB_HASH" ]; }
+check "bob's local password hash is the directory's, as-is" bob_hash
+bob_ssh() {
+    "$PY" "$HERE/driver.py" ssh --port "$SSH_PORT" --user bob --password "$BOB_PASSWORD" -- id -un | tee "$W/ssh-bob.txt"
+    grep -qx bob "$W/ssh-bob.txt"
+}
+check "bob logs in over SSH with his directory password" bob_ssh
+
 pam_login() { # USER PASSWORD
     "$PY" "$HERE/driver.py" pam --sub "$1" --answer "$2" -- "${PAMC[@]}" sshd "$1" | tee "$W/pam.txt"
     grep -q '^  RESULT authenticate 0 ' "$W/pam.txt" && grep -q '^  RESULT acct_mgmt 0 ' "$W/pam.txt" &&
@@ -259,6 +315,20 @@ check "with fedlogind and its socket stopped, a local account logs in" pam_login
 C systemctl start fedlogind.socket
 T_LOGIN=$(elapsed "$T0")
 
+# An upgrade (here: the same version again) runs postinst's upgrade path.
+AUTH_BEFORE="$(C cat /etc/pam.d/common-auth)"
+check "dpkg -i again (upgrade path) succeeds" C dpkg -i /srv/test/fedlogin.deb
+upgraded() {
+    active fedlogind.socket && active fedlogind.service && status_matches '^ready: 1 IdP, 2 managed users, directory reachable' &&
+        [ "$(C cat /etc/pam.d/common-auth)" = "$AUTH_BEFORE" ]
+}
+check "after the upgrade: socket and daemon active, alice still managed, common-auth unchanged" until_ok 30 upgraded
+say "      status: $(prop fedlogind.service StatusText)"
+check "after the upgrade: alice logs in with her passcode" pam_login alice "$PASSCODE"
+check "fedlogind never crashed (NRestarts=0)" test "$(prop fedlogind.service NRestarts)" = 0
+say "   fedlogind's warnings in the journal:"
+C journalctl -u fedlogind -u fedlogin-directoryd -p warning --no-pager -o cat | sed 's/^/      /'
+
 # --- remove and purge ----------------------------------------------------------------------
 T0=$(date +%s.%N)
 check "dpkg -r removes the package" C dpkg -r fedlogin
@@ -269,7 +339,8 @@ units_gone() {
     for u in fedlogind.service fedlogind.socket fedlogin-directoryd.service; do
         s="$(prop "$u" LoadState)"; echo "$u: $s"; [ "$s" = not-found ] || return 1
     done
-    ! C pgrep -x fedlogind && ! C pgrep -x fedlogin-director && ! C test -e /run/fedlogin/fedlogind.sock
+    if C pgrep -af '^/usr/sbin/fedlogin'; then echo "still running"; return 1; fi
+    if C test -e /run/fedlogin/fedlogind.sock; then echo "/run/fedlogin/fedlogind.sock is left"; return 1; fi
 }
 check "after dpkg -r: units gone, nothing running, no socket" units_gone
 check "after dpkg -r: alice still logs in with her passcode (pam_unix)" pam_login alice "$PASSCODE"

@@ -1,0 +1,169 @@
+#!/usr/bin/env bash
+# Builds out/fedlogin_<version>_<arch>.deb with dpkg-deb.
+#
+#   packaging/build-deb.sh             release build (static Swift stdlib), PAM module, man pages, .deb
+#   packaging/build-deb.sh --no-build  package what .build-release and out/ already hold
+#
+# The Swift executables come from
+#   swift build -c release --static-swift-stdlib --scratch-path .build-release -Xlinker -z -Xlinker now
+# so the package needs no Swift toolchain on the target. The version is
+# fedloginVersion in Sources/FedloginDaemon/Server/Control.swift; it must match
+# the top entry of packaging/debian/changelog.
+#
+# FEDLOGIN_DEB_COMPRESSION=none (or gzip) skips the ~1.5 min of xz for a
+# quick local iteration; release packages use the default, xz.
+#
+# Needs: the Swift toolchain, gcc/make, dpkg-dev (dpkg-shlibdeps), binutils
+# (strip), scdoc (man pages). Writes only under out/ and .build-release/.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PKG="$ROOT/packaging"
+OUT="${FEDLOGIN_OUT:-$ROOT/out}"
+SCRATCH="${FEDLOGIN_RELEASE_SCRATCH:-$ROOT/.build-release}"
+SWIFT="${SWIFT:-swift}"
+EXECUTABLES=(fedlogind fedloginctl fedlogin-directoryd)
+
+say() { printf 'build-deb: %s\n' "$*"; }
+die() { printf 'build-deb: error: %s\n' "$*" >&2; exit 1; }
+
+build=1
+case "${1:-}" in
+    "") ;;
+    --no-build) build=0 ;;
+    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) die "unknown option: $1 (try --help)" ;;
+esac
+
+for tool in dpkg-deb dpkg-shlibdeps dpkg-architecture strip scdoc gzip; do
+    command -v "$tool" >/dev/null || die "$tool not found (apt-get install --no-install-recommends dpkg-dev binutils scdoc)"
+done
+
+VERSION="$(sed -n 's/^public let fedloginVersion = "\(.*\)"$/\1/p' "$ROOT/Sources/FedloginDaemon/Server/Control.swift")"
+[ -n "$VERSION" ] || die "no fedloginVersion in Sources/FedloginDaemon/Server/Control.swift"
+CHANGELOG_VERSION="$(sed -n '1s/^fedlogin (\([^)]*\)).*/\1/p' "$PKG/debian/changelog")"
+[ "$VERSION" = "$CHANGELOG_VERSION" ] ||
+    die "version $VERSION (Control.swift) differs from $CHANGELOG_VERSION (packaging/debian/changelog): add a changelog entry"
+ARCH="$(dpkg-architecture -qDEB_HOST_ARCH)"
+MULTIARCH="$(dpkg-architecture -qDEB_HOST_MULTIARCH)"
+DEB="$OUT/fedlogin_${VERSION}_${ARCH}.deb"
+
+# --- build --------------------------------------------------------------------
+if [ "$build" = 1 ]; then
+    say "swift build -c release --static-swift-stdlib --scratch-path $SCRATCH"
+    mkdir -p "$OUT"
+    log="$OUT/swift-release-build.log"
+    # -z now: full RELRO (BIND_NOW), as Debian builds its own packages.
+    if ! (cd "$ROOT" && "$SWIFT" build -c release --static-swift-stdlib --scratch-path "$SCRATCH" \
+        -Xlinker -z -Xlinker now) >"$log" 2>&1; then
+        tail -n 40 "$log" >&2
+        die "the Swift release build failed (log: $log)"
+    fi
+    say "PAM module"
+    make -s -C "$ROOT/pam" OUT="$OUT" "$OUT/pam_fedlogin.so"
+fi
+BIN="$SCRATCH/release"
+for exe in "${EXECUTABLES[@]}"; do
+    [ -x "$BIN/$exe" ] || die "$BIN/$exe is missing: the Swift release build failed or was not run"
+done
+[ -f "$OUT/pam_fedlogin.so" ] || die "$OUT/pam_fedlogin.so is missing (make -C pam OUT=$OUT)"
+if [ "$build" = 0 ]; then
+    newer="$(find "$ROOT/Sources" "$ROOT/Package.swift" -name '*.swift' -newer "$BIN/fedlogind" -print -quit)"
+    [ -z "$newer" ] || say "warning: $newer is newer than $BIN/fedlogind: the package may hold stale binaries"
+fi
+if ldd "$BIN/fedlogind" | grep -q 'libswift'; then
+    die "$BIN/fedlogind links the Swift runtime dynamically: build with --static-swift-stdlib"
+fi
+
+# --- stage the file tree ----------------------------------------------------------
+STAGE="$OUT/deb-root"
+rm -rf "$STAGE"
+mkdir -p "$STAGE/DEBIAN"
+umask 022
+
+inst() { # MODE SRC DEST
+    install -D -m "$1" "$2" "$STAGE$3"
+}
+
+inst 0755 "$BIN/fedlogind" /usr/sbin/fedlogind
+inst 0755 "$BIN/fedlogin-directoryd" /usr/sbin/fedlogin-directoryd
+inst 0755 "$BIN/fedloginctl" /usr/bin/fedloginctl
+inst 0644 "$OUT/pam_fedlogin.so" "/usr/lib/$MULTIARCH/security/pam_fedlogin.so"
+strip --strip-unneeded --remove-section=.comment --remove-section=.note \
+    "$STAGE/usr/sbin/fedlogind" "$STAGE/usr/sbin/fedlogin-directoryd" "$STAGE/usr/bin/fedloginctl" \
+    "$STAGE/usr/lib/$MULTIARCH/security/pam_fedlogin.so"
+
+for unit in fedlogind.service fedlogind.socket fedlogin-directoryd.service; do
+    inst 0644 "$ROOT/systemd/$unit" "/lib/systemd/system/$unit"
+done
+
+inst 0644 "$PKG/fedlogin.conf" /etc/fedlogin/fedlogin.conf
+install -d -m 0755 "$STAGE/etc/fedlogin/conf.d"
+inst 0644 "$PKG/debian/sshd_config" /etc/ssh/sshd_config.d/fedlogin.conf
+
+# The pam-auth-update profile takes its auth line from the one stack
+# definition, pam/fedlogin.pam. There the line ends the stack on success
+# (success=done); in a pam-auth-update profile it jumps to the end of the
+# primary block instead (success=end), so the additional modules of
+# common-auth still run.
+AUTH_LINE="$(awk '$1 == "auth" && $0 ~ /pam_fedlogin\.so/ { $1 = ""; sub(/^[ \t]+/, ""); print; exit }' "$ROOT/pam/fedlogin.pam")"
+case "$AUTH_LINE" in
+    *"success=done"*pam_fedlogin.so*) ;;
+    *) die "pam/fedlogin.pam: no 'auth [success=done ...] pam_fedlogin.so' line to build the pam-auth-update profile from" ;;
+esac
+AUTH_LINE="$(printf '%s' "$AUTH_LINE" | sed 's/success=done/success=end/; s/\] *pam_fedlogin/]\tpam_fedlogin/')"
+mkdir -p "$STAGE/usr/share/pam-configs"
+sed "s|@AUTH_LINE@|$AUTH_LINE|" "$PKG/debian/pam-config.in" > "$STAGE/usr/share/pam-configs/fedlogin"
+chmod 0644 "$STAGE/usr/share/pam-configs/fedlogin"
+
+# Man pages (docs/man/*.scd).
+MANTMP="$OUT/man"
+bash "$ROOT/docs/man/build.sh" "$MANTMP" >/dev/null
+for page in "$MANTMP"/*.[0-9]; do
+    section="${page##*.}"
+    install -d -m 0755 "$STAGE/usr/share/man/man$section"
+    gzip -9n < "$page" > "$STAGE/usr/share/man/man$section/$(basename "$page").gz"
+    chmod 0644 "$STAGE/usr/share/man/man$section/$(basename "$page").gz"
+done
+
+DOC="$STAGE/usr/share/doc/fedlogin"
+install -d -m 0755 "$DOC"
+install -m 0644 "$PKG/debian/copyright" "$DOC/copyright"
+gzip -9n < "$PKG/debian/changelog" > "$DOC/changelog.gz"
+chmod 0644 "$DOC/changelog.gz"
+
+# Directories: 0755, owned by root (dpkg-deb --root-owner-group).
+find "$STAGE" -type d -exec chmod 0755 {} +
+
+# --- control files ------------------------------------------------------------
+# Shared-library dependencies, exactly as dpkg-shlibdeps computes them.
+SHL="$OUT/deb-shlibs"
+rm -rf "$SHL" && mkdir -p "$SHL/debian"
+printf 'Source: fedlogin\n\nPackage: fedlogin\nArchitecture: any\n' > "$SHL/debian/control"
+SHLIBS="$(cd "$SHL" && dpkg-shlibdeps -O \
+    "$STAGE/usr/sbin/fedlogind" "$STAGE/usr/sbin/fedlogin-directoryd" "$STAGE/usr/bin/fedloginctl" \
+    "$STAGE/usr/lib/$MULTIARCH/security/pam_fedlogin.so" 2>/dev/null | sed -n 's/^shlibs:Depends=//p')"
+rm -rf "$SHL"
+[ -n "$SHLIBS" ] || die "dpkg-shlibdeps found no dependencies"
+
+INSTALLED_SIZE="$(du -sk --exclude=DEBIAN "$STAGE" | cut -f1)"
+sed -e "s|@VERSION@|$VERSION|" -e "s|@ARCH@|$ARCH|" -e "s|@INSTALLED_SIZE@|$INSTALLED_SIZE|" \
+    -e "s|@SHLIBS@|$SHLIBS|" "$PKG/debian/control.in" > "$STAGE/DEBIAN/control"
+install -m 0644 "$PKG/debian/conffiles" "$STAGE/DEBIAN/conffiles"
+for script in postinst prerm postrm; do
+    install -m 0755 "$PKG/debian/$script" "$STAGE/DEBIAN/$script"
+done
+(cd "$STAGE" && find . -path ./DEBIAN -prune -o -type f -printf '%P\0' | LC_ALL=C sort -z |
+    xargs -0 md5sum > DEBIAN/md5sums)
+chmod 0644 "$STAGE/DEBIAN/md5sums"
+
+# The default configuration must be one fedlogind accepts.
+"$BIN/fedlogind" --check-config --config "$STAGE/etc/fedlogin/fedlogin.conf" >/dev/null ||
+    die "packaging/fedlogin.conf is not accepted by fedlogind --check-config"
+
+mkdir -p "$OUT"
+SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-$(git -C "$ROOT" log -1 --format=%ct 2>/dev/null || date +%s)}" \
+    dpkg-deb --root-owner-group -Z"${FEDLOGIN_DEB_COMPRESSION:-xz}" --build "$STAGE" "$DEB" >/dev/null
+rm -rf "$STAGE" "$MANTMP"
+say "$DEB ($(du -h "$DEB" | cut -f1), installed $((INSTALLED_SIZE / 1024)) MiB)"
+say "Depends: $(dpkg-deb -f "$DEB" Depends)"
