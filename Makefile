@@ -14,7 +14,7 @@ PYTHON      := $(CURDIR)/.venv/bin/python
 export FEDLOGIN_BIN := $(BIN)
 export FEDLOGIN_OUT := $(OUT)
 
-.PHONY: all deps build modules demo check unit-tests c-tests integration-tests need-root clean bench deb lint-deb man-check system-tests
+.PHONY: all deps build modules demo check unit-tests c-tests integration-tests need-root clean bench deb lint-deb man-check system-tests fuzz
 
 all: build modules
 
@@ -40,8 +40,10 @@ unit-tests: build
 
 c-tests: modules
 	$(MAKE) -C pam OUT=$(OUT) check
+	$(MAKE) -C pam OUT=$(OUT) fuzz-smoke
 
 integration-tests: build modules
+	$(MAKE) -C pam OUT=$(OUT) asan-module
 	bash Tests/integration/run-in-namespace.sh $(PYTHON) -m pytest -q -p no:cacheprovider Tests/integration
 
 # The Debian package, out/fedlogin_<version>_amd64.deb (release build, static Swift stdlib).
@@ -61,6 +63,10 @@ system-tests: deb
 	bash Tests/system/test_systemd.sh $$(ls -t $(OUT)/fedlogin_*_amd64.deb | head -1)
 
 check: need-root unit-tests c-tests integration-tests man-check lint-deb system-tests
+
+# Long fuzzing run (docs/security.md#fuzzing): 10 million executions per target.
+fuzz: deps
+	$(MAKE) -C pam OUT=$(OUT) fuzz
 
 # Benchmarks (not part of check): results go to docs/performance.md.
 bench: need-root build modules

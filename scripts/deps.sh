@@ -31,7 +31,7 @@ APT_PACKAGES=(
     python3 python3-venv ca-certificates
     util-linux passwd login procps tmux openssh-client sqlite3
     libqrencode-dev zbar-tools
-    scdoc lintian mmdebstrap systemd-container dpkg-dev
+    scdoc lintian mmdebstrap systemd-container dpkg-dev valgrind
 )
 
 want_apt=1
