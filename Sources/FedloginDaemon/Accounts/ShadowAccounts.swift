@@ -126,14 +126,4 @@ public struct ShadowAccounts: Sendable {
             throw Sys.Failure("groupdel \(name) failed (\(r.status)): \(r.stderr.trimmingCharacters(in: .whitespacesAndNewlines))")
         }
     }
-
-    /// The shadow password field, for checks (root only).
-    public func shadowHash(_ name: String) throws -> String? {
-        let text = try Sys.readText(etc + "/shadow")
-        for line in text.split(separator: "\n") {
-            let f = line.split(separator: ":", omittingEmptySubsequences: false)
-            if f.count >= 2, f[0] == name { return String(f[1]) }
-        }
-        return nil
-    }
 }

@@ -34,10 +34,6 @@ public enum Sys {
         fedlogin_hash_supported(hash) != 0
     }
 
-    public static func verifyPasscode(_ passcode: String, hash: String) -> Bool {
-        fedlogin_verify_passcode(passcode, hash) != 0
-    }
-
     /// The systemd app-specific machine id for fedlogin, if /etc/machine-id exists.
     public static func machineAppID() -> String? {
         var buf = [CChar](repeating: 0, count: 33)
@@ -50,28 +46,6 @@ public enum Sys {
         var st = stat()
         guard lstat(path, &st) == 0 else { throw Failure("cannot stat \(path): \(errnoText())") }
         return (st.st_uid, st.st_mode & 0o7777)
-    }
-
-    /// Writes a file atomically: a temporary file in the same folder, fsync, rename.
-    public static func writeAtomically(_ data: Data, to path: String, mode: mode_t = 0o600) throws {
-        let tmp = path + ".tmp.\(getpid())"
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
-        guard fd >= 0 else { throw Failure("cannot create \(tmp): \(errnoText())") }
-        let ok = data.withUnsafeBytes { raw -> Bool in
-            var off = 0
-            while off < raw.count {
-                let n = write(fd, raw.baseAddress! + off, raw.count - off)
-                if n < 0 { if errno == EINTR { continue }; return false }
-                off += n
-            }
-            return fsync(fd) == 0
-        }
-        close(fd)
-        guard ok, rename(tmp, path) == 0 else {
-            let e = errnoText()
-            unlink(tmp)
-            throw Failure("cannot write \(path): \(e)")
-        }
     }
 
     public struct RunResult: Sendable {
