@@ -50,6 +50,17 @@ struct ConfigParserTests {
         #expect(e?.description.contains("unknown key") == true)
     }
 
+    @Test func aBadValueNamesTheDropInThatSetIt() {
+        do {
+            _ = try ConfigParser.parse(files: [("/etc/fedlogin/fedlogin.conf", good), ("/etc/fedlogin/conf.d/90.conf", "[signin]\ntimeout = 3\n")])
+            Issue.record("accepted")
+        } catch let e as ConfigError {
+            #expect(e.file == "/etc/fedlogin/conf.d/90.conf" && e.key == "signin.timeout")
+        } catch {
+            Issue.record("\(error)")
+        }
+    }
+
     @Test func unknownSectionIsNamed() {
         #expect(error("[deamon]\n")?.key == "deamon")
     }
@@ -61,6 +72,11 @@ struct ConfigParserTests {
 
     @Test func invalidTOMLSaysWhere() {
         #expect(error("[daemon\n")?.problem.contains("line 1") == true)
+    }
+
+    @Test func negativeDurationsAreRefused() {
+        #expect(error("[daemon]\ndirectory_timeout = -1\n")?.key == "daemon.directory_timeout")
+        #expect(error("[signin]\nclock_skew = 9000\n")?.key == "signin.clock_skew")
     }
 
     @Test func systemUidRangeIsRefused() {

@@ -12,6 +12,8 @@ public enum ConfigParser {
     public static func parse(files: [(path: String, text: String)]) throws -> DaemonConfig {
         var config = DaemonConfig()
         var idpSources: [String: String] = [:]
+        // Which file set each key last, so an error names the file to fix.
+        var keySources: [String: String] = [:]
         for (path, text) in files {
             let table: TOMLTable
             do {
@@ -22,6 +24,9 @@ public enum ConfigParser {
                     problem: "not valid TOML at line \(e.source.begin.line), column \(e.source.begin.column): \(e.description)")
             }
             var r = Reader(file: path)
+            for section in ["daemon", "accounts", "signin"] {
+                for key in table[section]?.table?.keys ?? [] { keySources["\(section).\(key)"] = path }
+            }
             for key in table.keys {
                 guard let value = table[key] else { continue }
                 switch key {
@@ -51,7 +56,7 @@ public enum ConfigParser {
         for (name, idp) in config.idps {
             config.idps[name] = try applyPreset(idp, file: idpSources[name] ?? files.first?.path ?? "fedlogin.conf")
         }
-        try validate(config, idpSources: idpSources, mainFile: files.first?.path ?? "fedlogin.conf")
+        try validate(config, idpSources: idpSources, keySources: keySources, mainFile: files.first?.path ?? "fedlogin.conf")
         return config
     }
 
@@ -92,9 +97,9 @@ public enum ConfigParser {
         return idp
     }
 
-    static func validate(_ c: DaemonConfig, idpSources: [String: String], mainFile: String) throws {
-        func fail(_ key: String, _ problem: String, file: String = mainFile) -> ConfigError {
-            ConfigError(file: file, key: key, problem: problem)
+    static func validate(_ c: DaemonConfig, idpSources: [String: String], keySources: [String: String] = [:], mainFile: String) throws {
+        func fail(_ key: String, _ problem: String, file: String? = nil) -> ConfigError {
+            ConfigError(file: file ?? keySources[key] ?? mainFile, key: key, problem: problem)
         }
         for (key, path) in [
             ("daemon.socket", c.socketPath), ("daemon.state_dir", c.stateDir), ("daemon.system_root", c.systemRoot),
@@ -110,7 +115,16 @@ public enum ConfigParser {
         }
         guard c.signin.timeout >= 10 else { throw fail("signin.timeout", "must be at least 10 seconds") }
         guard c.signin.keepalive > 0 && c.signin.keepalive <= 5 else {
-            throw fail("signin.keepalive", "must be between 0 and 5 seconds (the PAM module's reply timeout is 10 s)")
+            throw fail("signin.keepalive", "must be more than 0 and at most 5 seconds (the PAM module's reply timeout is 10 s)")
+        }
+        for (key, value) in [
+            ("daemon.directory_timeout", c.directoryTimeout), ("daemon.report_retry_max", c.reportRetryMax),
+            ("signin.http_timeout", c.signin.httpTimeout),
+        ] where value <= 0 {
+            throw fail(key, "must be a positive number of seconds (got \(value))")
+        }
+        guard c.signin.clockSkew >= 0 && c.signin.clockSkew <= 300 else {
+            throw fail("signin.clock_skew", "must be from 0 to 300 seconds (got \(c.signin.clockSkew))")
         }
         for (name, idp) in c.idps {
             let file = idpSources[name] ?? mainFile
