@@ -191,3 +191,24 @@ def scratch_dir(prefix: str = "fedlogin-bench-") -> Path:
 
 def remove_dir(path: Path):
     shutil.rmtree(path, ignore_errors=True)
+
+
+def run_standalone(body, tools: bool = False):
+    """Runs one benchmark on its own: an IdP and a BenchMachine on the debug
+    build in a scratch folder (plus the C tools when `tools`), prints what
+    `body(machine, tools)` returns as JSON, and stops everything."""
+    import json
+    require_namespace()
+    tmp = scratch_dir()
+    idp = machine = None
+    try:
+        built = build_tools(tmp / "tools") if tools else None
+        idp = start_idp(tmp / "idp")
+        machine = BenchMachine(tmp / "debug", idp, sandbox.bin_dir())
+        print(json.dumps(body(machine, built), indent=2))
+    finally:
+        if machine:
+            machine.stop()
+        if idp:
+            idp.stop()
+        remove_dir(tmp)

@@ -12,7 +12,6 @@ Each start is stopped with SIGTERM before the next.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import socket
 import stat
@@ -81,19 +80,7 @@ def main():
     ap.add_argument("--starts", type=int, default=10)
     ap.add_argument("--settle", type=float, default=2.0, help="seconds between ready and reading VmRSS")
     args = ap.parse_args()
-    benchlib.require_namespace()
-    tmp = benchlib.scratch_dir()
-    idp = machine = None
-    try:
-        idp = benchlib.start_idp(tmp / "idp")
-        machine = benchlib.BenchMachine(tmp / "debug", idp, sandbox.bin_dir())
-        print(json.dumps(run(machine, args.starts, args.settle), indent=2))
-    finally:
-        if machine:
-            machine.stop()
-        if idp:
-            idp.stop()
-        benchlib.remove_dir(tmp)
+    benchlib.run_standalone(lambda machine, _: run(machine, args.starts, args.settle))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ Requests:
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 from pathlib import Path
 
@@ -61,20 +60,7 @@ def main():
     ap.add_argument("-n", type=int, default=2000, help="round trips per request kind (default 2000)")
     ap.add_argument("--warmup", type=int, default=200)
     args = ap.parse_args()
-    benchlib.require_namespace()
-    tmp = benchlib.scratch_dir()
-    idp = machine = None
-    try:
-        tools = benchlib.build_tools(tmp / "tools")
-        idp = benchlib.start_idp(tmp / "idp")
-        machine = benchlib.BenchMachine(tmp / "debug", idp, sandbox.bin_dir())
-        print(json.dumps(run(machine, tools, args.n, args.warmup), indent=2))
-    finally:
-        if machine:
-            machine.stop()
-        if idp:
-            idp.stop()
-        benchlib.remove_dir(tmp)
+    benchlib.run_standalone(lambda machine, tools: run(machine, tools, args.n, args.warmup), tools=True)
 
 
 if __name__ == "__main__":
