@@ -10,33 +10,11 @@ import pytest
 import pamclient as pc
 import sandbox
 from strict_idp import StrictIdP, browser_sign_in
+from wire import NOBODY, as_nobody, exchange, frame
 from world import World, unique
 
 pytestmark = pytest.mark.namespace
 PASSCODE = "Correct-Horse9"
-NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
-
-CLIENT = (
-    "import socket,struct,sys\n"
-    "s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(bytes.fromhex(sys.argv[2]))\n"
-    "n=struct.unpack('>I', s.recv(4, socket.MSG_WAITALL))[0]; sys.stdout.write(s.recv(n, socket.MSG_WAITALL).hex())\n")
-
-
-def frame(msg_type, *fields, raw=b""):
-    body = bytes([1, msg_type]) + raw
-    for f in fields:
-        b = f.encode()
-        body += struct.pack(">H", len(b)) + b
-    return struct.pack(">I", len(body)) + body
-
-
-def as_nobody(socket_path, data: bytes) -> bytes:
-    out = subprocess.run([*NOBODY, "/usr/bin/python3", "-c", CLIENT, str(socket_path), data.hex()],
-                         capture_output=True, text=True, timeout=20)
-    assert out.returncode == 0, out.stderr
-    return bytes.fromhex(out.stdout)
-
-
 @pytest.fixture
 def world(tmp_path, in_namespace):
     idp = StrictIdP()
@@ -82,17 +60,7 @@ def test_the_directory_gives_hashes_and_reports_to_root_only(tmp_path, in_namesp
         def ask(req, nobody):
             body = json.dumps(req).encode()
             data = struct.pack(">I", len(body)) + body
-            if nobody:
-                raw = as_nobody(sock, data)
-            else:
-                import socket as s
-                c = s.socket(s.AF_UNIX)
-                c.connect(sock)
-                c.sendall(data)
-                n = struct.unpack(">I", c.recv(4, s.MSG_WAITALL))[0]
-                raw = c.recv(n, s.MSG_WAITALL)
-                c.close()
-            return json.loads(raw)
+            return json.loads(as_nobody(sock, data) if nobody else exchange(sock, data))
 
         assert ask({"op": "lookup", "user": name}, nobody=False)["user"]["password_hash"] == "$y$j9T$secret$hash"
         assert ask({"op": "lookup", "user": name}, nobody=True)["user"].get("password_hash") is None

@@ -4,8 +4,6 @@ shadow-utils, and an OIDC provider (oidc-provider-mock for interoperability,
 the strict test provider where tokens must go wrong)."""
 import crypt
 import os
-import socket
-import struct
 import subprocess
 import threading
 import time
@@ -13,6 +11,7 @@ import time
 import pytest
 
 import pamclient as pc
+import wire
 import sandbox
 from strict_idp import StrictIdP, browser_sign_in, mutations
 from world import World, passwd_entry, shadow_hash, unique, useradd
@@ -304,34 +303,13 @@ def test_wrong_client_secret_is_explained_in_the_log(tmp_path, strict, in_namesp
         w.stop()
 
 
-def _frame(msg_type, *strings):
-    body = bytes([1, msg_type])
-    for s in strings:
-        b = s.encode()
-        body += struct.pack(">H", len(b)) + b
-    return struct.pack(">I", len(body)) + body
-
-
-def _read_frame(sock):
-    n = struct.unpack(">I", sock.recv(4, socket.MSG_WAITALL))[0]
-    return sock.recv(n, socket.MSG_WAITALL)
-
-
 def test_a_non_root_peer_cannot_authenticate_anyone(tmp_path, idp_mock, in_namespace):
     name = unique("pete")
     idp_mock.set_user(name, email=f"{name}@example.test")
     # A socket path an unprivileged process can reach.
     w = World(tmp_path, idp_mock, [name], config={"daemon": {"socket": f"/run/fedlogin-test/{name}.sock"}})
     try:
-        script = (
-            "import socket,struct,sys\n"
-            "s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(bytes.fromhex(sys.argv[2]))\n"
-            "n=struct.unpack('>I', s.recv(4, socket.MSG_WAITALL))[0]; sys.stdout.write(s.recv(n, socket.MSG_WAITALL).hex())\n")
-        frame = _frame(0x01, "root", "login", "", "", "")
-        out = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c", script,
-                              str(w.socket), frame.hex()], capture_output=True, text=True, timeout=20)
-        assert out.returncode == 0, out.stderr
-        body = bytes.fromhex(out.stdout)
+        body = wire.as_nobody(w.socket, wire.frame(0x01, "root", "login", "", "", ""))
         assert body[:3] == bytes([1, 0x86, 5])  # RESULT PERM_DENIED
         assert "non-root peer refused" in w.fedlogind.log_text()
     finally:
