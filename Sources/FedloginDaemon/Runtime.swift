@@ -17,6 +17,8 @@ public final class Runtime: Sendable {
     /// UID_MIN of the system (login.defs), read when the configuration is.
     public let uidMin: UInt32
     var inFlight: InFlight { inFlightShared }
+    /// NSS answers of the last seconds (a reload starts afresh).
+    let nssCache = NSSCache()
     let fixedListeners: [UInt16: LoopbackListener]
     /// Test-only crash points (FEDLOGIN_FAILPOINT): the daemon SIGKILLs itself there.
     let failpoints: Set<String>

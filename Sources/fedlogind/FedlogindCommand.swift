@@ -17,6 +17,8 @@ struct FedlogindCommand: AsyncParsableCommand {
     var checkConfig = false
 
     func run() async throws {
+        // The daemon never resolves names through its own NSS module.
+        setenv("FEDLOGIN_NSS_DISABLE", "1", 1)
         JournalLogHandler.bootstrap(label: "fedlogind")
         // Drop-ins are found beside the file: make the path absolute first.
         let config = self.config.hasPrefix("/") ? self.config : FileManager.default.currentDirectoryPath + "/" + self.config

@@ -69,7 +69,8 @@ struct LoginFlow: Sendable {
             requested: request.user, local: local, managed: managed, directoryUser: directoryUser, policy: policy,
             configuredIdPs: Set(runtime.idps.keys), uidMin: uidMin,
             uidTaken: { uid in
-                (try? accounts.uidInUse(uid)) ?? true || ((try? runtime.state.reservedUIDs().contains(uid)) ?? true)
+                (try? accounts.uidInUse(uid)) ?? true
+                    || ((try? runtime.state.reservedUIDs(except: request.user).contains(uid)) ?? true)
             })
         switch plan {
         case .notOurs(let reason):
@@ -339,7 +340,9 @@ struct LoginFlow: Sendable {
         let state = runtime.state
         let accounts = runtime.accounts
         let range = config.accounts.uidMin...config.accounts.uidMax
-        guard let uid = try plan.uid ?? accounts.freeUID(in: range, reserved: state.reservedUIDs()) else {
+        // The uid NSS announced for this user, if it did: the account gets exactly that one.
+        let reserved = try state.reservation(plan.localUsername)?.uid
+        guard let uid = try plan.uid ?? reserved ?? accounts.freeUID(in: range, reserved: state.reservedUIDs(except: plan.localUsername)) else {
             throw Stop(status: .authError, userMessage: "This machine has no free user id for a new account. Ask your administrator.", reason: "uid range \(range) exhausted")
         }
         let now = ISO8601DateFormatter().string(from: Date())
@@ -352,7 +355,7 @@ struct LoginFlow: Sendable {
             try runtime.failpoint("after-intent")
             // 2. The account, locked until its password is set.
             try accounts.create(
-                name: plan.localUsername, uid: uid, gecos: plan.directoryUser.displayName ?? "", shell: config.accounts.shell,
+                name: plan.localUsername, uid: uid, gecos: NSSResolver.gecos(plan.directoryUser.displayName ?? ""), shell: config.accounts.shell,
                 homeRoot: config.accounts.homeRoot, groups: config.accounts.groups)
             try runtime.failpoint("after-useradd")
             try accounts.setPasswordHash(name: plan.localUsername, hash: hash)

@@ -69,6 +69,18 @@ public struct SocketServer: Service {
         }
     }
 
+    func answerNSS(_ answer: NSSResolver.Answer, conv: Conversation) async throws {
+        switch answer {
+        case .passwd(let p): try await conv.send(.nssPasswd(p))
+        case .notFound: try await conv.send(.nssNotFound)
+        case .unavailable(let why): await conv.finish(.unavailable, reason: "directory unavailable: \(why)")
+        }
+    }
+
+    func answerNSS(_ group: WireMessage?, conv: Conversation) async throws {
+        if let group { try await conv.send(group) } else { await conv.finish(.unavailable, reason: "directory unavailable") }
+    }
+
     func dispatch(_ request: WireMessage, conv: Conversation, runtime: Runtime) async throws {
         switch request {
         case .authenticate(let r):
@@ -77,8 +89,14 @@ public struct SocketServer: Service {
         case .acctMgmt, .chauthtok:
             guard conv.peer.isRoot else { return await conv.finish(.permissionDenied, reason: "only root may ask") }
             await conv.finish(.ignore, reason: "no fedlogin account policy applies")
-        case .nssGetpwnam, .nssGetpwuid, .nssGetgrnam, .nssGetgrgid:
-            try await conv.send(.nssNotFound)
+        case .nssGetpwnam(let name):
+            try await answerNSS(await NSSResolver(runtime: runtime).passwd(name: name), conv: conv)
+        case .nssGetpwuid(let uid):
+            try await answerNSS(await NSSResolver(runtime: runtime).passwd(uid: uid), conv: conv)
+        case .nssGetgrnam(let name):
+            try await answerNSS(await NSSResolver(runtime: runtime).group(name: name), conv: conv)
+        case .nssGetgrgid(let gid):
+            try await answerNSS(await NSSResolver(runtime: runtime).group(gid: gid), conv: conv)
         case .control(let json):
             let (ok, reply) = await Control(runtime: runtime).handle(json, peer: conv.peer)
             try await conv.send(.controlReply(ok: ok, json: reply))

@@ -22,9 +22,18 @@ public final class StateStore: Sendable {
         public var passwordMode: String?
         public var createdAt: String
         public var boundAt: String?
+        public var lockedReason: String? = nil
+        public var failedAttempts: Int = 0
+        public var lockedUntil: Double? = nil
+        /// Comma-separated local groups fedlogin added the user to.
+        public var managedGroups: String = ""
 
         enum CodingKeys: String, CodingKey {
             case username, uid, state, email, issuer, subject
+            case lockedReason = "locked_reason"
+            case failedAttempts = "failed_attempts"
+            case lockedUntil = "locked_until"
+            case managedGroups = "managed_groups"
             case directoryUsername = "directory_username"
             case passwordMode = "password_mode"
             case createdAt = "created_at"
@@ -82,7 +91,82 @@ public final class StateStore: Sendable {
                 t.column("delivered_at", .text)
             }
         }
+        migrator.registerMigration("v2") { db in
+            // A uid announced through NSS before the account exists: the
+            // account gets exactly this uid (and gid) when it is created.
+            try db.create(table: "reservation") { t in
+                t.primaryKey("username", .text)
+                t.column("uid", .integer).notNull().unique()
+                t.column("gecos", .text).notNull()
+                t.column("created_at", .text).notNull()
+            }
+            // Lifecycle: why an account is locked (null: not locked), the
+            // lockout counter, and the local groups fedlogin put the user in.
+            try db.alter(table: "account") { t in
+                t.add(column: "locked_reason", .text)
+                t.add(column: "failed_attempts", .integer).notNull().defaults(to: 0)
+                t.add(column: "locked_until", .double)
+                t.add(column: "managed_groups", .text).notNull().defaults(to: "")
+            }
+        }
         try migrator.migrate(db)
+    }
+
+    public struct Reservation: Codable, FetchableRecord, PersistableRecord, Sendable, Equatable {
+        public static let databaseTableName = "reservation"
+        public var username: String
+        public var uid: UInt32
+        public var gecos: String
+        public var createdAt: String
+
+        enum CodingKeys: String, CodingKey {
+            case username, uid, gecos
+            case createdAt = "created_at"
+        }
+    }
+
+    public func reservation(_ username: String) throws -> Reservation? {
+        try db.read { try Reservation.fetchOne($0, key: username) }
+    }
+
+    public func reservation(uid: UInt32) throws -> Reservation? {
+        try db.read { try Reservation.filter(Column("uid") == uid).fetchOne($0) }
+    }
+
+    /// The uid reserved for `username`: the existing reservation when it is
+    /// still usable, else `choose` picks one among the ids not reserved by
+    /// anyone else; one transaction, so two lookups never get two uids.
+    public func reserve(
+        _ username: String, gecos: String, wanted: UInt32?, choose: (Set<UInt32>) throws -> UInt32?
+    ) throws -> Reservation? {
+        try db.write { db in
+            let existing = try Reservation.fetchOne(db, key: username)
+            if let existing, wanted == nil || wanted == existing.uid {
+                if existing.gecos != gecos {
+                    var r = existing
+                    r.gecos = gecos
+                    try r.update(db)
+                    return r
+                }
+                return existing
+            }
+            let others = Set(try UInt32.fetchAll(db, sql: "SELECT uid FROM account UNION SELECT uid FROM reservation WHERE username != ?", arguments: [username]))
+            let uid: UInt32
+            if let wanted {
+                guard !others.contains(wanted) else { return nil }
+                uid = wanted
+            } else {
+                guard let c = try choose(others) else { return nil }
+                uid = c
+            }
+            let r = Reservation(username: username, uid: uid, gecos: gecos, createdAt: ISO8601DateFormatter().string(from: Date()))
+            try r.save(db)
+            return r
+        }
+    }
+
+    public func dropReservation(_ username: String) throws {
+        _ = try db.write { try Reservation.deleteOne($0, key: username) }
     }
 
     public func account(_ username: String) throws -> Account? {
@@ -93,8 +177,14 @@ public final class StateStore: Sendable {
         try db.read { try Account.order(Column("username")).fetchAll($0) }
     }
 
-    public func reservedUIDs() throws -> Set<UInt32> {
-        Set(try db.read { try UInt32.fetchAll($0, sql: "SELECT uid FROM account") })
+    /// The uids of fedlogin's accounts and reservations, except `username`'s own reservation.
+    public func reservedUIDs(except username: String? = nil) throws -> Set<UInt32> {
+        Set(
+            try db.read {
+                try UInt32.fetchAll(
+                    $0, sql: "SELECT uid FROM account UNION SELECT uid FROM reservation WHERE username != ?",
+                    arguments: [username ?? ""])
+            })
     }
 
     /// Step 1 of provisioning: the intent, written before useradd runs, so a
@@ -117,6 +207,7 @@ public final class StateStore: Sendable {
             a.boundAt = boundAt
             try a.update(db)
             try report.insert(db)
+            try Reservation.deleteOne(db, key: username)
         }
     }
 
