@@ -35,11 +35,15 @@
 /* Most fields any message type has (NSS_PASSWD). */
 #define FEDLOGIN_MAX_FIELDS 6
 
-/* Defaults of the client side (module arguments override them). */
+/* Defaults of pam_fedlogin.so (its module arguments override them). The NSS
+ * module always asks FEDLOGIN_DEFAULT_SOCKET. */
 #define FEDLOGIN_DEFAULT_SOCKET "/run/fedlogin/fedlogind.sock"
 #define FEDLOGIN_DEFAULT_CONNECT_TIMEOUT_MS 2000 /* connect() to the daemon */
 #define FEDLOGIN_DEFAULT_TIMEOUT_MS 10000        /* each frame from the daemon */
 #define FEDLOGIN_DEFAULT_MAX_TIME_S 900          /* whole request, conversation excluded */
+/* Bounds of the NSS module (libnss_fedlogin.so.2), fixed: it takes no arguments. */
+#define FEDLOGIN_NSS_CONNECT_TIMEOUT_MS 1000 /* connect() to the daemon */
+#define FEDLOGIN_NSS_TIMEOUT_MS 3000         /* the whole lookup, connect included */
 /* The daemon sends KEEPALIVE at least this often while it works. */
 #define FEDLOGIN_KEEPALIVE_INTERVAL_MS 2000
 

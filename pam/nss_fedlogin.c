@@ -1,0 +1,521 @@
+/*
+ * nss_fedlogin.c - glibc NSS module of fedlogin (libnss_fedlogin.so.2).
+ *
+ * Answers getpwnam, getpwuid, getgrnam and getgrgid for the users fedlogind
+ * announces (directory users who may log in here and have no local account
+ * yet). Each lookup sends one request frame on fedlogind's socket and reads
+ * exactly one reply frame (docs/protocol.md, "NSS clients"):
+ *
+ *   NSS_PASSWD / NSS_GROUP for the key asked   NSS_STATUS_SUCCESS
+ *   NSS_NOTFOUND                               NSS_STATUS_NOTFOUND, ENOENT
+ *   anything else (RESULT of any status, another frame type, an entry for
+ *   another key, a malformed frame, a short read, no socket, no connection,
+ *   a timeout)                                 NSS_STATUS_UNAVAIL, ENOENT
+ *   an entry that does not fit the buffer      NSS_STATUS_TRYAGAIN, ERANGE
+ *
+ * UNAVAIL is never TRYAGAIN/EAGAIN: a retry would only wait on the same
+ * daemon again. With the default action (continue) glibc goes on to the next
+ * source, and `getent` says "not found" (exit 2).
+ *
+ * Not asked, answered at once:
+ *   - FEDLOGIN_NSS_DISABLE set (any value), or the caller is PID 1:
+ *     NSS_STATUS_UNAVAIL. fedlogind sets the variable for itself and the
+ *     shadow-utils it runs, so they never ask it about itself; init (PID 1)
+ *     would wait on a socket whose daemon only it can start.
+ *   - root, uid 0, gid 0, uid/gid 4294967295 ((uid_t)-1), and names that are
+ *     empty, longer than FL_NSS_MAX_NAME bytes or hold ':' or '\n':
+ *     NSS_STATUS_NOTFOUND, ENOENT.
+ *
+ * A reply entry is refused (UNAVAIL) unless it is for the key asked, its
+ * uid and gid are neither 0 nor 4294967295, its name is valid and not
+ * "root", and no field holds ':' or '\n' (they would break passwd/group
+ * lines); group members must be non-empty names.
+ *
+ * Bounds: FEDLOGIN_NSS_CONNECT_TIMEOUT_MS on connecting and
+ * FEDLOGIN_NSS_TIMEOUT_MS on the whole lookup, connect included. A missing
+ * socket fails at once. The socket path is fixed (FEDLOGIN_DEFAULT_SOCKET):
+ * no argument, variable or file changes it. The trust checks are those of
+ * pam_fedlogin.so: a socket owned by root (lstat, so no symlink), and a peer
+ * running as uid 0 (SO_PEERCRED). Descriptors are close-on-exec and kept off
+ * 0-2; writes use MSG_NOSIGNAL.
+ *
+ * No enumeration: there are no setpwent/getpwent/endpwent or group
+ * equivalents. glibc skips a source that lacks them, so `getent passwd`
+ * lists the other sources only.
+ *
+ * Thread-safe: no mutable static state; each lookup has its own socket and
+ * buffers. Silent: nothing is logged. libc only.
+ */
+#include "fedlogin_proto.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <nss.h>
+#include <poll.h>
+#include <pwd.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Longest name the module asks about, in bytes. */
+#define FL_NSS_MAX_NAME 256
+/* Largest body of a well-formed NSS reply: NSS_PASSWD with four strings of
+ * FEDLOGIN_MAX_STR bytes. A longer length prefix is refused unread. */
+#define FL_NSS_MAX_REPLY (2 + 4 * (2 + FEDLOGIN_MAX_STR) + 2 * 4)
+/* A request frame: header, version, type, a name of at most FL_NSS_MAX_NAME. */
+#define FL_NSS_MAX_REQUEST (FEDLOGIN_FRAME_HEADER + 2 + 2 + FL_NSS_MAX_NAME)
+/* The "no id" value of chown(2) and setreuid(2); never an entry's id. */
+#define FL_NSS_NO_ID UINT32_MAX
+
+enum nss_status _nss_fedlogin_getpwnam_r(const char *name, struct passwd *pwd, char *buf,
+					 size_t buflen, int *errnop);
+enum nss_status _nss_fedlogin_getpwuid_r(uid_t uid, struct passwd *pwd, char *buf,
+					 size_t buflen, int *errnop);
+enum nss_status _nss_fedlogin_getgrnam_r(const char *name, struct group *grp, char *buf,
+					 size_t buflen, int *errnop);
+enum nss_status _nss_fedlogin_getgrgid_r(gid_t gid, struct group *grp, char *buf,
+					 size_t buflen, int *errnop);
+
+#ifdef FEDLOGIN_NSS_TEST
+/* Test builds only (pam/tests/test_nss.c): the socket a lookup asks. The
+ * shipped module has no such variable and always asks the fixed path. */
+static const char *fl_nss_test_socket = FEDLOGIN_DEFAULT_SOCKET;
+
+void fl_nss_test_set_socket(const char *path);
+void fl_nss_test_set_socket(const char *path)
+{
+	fl_nss_test_socket = path;
+}
+#define FL_NSS_SOCKET fl_nss_test_socket
+#else
+#define FL_NSS_SOCKET FEDLOGIN_DEFAULT_SOCKET
+#endif
+
+/* What a lookup asks: a request type and a name or an id. */
+struct fl_key {
+	uint8_t type;     /* FEDLOGIN_MSG_NSS_GET* */
+	const char *name; /* by name; NULL when by id */
+	size_t name_len;
+	uint32_t id; /* by id */
+};
+
+/* One reply frame: the parsed message views into `body` (freed by the caller). */
+struct fl_reply {
+	uint8_t *body;
+	struct fedlogin_msg msg;
+};
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Waits until `fd` is ready for `events`, at most until `until`. 0 or -1. */
+static int wait_fd(int fd, short events, int64_t until)
+{
+	for (;;) {
+		int64_t left = until - now_ms();
+		struct pollfd p = { .fd = fd, .events = events };
+		int n;
+
+		if (left <= 0)
+			return -1;
+		n = poll(&p, 1, left > INT_MAX ? INT_MAX : (int)left);
+		if (n > 0)
+			return 0; /* ready, or an error for the next call to report */
+		if (n < 0 && errno != EINTR)
+			return -1;
+	}
+}
+
+/*
+ * Connects to fedlogind at `path` after checking that it is a socket root
+ * owns, and that the process behind it runs as root. Connecting is bounded
+ * by FEDLOGIN_NSS_CONNECT_TIMEOUT_MS and `deadline`. Returns the descriptor
+ * (non-blocking, close-on-exec, above 2) or -1.
+ */
+static int fl_nss_connect(const char *path, int64_t deadline)
+{
+	int64_t until = now_ms() + FEDLOGIN_NSS_CONNECT_TIMEOUT_MS;
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	size_t plen = strlen(path);
+	struct ucred cred;
+	socklen_t len;
+	struct stat st;
+	int fd, err;
+
+	if (until > deadline)
+		until = deadline;
+	if (path[0] != '/' || plen >= sizeof(sa.sun_path))
+		return -1;
+	memcpy(sa.sun_path, path, plen + 1);
+
+	/* A missing socket (fedlogind not installed or stopped) fails here, at once. */
+	if (lstat(path, &st) != 0 || !S_ISSOCK(st.st_mode) || st.st_uid != 0)
+		return -1;
+
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -1;
+	/* Keep off stdin/stdout/stderr: the caller may have closed them. */
+	if (fd <= STDERR_FILENO) {
+		int moved = fcntl(fd, F_DUPFD_CLOEXEC, STDERR_FILENO + 1);
+
+		close(fd);
+		if (moved < 0)
+			return -1;
+		fd = moved; /* O_NONBLOCK is shared with the duplicate */
+	}
+
+	while (connect(fd, (const struct sockaddr *)&sa, sizeof(sa)) != 0) {
+		if (errno == EAGAIN) {
+			/* The daemon's backlog is full: retry until the bound. */
+			int64_t left = until - now_ms();
+
+			if (left <= 0)
+				goto fail;
+			poll(NULL, 0, left < 10 ? (int)left : 10);
+			continue;
+		}
+		if (errno != EINPROGRESS && errno != EINTR)
+			goto fail;
+		if (wait_fd(fd, POLLOUT, until) != 0)
+			goto fail;
+		err = 0;
+		len = sizeof(err);
+		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0)
+			goto fail;
+		break;
+	}
+
+	len = sizeof(cred);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || cred.uid != 0)
+		goto fail;
+	return fd;
+
+fail:
+	close(fd);
+	return -1;
+}
+
+/* Sends `len` bytes before `deadline`, polling before every send. 0 or -1. */
+static int send_all(int fd, const uint8_t *p, size_t len, int64_t deadline)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n;
+
+		if (wait_fd(fd, POLLOUT, deadline) != 0)
+			return -1;
+		n = send(fd, p + done, len - done, MSG_NOSIGNAL);
+		if (n >= 0)
+			done += (size_t)n;
+		else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+			return -1;
+	}
+	return 0;
+}
+
+/* Reads exactly `len` bytes before `deadline`, polling before every read. 0 or -1. */
+static int recv_exact(int fd, uint8_t *p, size_t len, int64_t deadline)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n;
+
+		if (wait_fd(fd, POLLIN, deadline) != 0)
+			return -1;
+		n = recv(fd, p + done, len - done, 0);
+		if (n > 0)
+			done += (size_t)n;
+		else if (n == 0)
+			return -1; /* closed before the whole frame */
+		else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+			return -1;
+	}
+	return 0;
+}
+
+/*
+ * The transport: sends the request frame `req` to the daemon at `path` and
+ * reads exactly one reply frame into `r` (r->body is malloc'ed; the caller
+ * frees it). Everything, connect included, ends by FEDLOGIN_NSS_TIMEOUT_MS.
+ * Returns 0, or -1 with nothing to free.
+ */
+static int fl_nss_query(const char *path, const uint8_t *req, size_t req_len, struct fl_reply *r)
+{
+	const int64_t deadline = now_ms() + FEDLOGIN_NSS_TIMEOUT_MS;
+	uint8_t header[FEDLOGIN_FRAME_HEADER];
+	uint32_t len;
+	int fd;
+
+	r->body = NULL;
+	fd = fl_nss_connect(path, deadline);
+	if (fd < 0)
+		return -1;
+	if (send_all(fd, req, req_len, deadline) != 0 ||
+	    recv_exact(fd, header, sizeof(header), deadline) != 0 ||
+	    fedlogin_frame_length(header, &len) != FEDLOGIN_OK || len > FL_NSS_MAX_REPLY)
+		goto fail;
+	r->body = malloc(len);
+	if (r->body == NULL || recv_exact(fd, r->body, len, deadline) != 0 ||
+	    fedlogin_parse(r->body, len, &r->msg) != FEDLOGIN_OK)
+		goto fail;
+	close(fd);
+	return 0;
+
+fail:
+	close(fd);
+	free(r->body);
+	r->body = NULL;
+	return -1;
+}
+
+/* True when `s` (`len` bytes) holds ':' or '\n'. */
+static bool has_separator(const char *s, size_t len)
+{
+	return memchr(s, ':', len) != NULL || memchr(s, '\n', len) != NULL;
+}
+
+/* A name the module asks about, or accepts in a reply: 1 to
+ * FL_NSS_MAX_NAME bytes, no ':' or '\n', not "root". */
+static bool valid_name(const char *s, size_t len)
+{
+	return len > 0 && len <= FL_NSS_MAX_NAME && !has_separator(s, len) &&
+	       !(len == 4 && memcmp(s, "root", 4) == 0);
+}
+
+static bool valid_id(uint32_t id)
+{
+	return id != 0 && id != FL_NSS_NO_ID;
+}
+
+/* The field `f` (a string) equals the name asked. */
+static bool same_name(const struct fedlogin_field *f, const struct fl_key *k)
+{
+	return f->len == k->name_len && memcmp(f->str, k->name, f->len) == 0;
+}
+
+/* Copies a protocol string to *p as a C string and advances *p. */
+static char *put_str(char **p, const char *s, size_t len)
+{
+	char *start = *p;
+
+	memcpy(start, s, len);
+	start[len] = '\0';
+	*p += len + 1;
+	return start;
+}
+
+/*
+ * The start of a lookup: NOTFOUND for a key never asked about, UNAVAIL when
+ * the module is switched off, otherwise a request frame in `req` and
+ * NSS_STATUS_SUCCESS (meaning: go on and ask).
+ */
+static enum nss_status fl_prepare(const struct fl_key *k, uint8_t *req, size_t cap, size_t *req_len,
+				  int *errnop)
+{
+	struct fedlogin_builder b;
+
+	if (getenv("FEDLOGIN_NSS_DISABLE") != NULL || getpid() == 1) {
+		*errnop = ENOENT;
+		return NSS_STATUS_UNAVAIL;
+	}
+	if (k->name != NULL ? !valid_name(k->name, k->name_len) : !valid_id(k->id)) {
+		*errnop = ENOENT;
+		return NSS_STATUS_NOTFOUND;
+	}
+	fedlogin_build_begin(&b, req, cap, k->type);
+	if (k->name != NULL)
+		fedlogin_build_str(&b, k->name, k->name_len);
+	else
+		fedlogin_build_u32(&b, k->id);
+	if (fedlogin_build_finish(&b, req_len) != FEDLOGIN_OK) {
+		*errnop = ENOENT;
+		return NSS_STATUS_UNAVAIL;
+	}
+	return NSS_STATUS_SUCCESS;
+}
+
+/* The length of a name argument, capped just past FL_NSS_MAX_NAME. */
+static size_t key_len(const char *name)
+{
+	return name == NULL ? 0 : strnlen(name, FL_NSS_MAX_NAME + 1);
+}
+
+/* Fills `pwd` from an NSS_PASSWD reply to `k`, or refuses it. */
+static enum nss_status fill_passwd(const struct fedlogin_msg *m, const struct fl_key *k,
+				   struct passwd *pwd, char *buf, size_t buflen, int *errnop)
+{
+	const struct fedlogin_field *name = &m->fields[0], *gecos = &m->fields[3];
+	const struct fedlogin_field *dir = &m->fields[4], *shell = &m->fields[5];
+	uint32_t uid = m->fields[1].num, gid = m->fields[2].num;
+	size_t need;
+	char *p = buf;
+
+	if (!valid_name(name->str, name->len) || !valid_id(uid) || !valid_id(gid) ||
+	    has_separator(gecos->str, gecos->len) || has_separator(dir->str, dir->len) ||
+	    has_separator(shell->str, shell->len) ||
+	    (k->name != NULL ? !same_name(name, k) : uid != k->id)) {
+		*errnop = ENOENT;
+		return NSS_STATUS_UNAVAIL;
+	}
+	need = name->len + 1 + sizeof("x") + gecos->len + 1 + dir->len + 1 + shell->len + 1;
+	if (buf == NULL || buflen < need) {
+		*errnop = ERANGE;
+		return NSS_STATUS_TRYAGAIN;
+	}
+	pwd->pw_name = put_str(&p, name->str, name->len);
+	pwd->pw_passwd = put_str(&p, "x", 1);
+	pwd->pw_uid = uid;
+	pwd->pw_gid = gid;
+	pwd->pw_gecos = put_str(&p, gecos->str, gecos->len);
+	pwd->pw_dir = put_str(&p, dir->str, dir->len);
+	pwd->pw_shell = put_str(&p, shell->str, shell->len);
+	return NSS_STATUS_SUCCESS;
+}
+
+/*
+ * Fills `grp` from an NSS_GROUP reply to `k`, or refuses it. The buffer
+ * holds the member pointer array first (aligned), then the strings.
+ */
+static enum nss_status fill_group(const struct fedlogin_msg *m, const struct fl_key *k,
+				  struct group *grp, char *buf, size_t buflen, int *errnop)
+{
+	const struct fedlogin_field *name = &m->fields[0], *members = &m->fields[2];
+	uint32_t gid = m->fields[1].num;
+	size_t nmem = 0, pad, need;
+	char **mem, *p;
+
+	if (!valid_name(name->str, name->len) || !valid_id(gid) ||
+	    has_separator(members->str, members->len) ||
+	    (k->name != NULL ? !same_name(name, k) : gid != k->id))
+		goto refuse;
+	/* "a,b": two members; "": none; an empty member ("a,,b", ",a", "a,") is malformed. */
+	if (members->len > 0) {
+		size_t start = 0;
+
+		for (size_t i = 0; i <= members->len; i++) {
+			if (i < members->len && members->str[i] != ',')
+				continue;
+			if (i == start)
+				goto refuse;
+			nmem++;
+			start = i + 1;
+		}
+	}
+
+	pad = (sizeof(char *) - (uintptr_t)buf % sizeof(char *)) % sizeof(char *);
+	need = pad + (nmem + 1) * sizeof(char *) + name->len + 1 + sizeof("x") +
+	       (nmem > 0 ? members->len + 1 : 0);
+	if (buf == NULL || buflen < need) {
+		*errnop = ERANGE;
+		return NSS_STATUS_TRYAGAIN;
+	}
+	mem = (char **)(void *)(buf + pad);
+	p = buf + pad + (nmem + 1) * sizeof(char *);
+	grp->gr_name = put_str(&p, name->str, name->len);
+	grp->gr_passwd = put_str(&p, "x", 1);
+	grp->gr_gid = gid;
+	if (nmem > 0) {
+		size_t start = 0, j = 0;
+		char *list = put_str(&p, members->str, members->len);
+
+		for (size_t i = 0; i <= members->len; i++) {
+			if (i < members->len && list[i] != ',')
+				continue;
+			list[i] = '\0';
+			mem[j++] = list + start;
+			start = i + 1;
+		}
+	}
+	mem[nmem] = NULL;
+	grp->gr_mem = mem;
+	return NSS_STATUS_SUCCESS;
+
+refuse:
+	*errnop = ENOENT;
+	return NSS_STATUS_UNAVAIL;
+}
+
+/* Asks fedlogind about `k` and maps the reply (see the table at the top). */
+static enum nss_status fl_lookup(const struct fl_key *k, struct passwd *pwd, struct group *grp,
+				 char *buf, size_t buflen, int *errnop)
+{
+	uint8_t req[FL_NSS_MAX_REQUEST];
+	struct fl_reply r;
+	enum nss_status st;
+	size_t req_len = 0;
+	int saved = errno;
+
+	st = fl_prepare(k, req, sizeof(req), &req_len, errnop);
+	if (st != NSS_STATUS_SUCCESS)
+		return st;
+	if (fl_nss_query(FL_NSS_SOCKET, req, req_len, &r) != 0) {
+		*errnop = ENOENT;
+		return NSS_STATUS_UNAVAIL;
+	}
+	if (r.msg.type == FEDLOGIN_MSG_NSS_NOTFOUND) {
+		*errnop = ENOENT;
+		st = NSS_STATUS_NOTFOUND;
+	} else if (pwd != NULL && r.msg.type == FEDLOGIN_MSG_NSS_PASSWD) {
+		st = fill_passwd(&r.msg, k, pwd, buf, buflen, errnop);
+	} else if (grp != NULL && r.msg.type == FEDLOGIN_MSG_NSS_GROUP) {
+		st = fill_group(&r.msg, k, grp, buf, buflen, errnop);
+	} else {
+		/* RESULT (UNAVAIL: the daemon cannot reach its directory), or a frame
+		 * that is no answer to this request. */
+		*errnop = ENOENT;
+		st = NSS_STATUS_UNAVAIL;
+	}
+	free(r.body);
+	if (st == NSS_STATUS_SUCCESS)
+		errno = saved;
+	return st;
+}
+
+enum nss_status _nss_fedlogin_getpwnam_r(const char *name, struct passwd *pwd, char *buf,
+					 size_t buflen, int *errnop)
+{
+	struct fl_key k = { FEDLOGIN_MSG_NSS_GETPWNAM, name != NULL ? name : "", key_len(name), 0 };
+
+	return fl_lookup(&k, pwd, NULL, buf, buflen, errnop);
+}
+
+enum nss_status _nss_fedlogin_getpwuid_r(uid_t uid, struct passwd *pwd, char *buf,
+					 size_t buflen, int *errnop)
+{
+	struct fl_key k = { FEDLOGIN_MSG_NSS_GETPWUID, NULL, 0, (uint32_t)uid };
+
+	return fl_lookup(&k, pwd, NULL, buf, buflen, errnop);
+}
+
+enum nss_status _nss_fedlogin_getgrnam_r(const char *name, struct group *grp, char *buf,
+					 size_t buflen, int *errnop)
+{
+	struct fl_key k = { FEDLOGIN_MSG_NSS_GETGRNAM, name != NULL ? name : "", key_len(name), 0 };
+
+	return fl_lookup(&k, NULL, grp, buf, buflen, errnop);
+}
+
+enum nss_status _nss_fedlogin_getgrgid_r(gid_t gid, struct group *grp, char *buf,
+					 size_t buflen, int *errnop)
+{
+	struct fl_key k = { FEDLOGIN_MSG_NSS_GETGRGID, NULL, 0, (uint32_t)gid };
+
+	return fl_lookup(&k, NULL, grp, buf, buflen, errnop);
+}
