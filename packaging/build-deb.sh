@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds out/fedlogin_<version>_<arch>.deb with dpkg-deb.
 #
-#   packaging/build-deb.sh             release build (static Swift stdlib), PAM module, man pages, .deb
+#   packaging/build-deb.sh             release build (static Swift stdlib), PAM and NSS modules, man pages, .deb
 #   packaging/build-deb.sh --no-build  package what .build-release and out/ already hold
 #
 # The Swift executables come from
@@ -59,14 +59,18 @@ if [ "$build" = 1 ]; then
         tail -n 40 "$log" >&2
         die "the Swift release build failed (log: $log)"
     fi
-    say "PAM module"
-    make -s -C "$ROOT/pam" OUT="$OUT" "$OUT/pam_fedlogin.so"
+    say "PAM and NSS modules"
+    make -s -C "$ROOT/pam" OUT="$OUT" "$OUT/pam_fedlogin.so" "$OUT/libnss_fedlogin.so.2"
 fi
 BIN="$SCRATCH/release"
 for exe in "${EXECUTABLES[@]}"; do
     [ -x "$BIN/$exe" ] || die "$BIN/$exe is missing: the Swift release build failed or was not run"
 done
-[ -f "$OUT/pam_fedlogin.so" ] || die "$OUT/pam_fedlogin.so is missing (make -C pam OUT=$OUT)"
+for module in pam_fedlogin.so libnss_fedlogin.so.2; do
+    [ -f "$OUT/$module" ] || die "$OUT/$module is missing (make -C pam OUT=$OUT)"
+done
+# The nsswitch.conf edit of postinst and postrm.
+sh "$PKG/test-nsswitch.sh" >/dev/null || die "packaging/debian/nsswitch.sh fails its test (sh packaging/test-nsswitch.sh)"
 if [ "$build" = 0 ]; then
     newer="$(find "$ROOT/Sources" "$ROOT/Package.swift" -name '*.swift' -newer "$BIN/fedlogind" -print -quit)"
     [ -z "$newer" ] || say "warning: $newer is newer than $BIN/fedlogind: the package may hold stale binaries"
@@ -89,9 +93,10 @@ inst 0755 "$BIN/fedlogind" /usr/sbin/fedlogind
 inst 0755 "$BIN/fedlogin-directoryd" /usr/sbin/fedlogin-directoryd
 inst 0755 "$BIN/fedloginctl" /usr/bin/fedloginctl
 inst 0644 "$OUT/pam_fedlogin.so" "/usr/lib/$MULTIARCH/security/pam_fedlogin.so"
+inst 0644 "$OUT/libnss_fedlogin.so.2" "/usr/lib/$MULTIARCH/libnss_fedlogin.so.2"
 strip --strip-unneeded --remove-section=.comment --remove-section=.note \
     "$STAGE/usr/sbin/fedlogind" "$STAGE/usr/sbin/fedlogin-directoryd" "$STAGE/usr/bin/fedloginctl" \
-    "$STAGE/usr/lib/$MULTIARCH/security/pam_fedlogin.so"
+    "$STAGE/usr/lib/$MULTIARCH/security/pam_fedlogin.so" "$STAGE/usr/lib/$MULTIARCH/libnss_fedlogin.so.2"
 
 for unit in fedlogind.service fedlogind.socket fedlogin-directoryd.service; do
     inst 0644 "$ROOT/systemd/$unit" "/lib/systemd/system/$unit"
@@ -142,7 +147,8 @@ rm -rf "$SHL" && mkdir -p "$SHL/debian"
 printf 'Source: fedlogin\n\nPackage: fedlogin\nArchitecture: any\n' > "$SHL/debian/control"
 SHLIBS="$(cd "$SHL" && dpkg-shlibdeps -O \
     "$STAGE/usr/sbin/fedlogind" "$STAGE/usr/sbin/fedlogin-directoryd" "$STAGE/usr/bin/fedloginctl" \
-    "$STAGE/usr/lib/$MULTIARCH/security/pam_fedlogin.so" 2>/dev/null | sed -n 's/^shlibs:Depends=//p')"
+    "$STAGE/usr/lib/$MULTIARCH/security/pam_fedlogin.so" "$STAGE/usr/lib/$MULTIARCH/libnss_fedlogin.so.2" \
+    2>/dev/null | sed -n 's/^shlibs:Depends=//p')"
 rm -rf "$SHL"
 [ -n "$SHLIBS" ] || die "dpkg-shlibdeps found no dependencies"
 
@@ -150,8 +156,14 @@ INSTALLED_SIZE="$(du -sk --exclude=DEBIAN "$STAGE" | cut -f1)"
 sed -e "s|@VERSION@|$VERSION|" -e "s|@ARCH@|$ARCH|" -e "s|@INSTALLED_SIZE@|$INSTALLED_SIZE|" \
     -e "s|@SHLIBS@|$SHLIBS|" "$PKG/debian/control.in" > "$STAGE/DEBIAN/control"
 install -m 0644 "$PKG/debian/conffiles" "$STAGE/DEBIAN/conffiles"
+# libnss_fedlogin.so.2 is in a folder of the dynamic linker: ldconfig runs.
+install -m 0644 "$PKG/debian/triggers" "$STAGE/DEBIAN/triggers"
+# postinst and postrm share the nsswitch.conf edit (debian/nsswitch.sh).
 for script in postinst prerm postrm; do
-    install -m 0755 "$PKG/debian/$script" "$STAGE/DEBIAN/$script"
+    awk -v lib="$PKG/debian/nsswitch.sh" '
+        $0 == "#NSSWITCH#" { while ((getline l < lib) > 0) print l; next }
+        { print }' "$PKG/debian/$script" > "$STAGE/DEBIAN/$script"
+    chmod 0755 "$STAGE/DEBIAN/$script"
 done
 (cd "$STAGE" && find . -path ./DEBIAN -prune -o -type f -printf '%P\0' | LC_ALL=C sort -z |
     xargs -0 md5sum > DEBIAN/md5sums)
