@@ -121,6 +121,7 @@ say "   rootfs ${T_ROOTFS}s, boot ${T_BOOT}s, IdP $ISSUER, container sshd on 127
 
 check "the container booted with every unit running" test "$(C systemctl is-system-running)" = running
 BEFORE="$(C sh -c 'sha256sum /etc/pam.d/common-* /etc/nsswitch.conf')"
+NSS_BEFORE="$(C grep -E '^(passwd|group):' /etc/nsswitch.conf)"
 
 # --- install ------------------------------------------------------------------------
 T0=$(date +%s.%N)
@@ -151,6 +152,29 @@ hardened() { # The sandbox is in effect for the running daemon, not only written
 }
 check "fedlogind runs sandboxed: no new privileges, seccomp, /usr read-only, /etc writable" hardened
 say "      $(C systemd-analyze security fedlogind.service --no-pager 2>/dev/null | tail -n 1)"
+
+# NSS: libnss_fedlogin.so.2 after the local sources of passwd and group.
+nss_lines() {
+    local now
+    now="$(C grep -E '^(passwd|group):' /etc/nsswitch.conf)"
+    echo "before:"; echo "$NSS_BEFORE"; echo "after:"; echo "$now"
+    [ "$(wc -l <<<"$now")" = 2 ] && [ "$now" = "$(sed 's/$/ fedlogin/' <<<"$NSS_BEFORE")" ] &&
+        grep -q '^passwd:.*files.* fedlogin$' <<<"$now" &&
+        C test -f /usr/lib/x86_64-linux-gnu/libnss_fedlogin.so.2
+}
+check "nsswitch.conf: fedlogin after the last source of the passwd and group lines" nss_lines
+check "getent passwd root and getent group root still work" \
+    sh -c "nsenter -t $LEADER -a getent passwd root | grep -qx 'root:x:0:0:root:/root:/bin/bash' && nsenter -t $LEADER -a getent group root | grep -q '^root:x:0:'"
+# getent_missing SECONDS: a name nobody knows is "not found" (exit 2) within SECONDS.
+getent_missing() {
+    local t0 rc
+    t0=$(date +%s.%N)
+    C getent passwd fedlogin-nosuchuser; rc=$?
+    echo "exit $rc after $(elapsed "$t0") s" | tee "$W/getent.txt"
+    [ "$rc" = 2 ] && awk -v a="$t0" -v b="$(date +%s.%N)" -v max="$1" 'BEGIN { exit !(b - a < max) }'
+}
+check "getent passwd of an unknown name with fedlogind running: exit 2 within 2 s" getent_missing 2
+say "      getent: $(cat "$W/getent.txt")"
 T_INSTALL=$(elapsed "$T0")
 
 # --- directory and IdP ------------------------------------------------------------------
@@ -222,6 +246,9 @@ check "systemctl stop fedlogind stops the daemon, the socket keeps listening" \
 check "a connection to the socket starts fedlogind again (fedloginctl status)" C fedloginctl status
 check "the socket-activated fedlogind is active and ready" until_ok 30 reloaded
 check "it is a new process" test "$(prop fedlogind.service MainPID)" != "$PID1"
+C systemctl stop fedlogind.service 2>/dev/null
+check "getent passwd of an unknown name with fedlogind stopped, its socket listening: exit 2 within 4 s" getent_missing 4
+say "      getent: $(cat "$W/getent.txt")"
 
 # The watchdog, on a short interval so the test need not wait 30 s: fedlogind
 # must keep pinging or systemd restarts it.
@@ -310,6 +337,9 @@ printf 'localuser:Local-Pass1\n' | C chpasswd
 check "a local account logs in while fedlogind runs" pam_login localuser Local-Pass1
 
 C systemctl stop fedlogind.socket fedlogind.service
+check "getent passwd of an unknown name with fedlogind and its socket stopped: exit 2 within 1 s" getent_missing 1
+say "      getent: $(cat "$W/getent.txt")"
+check "with fedlogind and its socket stopped, getent passwd alice still works (files)" sh -c "nsenter -t $LEADER -a getent passwd alice | grep -q '^alice:'"
 check "with fedlogind and its socket stopped, alice logs in offline" pam_login alice "$PASSCODE"
 check "with fedlogind and its socket stopped, a local account logs in" pam_login localuser Local-Pass1
 C systemctl start fedlogind.socket
@@ -344,6 +374,8 @@ units_gone() {
 }
 check "after dpkg -r: units gone, nothing running, no socket" units_gone
 check "after dpkg -r: alice still logs in with her passcode (pam_unix)" pam_login alice "$PASSCODE"
+check "after dpkg -r: libnss_fedlogin.so.2 is gone, getent passwd root works" \
+    sh -c "! nsenter -t $LEADER -a test -e /usr/lib/x86_64-linux-gnu/libnss_fedlogin.so.2 && nsenter -t $LEADER -a getent passwd root | grep -q '^root:'"
 check "dpkg -P purges the package" C dpkg -P fedlogin
 check "after dpkg -P: common-* PAM files and nsswitch.conf as before" same_pam
 purged() {
