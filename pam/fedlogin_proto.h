@@ -57,6 +57,11 @@ enum fedlogin_msg_type {
 	FEDLOGIN_MSG_ACCT_MGMT = 0x03,
 	/* str user, str service: pam_sm_chauthtok (uid 0 peers) */
 	FEDLOGIN_MSG_CHAUTHTOK = 0x04,
+	/* str user, str service, str tty, str rhost, str ruser: the local password
+	 * was wrong (pam_fedlogin.so authfail, after pam_unix; uid 0 peers) */
+	FEDLOGIN_MSG_AUTH_FAILED = 0x05,
+	/* (no fields): the peer's own passcode reset (fedloginctl; any peer) */
+	FEDLOGIN_MSG_PASSCODE_RESET = 0x06,
 	/* str name: passwd entry by name (any peer) */
 	FEDLOGIN_MSG_NSS_GETPWNAM = 0x10,
 	/* u32 uid: passwd entry by uid (any peer) */

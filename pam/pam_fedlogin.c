@@ -17,6 +17,9 @@
  *   max_time=S           bound on the whole request, time in the conversation
  *                        function excluded (default 900)
  *   debug                log the message types exchanged (never their contents)
+ *   authfail             (auth, after pam_unix) tell fedlogind the local password
+ *                        was wrong: it counts the attempt for the lockout policy
+ *                        and may offer a passcode reset at the IdP
  */
 #include "fedlogin_proto.h"
 
@@ -48,6 +51,7 @@ struct fl_args {
 	int timeout_ms;
 	int max_time_s;
 	bool debug;
+	bool authfail; /* auth: report a wrong local password (after pam_unix) */
 };
 
 /* One request to fedlogind and the conversation that follows it. */
@@ -110,12 +114,15 @@ static void parse_args(pam_handle_t *pamh, int argc, const char **argv, struct f
 	a->timeout_ms = FEDLOGIN_DEFAULT_TIMEOUT_MS;
 	a->max_time_s = FEDLOGIN_DEFAULT_MAX_TIME_S;
 	a->debug = false;
+	a->authfail = false;
 
 	for (int i = 0; i < argc; i++) {
 		const char *arg = argv[i];
 
 		if (strcmp(arg, "debug") == 0) {
 			a->debug = true;
+		} else if (strcmp(arg, "authfail") == 0) {
+			a->authfail = true;
 		} else if (strncmp(arg, "socket=", 7) == 0) {
 			a->socket = arg + 7; /* checked when connecting */
 		} else if (strncmp(arg, "connect_timeout=", 16) == 0) {
@@ -431,6 +438,10 @@ static int fl_transact(pam_handle_t *pamh, int flags, int argc, const char **arg
 	r->pamh = pamh;
 	r->fd = -1;
 	parse_args(pamh, argc, argv, &r->args);
+	if (type == FEDLOGIN_MSG_AUTHENTICATE && r->args.authfail) {
+		type = FEDLOGIN_MSG_AUTH_FAILED;
+		op = "failed-login report";
+	}
 	r->deadline = now_ms() + (int64_t)r->args.max_time_s * 1000;
 
 	rc = pam_get_user(pamh, &user, NULL);
@@ -454,7 +465,7 @@ static int fl_transact(pam_handle_t *pamh, int flags, int argc, const char **arg
 	fedlogin_build_begin(&b, r->wbuf, sizeof(r->wbuf), type);
 	fedlogin_build_str(&b, user, strlen(user));
 	fedlogin_build_str(&b, service, strlen(service));
-	if (type == FEDLOGIN_MSG_AUTHENTICATE) {
+	if (type == FEDLOGIN_MSG_AUTHENTICATE || type == FEDLOGIN_MSG_AUTH_FAILED) {
 		fedlogin_build_str(&b, tty, strlen(tty));
 		fedlogin_build_str(&b, rhost, strlen(rhost));
 		fedlogin_build_str(&b, ruser, strlen(ruser));

@@ -67,6 +67,22 @@ static inline int fedlogin_hash_supported(const char *hash) {
     return ok;
 }
 
+/* Whether `password` matches the crypt(3) `hash` (constant-time compare). */
+static inline int fedlogin_verify_password(const char *password, const char *hash) {
+    struct crypt_data *data = calloc(1, sizeof(struct crypt_data));
+    if (!data) return 0;
+    const char *h = crypt_r(password, hash, data);
+    int ok = 0;
+    if (h && h[0] != '*' && strlen(h) == strlen(hash)) {
+        unsigned char diff = 0;
+        for (size_t i = 0; hash[i]; i++) diff |= (unsigned char)(h[i] ^ hash[i]);
+        ok = diff == 0;
+    }
+    explicit_bzero(data, sizeof(*data));
+    free(data);
+    return ok;
+}
+
 /* The device id: the systemd app-specific machine id for fedlogin
    (sd_id128_get_machine_app_specific), as 32 hex characters. */
 static inline int fedlogin_machine_app_id(char out[33]) {

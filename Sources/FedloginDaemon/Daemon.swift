@@ -29,7 +29,7 @@ public enum Daemon {
                 services: [
                     .init(service: SocketServer(holder: holder)), .init(service: runtime.outbox),
                     .init(service: Reloader(holder: holder, configPath: configPath)),
-                    .init(service: Watchdog()),
+                    .init(service: Watchdog()), .init(service: PeriodicSync(holder: holder)),
                 ],
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
@@ -75,6 +75,33 @@ struct Reloader: Service {
             } catch {
                 old.logger.error("configuration not reloaded, the previous one stays in force: \(error)")
                 Systemd.notify("READY=1\nSTATUS=reload failed, running with the previous configuration: \(error)")
+            }
+        }
+    }
+}
+
+/// The directory sync every `daemon.sync_interval` seconds (the first one
+/// shortly after start), with the configuration in force at each run.
+struct PeriodicSync: Service {
+    let holder: RuntimeHolder
+
+    func run() async throws {
+        var delay = 5.0
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            let ns = UInt64(delay * 1e9)
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(nanoseconds: ns) }
+            if Task.isShuttingDownGracefully { return }
+            let runtime = holder.current
+            let interval = runtime.config.syncInterval
+            guard interval > 0 else {
+                delay = 60
+                continue
+            }
+            delay = interval
+            do {
+                _ = try await Lifecycle(runtime: runtime).sync()
+            } catch {
+                runtime.logger.warning("directory sync skipped: \(error)")
             }
         }
     }

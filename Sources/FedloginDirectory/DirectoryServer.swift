@@ -93,6 +93,17 @@ public struct DirectoryServer: Service {
                 duplicate ? "binding report repeated (no effect)" : "binding recorded",
                 metadata: ["user": "\(report.username)", "device": "\(report.deviceID)", "key": "\(report.key)"])
             return DirectoryResponse(ok: true, duplicate: duplicate)
+        case .setPassword:
+            guard peer.isRoot else { throw DirectoryError("only root may change passwords") }
+            guard let name = request.user, let hash = request.passwordHash else { throw DirectoryError("set_password needs \"user\" and \"password_hash\"") }
+            switch try await store.setPassword(user: name, hash: hash) {
+            case .accepted:
+                logger.notice("password changed", metadata: ["user": "\(name)"])
+                return DirectoryResponse(ok: true)
+            case .refused(let why):
+                logger.notice("password change refused: \(why)", metadata: ["user": "\(name)"])
+                return DirectoryResponse(ok: false, error: why)
+            }
         case .listReports:
             guard peer.isRoot else { throw DirectoryError("only root may list binding reports") }
             return DirectoryResponse(ok: true, reports: await store.allReports())

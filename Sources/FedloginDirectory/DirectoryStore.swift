@@ -10,24 +10,36 @@ public actor DirectoryStore {
         public var users: [DirectoryUser]
         /// device id -> usernames associated with it.
         public var devices: [String: [String]]
+        /// device id -> usernames whose association the admin removed
+        /// (a reported binding no longer counts).
+        public var unbound: [String: [String]]
 
         public init(from decoder: Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
             policy = try c.decodeIfPresent(DevicePolicy.self, forKey: .policy) ?? DevicePolicy()
             users = try c.decodeIfPresent([DirectoryUser].self, forKey: .users) ?? []
             devices = try c.decodeIfPresent([String: [String]].self, forKey: .devices) ?? [:]
+            unbound = try c.decodeIfPresent([String: [String]].self, forKey: .unbound) ?? [:]
         }
     }
 
-    let file: DirectoryFile
+    var file: DirectoryFile
+    let directoryPath: String
+    /// The file's change time when it was read: an edited file is read again
+    /// at the next request (an invalid edit keeps the last good one).
+    var fileStamp: timespec
     let reportsPath: String
+    let passwordsPath: String
+    /// Passwords changed through the protocol (username -> hash); they win
+    /// over the file's `password_hash`.
+    var passwords: [String: String] = [:]
     var reports: [BindingReport] = []
     var reportKeys: Set<String> = []
 
-    public init(directoryPath: String, stateDir: String) throws {
+    static func read(_ directoryPath: String) throws -> DirectoryFile {
         let data = try Data(contentsOf: URL(fileURLWithPath: directoryPath))
         do {
-            file = try JSONDecoder().decode(DirectoryFile.self, from: data)
+            return try JSONDecoder().decode(DirectoryFile.self, from: data)
         } catch let DecodingError.keyNotFound(key, ctx) {
             throw DirectoryError("\(directoryPath): missing key \"\(key.stringValue)\" at \(ctx.codingPath.map(\.stringValue).joined(separator: "."))")
         } catch let DecodingError.typeMismatch(_, ctx) {
@@ -35,8 +47,33 @@ public actor DirectoryStore {
         } catch {
             throw DirectoryError("\(directoryPath): not a valid directory file: \(error)")
         }
+    }
+
+    static func stamp(_ path: String) -> timespec {
+        var st = stat()
+        return stat(path, &st) == 0 ? st.st_mtim : timespec()
+    }
+
+    /// Reads the directory file again if it changed since it was read.
+    func refresh() {
+        let now = Self.stamp(directoryPath)
+        guard now.tv_sec != fileStamp.tv_sec || now.tv_nsec != fileStamp.tv_nsec else { return }
+        if let f = try? Self.read(directoryPath) {
+            file = f
+            fileStamp = now
+        }
+    }
+
+    public init(directoryPath: String, stateDir: String) throws {
+        self.directoryPath = directoryPath
+        fileStamp = Self.stamp(directoryPath)
+        file = try Self.read(directoryPath)
         try FileManager.default.createDirectory(atPath: stateDir, withIntermediateDirectories: true)
         reportsPath = stateDir + "/reports.jsonl"
+        passwordsPath = stateDir + "/passwords.json"
+        if let data = FileManager.default.contents(atPath: passwordsPath) {
+            passwords = (try? JSONDecoder().decode([String: String].self, from: data)) ?? [:]
+        }
         if let text = try? String(contentsOfFile: reportsPath, encoding: .utf8) {
             var kept = ""
             for line in text.split(separator: "\n") {
@@ -54,18 +91,57 @@ public actor DirectoryStore {
 
     /// A user by username or company email, both compared case-insensitively.
     public func lookup(_ nameOrEmail: String) -> DirectoryUser? {
+        refresh()
         let lowered = nameOrEmail.lowercased()
-        return file.users.first { $0.username.lowercased() == lowered }
-            ?? file.users.first { $0.email.lowercased() == lowered }
+        guard var user = file.users.first(where: { $0.username.lowercased() == lowered })
+            ?? file.users.first(where: { $0.email.lowercased() == lowered })
+        else { return nil }
+        if let h = passwords[user.username] { user.passwordHash = h }
+        return user
     }
 
-    public var policy: DevicePolicy { file.policy }
+    public var policy: DevicePolicy {
+        refresh()
+        return file.policy
+    }
 
-    /// Users associated with a device: by the directory file, or by an acked binding.
+    /// Users associated with a device: by the directory file, or by a binding
+    /// the device reported (until it reports an unbind or the admin lists the
+    /// user under `unbound`).
     public func users(of device: String) -> [String] {
+        refresh()
         var names = file.devices[device] ?? []
-        for r in reports where r.deviceID == device && !names.contains(r.username) { names.append(r.username) }
-        return names
+        var reported: [String: Bool] = [:]
+        for r in reports where r.deviceID == device { reported[r.username] = r.action != "unbind" }
+        for (name, bound) in reported.sorted(by: { $0.key < $1.key }) {
+            if bound && !names.contains(name) { names.append(name) }
+            if !bound && !(file.devices[device] ?? []).contains(name) { names.removeAll { $0 == name } }
+        }
+        let removed = Set(file.unbound[device] ?? [])
+        return names.filter { !removed.contains($0) }
+    }
+
+    public enum PasswordChange: Equatable, Sendable {
+        case accepted
+        case refused(String)
+    }
+
+    /// A new password for a user whose password the directory holds; kept
+    /// durably before the change is acked.
+    public func setPassword(user name: String, hash: String) throws -> PasswordChange {
+        guard let user = lookup(name) else { return .refused("no such user") }
+        guard user.passwordAuthority == .directory else {
+            return .refused("the password of \(user.username) is not held by the directory (\(user.passwordAuthority.rawValue))")
+        }
+        guard !user.passwordLocked else { return .refused("the directory does not allow \(user.username) to change the password") }
+        guard hash.hasPrefix("$"), !hash.contains(":"), !hash.contains("\n") else { return .refused("not a crypt(3) hash") }
+        var next = passwords
+        next[user.username] = hash
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        try writeDurably(try encoder.encode(next), to: passwordsPath)
+        passwords = next
+        return .accepted
     }
 
     /// Records a report durably before it is acked; a known key is a duplicate

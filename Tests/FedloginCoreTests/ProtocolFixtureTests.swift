@@ -28,13 +28,13 @@ struct ProtocolFixtureTests {
     /// The fields of a message rendered as in fixtures.tsv.
     static func render(_ m: WireMessage) -> [String] {
         switch m {
-        case .authenticate(let r): [r.user, r.service, r.tty, r.rhost, r.ruser]
+        case .authenticate(let r), .authFailed(let r): [r.user, r.service, r.tty, r.rhost, r.ruser]
         case .answer(let s), .nssGetpwnam(let s), .nssGetgrnam(let s), .control(let s), .info(let s), .error(let s),
             .promptEchoOn(let s), .promptEchoOff(let s):
             [s]
         case .acctMgmt(let u, let s), .chauthtok(let u, let s): [u, s]
         case .nssGetpwuid(let v), .nssGetgrgid(let v): [String(v)]
-        case .keepalive, .nssNotFound: []
+        case .keepalive, .nssNotFound, .passcodeReset: []
         case .result(let st, let reason): [String(st.rawValue), reason]
         case .nssPasswd(let e): [e.name, String(e.uid), String(e.gid), e.gecos, e.dir, e.shell]
         case .nssGroup(let n, let g, let m): [n, String(g), m]

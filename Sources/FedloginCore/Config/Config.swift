@@ -15,6 +15,8 @@ public struct DaemonConfig: Sendable, Equatable {
     public var directoryTimeout = 5.0
     /// The longest pause between two delivery attempts of a binding report, in seconds.
     public var reportRetryMax = 60.0
+    /// Seconds between two syncs with the directory (0: only `fedloginctl sync`).
+    public var syncInterval = 900.0
     public var logLevel = "info"
     public var accounts = AccountsConfig()
     public var signin = SigninConfig()
@@ -94,6 +96,11 @@ public struct AccountsConfig: Sendable, Equatable {
     public var homeRoot = "/home"
     /// Local groups every account fedlogin creates joins.
     public var groups: [String] = []
+    /// The local group of administrators: members of the directory's admin groups join it.
+    public var adminGroup = "sudo"
+    /// Directory group -> local group. Only these directory groups give local
+    /// group memberships; a directory group's own name grants nothing.
+    public var groupMap: [String: String] = [:]
 
     public init() {}
 }

@@ -123,6 +123,12 @@ public enum ConfigParser {
         ] where value <= 0 {
             throw fail(key, "must be a positive number of seconds (got \(value))")
         }
+        guard c.syncInterval >= 0 else {
+            throw fail("daemon.sync_interval", "must be 0 (no periodic sync) or a positive number of seconds (got \(c.syncInterval))")
+        }
+        guard LocalUsername.isValid(c.accounts.adminGroup) else {
+            throw fail("accounts.admin_group", "must name a local group (got \"\(c.accounts.adminGroup)\")")
+        }
         guard c.signin.clockSkew >= 0 && c.signin.clockSkew <= 300 else {
             throw fail("signin.clock_skew", "must be from 0 to 300 seconds (got \(c.signin.clockSkew))")
         }
@@ -229,6 +235,7 @@ public enum ConfigParser {
                 case "directory_socket": c.directorySocket = try string(v, full)
                 case "directory_timeout": c.directoryTimeout = try number(v, full)
                 case "report_retry_max": c.reportRetryMax = try number(v, full)
+                case "sync_interval": c.syncInterval = try number(v, full)
                 case "log_level":
                     let level = try string(v, full)
                     guard ["trace", "debug", "info", "notice", "warning", "error"].contains(level) else {
@@ -249,6 +256,19 @@ public enum ConfigParser {
                 case "shell": a.shell = try string(v, full)
                 case "home_root": a.homeRoot = try string(v, full)
                 case "groups": a.groups = try strings(v, full)
+                case "admin_group": a.adminGroup = try string(v, full)
+                case "group_map":
+                    let t = try table(v, full)
+                    var map: [String: String] = [:]
+                    for k in t.keys {
+                        guard let local = t[k] else { continue }
+                        let name = try string(local, "\(full).\(k)")
+                        guard LocalUsername.isValid(name) else {
+                            throw fail("\(full).\(k)", "must name a local group (letters, digits, '_', '-', '.'; got \"\(name)\")")
+                        }
+                        map[k] = name
+                    }
+                    a.groupMap = map
                 default: return false
                 }
                 return true

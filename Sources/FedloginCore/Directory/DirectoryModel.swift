@@ -24,6 +24,10 @@ public struct DirectoryUser: Codable, Sendable, Equatable {
     public var uid: UInt32?
     /// A per-user override of the device policy's `password_sync`.
     public var passwordSync: Bool?
+    /// The lockout policy does not apply to this user on devices.
+    public var lockoutBypass: Bool = false
+    /// The directory refuses password changes for this user.
+    public var passwordLocked: Bool = false
 
     public init(
         username: String, email: String, displayName: String? = nil, groups: [String] = [], disabled: Bool = false,
@@ -47,10 +51,14 @@ public struct DirectoryUser: Codable, Sendable, Equatable {
         case passwordAuthority = "password_authority"
         case passwordHash = "password_hash"
         case passwordSync = "password_sync"
+        case lockoutBypass = "lockout_bypass"
+        case passwordLocked = "password_locked"
     }
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
+        lockoutBypass = try c.decodeIfPresent(Bool.self, forKey: .lockoutBypass) ?? false
+        passwordLocked = try c.decodeIfPresent(Bool.self, forKey: .passwordLocked) ?? false
         username = try c.decode(String.self, forKey: .username)
         email = try c.decode(String.self, forKey: .email)
         displayName = try c.decodeIfPresent(String.self, forKey: .displayName)
@@ -80,18 +88,27 @@ public struct DevicePolicy: Codable, Sendable, Equatable {
     /// First matching group wins.
     public var routing: [RoutingRule]
     public var passcode: PasscodePolicy
+    public var lockout: LockoutPolicy
+    /// Members of these directory groups are administrators on devices (the local sudo group).
+    public var adminGroups: [String]
 
-    public init(passwordSync: Bool = false, defaultIdP: String? = nil, routing: [RoutingRule] = [], passcode: PasscodePolicy = .init()) {
+    public init(
+        passwordSync: Bool = false, defaultIdP: String? = nil, routing: [RoutingRule] = [], passcode: PasscodePolicy = .init(),
+        lockout: LockoutPolicy = .init(), adminGroups: [String] = []
+    ) {
         self.passwordSync = passwordSync
         self.defaultIdP = defaultIdP
         self.routing = routing
         self.passcode = passcode
+        self.lockout = lockout
+        self.adminGroups = adminGroups
     }
 
     enum CodingKeys: String, CodingKey {
-        case routing, passcode
+        case routing, passcode, lockout
         case passwordSync = "password_sync"
         case defaultIdP = "default_idp"
+        case adminGroups = "admin_groups"
     }
 
     public init(from decoder: Decoder) throws {
@@ -100,6 +117,8 @@ public struct DevicePolicy: Codable, Sendable, Equatable {
         defaultIdP = try c.decodeIfPresent(String.self, forKey: .defaultIdP)
         routing = try c.decodeIfPresent([RoutingRule].self, forKey: .routing) ?? []
         passcode = try c.decodeIfPresent(PasscodePolicy.self, forKey: .passcode) ?? .init()
+        lockout = try c.decodeIfPresent(LockoutPolicy.self, forKey: .lockout) ?? .init()
+        adminGroups = try c.decodeIfPresent([String].self, forKey: .adminGroups) ?? []
     }
 
     /// The IdP for a user: the first routing rule whose group the user is in,
@@ -117,6 +136,30 @@ public struct DevicePolicy: Codable, Sendable, Equatable {
     }
 }
 
+/// Failed local logins before a device account is locked, and for how long.
+public struct LockoutPolicy: Codable, Sendable, Equatable {
+    /// 0: no lockout.
+    public var maxAttempts: Int
+    /// Seconds the account stays locked.
+    public var duration: Double
+
+    public init(maxAttempts: Int = 0, duration: Double = 900) {
+        self.maxAttempts = maxAttempts
+        self.duration = duration
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case duration
+        case maxAttempts = "max_attempts"
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        maxAttempts = try c.decodeIfPresent(Int.self, forKey: .maxAttempts) ?? 0
+        duration = try c.decodeIfPresent(Double.self, forKey: .duration) ?? 900
+    }
+}
+
 /// The binding a device reports once a user's account exists on it.
 public struct BindingReport: Codable, Sendable, Equatable {
     /// Unique per binding; a repeated delivery with the same key has no second effect.
@@ -130,11 +173,14 @@ public struct BindingReport: Codable, Sendable, Equatable {
     public var subject: String
     public var passwordMode: String
     public var boundAt: String
+    /// "bind" (a user's account exists on the device) or "unbind" (no longer managed there).
+    public var action: String = "bind"
 
     public init(
         key: String, deviceID: String, username: String, localUsername: String, uid: UInt32, email: String,
-        issuer: String, subject: String, passwordMode: String, boundAt: String
+        issuer: String, subject: String, passwordMode: String, boundAt: String, action: String = "bind"
     ) {
+        self.action = action
         self.key = key
         self.deviceID = deviceID
         self.username = username
@@ -148,11 +194,26 @@ public struct BindingReport: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case key, username, uid, email, issuer, subject
+        case key, username, uid, email, issuer, subject, action
         case deviceID = "device_id"
         case localUsername = "local_username"
         case passwordMode = "password_mode"
         case boundAt = "bound_at"
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        key = try c.decode(String.self, forKey: .key)
+        deviceID = try c.decode(String.self, forKey: .deviceID)
+        username = try c.decode(String.self, forKey: .username)
+        localUsername = try c.decode(String.self, forKey: .localUsername)
+        uid = try c.decode(UInt32.self, forKey: .uid)
+        email = try c.decode(String.self, forKey: .email)
+        issuer = try c.decode(String.self, forKey: .issuer)
+        subject = try c.decode(String.self, forKey: .subject)
+        passwordMode = try c.decode(String.self, forKey: .passwordMode)
+        boundAt = try c.decode(String.self, forKey: .boundAt)
+        action = try c.decodeIfPresent(String.self, forKey: .action) ?? "bind"
     }
 }
 
@@ -164,6 +225,7 @@ public struct DirectoryRequest: Codable, Sendable, Equatable {
         case reportBinding = "report_binding"
         case listReports = "list_reports"
         case deviceUsers = "device_users"
+        case setPassword = "set_password"
     }
 
     public var op: Op
@@ -171,8 +233,11 @@ public struct DirectoryRequest: Codable, Sendable, Equatable {
     public var user: String?
     public var deviceID: String?
     public var binding: BindingReport?
+    /// set_password: the new password's crypt(3) hash (never the password itself).
+    public var passwordHash: String?
 
-    public init(op: Op, user: String? = nil, deviceID: String? = nil, binding: BindingReport? = nil) {
+    public init(op: Op, user: String? = nil, deviceID: String? = nil, binding: BindingReport? = nil, passwordHash: String? = nil) {
+        self.passwordHash = passwordHash
         self.op = op
         self.user = user
         self.deviceID = deviceID
@@ -182,6 +247,7 @@ public struct DirectoryRequest: Codable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey {
         case op, user, binding
         case deviceID = "device_id"
+        case passwordHash = "password_hash"
     }
 }
 

@@ -38,6 +38,14 @@ public struct FirstLoginPlan: Sendable, Equatable {
     public var idpReason: String
     /// The uid the directory assigned, if any.
     public var uid: UInt32?
+
+    public init(localUsername: String, directoryUser: DirectoryUser, idp: String, idpReason: String, uid: UInt32?) {
+        self.localUsername = localUsername
+        self.directoryUser = directoryUser
+        self.idp = idp
+        self.idpReason = idpReason
+        self.uid = uid
+    }
 }
 
 public enum LoginPlanner {

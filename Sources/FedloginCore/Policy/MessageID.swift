@@ -6,4 +6,6 @@ public enum MessageID {
     public static let accountCreated = "9a3b7c2d1e4f4a5b8c6d7e8f9a0b1c33"
     public static let bindingDelivered = "2e7f6d5c4b3a4918a7b6c5d4e3f2a144"
     public static let configReloaded = "7d1c9b8a6f5e4d3ca2b1908f7e6d5c55"
+    public static let accountLocked = "e1f2a3b4c5d64e7f8a9b0c1d2e3f4a66"
+    public static let passcodeReset = "3c4d5e6f7a8b4c9d8e0f1a2b3c4d5e77"
 }

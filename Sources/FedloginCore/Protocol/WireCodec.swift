@@ -39,7 +39,7 @@ public enum WireCodec {
             body.append(contentsOf: [UInt8(v >> 24), UInt8((v >> 16) & 0xff), UInt8((v >> 8) & 0xff), UInt8(v & 0xff)])
         }
         switch message {
-        case .authenticate(let r):
+        case .authenticate(let r), .authFailed(let r):
             str(r.user); str(r.service); str(r.tty); str(r.rhost); str(r.ruser)
         case .answer(let s), .nssGetpwnam(let s), .nssGetgrnam(let s), .control(let s),
             .info(let s), .error(let s), .promptEchoOn(let s), .promptEchoOff(let s):
@@ -48,7 +48,7 @@ public enum WireCodec {
             str(user); str(service)
         case .nssGetpwuid(let v), .nssGetgrgid(let v):
             u32(v)
-        case .keepalive, .nssNotFound:
+        case .keepalive, .nssNotFound, .passcodeReset:
             break
         case .result(let status, let reason):
             body.append(status.rawValue); str(reason)
@@ -93,6 +93,10 @@ public enum WireCodec {
         case .authenticate:
             message = .authenticate(
                 PAMRequest(user: try r.str(), service: try r.str(), tty: try r.str(), rhost: try r.str(), ruser: try r.str()))
+        case .authFailed:
+            message = .authFailed(
+                PAMRequest(user: try r.str(), service: try r.str(), tty: try r.str(), rhost: try r.str(), ruser: try r.str()))
+        case .passcodeReset: message = .passcodeReset
         case .answer: message = .answer(try r.str())
         case .acctMgmt: message = .acctMgmt(user: try r.str(), service: try r.str())
         case .chauthtok: message = .chauthtok(user: try r.str(), service: try r.str())

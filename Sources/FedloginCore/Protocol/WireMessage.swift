@@ -15,6 +15,8 @@ public enum MessageType: UInt8, Sendable, CaseIterable {
     case answer = 0x02
     case acctMgmt = 0x03
     case chauthtok = 0x04
+    case authFailed = 0x05
+    case passcodeReset = 0x06
     case nssGetpwnam = 0x10
     case nssGetpwuid = 0x11
     case nssGetgrnam = 0x12
@@ -88,6 +90,10 @@ public enum WireMessage: Sendable, Equatable {
     case answer(String)
     case acctMgmt(user: String, service: String)
     case chauthtok(user: String, service: String)
+    /// The local password was wrong (pam_fedlogin `authfail`, after pam_unix).
+    case authFailed(PAMRequest)
+    /// The peer's own passcode reset (fedloginctl passcode reset).
+    case passcodeReset
     case nssGetpwnam(String)
     case nssGetpwuid(UInt32)
     case nssGetgrnam(String)
@@ -111,6 +117,8 @@ public enum WireMessage: Sendable, Equatable {
         case .answer: .answer
         case .acctMgmt: .acctMgmt
         case .chauthtok: .chauthtok
+        case .authFailed: .authFailed
+        case .passcodeReset: .passcodeReset
         case .nssGetpwnam: .nssGetpwnam
         case .nssGetpwuid: .nssGetpwuid
         case .nssGetgrnam: .nssGetgrnam

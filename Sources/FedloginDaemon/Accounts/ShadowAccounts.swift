@@ -80,7 +80,7 @@ public struct ShadowAccounts: Sendable {
         guard g.status == 0 else { throw Sys.Failure("groupadd \(name) failed (\(g.status)): \(g.stderr.trimmingCharacters(in: .whitespacesAndNewlines))") }
         var args = prefixArgs + ["--create-home", "--uid", String(uid), "--gid", String(uid), "--shell", shell,
                                  "--home-dir", homeRoot + "/" + name, "--comment", gecos]
-        let existing = try existingGroups()
+        let existing = existingGroups()
         let wanted = groups.filter { existing.contains($0) }
         if !wanted.isEmpty { args += ["--groups", wanted.joined(separator: ",")] }
         args.append(name)
@@ -88,7 +88,7 @@ public struct ShadowAccounts: Sendable {
         guard r.status == 0 else { throw Sys.Failure("useradd \(name) failed (\(r.status)): \(r.stderr.trimmingCharacters(in: .whitespacesAndNewlines))") }
     }
 
-    func existingGroups() throws -> Set<String> {
+    func existingGroups() -> Set<String> {
         let text = (try? Sys.readText(etc + "/group")) ?? ""
         return Set(text.split(separator: "\n").compactMap { $0.split(separator: ":").first.map(String.init) })
     }
@@ -107,6 +107,59 @@ public struct ShadowAccounts: Sendable {
         // 6: no such user, already gone. 12: home could not be removed (warned, account gone).
         guard r.status == 0 || r.status == 6 || r.status == 12 else {
             throw Sys.Failure("userdel \(name) failed (\(r.status)): \(r.stderr.trimmingCharacters(in: .whitespacesAndNewlines))")
+        }
+    }
+
+    /// The password field of the user's shadow entry.
+    public func shadowHash(_ name: String) throws -> String? {
+        let text = try Sys.readText(etc + "/shadow")
+        for line in text.split(separator: "\n") {
+            let f = line.split(separator: ":", omittingEmptySubsequences: false)
+            if f.count >= 2, f[0] == name { return String(f[1]) }
+        }
+        return nil
+    }
+
+    func usermod(_ args: [String], _ name: String) throws {
+        let r = try Sys.run("/usr/sbin/usermod", prefixArgs + args + [name], environment: environment)
+        guard r.status == 0 else {
+            throw Sys.Failure("usermod \(args.joined(separator: " ")) \(name) failed (\(r.status)): \(r.stderr.trimmingCharacters(in: .whitespacesAndNewlines))")
+        }
+    }
+
+    /// Locks an account whatever the login path: the password is locked and
+    /// the account expired, so neither a password nor an SSH key gets in.
+    public func lock(name: String) throws {
+        try usermod(["--lock", "--expiredate", "1"], name)
+    }
+
+    /// Undoes `lock`. A password that was never set stays unusable.
+    public func unlock(name: String) throws {
+        try usermod(["--expiredate", ""], name)
+        if let h = try shadowHash(name), h.hasPrefix("!"), h.count > 1 {
+            try usermod(["--unlock"], name)
+        }
+    }
+
+    /// Members of a local group, from the group file.
+    public func members(of group: String) -> [String] {
+        let text = (try? Sys.readText(etc + "/group")) ?? ""
+        for line in text.split(separator: "\n") {
+            let f = line.split(separator: ":", omittingEmptySubsequences: false)
+            if f.count >= 4, f[0] == group { return f[3].split(separator: ",").map(String.init) }
+        }
+        return []
+    }
+
+    public func addToGroup(name: String, group: String) throws {
+        try usermod(["--append", "--groups", group], name)
+    }
+
+    public func removeFromGroup(name: String, group: String) throws {
+        let args = (root == "/" ? [] : ["--root", root]) + ["--delete", name, group]
+        let r = try Sys.run("/usr/bin/gpasswd", args, environment: environment)
+        guard r.status == 0 else {
+            throw Sys.Failure("gpasswd --delete \(name) \(group) failed (\(r.status)): \(r.stderr.trimmingCharacters(in: .whitespacesAndNewlines))")
         }
     }
 

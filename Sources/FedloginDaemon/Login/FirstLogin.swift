@@ -46,8 +46,18 @@ struct LoginFlow: Sendable {
         // root is never fedlogin's: answer before touching any file.
         if request.user == "root" { return (.ignore, "root is never a fedlogin account") }
         let accounts = runtime.accounts
-        let local = try accounts.lookup(request.user)
-        let managed = try runtime.state.account(request.user)?.state == "active"
+        var local = try accounts.lookup(request.user)
+        let record = try runtime.state.account(request.user)
+        var pending: StateStore.Account?
+        if let record, let l = local, l.uid == record.uid {
+            if let stop = Self.lockStop(record) { throw stop }
+            if record.state == "pending" {
+                // Made ahead of the first sign-in: the sign-in completes it.
+                pending = record
+                local = nil
+            }
+        }
+        let managed = record?.state == "active"
         var directoryUser: DirectoryUser?
         var policy: DevicePolicy?
         if local == nil && request.user != "root" {
@@ -68,8 +78,9 @@ struct LoginFlow: Sendable {
         let plan = LoginPlanner.plan(
             requested: request.user, local: local, managed: managed, directoryUser: directoryUser, policy: policy,
             configuredIdPs: Set(runtime.idps.keys), uidMin: uidMin,
-            uidTaken: { uid in
-                (try? accounts.uidInUse(uid)) ?? true
+            uidTaken: { [pending] uid in
+                if let pending { return pending.uid != uid }
+                return (try? accounts.uidInUse(uid)) ?? true
                     || ((try? runtime.state.reservedUIDs(except: request.user).contains(uid)) ?? true)
             })
         switch plan {
@@ -91,13 +102,40 @@ struct LoginFlow: Sendable {
             var log = log
             log[metadataKey: "idp"] = "\(plan.idp)"
             log.info("first login: signing in with \(plan.idp) (\(plan.idpReason))")
-            return try await firstLogin(plan, policy: policy!, request: request, conv: conv, log: log)
+            return try await firstLogin(plan, policy: policy!, pending: pending, request: request, conv: conv, log: log)
         }
     }
 
-    func firstLogin(_ plan: FirstLoginPlan, policy: DevicePolicy, request: PAMRequest, conv: Conversation, log: Logger) async throws
-        -> (ResultStatus, String)
-    {
+    /// A managed account that is locked: by sync (disabled, removed,
+    /// unassociated) or by failed attempts until a time.
+    static func lockStop(_ a: StateStore.Account, now: Double = Date().timeIntervalSince1970) -> Stop? {
+        if let r = a.lockedReason {
+            let why = SyncLock(rawValue: r)?.userMessage ?? r
+            return Stop(
+                status: .permissionDenied, userMessage: "The account \(a.username) is locked: it is \(why). Ask your administrator.",
+                reason: "account locked: \(r)")
+        }
+        if a.lockoutMax > 0, let until = a.lockedUntil, until > now {
+            return Stop(
+                status: .permissionDenied,
+                userMessage:
+                    "The account \(a.username) is locked after too many failed attempts until \(Self.clock(until)). Try again then, or ask an administrator to unlock it.",
+                reason: "locked out after failed attempts")
+        }
+        return nil
+    }
+
+    /// A time as the user reads it: local time with its zone.
+    static func clock(_ t: Double) -> String {
+        let f = DateFormatter()
+        f.locale = Locale(identifier: "en_US_POSIX")
+        f.dateFormat = "yyyy-MM-dd HH:mm:ss zzz"
+        return f.string(from: Date(timeIntervalSince1970: t))
+    }
+
+    func firstLogin(
+        _ plan: FirstLoginPlan, policy: DevicePolicy, pending: StateStore.Account? = nil, request: PAMRequest, conv: Conversation, log: Logger
+    ) async throws -> (ResultStatus, String) {
         let client = runtime.idps[plan.idp]!
         let identity = try await signIn(client: client, plan: plan, request: request, conv: conv, log: log)
         guard IDTokenValidator.emailsMatch(identity.email, plan.directoryUser.email) else {
@@ -107,7 +145,7 @@ struct LoginFlow: Sendable {
                 reason: "email mismatch: token has a different email than the directory user")
         }
         // A crash or a second daemon may have bound this name meanwhile.
-        if try runtime.accounts.lookup(plan.localUsername) != nil {
+        if pending == nil, try runtime.accounts.lookup(plan.localUsername) != nil {
             throw Stop(status: .authError, userMessage: "The account \(plan.localUsername) was just created elsewhere. Log in again.", reason: "account appeared during sign-in")
         }
 
@@ -127,7 +165,9 @@ struct LoginFlow: Sendable {
                 user: plan.localUsername, policy: policy.passcode, timeout: config.signinTimeout(service: request.service), conv: conv)
             mode = .passcode
         }
-        try await conv.keepingAlive { try await provision(plan: plan, identity: identity, hash: hash, mode: mode, log: log) }
+        try await conv.keepingAlive {
+            try await provision(plan: plan, policy: policy, pending: pending, identity: identity, hash: hash, mode: mode, log: log)
+        }
         try await conv.info("Welcome, \(identity.name ?? plan.localUsername). Your account \(plan.localUsername) is ready on this machine.")
         log.notice(
             "first login complete: account created and bound",
@@ -336,8 +376,23 @@ struct LoginFlow: Sendable {
 
     /// Creates the account so that a crash at any point leaves either nothing
     /// or a complete, bound account with its report queued.
-    func provision(plan: FirstLoginPlan, identity: VerifiedIdentity, hash: String, mode: PasswordMode, log: Logger) async throws {
+    func provision(
+        plan: FirstLoginPlan, policy: DevicePolicy, pending: StateStore.Account?, identity: VerifiedIdentity, hash: String,
+        mode: PasswordMode, log: Logger
+    ) async throws {
         let state = runtime.state
+        if let pending {
+            // Made ahead of this sign-in: the password and the binding complete it.
+            try runtime.accounts.setPasswordHash(name: pending.username, hash: hash)
+            try state.commitBinding(
+                username: pending.username, issuer: identity.issuer, subject: identity.subject, passwordMode: mode.rawValue,
+                boundAt: Lifecycle.now(),
+                report: try Lifecycle(runtime: runtime).report(
+                    account: pending, issuer: identity.issuer, subject: identity.subject, passwordMode: mode.rawValue))
+            log.notice("pending account completed by the first sign-in", metadata: ["uid": "\(pending.uid)"])
+            runtime.outbox.kick()
+            return
+        }
         let accounts = runtime.accounts
         let range = config.accounts.uidMin...config.accounts.uidMax
         // The uid NSS announced for this user, if it did: the account gets exactly that one.
@@ -347,10 +402,11 @@ struct LoginFlow: Sendable {
         }
         let now = ISO8601DateFormatter().string(from: Date())
         // 1. The intent, durable before anything changes on the system.
-        try state.beginProvisioning(
-            StateStore.Account(
-                username: plan.localUsername, uid: uid, state: "provisioning", directoryUsername: plan.directoryUser.username,
-                email: plan.directoryUser.email, createdAt: now))
+        var record = StateStore.Account(
+            username: plan.localUsername, uid: uid, state: "provisioning", directoryUsername: plan.directoryUser.username,
+            email: plan.directoryUser.email, createdAt: now)
+        record.applyLockout(policy.lockout, bypass: plan.directoryUser.lockoutBypass)
+        try state.beginProvisioning(record)
         do {
             try runtime.failpoint("after-intent")
             // 2. The account, locked until its password is set.

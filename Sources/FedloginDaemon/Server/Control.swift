@@ -27,6 +27,8 @@ struct Control {
                         "username": a.username, "uid": a.uid, "email": a.email, "state": a.state,
                         "password_mode": a.passwordMode ?? "", "iss": a.issuer ?? "", "sub": a.subject ?? "",
                         "bound_at": a.boundAt ?? "", "reported": !delivered.contains(a.username),
+                        "locked": Self.lockText(a) ?? "", "failed_attempts": a.failedAttempts,
+                        "groups": a.managedGroups.split(separator: ",").map(String.init),
                     ]
                 }
                 return ok(["users": users])
@@ -40,12 +42,46 @@ struct Control {
                 guard peer.isRoot else { return fail("only root may run the outbox") }
                 let n = await runtime.outbox.deliverDue()
                 return ok(["delivered": n])
+            case "sync":
+                guard peer.isRoot else { return fail("only root may sync with the directory") }
+                do {
+                    return ok(try await Lifecycle(runtime: runtime).sync().json)
+                } catch let e as DirectoryClient.Unavailable {
+                    return fail("the directory cannot be reached, nothing was changed: \(e)")
+                }
+            case "bind", "unbind", "unlock":
+                guard peer.isRoot else { return fail("only root may \(op) accounts") }
+                guard let user = obj["user"] as? String, !user.isEmpty else { return fail("\(op) needs \"user\"") }
+                let life = Lifecycle(runtime: runtime)
+                let message: String
+                switch op {
+                case "bind":
+                    let sync: Bool? = (obj["password_sync"] as? String).map { $0 == "yes" }
+                    message = try await life.bind(user, passwordSync: sync, adopt: obj["adopt"] as? Bool ?? false)
+                case "unbind": message = try life.unbind(user)
+                default: message = try life.unlock(user)
+                }
+                runtime.nssCache.clear()
+                return ok(["message": message])
             default:
                 return fail("unknown op \"\(op)\"")
             }
+        } catch let e as Lifecycle.Failure {
+            return fail(e.description)
+        } catch let e as DirectoryClient.Unavailable {
+            return fail("the directory cannot be reached: \(e)")
         } catch {
             return fail("\(error)")
         }
+    }
+
+    /// A managed account's lock as a person reads it, nil when not locked.
+    static func lockText(_ a: StateStore.Account, now: Double = Date().timeIntervalSince1970) -> String? {
+        if let r = a.lockedReason { return SyncLock(rawValue: r)?.userMessage ?? r }
+        if let until = a.lockedUntil, until > now {
+            return "locked after failed attempts until " + ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: until))
+        }
+        return nil
     }
 
     func ok(_ obj: [String: Any]) -> (Bool, String) {

@@ -51,6 +51,25 @@ public struct DirectoryClient: Sendable {
         return p
     }
 
+    /// The users the directory associates with a device.
+    public func deviceUsers(device: String) async throws -> [String] {
+        try await call(DirectoryRequest(op: .deviceUsers, deviceID: device)).users ?? []
+    }
+
+    public struct Refused: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// Sends a new password hash for a user whose password the directory
+    /// holds; returns once the directory has stored it. A refusal is `Refused`.
+    public func setPassword(user: String, hash: String) async throws {
+        do {
+            _ = try await call(DirectoryRequest(op: .setPassword, user: user, passwordHash: hash))
+        } catch let e as Unavailable where e.description.hasPrefix("directory refused") {
+            throw Refused(description: String(e.description.drop(while: { $0 != ":" }).dropFirst(2)))
+        }
+    }
+
     /// Reports a binding; returns when the directory has acked it.
     public func report(_ binding: BindingReport) async throws {
         _ = try await call(DirectoryRequest(op: .reportBinding, binding: binding))

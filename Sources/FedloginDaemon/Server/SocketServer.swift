@@ -86,9 +86,18 @@ public struct SocketServer: Service {
         case .authenticate(let r):
             let (status, reason) = await LoginFlow(runtime: runtime).authenticate(r, conv: conv)
             await conv.finish(status, reason: reason)
-        case .acctMgmt, .chauthtok:
-            guard conv.peer.isRoot else { return await conv.finish(.permissionDenied, reason: "only root may ask") }
-            await conv.finish(.ignore, reason: "no fedlogin account policy applies")
+        case .authFailed(let r):
+            let (status, reason) = await LoginFlow(runtime: runtime).authFailed(r, conv: conv)
+            await conv.finish(status, reason: reason)
+        case .acctMgmt(let user, let service):
+            let (status, reason) = await LoginFlow(runtime: runtime).accountCheck(user: user, service: service, peer: conv.peer)
+            await conv.finish(status, reason: reason)
+        case .chauthtok(let user, let service):
+            let (status, reason) = await LoginFlow(runtime: runtime).changePassword(user: user, service: service, peer: conv.peer, conv: conv)
+            await conv.finish(status, reason: reason)
+        case .passcodeReset:
+            let (status, reason) = await LoginFlow(runtime: runtime).ownPasscodeReset(peer: conv.peer, conv: conv)
+            await conv.finish(status, reason: reason)
         case .nssGetpwnam(let name):
             try await answerNSS(await NSSResolver(runtime: runtime).passwd(name: name), conv: conv)
         case .nssGetpwuid(let uid):

@@ -27,6 +27,9 @@ public final class StateStore: Sendable {
         public var lockedUntil: Double? = nil
         /// Comma-separated local groups fedlogin added the user to.
         public var managedGroups: String = ""
+        /// Failed attempts before a lockout; 0: none (no policy, or the user bypasses it).
+        public var lockoutMax: Int = 0
+        public var lockoutDuration: Double = 900
 
         enum CodingKeys: String, CodingKey {
             case username, uid, state, email, issuer, subject
@@ -34,6 +37,8 @@ public final class StateStore: Sendable {
             case failedAttempts = "failed_attempts"
             case lockedUntil = "locked_until"
             case managedGroups = "managed_groups"
+            case lockoutMax = "lockout_max"
+            case lockoutDuration = "lockout_duration"
             case directoryUsername = "directory_username"
             case passwordMode = "password_mode"
             case createdAt = "created_at"
@@ -107,6 +112,10 @@ public final class StateStore: Sendable {
                 t.add(column: "failed_attempts", .integer).notNull().defaults(to: 0)
                 t.add(column: "locked_until", .double)
                 t.add(column: "managed_groups", .text).notNull().defaults(to: "")
+                // The directory's lockout policy for the user, as last seen
+                // (kept so lockout holds offline too).
+                t.add(column: "lockout_max", .integer).notNull().defaults(to: 0)
+                t.add(column: "lockout_duration", .double).notNull().defaults(to: 900)
             }
         }
         try migrator.migrate(db)
@@ -197,7 +206,7 @@ public final class StateStore: Sendable {
     /// one transaction.
     public func commitBinding(username: String, issuer: String, subject: String, passwordMode: String, boundAt: String, report: OutboxItem) throws {
         try db.write { db in
-            guard var a = try Account.fetchOne(db, key: username), a.state == "provisioning" else {
+            guard var a = try Account.fetchOne(db, key: username), a.state == "provisioning" || a.state == "pending" else {
                 throw Sys.Failure("no provisioning record for \(username)")
             }
             a.state = "active"
@@ -208,6 +217,47 @@ public final class StateStore: Sendable {
             try a.update(db)
             try report.insert(db)
             try Reservation.deleteOne(db, key: username)
+        }
+    }
+
+    public func update(_ a: Account) throws {
+        try db.write { try a.update($0) }
+    }
+
+    /// An account made ahead of its user's first sign-in becomes pending,
+    /// with its report queued, in one transaction. `active` (with a password
+    /// mode) when the directory's password was applied already.
+    public func commitPending(
+        username: String, state: String, passwordMode: String?, managedGroups: String, boundAt: String, report: OutboxItem
+    ) throws {
+        try db.write { db in
+            guard var a = try Account.fetchOne(db, key: username), a.state == "provisioning" else {
+                throw Sys.Failure("no provisioning record for \(username)")
+            }
+            a.state = state
+            a.passwordMode = passwordMode
+            a.managedGroups = managedGroups
+            a.boundAt = boundAt
+            try a.update(db)
+            try report.insert(db)
+            try Reservation.deleteOne(db, key: username)
+        }
+    }
+
+    /// Records an account fedlogin did not create as managed (an admin's
+    /// `bind --adopt`), with its report, in one transaction.
+    public func adopt(_ a: Account, report: OutboxItem) throws {
+        try db.write { db in
+            try a.insert(db)
+            try report.insert(db)
+        }
+    }
+
+    /// Stops managing an account (the account stays) and queues the unbind report.
+    public func release(_ username: String, report: OutboxItem) throws {
+        try db.write { db in
+            _ = try Account.deleteOne(db, key: username)
+            try report.insert(db)
         }
     }
 

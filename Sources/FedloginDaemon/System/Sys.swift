@@ -29,6 +29,12 @@ public enum Sys {
         return String(cString: buf)
     }
 
+    /// Whether `password` matches the crypt(3) `hash`; a locked ("!") or empty hash never matches.
+    public static func verifyPassword(_ password: String, hash: String) -> Bool {
+        guard hash.hasPrefix("$") else { return false }
+        return fedlogin_verify_password(password, hash) != 0
+    }
+
     /// Whether libcrypt on this machine can verify hashes of this scheme.
     public static func hashSupported(_ hash: String) -> Bool {
         fedlogin_hash_supported(hash) != 0

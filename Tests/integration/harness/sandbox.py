@@ -351,7 +351,7 @@ def directory_user(username: str, **fields) -> dict:
 
 
 def write_directory(path: Path, users: Iterable[dict | str], policy: dict | None = None,
-                    devices: dict[str, list[str]] | None = None) -> Path:
+                    devices: dict[str, list[str]] | None = None, unbound: dict[str, list[str]] | None = None) -> Path:
     """Writes the directory file (atomically). `users`: records (missing fields
     get defaults, see directory_user) or plain usernames. `policy` is merged
     over DEFAULT_POLICY. Returns the path."""
@@ -359,7 +359,7 @@ def write_directory(path: Path, users: Iterable[dict | str], policy: dict | None
     records = [directory_user(u) if isinstance(u, str) else directory_user(**u) for u in users]
     merged = json.loads(json.dumps(DEFAULT_POLICY))
     merged.update(policy or {})
-    doc = {"policy": merged, "users": records, "devices": devices or {}}
+    doc = {"policy": merged, "users": records, "devices": devices or {}, "unbound": unbound or {}}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(doc, indent=2) + "\n")

@@ -44,6 +44,21 @@ class World:
         self.socket = Path(tomllib.loads(self.config.read_text())["daemon"]["socket"])
         self.confdir = sandbox.make_confdir(self.tmp, self.socket)
 
+    def rewrite_directory(self, users, policy=None, devices=None, unbound=None):
+        """Changes the directory; fedlogin-directoryd reads the edited file at its next request."""
+        sandbox.write_directory(self.directory_file, users, {"default_idp": self.idp_name, **(policy or {})}, devices, unbound)
+
+    def ctl(self, *args, check=True):
+        """fedloginctl (as root) against this world's fedlogind; returns the completed process."""
+        out = subprocess.run([str(sandbox.bin_dir() / "fedloginctl"), *args, "--socket", str(self.socket)],
+                             capture_output=True, text=True, timeout=120)
+        if check:
+            assert out.returncode == 0, (args, out.stdout, out.stderr)
+        return out
+
+    def ctl_json(self, *args):
+        return json.loads(self.ctl(*args, "--json").stdout)
+
     def restart_fedlogind(self, env=None):
         if self.fedlogind and self.fedlogind.alive:
             self.fedlogind.stop()

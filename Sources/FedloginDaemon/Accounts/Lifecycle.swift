@@ -1,0 +1,295 @@
+import FedloginCore
+import Foundation
+import Logging
+
+/// The life of managed accounts after their creation (docs/accounts.md):
+/// directory sync, pre-provisioning, an admin's bind/unbind/adopt, unlock.
+struct Lifecycle: Sendable {
+    let runtime: Runtime
+    var logger: Logger { runtime.logger }
+
+    struct Failure: Error, CustomStringConvertible {
+        var description: String
+        init(_ d: String) { description = d }
+    }
+
+    static func now() -> String { ISO8601DateFormatter().string(from: Date()) }
+
+    /// A binding (or unbinding) report for the outbox.
+    func report(
+        account: StateStore.Account, action: String = "bind", issuer: String = "", subject: String = "", passwordMode: String
+    ) throws -> StateStore.OutboxItem {
+        let r = BindingReport(
+            key: UUID().uuidString.lowercased(), deviceID: runtime.deviceID, username: account.directoryUsername,
+            localUsername: account.username, uid: account.uid, email: account.email, issuer: issuer, subject: subject,
+            passwordMode: passwordMode, boundAt: Self.now(), action: action)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return StateStore.OutboxItem(
+            key: r.key, username: account.username, payload: String(decoding: try encoder.encode(r), as: UTF8.self), attempts: 0,
+            nextAttempt: 0)
+    }
+
+    // MARK: - Sync
+
+    struct SyncResult: Sendable {
+        var locked: [String] = []
+        var unlocked: [String] = []
+        var groupChanges: [String] = []
+        var provisioned: [String] = []
+        var skipped: [String] = []
+        var errors: [String] = []
+
+        var json: [String: Any] {
+            [
+                "locked": locked, "unlocked": unlocked, "group_changes": groupChanges, "provisioned": provisioned,
+                "skipped": skipped, "errors": errors,
+            ]
+        }
+    }
+
+    /// One sync with the directory. A directory that cannot be reached
+    /// changes nothing (it throws): an outage never locks anyone.
+    func sync() async throws -> SyncResult {
+        let directory = runtime.directory
+        let deviceUsers = Set(try await directory.deviceUsers(device: runtime.deviceID))
+        let policy = try await directory.policy(device: runtime.deviceID)
+        var result = SyncResult()
+        let pendingReports = Set(try runtime.state.pendingReports().map(\.username))
+        var seen = Set<String>()
+        for account in try runtime.state.accounts() where account.state == "active" || account.state == "pending" {
+            seen.insert(account.directoryUsername)
+            let user = try await directory.lookup(account.directoryUsername)
+            guard runtime.inFlight.begin(account.username) else {
+                result.skipped.append("\(account.username): a login is in progress")
+                continue
+            }
+            defer { runtime.inFlight.end(account.username) }
+            do {
+                try apply(
+                    account: account, user: user,
+                    associated: deviceUsers.contains(account.directoryUsername) || pendingReports.contains(account.username),
+                    policy: policy, into: &result)
+            } catch {
+                logger.error("sync of \(account.username) failed: \(error)")
+                result.errors.append("\(account.username): \(error)")
+            }
+        }
+        // Pre-provisioning: users associated with this device get their account
+        // ahead of their first sign-in.
+        for name in deviceUsers.sorted() where !seen.contains(name) {
+            do {
+                guard let user = try await directory.lookup(name), !user.disabled else { continue }
+                let localName = try LocalUsername.derive(username: user.username, email: user.email)
+                if try runtime.state.account(localName) != nil { continue }
+                if try runtime.accounts.lookup(localName) != nil {
+                    result.skipped.append("\(localName): a local account fedlogin did not create has this name")
+                    continue
+                }
+                _ = try provisionAhead(user: user, localName: localName, policy: policy, applyDirectoryPassword: nil)
+                result.provisioned.append(localName)
+            } catch {
+                logger.error("pre-provisioning of \(name) failed: \(error)")
+                result.errors.append("\(name): \(error)")
+            }
+        }
+        runtime.nssCache.clear()
+        if !result.provisioned.isEmpty { runtime.outbox.kick() }
+        logger.info(
+            "directory sync done",
+            metadata: [
+                "locked": "\(result.locked)", "unlocked": "\(result.unlocked)", "provisioned": "\(result.provisioned)",
+                "group_changes": "\(result.groupChanges.count)", "errors": "\(result.errors.count)",
+            ])
+        return result
+    }
+
+    func apply(account: StateStore.Account, user: DirectoryUser?, associated: Bool, policy: DevicePolicy, into result: inout SyncResult) throws {
+        let accounts = runtime.accounts
+        guard try accounts.lookup(account.username)?.uid == account.uid else {
+            result.skipped.append("\(account.username): the local account is gone or has another uid")
+            return
+        }
+        let lockedBySync = account.lockedReason.flatMap(SyncLock.init(rawValue:))
+        let memberOf = Set(accounts.existingGroups().filter { accounts.members(of: $0).contains(account.username) })
+        let actions = SyncPlanner.plan(
+            user: user, associated: associated, lockedBySync: lockedBySync,
+            managedGroups: Set(account.managedGroups.split(separator: ",").map(String.init)), memberOf: memberOf,
+            existingGroups: accounts.existingGroups(), policy: policy, groupMap: runtime.config.accounts.groupMap,
+            adminGroup: runtime.config.accounts.adminGroup)
+        var updated = account
+        if let lock = actions.lock, account.lockedReason == nil {
+            try accounts.lock(name: account.username)
+            updated.lockedReason = lock.rawValue
+            result.locked.append(account.username)
+            logger.notice("account locked: \(lock.userMessage)", metadata: ["user": "\(account.username)", "message_id": "\(MessageID.accountLocked)"])
+        }
+        if actions.unlock {
+            try accounts.unlock(name: account.username)
+            updated.lockedReason = nil
+            result.unlocked.append(account.username)
+            logger.notice("account unlocked: the directory allows it again", metadata: ["user": "\(account.username)"])
+        }
+        for g in actions.addGroups {
+            try accounts.addToGroup(name: account.username, group: g)
+            result.groupChanges.append("\(account.username) +\(g)")
+        }
+        for g in actions.removeGroups {
+            try accounts.removeFromGroup(name: account.username, group: g)
+            result.groupChanges.append("\(account.username) -\(g)")
+        }
+        if !actions.addGroups.isEmpty || !actions.removeGroups.isEmpty {
+            logger.notice(
+                "local groups changed", metadata: ["user": "\(account.username)", "added": "\(actions.addGroups)", "removed": "\(actions.removeGroups)"])
+        }
+        updated.managedGroups = actions.managedGroups.joined(separator: ",")
+        if let user { updated.applyLockout(policy.lockout, bypass: user.lockoutBypass) }
+        if updated != account { try runtime.state.update(updated) }
+    }
+
+    /// Creates the account of a directory user before their first sign-in:
+    /// no usable password (pending) until they sign in, or, for an admin's
+    /// `bind --password-sync yes` with a directory hash, the directory's
+    /// password right away. Crash-safe like a first login: the intent is
+    /// recorded first and undone at the next start.
+    func provisionAhead(user: DirectoryUser, localName: String, policy: DevicePolicy, applyDirectoryPassword: Bool?) throws -> StateStore.Account {
+        let state = runtime.state
+        let accounts = runtime.accounts
+        let config = runtime.config.accounts
+        guard runtime.inFlight.begin(localName) else { throw Failure("a login of \(localName) is in progress; try again") }
+        defer { runtime.inFlight.end(localName) }
+        let uidMin = runtime.uidMin
+        if let uid = user.uid {
+            guard uid >= uidMin else { throw Failure("the directory assigns \(localName) a system uid (\(uid))") }
+            guard !(try accounts.uidInUse(uid)), !(try state.reservedUIDs(except: localName).contains(uid)) else {
+                throw Failure("the uid the directory assigns to \(localName) (\(uid)) is taken on this machine")
+            }
+        }
+        let reserved = try state.reservation(localName)?.uid
+        guard
+            let uid = try user.uid ?? reserved
+                ?? accounts.freeUID(in: config.uidMin...config.uidMax, reserved: state.reservedUIDs(except: localName))
+        else { throw Failure("no free uid in \(config.uidMin)...\(config.uidMax)") }
+
+        var hash: String?
+        if applyDirectoryPassword ?? policy.passwordSync(for: user), case .useDirectoryHash(let h) = LoginPlanner.passwordDecision(
+            user: user, policy: DevicePolicy(passwordSync: true), hashSupported: Sys.hashSupported)
+        {
+            hash = h
+        }
+        let now = Self.now()
+        var record = StateStore.Account(
+            username: localName, uid: uid, state: "provisioning", directoryUsername: user.username, email: user.email, createdAt: now)
+        record.applyLockout(policy.lockout, bypass: user.lockoutBypass)
+        try state.beginProvisioning(record)
+        do {
+            try accounts.create(
+                name: localName, uid: uid, gecos: NSSResolver.gecos(user.displayName ?? ""), shell: config.shell, homeRoot: config.homeRoot,
+                groups: config.groups)
+            if let hash { try accounts.setPasswordHash(name: localName, hash: hash) }
+            let existing = accounts.existingGroups()
+            let groups = SyncPlanner.desiredGroups(user: user, policy: policy, groupMap: config.groupMap, adminGroup: config.adminGroup)
+                .filter(existing.contains).sorted()
+            for g in groups { try accounts.addToGroup(name: localName, group: g) }
+            record.state = hash == nil ? "pending" : "active"
+            record.passwordMode = hash == nil ? nil : PasswordMode.synced.rawValue
+            try state.commitPending(
+                username: localName, state: record.state, passwordMode: record.passwordMode, managedGroups: groups.joined(separator: ","),
+                boundAt: now, report: report(account: record, passwordMode: record.passwordMode ?? "pending"))
+        } catch {
+            runtime.undoProvisioning(localName)
+            throw error
+        }
+        logger.notice(
+            hash == nil ? "account created ahead of the first sign-in (pending)" : "account created with the directory's password",
+            metadata: ["user": "\(localName)", "uid": "\(uid)", "message_id": "\(MessageID.accountCreated)"])
+        runtime.outbox.kick()
+        return record
+    }
+
+    // MARK: - Admin operations
+
+    /// `fedloginctl bind USER [--password-sync yes|no] [--adopt]`.
+    func bind(_ name: String, passwordSync: Bool?, adopt: Bool) async throws -> String {
+        guard name != "root" else { throw Failure("root is never a fedlogin account") }
+        if let rec = try runtime.state.account(name) {
+            throw Failure("\(name) is already managed by fedlogin (\(rec.state))")
+        }
+        guard let user = try await runtime.directory.lookup(name) else { throw Failure("\(name) is not known to the directory") }
+        guard !user.disabled else { throw Failure("\(name) is disabled in the directory") }
+        let localName = try LocalUsername.derive(username: user.username, email: user.email)
+        guard localName == name else { throw Failure("the directory user \(name) has the local name \(localName); bind \(localName)") }
+        let policy = try await runtime.directory.policy(device: runtime.deviceID)
+        if let local = try runtime.accounts.lookup(name) {
+            guard adopt else {
+                throw Failure(
+                    "a local account \(name) exists that fedlogin did not create; to have fedlogin manage it, run: fedloginctl bind \(name) --adopt")
+            }
+            guard local.uid >= runtime.uidMin, local.uid != 0 else {
+                throw Failure("\(name) is a system account (uid \(local.uid)); fedlogin never manages system accounts")
+            }
+            return try adoptAccount(user: user, local: local, policy: policy, passwordSync: passwordSync)
+        }
+        guard !adopt else { throw Failure("there is no local account \(name) to adopt") }
+        let rec = try provisionAhead(user: user, localName: name, policy: policy, applyDirectoryPassword: passwordSync)
+        return rec.state == "active"
+            ? "\(name) bound (uid \(rec.uid)); the directory's password is the password on this machine"
+            : "\(name) bound (uid \(rec.uid)); the account is locked until \(name) signs in with the identity provider"
+    }
+
+    func adoptAccount(user: DirectoryUser, local: LocalAccount, policy: DevicePolicy, passwordSync: Bool?) throws -> String {
+        let accounts = runtime.accounts
+        var mode = PasswordMode.passcode
+        if passwordSync ?? policy.passwordSync(for: user) {
+            guard
+                case .useDirectoryHash(let h) = LoginPlanner.passwordDecision(
+                    user: user, policy: DevicePolicy(passwordSync: true), hashSupported: Sys.hashSupported)
+            else { throw Failure("the directory has no usable password hash for \(user.username); bind with --password-sync no") }
+            try accounts.setPasswordHash(name: local.name, hash: h)
+            mode = .synced
+        }
+        let now = Self.now()
+        var rec = StateStore.Account(
+            username: local.name, uid: local.uid, state: "active", directoryUsername: user.username, email: user.email, issuer: nil,
+            subject: nil, passwordMode: mode.rawValue, createdAt: now, boundAt: now)
+        rec.applyLockout(policy.lockout, bypass: user.lockoutBypass)
+        try runtime.state.adopt(rec, report: report(account: rec, passwordMode: mode.rawValue))
+        logger.notice("existing account adopted", metadata: ["user": "\(local.name)", "password_mode": "\(mode.rawValue)"])
+        runtime.outbox.kick()
+        return mode == .synced
+            ? "\(local.name) adopted; the directory's password is now the password on this machine"
+            : "\(local.name) adopted; the current local password stays"
+    }
+
+    /// `fedloginctl unbind USER`: fedlogin stops managing the account. The
+    /// account and its data stay; the directory is told.
+    func unbind(_ name: String) throws -> String {
+        guard let rec = try runtime.state.account(name), rec.state != "provisioning" else {
+            throw Failure("\(name) is not managed by fedlogin")
+        }
+        try runtime.state.release(name, report: report(account: rec, action: "unbind", passwordMode: rec.passwordMode ?? "pending"))
+        logger.notice("account unbound (kept, no longer managed)", metadata: ["user": "\(name)"])
+        runtime.outbox.kick()
+        return "\(name) is no longer managed by fedlogin; the account and its files stay"
+    }
+
+    /// `fedloginctl unlock USER`: ends a lockout (failed attempts).
+    func unlock(_ name: String) throws -> String {
+        guard var rec = try runtime.state.account(name) else { throw Failure("\(name) is not managed by fedlogin") }
+        if let reason = rec.lockedReason.flatMap(SyncLock.init(rawValue:)) {
+            throw Failure("\(name) is locked because the account is \(reason.userMessage); that lock lifts when the directory allows the user again")
+        }
+        rec.failedAttempts = 0
+        rec.lockedUntil = nil
+        try runtime.state.update(rec)
+        logger.notice("lockout ended by an administrator", metadata: ["user": "\(name)"])
+        return "\(name) unlocked"
+    }
+}
+
+extension StateStore.Account {
+    mutating func applyLockout(_ policy: LockoutPolicy, bypass: Bool) {
+        lockoutMax = bypass ? 0 : max(0, policy.maxAttempts)
+        lockoutDuration = policy.duration
+    }
+}

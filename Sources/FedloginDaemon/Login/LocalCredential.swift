@@ -1,0 +1,288 @@
+import FedloginCore
+import FedloginNIO
+import Foundation
+import Logging
+
+/// The requests about a managed account's local credential: a wrong
+/// password (lockout, and the offer to reset a forgotten passcode at the
+/// IdP), the account check, a password change by password authority, and a
+/// user's own passcode reset.
+extension LoginFlow {
+    /// The active managed account of `user`, if it is one that exists locally with its uid.
+    func activeAccount(_ user: String) throws -> StateStore.Account? {
+        guard user != "root", let rec = try runtime.state.account(user), rec.state == "active",
+            let local = try runtime.accounts.lookup(user), local.uid == rec.uid, local.uid != 0
+        else { return nil }
+        return rec
+    }
+
+    // MARK: - authfail: the local password was wrong
+
+    func authFailed(_ request: PAMRequest, conv: Conversation) async -> (ResultStatus, String) {
+        var log = logger
+        log[metadataKey: "user"] = "\(request.user)"
+        log[metadataKey: "service"] = "\(request.service)"
+        guard conv.peer.isRoot else { return (.permissionDenied, "only root may report failed logins") }
+        do {
+            guard var rec = try activeAccount(request.user) else { return (.ignore, "not a fedlogin account") }
+            let now = Date().timeIntervalSince1970
+            if rec.lockoutMax > 0 {
+                if let until = rec.lockedUntil, until <= now {
+                    // An expired lockout starts a new count.
+                    rec.lockedUntil = nil
+                    rec.failedAttempts = 0
+                }
+                rec.failedAttempts += 1
+                if rec.failedAttempts >= rec.lockoutMax && rec.lockedUntil == nil {
+                    rec.lockedUntil = now + rec.lockoutDuration
+                    log.notice(
+                        "account locked after \(rec.failedAttempts) failed attempts",
+                        metadata: ["message_id": "\(MessageID.accountLocked)", "until": "\(Self.clock(rec.lockedUntil!))"])
+                }
+                try runtime.state.update(rec)
+            }
+            log.notice("local password wrong", metadata: ["message_id": "\(MessageID.loginFailure)", "failed_attempts": "\(rec.failedAttempts)"])
+            guard rec.passwordMode == PasswordMode.passcode.rawValue else {
+                if let stop = Self.lockStop(rec) { try? await conv.error(stop.userMessage ?? "") }
+                return (.authError, "wrong password")
+            }
+            let answer = try await conv.ask(
+                "Wrong passcode. Forgot it? Type \"reset\" to sign in with your identity provider and choose a new one, or press Enter: ",
+                echo: true, timeout: config.signinTimeout(service: request.service))
+            guard answer.trimmingCharacters(in: .whitespaces).lowercased() == "reset" else {
+                if let stop = Self.lockStop(rec) { try? await conv.error(stop.userMessage ?? "") }
+                return (.authError, "wrong passcode")
+            }
+            return try await resetPasscode(rec, service: request.service, conv: conv, log: log)
+        } catch let stop as Stop {
+            if let m = stop.userMessage { try? await conv.error(m) }
+            log.notice("passcode reset refused: \(stop.reason)", metadata: ["message_id": "\(MessageID.loginFailure)"])
+            return (stop.status == .unavailable ? .authError : stop.status, stop.reason)
+        } catch let ended as Conversation.Ended {
+            return (.authError, ended.description)
+        } catch {
+            log.error("failed-login handling failed: \(error)")
+            return (.authError, "internal error")
+        }
+    }
+
+    /// Signs the account's owner in at the IdP again and sets the new
+    /// passcode they choose; ends any lockout.
+    func resetPasscode(_ rec: StateStore.Account, service: String, conv: Conversation, log: Logger) async throws -> (ResultStatus, String) {
+        let (user, policy): (DirectoryUser?, DevicePolicy)
+        do {
+            (user, policy) = try await conv.keepingAlive {
+                (try await runtime.directory.lookup(rec.directoryUsername), try await runtime.directory.policy(device: runtime.deviceID))
+            }
+        } catch let e as DirectoryClient.Unavailable {
+            throw Stop(
+                status: .authError, userMessage: "The directory cannot be reached, so the passcode cannot be reset now. Try again later.",
+                reason: e.description)
+        }
+        guard let user, !user.disabled else {
+            throw Stop(status: .authError, userMessage: "The account \(rec.username) is not active in the directory.", reason: "reset: user disabled or gone")
+        }
+        guard let (idp, why) = policy.idp(for: user), runtime.idps[idp] != nil else {
+            throw Stop(status: .authError, userMessage: "No identity provider is set up for \(rec.username) on this machine.", reason: "reset: no IdP")
+        }
+        var log = log
+        log[metadataKey: "idp"] = "\(idp)"
+        log.info("passcode reset: signing in with \(idp) (\(why))")
+        let plan = FirstLoginPlan(localUsername: rec.username, directoryUser: user, idp: idp, idpReason: why, uid: rec.uid)
+        let request = PAMRequest(user: rec.username, service: service, tty: "", rhost: "", ruser: "")
+        let identity = try await signIn(client: runtime.idps[idp]!, plan: plan, request: request, conv: conv, log: log)
+        // The person who signed in must be the account's owner.
+        let same: Bool
+        if let iss = rec.issuer, let sub = rec.subject, !iss.isEmpty, !sub.isEmpty {
+            same = identity.issuer == iss && identity.subject == sub
+        } else {
+            same = IDTokenValidator.emailsMatch(identity.email, user.email)
+        }
+        guard same else {
+            throw Stop(
+                status: .authError, userMessage: "You signed in as \(identity.email), who is not the owner of \(rec.username).",
+                reason: "reset: the identity does not match the account's binding")
+        }
+        guard runtime.inFlight.begin(rec.username) else {
+            throw Stop(status: .authError, userMessage: "Another change to \(rec.username) is in progress. Try again.", reason: "reset: busy")
+        }
+        defer { runtime.inFlight.end(rec.username) }
+        let hash = try await choosePasscode(
+            user: rec.username, policy: policy.passcode, timeout: config.signinTimeout(service: service), conv: conv)
+        try runtime.accounts.setPasswordHash(name: rec.username, hash: hash)
+        var updated = try runtime.state.account(rec.username) ?? rec
+        updated.failedAttempts = 0
+        updated.lockedUntil = nil
+        try runtime.state.update(updated)
+        try await conv.info("Your new passcode for \(rec.username) is set.")
+        log.notice("passcode reset after signing in at the IdP", metadata: ["message_id": "\(MessageID.passcodeReset)"])
+        return (.success, "passcode reset")
+    }
+
+    // MARK: - account: locks hold whatever the login path
+
+    func accountCheck(user: String, service: String, peer: PeerCredentials) async -> (ResultStatus, String) {
+        guard peer.isRoot else { return (.permissionDenied, "only root may ask") }
+        do {
+            guard let rec = try runtime.state.account(user), user != "root", rec.state != "provisioning" else {
+                return (.ignore, "no fedlogin account policy applies")
+            }
+            if let stop = Self.lockStop(rec) { return (stop.status, stop.reason) }
+            if rec.state == "active" && (rec.failedAttempts != 0 || rec.lockedUntil != nil) {
+                var r = rec
+                r.failedAttempts = 0
+                r.lockedUntil = nil
+                try runtime.state.update(r)
+            }
+            return (.success, "managed account, not locked")
+        } catch {
+            logger.error("account check of \(user) failed: \(error)")
+            return (.unavailable, "internal error")
+        }
+    }
+
+    // MARK: - passwd: by password authority
+
+    func changePassword(user: String, service: String, peer: PeerCredentials, conv: Conversation) async -> (ResultStatus, String) {
+        var log = logger
+        log[metadataKey: "user"] = "\(user)"
+        log[metadataKey: "service"] = "\(service)"
+        guard peer.isRoot else { return (.permissionDenied, "only root may ask") }
+        do {
+            guard let rec = try runtime.state.account(user), user != "root", rec.state != "provisioning" else {
+                return (.ignore, "not a fedlogin account")
+            }
+            guard rec.state == "active" else {
+                throw Stop(
+                    status: .authtokError, userMessage: "\(user) has not signed in yet. Log in and sign in with your identity provider first.",
+                    reason: "password change for a pending account")
+            }
+            let timeout = config.signinTimeout(service: service)
+            // The caller is the process that runs passwd; its real uid tells a
+            // user changing their own password from root changing it for them.
+            let byRoot = Self.realUID(of: peer.pid) == 0
+            if rec.passwordMode == PasswordMode.synced.rawValue {
+                let dirUser: DirectoryUser?
+                do {
+                    dirUser = try await conv.keepingAlive { try await runtime.directory.lookup(rec.directoryUsername) }
+                } catch let e as DirectoryClient.Unavailable {
+                    throw Stop(
+                        status: .authtokError,
+                        userMessage: "The directory cannot be reached, and your password is kept there. Try again later.", reason: e.description)
+                }
+                guard let dirUser else {
+                    throw Stop(status: .authtokError, userMessage: "\(user) is no longer in the directory.", reason: "user gone from the directory")
+                }
+                if dirUser.passwordAuthority != .directory {
+                    let idp = (try? await runtime.directory.policy(device: runtime.deviceID)).flatMap { $0.idp(for: dirUser)?.name }
+                    let where_ = idp.flatMap { runtime.idps[$0]?.config.displayName } ?? "your identity provider"
+                    throw Stop(
+                        status: .authtokError,
+                        userMessage: "The password of \(user) is managed by \(where_), not on this machine. Change it there; this machine picks it up from the directory.",
+                        reason: "password managed externally")
+                }
+                if !byRoot { try await checkCurrent(rec, conv: conv, timeout: timeout, what: "password") }
+                let new = try await askNew(what: "password", user: user, policy: nil, conv: conv, timeout: timeout)
+                let hash = try Sys.hashPasscode(new)
+                do {
+                    try await conv.keepingAlive { try await runtime.directory.setPassword(user: rec.directoryUsername, hash: hash) }
+                } catch let e as DirectoryClient.Refused {
+                    throw Stop(
+                        status: .authtokError, userMessage: "The directory did not accept the new password: \(e.description). Your password is unchanged.",
+                        reason: "directory refused the password change: \(e.description)")
+                } catch let e as DirectoryClient.Unavailable {
+                    throw Stop(
+                        status: .authtokError, userMessage: "The directory cannot be reached. Your password is unchanged; try again later.",
+                        reason: e.description)
+                }
+                // Applied here only once the directory holds it.
+                try runtime.accounts.setPasswordHash(name: user, hash: hash)
+                try await conv.info("Password changed in the directory and on this machine.")
+                log.notice("password changed through the directory")
+                return (.success, "password changed in the directory")
+            }
+            // A local passcode: the device policy's rules.
+            if !byRoot { try await checkCurrent(rec, conv: conv, timeout: timeout, what: "passcode") }
+            let policy = (try? await conv.keepingAlive { try await runtime.directory.policy(device: runtime.deviceID) })?.passcode ?? PasscodePolicy()
+            let new = try await askNew(what: "passcode", user: user, policy: policy, conv: conv, timeout: timeout)
+            try runtime.accounts.setPasswordHash(name: user, hash: try Sys.hashPasscode(new))
+            try await conv.info("Passcode changed.")
+            log.notice("passcode changed")
+            return (.success, "passcode changed")
+        } catch let stop as Stop {
+            if let m = stop.userMessage { try? await conv.error(m) }
+            log.notice("password change refused: \(stop.reason)")
+            return (stop.status, stop.reason)
+        } catch let ended as Conversation.Ended {
+            return (.authtokError, ended.description)
+        } catch {
+            log.error("password change failed: \(error)")
+            try? await conv.error("The password could not be changed because of an internal error.")
+            return (.authtokError, "internal error")
+        }
+    }
+
+    func checkCurrent(_ rec: StateStore.Account, conv: Conversation, timeout: Double, what: String) async throws {
+        let current = try await conv.ask("Current \(what): ", echo: false, timeout: timeout)
+        guard let hash = try runtime.accounts.shadowHash(rec.username), Sys.verifyPassword(current, hash: hash) else {
+            throw Stop(status: .authtokError, userMessage: "That is not the current \(what).", reason: "current password wrong")
+        }
+    }
+
+    func askNew(what: String, user: String, policy: PasscodePolicy?, conv: Conversation, timeout: Double) async throws -> String {
+        for _ in 0..<3 {
+            let first = try await conv.ask("New \(what): ", echo: false, timeout: timeout)
+            let problems = policy?.problems(with: first) ?? (first.isEmpty ? ["it is empty"] : [])
+            guard problems.isEmpty else {
+                try await conv.error("That \(what) is too weak: \(problems.joined(separator: "; ")).")
+                continue
+            }
+            let second = try await conv.ask("Repeat the new \(what): ", echo: false, timeout: timeout)
+            guard first == second else {
+                try await conv.error("The \(what)s do not match.")
+                continue
+            }
+            return first
+        }
+        throw Stop(status: .authtokError, userMessage: "The \(what) is unchanged.", reason: "no acceptable new \(what) after 3 tries")
+    }
+
+    /// The real uid of a process (from /proc), nil when it cannot be read.
+    static func realUID(of pid: Int32) -> UInt32? {
+        guard pid > 0, let text = try? Sys.readText("/proc/\(pid)/status") else { return nil }
+        for line in text.split(separator: "\n") where line.hasPrefix("Uid:") {
+            return line.split(whereSeparator: { $0 == " " || $0 == "\t" }).dropFirst().first.flatMap { UInt32($0) }
+        }
+        return nil
+    }
+
+    // MARK: - fedloginctl passcode reset: the caller's own account only
+
+    func ownPasscodeReset(peer: PeerCredentials, conv: Conversation) async -> (ResultStatus, String) {
+        var log = logger
+        do {
+            guard let rec = try runtime.state.accounts().first(where: { $0.uid == peer.uid && $0.state == "active" }), peer.uid != 0,
+                try activeAccount(rec.username) != nil
+            else {
+                try? await conv.error("Your account is not one fedlogin manages, so it has no fedlogin passcode.")
+                return (.ignore, "caller uid \(peer.uid) is not a managed account")
+            }
+            log[metadataKey: "user"] = "\(rec.username)"
+            log[metadataKey: "service"] = "fedloginctl"
+            guard rec.passwordMode == PasswordMode.passcode.rawValue else {
+                try? await conv.error("Your password comes from the directory; change it there (or with passwd).")
+                return (.authtokError, "not a passcode account")
+            }
+            return try await resetPasscode(rec, service: "fedloginctl", conv: conv, log: log)
+        } catch let stop as Stop {
+            if let m = stop.userMessage { try? await conv.error(m) }
+            log.notice("passcode reset refused: \(stop.reason)")
+            return (stop.status, stop.reason)
+        } catch let ended as Conversation.Ended {
+            return (.authError, ended.description)
+        } catch {
+            log.error("passcode reset failed: \(error)")
+            return (.authError, "internal error")
+        }
+    }
+}

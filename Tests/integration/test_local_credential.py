@@ -1,0 +1,298 @@
+"""A managed account's local credential through the real PAM stack
+(pam/fedlogin.pam): lockout after failed attempts, unlock and bypass; the
+passcode reset offered at the login prompt and by `fedloginctl passcode
+reset`; `passwd` (pam_chauthtok) by password authority."""
+import crypt
+import json
+import queue
+import subprocess
+import threading
+import time
+
+import pytest
+
+import pamclient as pc
+import sandbox
+from strict_idp import StrictIdP, browser_sign_in
+from world import World, passwd_entry, shadow_hash, unique, useradd
+
+pytestmark = pytest.mark.namespace
+
+PASSCODE = "Correct-Horse9"
+NEW = "Battery-Staple7"
+DIRECTORY_PASS = "Directory-Pass1"
+OFFER = 'Wrong passcode. Forgot it? Type "reset" to sign in with your identity provider and choose a new one, or press Enter: '
+
+
+@pytest.fixture
+def strict():
+    idp = StrictIdP()
+    yield idp
+    idp.stop()
+
+
+def make_world(tmp_path, strict, name, policy=None, socket=False, **user):
+    strict.add_user(name, email=f"{name}@example.test", name=name.capitalize())
+    config = {"daemon": {"socket": f"/run/fedlogin-test/{name}.sock"}} if socket else None
+    return World(tmp_path, strict, [{"username": name, **user}], policy=policy, config=config)
+
+
+def first_login(w, name):
+    codes, a = w.login(name, ["", PASSCODE, PASSCODE])
+    assert codes == [pc.PAM_SUCCESS, pc.PAM_SUCCESS], a.transcript
+
+
+def row(w, name):
+    return next(u for u in w.ctl_json("users")["users"] if u["username"] == name)
+
+
+def test_lockout_after_failed_attempts_and_unlock_by_root(tmp_path, strict, in_namespace):
+    name = unique("lock")
+    w = make_world(tmp_path, strict, name, policy={"lockout": {"max_attempts": 3, "duration": 600}}, socket=True)
+    try:
+        first_login(w, name)
+        for i in range(3):
+            codes, a = w.login(name, ["wrong-passcode", ""], steps=("authenticate",))
+            assert codes == [pc.PAM_AUTH_ERR], a.transcript
+            assert a.prompts[1] == OFFER
+        # The third failure says so; the next login is refused before the password.
+        assert any("locked after too many failed attempts until" in m for m in a.messages(pc.PAM_ERROR_MSG))
+        codes, a = w.login(name, [PASSCODE], steps=("authenticate",))
+        assert codes == [pc.PAM_PERM_DENIED] and a.prompts == []
+        assert "locked after failed attempts until" in row(w, name)["locked"]
+        # The account stack refuses too (a login that skips auth, e.g. an SSH key).
+        codes, _ = w.login(name, [], steps=("acct_mgmt",))
+        assert codes == [pc.PAM_PERM_DENIED]
+
+        out = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                              str(sandbox.bin_dir() / "fedloginctl"), "unlock", name, "--socket", str(w.socket)],
+                             capture_output=True, text=True, timeout=30)
+        assert out.returncode != 0 and "only root" in out.stderr
+        assert w.ctl_json("unlock", name)["message"] == f"{name} unlocked"
+        codes, a = w.login(name, [PASSCODE])
+        assert codes == [pc.PAM_SUCCESS, pc.PAM_SUCCESS], a.transcript
+        assert row(w, name)["failed_attempts"] == 0  # a good login clears the count
+        assert "locked after 3 failed attempts" in w.logs()
+    finally:
+        w.stop()
+
+
+def test_a_user_with_the_bypass_is_never_locked_out(tmp_path, strict, in_namespace):
+    name = unique("bypass")
+    w = make_world(tmp_path, strict, name, policy={"lockout": {"max_attempts": 2, "duration": 600}},
+                   lockout_bypass=True)
+    try:
+        first_login(w, name)
+        for _ in range(4):
+            codes, _ = w.login(name, ["wrong-passcode", ""], steps=("authenticate",))
+            assert codes == [pc.PAM_AUTH_ERR]
+        codes, a = w.login(name, [PASSCODE])
+        assert codes == [pc.PAM_SUCCESS, pc.PAM_SUCCESS], a.transcript
+        assert row(w, name)["locked"] == ""
+    finally:
+        w.stop()
+
+
+def test_forgotten_passcode_is_reset_at_the_login_prompt(tmp_path, strict, in_namespace):
+    name = unique("reset")
+    w = make_world(tmp_path, strict, name, policy={"lockout": {"max_attempts": 5, "duration": 600}})
+    try:
+        first_login(w, name)
+        codes, a = w.login(name, ["forgotten", "reset", "", NEW, NEW])
+        assert codes == [pc.PAM_SUCCESS, pc.PAM_SUCCESS], a.transcript
+        assert a.prompts[1] == OFFER
+        assert any(m.startswith("Sign in with Demo IdP") for m in a.messages(pc.PAM_TEXT_INFO))
+        assert f"Your new passcode for {name} is set." in a.messages(pc.PAM_TEXT_INFO)
+        assert crypt.crypt(NEW, shadow_hash(name)) == shadow_hash(name)
+        codes, _ = w.login(name, [PASSCODE, ""], steps=("authenticate",))
+        assert codes == [pc.PAM_AUTH_ERR]
+        codes, a = w.login(name, [NEW])
+        assert codes == [pc.PAM_SUCCESS, pc.PAM_SUCCESS], a.transcript
+        assert NEW not in w.logs() and PASSCODE not in w.logs()
+    finally:
+        w.stop()
+
+
+def test_a_reset_needs_the_accounts_own_identity(tmp_path, strict, in_namespace):
+    name, other = unique("owner"), unique("intruder")
+    strict.add_user(other, email=f"{other}@example.test")
+    w = make_world(tmp_path, strict, name)
+    try:
+        first_login(w, name)
+        before = shadow_hash(name)
+        codes, a = w.login(name, ["guess", "reset", "", NEW, NEW], browser=w.browser(other))
+        assert codes == [pc.PAM_AUTH_ERR], a.transcript
+        assert any("who is not the owner of" in m for m in a.messages(pc.PAM_ERROR_MSG))
+        assert shadow_hash(name) == before
+    finally:
+        w.stop()
+
+
+def passwd(w, name, answers, service="passwd"):
+    a = sandbox.sign_in_answerer(None, answers)
+    codes, _ = pc.authenticate(w.confdir, "other", name, a, steps=("chauthtok",))
+    return codes, a
+
+
+def test_passwd_for_a_local_passcode_follows_the_policy(tmp_path, strict, in_namespace):
+    name = unique("pwlocal")
+    w = make_world(tmp_path, strict, name)
+    try:
+        first_login(w, name)
+        codes, a = passwd(w, name, ["short", "short", NEW, NEW])
+        assert codes == [pc.PAM_SUCCESS], a.transcript
+        assert any("too weak" in m for m in a.messages(pc.PAM_ERROR_MSG))
+        assert "Passcode changed." in a.messages(pc.PAM_TEXT_INFO)
+        assert crypt.crypt(NEW, shadow_hash(name)) == shadow_hash(name)
+    finally:
+        w.stop()
+
+
+def test_passwd_by_the_user_asks_the_current_passcode(tmp_path, strict, in_namespace):
+    """passwd runs setuid root: its real uid is the user's. The current passcode is checked."""
+    name = unique("pwself")
+    w = make_world(tmp_path, strict, name)
+    try:
+        first_login(w, name)
+        uid = passwd_entry(name)[2]
+        script = (
+            "import json,sys; sys.path.insert(0, sys.argv[1]); import pamclient as pc, sandbox\n"
+            "a = sandbox.sign_in_answerer(None, json.loads(sys.argv[4]))\n"
+            "codes, _ = pc.authenticate(sys.argv[2], 'other', sys.argv[3], a, steps=('chauthtok',))\n"
+            "print(json.dumps([codes, a.prompts, a.messages(pc.PAM_ERROR_MSG)]))\n")
+        harness = str(sandbox.repo_root() / "Tests" / "integration" / "harness")
+
+        def run(answers):
+            out = subprocess.run(["setpriv", f"--ruid={uid}", "--", sandbox.sys.executable, "-c", script, harness,
+                                  str(w.confdir), name, json.dumps(answers)],
+                                 capture_output=True, text=True, timeout=60)
+            assert out.returncode == 0, out.stderr
+            return json.loads(out.stdout.splitlines()[-1])
+
+        codes, prompts, errors = run(["not-the-passcode"])
+        assert codes == [pc.PAM_AUTHTOK_ERR] and prompts == ["Current passcode: "]
+        assert "That is not the current passcode." in errors
+        codes, prompts, _ = run([PASSCODE, NEW, NEW])
+        assert codes == [pc.PAM_SUCCESS], prompts
+        assert crypt.crypt(NEW, shadow_hash(name)) == shadow_hash(name)
+    finally:
+        w.stop()
+
+
+def synced_world(tmp_path, strict, name, authority, **user):
+    h = crypt.crypt(DIRECTORY_PASS, crypt.mksalt(crypt.METHOD_SHA512))
+    return make_world(tmp_path, strict, name, policy={"password_sync": True}, password_hash=h,
+                      password_authority=authority, **user)
+
+
+def test_passwd_goes_to_the_directory_when_it_holds_the_password(tmp_path, strict, in_namespace):
+    name = unique("pwdir")
+    w = synced_world(tmp_path, strict, name, "directory")
+    try:
+        codes, a = w.login(name, [""])
+        assert codes == [pc.PAM_SUCCESS, pc.PAM_SUCCESS], a.transcript
+        codes, a = passwd(w, name, [NEW, NEW])
+        assert codes == [pc.PAM_SUCCESS], a.transcript
+        assert "Password changed in the directory and on this machine." in a.messages(pc.PAM_TEXT_INFO)
+        local = shadow_hash(name)
+        assert crypt.crypt(NEW, local) == local
+        # The directory holds the same hash now (what another device would sync).
+        state = json.loads((tmp_path / "directoryd-state" / "passwords.json").read_text())
+        assert state[name] == local
+        assert NEW not in w.logs()
+    finally:
+        w.stop()
+
+
+def test_a_directory_that_refuses_the_change_leaves_the_local_password(tmp_path, strict, in_namespace):
+    name = unique("pwref")
+    w = synced_world(tmp_path, strict, name, "directory", password_locked=True)
+    try:
+        codes, a = w.login(name, [""])
+        assert codes == [pc.PAM_SUCCESS, pc.PAM_SUCCESS], a.transcript
+        before = shadow_hash(name)
+        codes, a = passwd(w, name, [NEW, NEW])
+        assert codes == [pc.PAM_AUTHTOK_ERR], a.transcript
+        assert any(m.startswith("The directory did not accept the new password") and m.endswith("Your password is unchanged.")
+                   for m in a.messages(pc.PAM_ERROR_MSG))
+        assert shadow_hash(name) == before
+        # Directory down: unchanged too.
+        w.directoryd.stop()
+        codes, a = passwd(w, name, [NEW, NEW])
+        assert codes == [pc.PAM_AUTHTOK_ERR] and shadow_hash(name) == before
+    finally:
+        w.stop()
+
+
+def test_passwd_is_refused_when_the_idp_manages_the_password(tmp_path, strict, in_namespace):
+    name = unique("pwext")
+    w = synced_world(tmp_path, strict, name, "external")
+    try:
+        codes, a = w.login(name, [""])
+        assert codes == [pc.PAM_SUCCESS, pc.PAM_SUCCESS], a.transcript
+        before = shadow_hash(name)
+        codes, a = passwd(w, name, [NEW, NEW])
+        assert codes == [pc.PAM_AUTHTOK_ERR]
+        assert a.prompts == []
+        assert any(f"The password of {name} is managed by Demo IdP" in m for m in a.messages(pc.PAM_ERROR_MSG))
+        assert shadow_hash(name) == before
+    finally:
+        w.stop()
+
+
+def test_fedloginctl_passcode_reset_for_the_calling_user_only(tmp_path, strict, in_namespace):
+    name, other = unique("ctlreset"), unique("ctlother")
+    strict.add_user(other, email=f"{other}@example.test")
+    w = make_world(tmp_path, strict, name, socket=True)
+    try:
+        first_login(w, name)
+        uid, gid = passwd_entry(name)[2:4]
+
+        def reset(sub, answers):
+            p = subprocess.Popen(["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups",
+                                  str(sandbox.bin_dir() / "fedloginctl"), "passcode", "reset", "--socket", str(w.socket)],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            lines = []
+            got = queue.Queue()
+            threading.Thread(target=lambda: [got.put(l) for l in iter(p.stdout.readline, "")], daemon=True).start()
+            end = time.time() + 30
+            while time.time() < end:
+                try:
+                    line = got.get(timeout=1)
+                except queue.Empty:
+                    continue
+                lines.append(line)
+                if line.strip().startswith("http"):
+                    browser_sign_in(line.strip(), sub)
+                    break
+            else:
+                p.kill()
+                raise AssertionError(f"no sign-in address from fedloginctl: {lines}")
+            p.stdin.write("\n" + "".join(a + "\n" for a in answers))
+            p.stdin.close()
+            p.wait(timeout=60)
+            while not got.empty():
+                lines.append(got.get())
+            out, err = "", p.stderr.read()
+            time.sleep(0.2)
+            while not got.empty():
+                lines.append(got.get())
+            return p.returncode, "".join(lines) + out, err
+
+        before = shadow_hash(name)
+        rc, out, err = reset(other, [NEW, NEW])
+        assert rc != 0 and "who is not the owner of" in err
+        assert shadow_hash(name) == before
+        rc, out, err = reset(name, [NEW, NEW])
+        assert rc == 0, (out, err)
+        assert f"Your new passcode for {name} is set." in out
+        assert crypt.crypt(NEW, shadow_hash(name)) == shadow_hash(name)
+        # Someone fedlogin does not manage has no passcode to reset.
+        local = unique("plainlocal")
+        useradd(local)
+        out = subprocess.run(["setpriv", f"--reuid={passwd_entry(local)[2]}", "--regid=100", "--clear-groups",
+                              str(sandbox.bin_dir() / "fedloginctl"), "passcode", "reset", "--socket", str(w.socket)],
+                             capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+        assert out.returncode != 0 and "not one fedlogin manages" in out.stderr
+    finally:
+        w.stop()
