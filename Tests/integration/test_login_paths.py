@@ -1,0 +1,127 @@
+"""fedlogin where people log in, through the real programs: a first SSH
+login of a directory user who is not local yet (sshd, the NSS module, the
+device grant), then the passcode; a first console login(1) under tmux, then
+the passcode; su to a fedlogin account. sshd, login and su run in nested
+namespaces with the fedlogin PAM stack (pam/fedlogin.pam) and
+libnss_fedlogin.so.2 in nsswitch.conf."""
+import re
+import time
+
+import pytest
+
+import nested
+from console import Console, login_shell
+from sshd import SignInAnswerer, socket_dir, ssh_login, world_ssh
+from strict_idp import StrictIdP, browser_sign_in
+from world import World, passwd_entry, unique, useradd
+
+pytestmark = [
+    pytest.mark.namespace,
+    pytest.mark.skipif(not nested.nss_module().exists(), reason=f"{nested.nss_module()} is not built"),
+]
+
+PASSCODE = "Correct-Horse9"
+
+
+@pytest.fixture
+def strict():
+    idp = StrictIdP()
+    yield idp
+    idp.stop()
+
+
+def device_browser(sub):
+    """The user on their phone: opens the address with the code filled in."""
+    def browse(url):
+        if "user_code=" in url:
+            return browser_sign_in(url, sub)
+    return browse
+
+
+def world(tmp_path, strict, names, **kw):
+    for n in names:
+        strict.add_user(n, email=f"{n}@example.test", name=n.capitalize())
+    return World(tmp_path, strict, names, config={"daemon": {"socket": str(socket_dir() / "fedlogind.sock")}}, **kw)
+
+
+def test_first_ssh_login_of_a_directory_user_then_the_passcode(tmp_path, strict, in_namespace):
+    name, stranger = unique("sshfirst"), unique("sshstranger")
+    w = world(tmp_path, strict, [name])
+    try:
+        with world_ssh(w) as sshd:
+            announced = sshd.run_in_ns(["getent", "passwd", name]).stdout
+            uid = int(announced.split(":")[2])
+            assert passwd_entry(name) is None
+
+            answer = SignInAnswerer(device_browser(name), ["", PASSCODE, PASSCODE])
+            r = ssh_login(sshd.port, name, answer, command=["sh", "-c", "id -un; id -u; pwd"], timeout=120)
+            assert r.ok, (r.error, r.text(), sshd.log_text()[-2000:])
+            assert r.output.split() == [name, str(uid), f"/home/{name}"]
+            text = r.text()
+            assert "enter the code" in text and f"{strict.issuer}/device" in text
+            assert r.prompts()[0].endswith("Press Enter once you have signed in: ")  # sshd puts the info text before the prompt
+            assert strict.counts["device_authorization"] == 1
+            entry = passwd_entry(name)
+            assert int(entry[2]) == uid and int(entry[3]) == uid
+            assert w.wait_reports(name)
+
+            # Later: the passcode, through pam_unix; the files module answers now.
+            r = ssh_login(sshd.port, name, [PASSCODE])
+            assert r.ok and r.output == f"{name}\n", (r.error, r.text())
+            assert sshd.run_in_ns(["getent", "passwd", name]).stdout == announced
+            r = ssh_login(sshd.port, name, ["wrong-passcode", ""])
+            assert not r.ok
+
+            # Unknown to the directory: sshd does not know the name, no sign-in starts.
+            r = ssh_login(sshd.port, stranger, lambda *_: "")
+            assert not r.ok
+            assert sshd.run_in_ns(["getent", "passwd", stranger]).returncode == 2
+            assert strict.counts["device_authorization"] == 1
+            assert passwd_entry(stranger) is None
+    finally:
+        w.stop()
+
+
+def test_first_console_login_then_the_passcode_and_su(tmp_path, strict, in_namespace):
+    name = unique("confirst")
+    # The console's sign-in with the device grant (the test plays the phone).
+    strict.add_user(name, email=f"{name}@example.test", name=name.capitalize())
+    w = World(tmp_path, strict, [name], config={"daemon": {"socket": str(socket_dir() / "fedlogind.sock")},
+                                               "service": {"login": {"flows": ["device"]}}})
+    try:
+        stack = {s: (w.confdir / "login").read_text() for s in ("login", "su", "su-l")}
+        with Console(tmp_path, stack, nss=True, socket_dir=w.socket.parent) as con:
+            con.start(["login", name])
+            con.expect("Press Enter once you have signed in:", timeout=30)
+            code = re.search(r"enter the code ([A-Z]{4}-[A-Z]{4})", con.history()).group(1)
+            strict.approve_device(code, name)
+            con.send("")
+            con.answer("Choose a passcode for", PASSCODE, timeout=30)
+            con.answer("Repeat the passcode:", PASSCODE)
+            con.expect("is ready on this machine", timeout=30)
+            con.expect(r"\$ ?$", timeout=15, regex=True)
+            con.send("PS1='READY''$ '")
+            con.expect("READY$ ")
+            con.send("echo ID=$(id -un)")
+            con.expect(f"ID={name}")
+            con.send("exit")
+            assert con.wait_exit() == 0
+            assert passwd_entry(name) is not None
+
+            con.start(["login", name])
+            login_shell(con, PASSCODE)
+            con.send("echo AGAIN=$(id -un)")
+            con.expect(f"AGAIN={name}")
+            con.send("exit")
+            assert con.wait_exit() == 0
+
+            # su from another user to the fedlogin account asks its passcode.
+            caller = unique("sucaller")
+            useradd(caller)
+            con.start(["setpriv", f"--reuid={caller}", f"--regid={caller}", "--init-groups", "--",
+                       "su", "-", name, "-c", "echo SU=$(id -un)"])
+            con.answer("Password: ", PASSCODE, timeout=15)
+            con.expect(f"SU={name}", timeout=15)
+            assert con.wait_exit() == 0
+    finally:
+        w.stop()
