@@ -125,3 +125,41 @@ def test_first_console_login_then_the_passcode_and_su(tmp_path, strict, in_names
             assert con.wait_exit() == 0
     finally:
         w.stop()
+
+
+def test_getent_through_the_nss_module_with_fedlogind_up_and_down(tmp_path, strict, in_namespace):
+    name, stranger, local = unique("nssget"), unique("nssnone"), unique("nsslocal")
+    useradd(local)
+    w = world(tmp_path, strict, [name])
+    try:
+        with world_ssh(w) as sshd:
+            def getent(*args):
+                return sshd.run_in_ns(["getent", *args])
+
+            p = getent("passwd", name)
+            assert p.returncode == 0, p
+            f = p.stdout.strip().split(":")
+            uid = f[2]
+            assert f[0] == name and f[1] == "x" and f[3] == uid and f[5] == f"/home/{name}" and f[6] == "/bin/bash"
+            assert getent("passwd", uid).stdout == p.stdout
+            assert getent("group", name).stdout == f"{name}:x:{uid}:\n"
+            assert getent("group", uid).stdout == f"{name}:x:{uid}:\n"
+            # Local names come from the files module as always; unknown names are unknown.
+            assert getent("passwd", local).stdout.startswith(f"{local}:x:")
+            assert getent("passwd", stranger).returncode == 2
+            assert getent("group", stranger).returncode == 2
+
+            # fedlogind stopped: the directory user is unknown (fast), local users unaffected.
+            w.fedlogind.stop()
+            t0 = time.monotonic()
+            assert getent("passwd", name).returncode == 2
+            assert time.monotonic() - t0 < 3
+            assert getent("passwd", local).returncode == 0
+            # Directory unreachable: the same.
+            w.restart_fedlogind()
+            w.directoryd.stop()
+            other = unique("nssdirdown")
+            assert getent("passwd", other).returncode == 2
+            assert getent("passwd", local).returncode == 0
+    finally:
+        w.stop()
