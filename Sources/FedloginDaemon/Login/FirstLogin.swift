@@ -406,7 +406,11 @@ struct LoginFlow: Sendable {
             username: plan.localUsername, uid: uid, state: "provisioning", directoryUsername: plan.directoryUser.username,
             email: plan.directoryUser.email, createdAt: now)
         record.applyLockout(policy.lockout, bypass: plan.directoryUser.lockoutBypass)
-        try state.beginProvisioning(record)
+        do {
+            try state.beginProvisioning(record)
+        } catch where StateStore.isDiskFull(error) {
+            throw Self.diskFull(error)
+        }
         do {
             try runtime.failpoint("after-intent")
             // 2. The account, locked until its password is set.
@@ -432,10 +436,19 @@ struct LoginFlow: Sendable {
         } catch {
             log.error("provisioning failed, undoing: \(error)")
             runtime.undoProvisioning(plan.localUsername)
+            if StateStore.isDiskFull(error) { throw Self.diskFull(error) }
             throw Stop(status: .authError, userMessage: "Your account could not be created on this machine. Ask your administrator.", reason: "provisioning failed: \(error)")
         }
         log.notice("account created", metadata: ["message_id": "\(MessageID.accountCreated)", "uid": "\(uid)"])
         runtime.outbox.kick()
+    }
+
+    /// The state database cannot be written: nothing was created.
+    static func diskFull(_ error: Error) -> Stop {
+        Stop(
+            status: .authError,
+            userMessage: "Your account could not be created on this machine: the disk that holds fedlogin's state is full. Ask your administrator.",
+            reason: "state database: the disk is full (\(error))")
     }
 
     static func randomToken() -> String {

@@ -134,6 +134,11 @@ public final class StateStore: Sendable {
         }
     }
 
+    /// Whether a state database error means the disk that holds it is full.
+    public static func isDiskFull(_ error: Error) -> Bool {
+        (error as? DatabaseError)?.resultCode == .SQLITE_FULL
+    }
+
     public func reservation(_ username: String) throws -> Reservation? {
         try db.read { try Reservation.fetchOne($0, key: username) }
     }
