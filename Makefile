@@ -14,6 +14,7 @@ PYTHON      := $(CURDIR)/.venv/bin/python
 export FEDLOGIN_BIN := $(BIN)
 export FEDLOGIN_OUT := $(OUT)
 
+.PHONY: fuzz-replay fuzz-swift
 .PHONY: all deps build modules demo check unit-tests c-tests integration-tests need-root clean bench deb lint-deb man-check system-tests fuzz
 
 all: build modules
@@ -37,6 +38,14 @@ demo: build modules
 
 unit-tests: build
 	$(SWIFT) test --disable-xctest
+	$(MAKE) fuzz-replay
+
+# The Swift fuzz targets' corpora (and any crash kept there) through the
+# ordinary build: a regression test of every input fuzzing found interesting.
+fuzz-replay:
+	$(BIN)/fedlogin-fuzz wire Tests/fixtures/protocol fuzz/corpus/frame
+	$(BIN)/fedlogin-fuzz directory fuzz/corpus/swift-directory
+	$(BIN)/fedlogin-fuzz config fuzz/corpus/swift-config
 
 c-tests: modules
 	$(MAKE) -C pam OUT=$(OUT) check
@@ -64,13 +73,20 @@ system-tests: deb
 
 check: need-root unit-tests c-tests integration-tests man-check lint-deb system-tests
 
-# Long fuzzing run (docs/security.md#fuzzing): 10 million executions per target.
+# Long fuzzing run (docs/security.md#fuzzing): 10 million executions per target,
+# the C codec's and the Swift decoders' (a third build flavour, .build-fuzz).
+FUZZ_RUNS ?= 10000000
 fuzz: deps
 	$(MAKE) -C pam OUT=$(OUT) fuzz
+	$(MAKE) fuzz-swift
+
+fuzz-swift:
+	$(SWIFT) build --product fedlogin-fuzz -Xswiftc -sanitize=fuzzer -Xswiftc -DFUZZING --scratch-path .build-fuzz
+	bash fuzz/run-swift.sh .build-fuzz/debug/fedlogin-fuzz $(FUZZ_RUNS) $(OUT)/fuzz
 
 # Benchmarks (not part of check): results go to docs/performance.md.
 bench: need-root build modules
 	bash bench/run.sh $(BENCH_ARGS)
 
 clean:
-	rm -rf .build .build-release out
+	rm -rf .build .build-release .build-fuzz out

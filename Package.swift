@@ -89,6 +89,13 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // libFuzzer's driver, declared for the fuzz build (fuzz/README.md).
+        .systemLibrary(name: "CFuzzer", path: "Sources/CFuzzer"),
+        // Fuzz targets of the Swift decoders; without -DFUZZING it replays corpora.
+        .executableTarget(
+            name: "fedlogin-fuzz",
+            dependencies: ["FedloginCore", "CFuzzer"]
+        ),
         .testTarget(
             name: "FedloginCoreTests",
             dependencies: ["FedloginCore"],

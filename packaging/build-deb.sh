@@ -118,7 +118,12 @@ case "$AUTH_LINE" in
 esac
 AUTH_LINE="$(printf '%s' "$AUTH_LINE" | sed 's/success=done/success=end/; s/\] *pam_fedlogin/]\tpam_fedlogin/')"
 mkdir -p "$STAGE/usr/share/pam-configs"
-sed "s|@AUTH_LINE@|$AUTH_LINE|" "$PKG/debian/pam-config.in" > "$STAGE/usr/share/pam-configs/fedlogin"
+# The account line (locks by the directory or by failed attempts hold for
+# every login path) runs after common-account's primary block.
+ACCOUNT_LINE="$(awk '$1 == "account" && $0 ~ /pam_fedlogin\.so/ { $1 = ""; sub(/^[ \t]+/, ""); print; exit }' "$ROOT/pam/fedlogin.pam")"
+[ -n "$ACCOUNT_LINE" ] || die "pam/fedlogin.pam: no 'account ... pam_fedlogin.so' line to build the pam-auth-update profile from"
+ACCOUNT_LINE="$(printf '%s' "$ACCOUNT_LINE" | sed 's/\] *pam_fedlogin/]\tpam_fedlogin/')"
+sed -e "s|@AUTH_LINE@|$AUTH_LINE|" -e "s|@ACCOUNT_LINE@|$ACCOUNT_LINE|" "$PKG/debian/pam-config.in" > "$STAGE/usr/share/pam-configs/fedlogin"
 chmod 0644 "$STAGE/usr/share/pam-configs/fedlogin"
 
 # Man pages (docs/man/*.scd).

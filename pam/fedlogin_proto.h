@@ -62,6 +62,9 @@ enum fedlogin_msg_type {
 	FEDLOGIN_MSG_AUTH_FAILED = 0x05,
 	/* (no fields): the peer's own passcode reset (fedloginctl; any peer) */
 	FEDLOGIN_MSG_PASSCODE_RESET = 0x06,
+	/* str user, str service: pam_sm_chauthtok's preliminary pass; SUCCESS when
+	 * fedlogind will handle the change, IGNORE otherwise (uid 0 peers) */
+	FEDLOGIN_MSG_CHAUTHTOK_PRELIM = 0x07,
 	/* str name: passwd entry by name (any peer) */
 	FEDLOGIN_MSG_NSS_GETPWNAM = 0x10,
 	/* u32 uid: passwd entry by uid (any peer) */

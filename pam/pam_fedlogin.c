@@ -554,8 +554,23 @@ done:
 	return retval;
 }
 
+/*
+ * fedlogind serves root only: an application running as a user (a screen
+ * locker checking its own user's password) gets no opinion from this
+ * module, and the rest of the stack decides as if it were not there.
+ */
+static bool unprivileged(pam_handle_t *pamh)
+{
+	if (geteuid() == 0)
+		return false;
+	pam_syslog(pamh, LOG_DEBUG, "not running as root: ignored");
+	return true;
+}
+
 PAM_EXTERN int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const char **argv)
 {
+	if (unprivileged(pamh))
+		return PAM_IGNORE;
 	return fl_transact(pamh, flags, argc, argv, FEDLOGIN_MSG_AUTHENTICATE, "authentication");
 }
 
@@ -567,17 +582,24 @@ PAM_EXTERN int pam_sm_setcred(pam_handle_t *pamh, int flags, int argc, const cha
 
 PAM_EXTERN int pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const char **argv)
 {
+	if (unprivileged(pamh))
+		return PAM_IGNORE;
 	return fl_transact(pamh, flags, argc, argv, FEDLOGIN_MSG_ACCT_MGMT, "account");
 }
 
 PAM_EXTERN int pam_sm_chauthtok(pam_handle_t *pamh, int flags, int argc, const char **argv)
 {
 	/* libpam calls the password stack twice: a preliminary pass, then the
-	 * update. The daemon takes part in the update only. */
+	 * update. In the first, fedlogind says whether the change is its own
+	 * (SUCCESS: it asks for the current password itself in the update) or
+	 * not (IGNORE: pam_unix's preliminary pass checks the current password
+	 * as always). The update does the change. */
+	if (unprivileged(pamh))
+		return PAM_IGNORE;
 	if (flags & PAM_UPDATE_AUTHTOK)
 		return fl_transact(pamh, flags, argc, argv, FEDLOGIN_MSG_CHAUTHTOK, "password change");
 	if (flags & PAM_PRELIM_CHECK)
-		return PAM_SUCCESS;
+		return fl_transact(pamh, flags, argc, argv, FEDLOGIN_MSG_CHAUTHTOK_PRELIM, "password check");
 	return PAM_SERVICE_ERR;
 }
 

@@ -3,7 +3,12 @@ import Foundation
 
 /// Reads fedlogin.conf and the `conf.d/*.conf` drop-ins beside it, in lexical order.
 public enum ConfigLoader {
-    public static func load(path: String) throws -> DaemonConfig {
+    /// `probe`: parse the files in a child process first (`fedlogind
+    /// --check-config`). The TOML library aborts on some malformed input
+    /// instead of reporting it; a child that dies that way becomes a
+    /// configuration error here, and a running daemon keeps its configuration.
+    public static func load(path: String, probe: Bool = false) throws -> DaemonConfig {
+        if probe { try probeInChild(path: path) }
         var files: [(path: String, text: String)] = []
         guard FileManager.default.fileExists(atPath: path) else {
             throw ConfigError(file: path, key: "", problem: "no such file; create it (see fedlogin.conf(5)) or pass --config")
@@ -28,5 +33,20 @@ public enum ConfigLoader {
             }
         }
         return config
+    }
+
+    static func probeInChild(path: String) throws {
+        guard let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") else { return }
+        let r: Sys.RunResult
+        do {
+            r = try Sys.run(exe, ["--config", path, "--check-config"], environment: ["FEDLOGIN_NSS_DISABLE": "1", "LC_ALL": "C"])
+        } catch {
+            return  // no child: the parse below still runs
+        }
+        guard r.signaled else { return }  // parsed, or a configuration error the parse below reports
+        let detail = r.stderr.split(separator: "\n").first { $0.contains("Assertion") }.map { " (\($0.suffix(120)))" } ?? ""
+        throw ConfigError(
+            file: path, key: "",
+            problem: "malformed TOML in this file or a drop-in in conf.d: the parser stopped\(detail). Check the brackets, braces, quotes and commas near what you changed; fedlogind --config \(path) --check-config shows the same")
     }
 }

@@ -10,7 +10,7 @@ import UnixSignals
 /// outbox and the reload handler, run as one ServiceGroup until SIGTERM.
 public enum Daemon {
     public static func run(configPath: String) async throws {
-        let config = try ConfigLoader.load(path: configPath)
+        let config = try ConfigLoader.load(path: configPath, probe: true)
         _ = HTTPClient.initialized
         var logger = Logger(label: "fedlogind")
         logger.logLevel = Logger.Level(rawValue: config.logLevel) ?? .info
@@ -64,7 +64,7 @@ struct Reloader: Service {
             let old = holder.current
             Systemd.notify("RELOADING=1")
             do {
-                let config = try ConfigLoader.load(path: configPath)
+                let config = try ConfigLoader.load(path: configPath, probe: true)
                 if config.socketPath != old.config.socketPath || config.stateDir != old.config.stateDir {
                     old.logger.warning("daemon.socket and daemon.state_dir take effect at the next start")
                 }

@@ -107,3 +107,24 @@ struct ConfigParserTests {
         #expect(e?.problem.contains("client_secret_post") == true)
     }
 }
+
+struct ConfigControlCharacterTests {
+    @Test func aControlCharacterIsAConfigErrorNotACrash() throws {
+        let text = "[daemon]\nlog_level = \"info\"\n[\u{01}\u{00}idp.x]\nissuer = \"https://idp.example\"\n"
+        #expect(throws: ConfigError.self) { try ConfigParser.parse(files: [(path: "/etc/fedlogin/fedlogin.conf", text: text)]) }
+        do {
+            _ = try ConfigParser.parse(files: [(path: "/etc/fedlogin/fedlogin.conf", text: text)])
+        } catch let e as ConfigError {
+            #expect(e.description.contains("line 3, column 2"))
+            #expect(e.description.contains("control character"))
+        }
+    }
+
+    @Test func aTableHeaderWithoutANameIsAConfigErrorNotACrash() {
+        for text in ["[\nsocket = 5\n", "[[\n", "[ \t\n", "[=]\n"] {
+            #expect(throws: ConfigError.self, "\(text.debugDescription)") {
+                try ConfigParser.parse(files: [(path: "/etc/fedlogin/fedlogin.conf", text: text)])
+            }
+        }
+    }
+}

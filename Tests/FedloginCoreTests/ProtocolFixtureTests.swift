@@ -32,7 +32,7 @@ struct ProtocolFixtureTests {
         case .answer(let s), .nssGetpwnam(let s), .nssGetgrnam(let s), .control(let s), .info(let s), .error(let s),
             .promptEchoOn(let s), .promptEchoOff(let s):
             [s]
-        case .acctMgmt(let u, let s), .chauthtok(let u, let s): [u, s]
+        case .acctMgmt(let u, let s), .chauthtok(let u, let s), .chauthtokPrelim(let u, let s): [u, s]
         case .nssGetpwuid(let v), .nssGetgrgid(let v): [String(v)]
         case .keepalive, .nssNotFound, .passcodeReset: []
         case .result(let st, let reason): [String(st.rawValue), reason]

@@ -33,6 +33,35 @@ def test_a_malformed_config_stops_the_start_and_names_the_key(tmp_path, strict, 
     assert check.returncode == 78 and "accounts.uid_mni" in check.stderr
 
 
+# Inputs the TOML library aborts on instead of reporting (found by fuzzing the
+# configuration parser, docs/security.md#fuzzing).
+TOML_ABORTS = ['[idp.demo]\nscopes = ["openid",}\n']
+
+
+def test_toml_the_parser_aborts_on_is_a_clean_error_at_start_and_on_reload(tmp_path, strict, in_namespace):
+    name = unique("tomlabort")
+    strict.add_user(name, email=f"{name}@example.test")
+    w = World(tmp_path, strict, [name])
+    try:
+        good = w.config.read_text()
+        dropin = w.config.parent / "conf.d" / "90-broken.conf"
+        dropin.parent.mkdir(exist_ok=True)
+        dropin.write_text(TOML_ABORTS[0])
+        out = subprocess.run([str(sandbox.bin_dir() / "fedlogind"), "--config", str(w.config)],
+                             capture_output=True, text=True, timeout=30)
+        assert out.returncode == 78, out.stderr
+        assert "malformed TOML in this file or a drop-in in conf.d" in out.stderr
+        # A running daemon keeps its configuration and keeps serving.
+        w.fedlogind.send_signal(signal.SIGHUP)
+        w.fedlogind.wait_for_log("configuration not reloaded")
+        assert w.fedlogind.alive and "malformed TOML" in w.fedlogind.log_text()
+        assert w.config.read_text() == good
+        codes, a = w.login(name, ["", PASSCODE, PASSCODE])
+        assert codes == [pc.PAM_SUCCESS, pc.PAM_SUCCESS], a.transcript
+    finally:
+        w.stop()
+
+
 def test_a_client_secret_file_others_can_read_is_refused(tmp_path, strict, in_namespace):
     config = sandbox.write_config(tmp_path, {"demo": strict})
     (tmp_path / "secrets" / "idp-demo.secret").chmod(0o644)

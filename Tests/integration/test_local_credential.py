@@ -148,33 +148,55 @@ def test_passwd_for_a_local_passcode_follows_the_policy(tmp_path, strict, in_nam
         w.stop()
 
 
+_AS_USER = (
+    "import json,sys; sys.path.insert(0, sys.argv[1]); import pamclient as pc, sandbox\n"
+    "a = sandbox.sign_in_answerer(None, json.loads(sys.argv[4]))\n"
+    "codes, _ = pc.authenticate(sys.argv[2], 'other', sys.argv[3], a, steps=('chauthtok',))\n"
+    "print(json.dumps([codes, a.prompts, a.messages(pc.PAM_ERROR_MSG)]))\n")
+
+
+def passwd_as_user(w, name, answers):
+    """pam_chauthtok as passwd(1) runs it for a user: effective uid 0, real uid the user's."""
+    uid = passwd_entry(name)[2]
+    harness = str(sandbox.repo_root() / "Tests" / "integration" / "harness")
+    out = subprocess.run(["setpriv", f"--ruid={uid}", "--", sandbox.sys.executable, "-c", _AS_USER, harness,
+                          str(w.confdir), name, json.dumps(answers)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.splitlines()[-1])
+
+
 def test_passwd_by_the_user_asks_the_current_passcode(tmp_path, strict, in_namespace):
-    """passwd runs setuid root: its real uid is the user's. The current passcode is checked."""
     name = unique("pwself")
     w = make_world(tmp_path, strict, name)
     try:
         first_login(w, name)
-        uid = passwd_entry(name)[2]
-        script = (
-            "import json,sys; sys.path.insert(0, sys.argv[1]); import pamclient as pc, sandbox\n"
-            "a = sandbox.sign_in_answerer(None, json.loads(sys.argv[4]))\n"
-            "codes, _ = pc.authenticate(sys.argv[2], 'other', sys.argv[3], a, steps=('chauthtok',))\n"
-            "print(json.dumps([codes, a.prompts, a.messages(pc.PAM_ERROR_MSG)]))\n")
-        harness = str(sandbox.repo_root() / "Tests" / "integration" / "harness")
-
-        def run(answers):
-            out = subprocess.run(["setpriv", f"--ruid={uid}", "--", sandbox.sys.executable, "-c", script, harness,
-                                  str(w.confdir), name, json.dumps(answers)],
-                                 capture_output=True, text=True, timeout=60)
-            assert out.returncode == 0, out.stderr
-            return json.loads(out.stdout.splitlines()[-1])
-
-        codes, prompts, errors = run(["not-the-passcode"])
+        codes, prompts, errors = passwd_as_user(w, name, ["not-the-passcode"])
         assert codes == [pc.PAM_AUTHTOK_ERR] and prompts == ["Current passcode: "]
         assert "That is not the current passcode." in errors
-        codes, prompts, _ = run([PASSCODE, NEW, NEW])
+        codes, prompts, _ = passwd_as_user(w, name, [PASSCODE, NEW, NEW])
         assert codes == [pc.PAM_SUCCESS], prompts
+        assert prompts == ["Current passcode: ", "New passcode: ", "Repeat the new passcode: "]  # asked once
         assert crypt.crypt(NEW, shadow_hash(name)) == shadow_hash(name)
+    finally:
+        w.stop()
+
+
+def test_passwd_of_an_account_fedlogin_does_not_manage_is_pam_unixs(tmp_path, strict, in_namespace):
+    """fedlogin stays out of the way, and pam_unix still asks a user for the current password."""
+    local = unique("pwplain")
+    useradd(local)
+    subprocess.run(["chpasswd"], input=f"{local}:Old-Local-Pass1\n", text=True, check=True)
+    w = make_world(tmp_path, strict, unique("pwdummy"))
+    try:
+        before = shadow_hash(local)
+        # pam_unix's preliminary pass runs and checks the current password.
+        codes, prompts, _ = passwd_as_user(w, local, ["Wrong-Old-Pass1"])
+        assert codes != [pc.PAM_SUCCESS] and prompts == ["Current password: "]
+        assert shadow_hash(local) == before
+        # root changes it without the current one, through pam_unix.
+        codes, a = passwd(w, local, ["Brand-New-Pass7", "Brand-New-Pass7"])
+        assert codes == [pc.PAM_SUCCESS] and a.prompts == ["New password: ", "Retype new password: "]
+        assert crypt.crypt("Brand-New-Pass7", shadow_hash(local)) == shadow_hash(local)
     finally:
         w.stop()
 

@@ -318,21 +318,26 @@ def test_acct_mgmt_sends_user_and_service(daemon, pamconf):
     assert transcript == [(pc.PAM_TEXT_INFO, "Your account expires in 3 days")]
 
 
-def test_chauthtok_asks_the_daemon_once_in_the_update_pass(daemon, pamconf):
-    seen = {}
+def test_chauthtok_asks_the_daemon_in_each_pass(daemon, pamconf):
+    """The preliminary pass asks whether the change is fedlogind's
+    (CHAUTHTOK_PRELIM); the update pass does it (CHAUTHTOK)."""
+    seen = []
 
     def script(p):
-        seen["request"] = p.expect("CHAUTHTOK")
-        p.send("PROMPT_ECHO_OFF", "New password: ")
-        seen["answer"] = p.expect("ANSWER")
+        kind, fields = p.recv()
+        seen.append((kind, fields))
+        if kind == "CHAUTHTOK":
+            p.send("PROMPT_ECHO_OFF", "New password: ")
+            seen.append(p.expect("ANSWER"))
         p.send("RESULT", 0, "")
 
     d = daemon(script)
     codes, transcript, _ = run(pamconf(), pc.scripted(["n3w"]), steps=("chauthtok",))
     d.check()
     assert codes == [pc.PAM_SUCCESS]
-    assert d.connections == 1  # the preliminary pass does not connect
-    assert seen == {"request": [USER.encode(), SERVICE.encode()], "answer": [b"n3w"]}
+    assert d.connections == 2
+    assert seen == [("CHAUTHTOK_PRELIM", [USER.encode(), SERVICE.encode()]),
+                    ("CHAUTHTOK", [USER.encode(), SERVICE.encode()]), [b"n3w"]]
     assert transcript == [(pc.PAM_PROMPT_ECHO_OFF, "New password: ")]
 
 

@@ -13,6 +13,11 @@
         A keyboard-interactive SSH login to 127.0.0.1 (paramiko) that answers
         every prompt with PASS and runs the command; prints its output.
 
+    driver.py ssh --port 2200 --user carol --sub carol --answer '' --answer P --answer P -- id -un
+        The same for a first login: a sign-in address in the text sshd shows
+        with a prompt is opened as the browser (as `sub`), and the prompts
+        are answered with the --answer values in order.
+
     driver.py idp-user --issuer URL --sub alice --email alice@example.test
         Sets the claims of a user at oidc-provider-mock (PUT /users/SUB).
 
@@ -83,9 +88,21 @@ def cmd_ssh(a) -> int:
         transport.start_client(timeout=30)
         prompts_seen = []
 
+        answers = list(a.answer)
+        opened = set()
+
         def handler(title, instructions, prompts):
             prompts_seen.extend(p for p, _ in prompts)
-            return [a.password for _ in prompts]
+            if a.password is not None:
+                return [a.password for _ in prompts]
+            for text in [title, instructions] + [p for p, _ in prompts]:
+                for url in URL_LINE.findall(text or ""):
+                    if url not in opened and a.sub:
+                        opened.add(url)
+                        browser(url, a.sub)
+            if len(answers) < len(prompts):
+                raise paramiko.AuthenticationException(f"no answer left for {prompts}")
+            return [answers.pop(0) for _ in prompts]
 
         transport.auth_interactive(a.user, handler)
         if not transport.is_authenticated():
@@ -131,7 +148,9 @@ def main() -> int:
     ssh = sub.add_parser("ssh")
     ssh.add_argument("--port", type=int, required=True)
     ssh.add_argument("--user", required=True)
-    ssh.add_argument("--password", required=True)
+    ssh.add_argument("--password")
+    ssh.add_argument("--sub")
+    ssh.add_argument("--answer", action="append", default=[])
     ssh.add_argument("command", nargs="+")
     idp = sub.add_parser("idp-user")
     idp.add_argument("--issuer", required=True)

@@ -179,7 +179,9 @@ T_INSTALL=$(elapsed "$T0")
 
 # --- directory and IdP ------------------------------------------------------------------
 T0=$(date +%s.%N)
-# alice sets a local passcode; bob's directory password hash is synced as-is.
+# alice sets a local passcode; bob's directory password hash is synced as-is;
+# both are associated with the device, so their accounts are made ahead of
+# their first sign-in. carol is not: her first login over SSH needs the NSS module.
 BOB_PASSWORD="Bob-Sync-Pass1"
 BOB_HASH="$("$PY" -W ignore -c 'import crypt, sys; print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_SHA512)))' "$BOB_PASSWORD")"
 C install -d -m 0755 /etc/fedlogin-directoryd
@@ -193,7 +195,10 @@ C_write /etc/fedlogin-directoryd/directory.json 0600 <<EOF
      "password_hash": null, "uid": null},
     {"username": "bob", "email": "bob@example.test", "display_name": "Bob Example",
      "groups": ["staff"], "disabled": false, "password_authority": "directory",
-     "password_hash": "$BOB_HASH", "password_sync": true, "uid": null}
+     "password_hash": "$BOB_HASH", "password_sync": true, "uid": null},
+    {"username": "carol", "email": "carol@example.test", "display_name": "Carol Example",
+     "groups": ["staff"], "disabled": false, "password_authority": "local",
+     "password_hash": null, "uid": null}
   ],
   "devices": {"test-device-1": ["alice", "bob"]}
 }
@@ -202,6 +207,7 @@ check "fedlogin-directoryd starts once its directory file exists" \
     sh -c "nsenter -t $LEADER -a systemctl enable --now fedlogin-directoryd 2>&1 && nsenter -t $LEADER -a systemctl is-active fedlogin-directoryd"
 "$PY" "$HERE/driver.py" idp-user --issuer "$ISSUER" --sub alice --email alice@example.test
 "$PY" "$HERE/driver.py" idp-user --issuer "$ISSUER" --sub bob --email bob@example.test
+"$PY" "$HERE/driver.py" idp-user --issuer "$ISSUER" --sub carol --email carol@example.test
 
 printf 'mock-client-secret\n' | C_write /etc/fedlogin/demo.secret 0600
 C_write /etc/fedlogin/conf.d/50-test.conf 0644 <<EOF
@@ -311,19 +317,29 @@ check "alice logs in over SSH with her passcode" ssh_login
 wrong_ssh() { ! "$PY" "$HERE/driver.py" ssh --port "$SSH_PORT" --user alice --password "Wrong-Horse9" -- id -un; }
 check "a wrong passcode is refused over SSH" wrong_ssh
 
-say "-- first login of bob, whose directory password hash is synced (service sshd):"
-bob_first() {
-    "$PY" "$HERE/driver.py" pam --sub bob --answer "" -- "${PAMC[@]}" sshd bob | tee "$W/bob.txt"
-    grep -q '^  RESULT authenticate 0 ' "$W/bob.txt" && grep -q '^  RESULT acct_mgmt 0 ' "$W/bob.txt"
-}
-check "first login with password sync: no passcode asked, success" bob_first
+say "-- bob, associated with the device and with a synced password: his account is made ahead (sync):"
 bob_hash() { [ "$(C getent shadow bob | cut -d: -f2)" = "$BOB_HASH" ]; }
-check "bob's local password hash is the directory's, as-is" bob_hash
+check "bob's account exists with the directory's password hash, as-is, before any sign-in" until_ok 30 bob_hash
 bob_ssh() {
     "$PY" "$HERE/driver.py" ssh --port "$SSH_PORT" --user bob --password "$BOB_PASSWORD" -- id -un | tee "$W/ssh-bob.txt"
     grep -qx bob "$W/ssh-bob.txt"
 }
 check "bob logs in over SSH with his directory password" bob_ssh
+
+say "-- first login of carol over the container's sshd (NSS module, then PAM):"
+carol_known() { C getent passwd carol | tee "$W/carol-getent.txt" | grep -q '^carol:x:7'; }
+check "getent passwd carol: a directory user not yet local resolves through libnss_fedlogin" carol_known
+carol_first() {
+    "$PY" "$HERE/driver.py" ssh --port "$SSH_PORT" --user carol --sub carol --answer "" --answer "$PASSCODE" --answer "$PASSCODE" \
+        -- sh -c "'id -un; id -u'" | tee "$W/ssh-carol.txt"
+    [ "$(tail -n 2 "$W/ssh-carol.txt" | head -n 1)" = carol ] && [ "$(tail -n 1 "$W/ssh-carol.txt")" = "$(cut -d: -f3 "$W/carol-getent.txt")" ]
+}
+check "carol's first SSH login signs in, creates her account with the announced uid, and runs her command" carol_first
+carol_again() {
+    "$PY" "$HERE/driver.py" ssh --port "$SSH_PORT" --user carol --password "$PASSCODE" -- id -un | tee "$W/ssh-carol2.txt"
+    grep -qx carol "$W/ssh-carol2.txt"
+}
+check "carol logs in over SSH with her new passcode" carol_again
 
 pam_login() { # USER PASSWORD
     "$PY" "$HERE/driver.py" pam --sub "$1" --answer "$2" -- "${PAMC[@]}" sshd "$1" | tee "$W/pam.txt"
@@ -349,7 +365,7 @@ T_LOGIN=$(elapsed "$T0")
 AUTH_BEFORE="$(C cat /etc/pam.d/common-auth)"
 check "dpkg -i again (upgrade path) succeeds" C dpkg -i /srv/test/fedlogin.deb
 upgraded() {
-    active fedlogind.socket && active fedlogind.service && status_matches '^ready: 1 IdP, 2 managed users, directory reachable' &&
+    active fedlogind.socket && active fedlogind.service && status_matches '^ready: 1 IdP, 3 managed users, directory reachable' &&
         [ "$(C cat /etc/pam.d/common-auth)" = "$AUTH_BEFORE" ]
 }
 check "after the upgrade: socket and daemon active, alice still managed, common-auth unchanged" until_ok 30 upgraded

@@ -9,12 +9,66 @@ public enum ConfigParser {
     /// `files` are (path, contents) pairs: the main file first, then the
     /// drop-ins in lexical order. `fileExists` lets validation check paths
     /// without the parser touching the filesystem.
+    /// The line and column of the first control character other than tab,
+    /// newline and carriage return, if any.
+    static func controlCharacter(in text: String) -> (Int, Int)? {
+        var line = 1
+        var column = 1
+        for u in text.unicodeScalars {
+            if u == "\n" {
+                line += 1
+                column = 1
+                continue
+            }
+            if (u.value < 0x20 && u != "\t" && u != "\r") || u.value == 0x7f { return (line, column) }
+            column += 1
+        }
+        return nil
+    }
+
+    /// The line of a table header whose name does not start right after its
+    /// bracket(s) on the same line ("[" then the end of the line, say): the
+    /// TOML library aborts on those instead of reporting them.
+    static func namelessTableHeader(in text: String) -> Int? {
+        var inMultiline = false
+        for (i, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let wasInMultiline = inMultiline
+            if raw.components(separatedBy: "\"\"\"").count % 2 == 0 || raw.components(separatedBy: "\'\'\'").count % 2 == 0 {
+                inMultiline.toggle()
+            }
+            if wasInMultiline { continue }
+            // Scalars, not Characters: "[" and a combining mark are one Character.
+            // (A byte order mark may open the file.)
+            var rest = Substring.UnicodeScalarView(raw.unicodeScalars.drop(while: { $0 == " " || $0 == "\t" || $0 == "\u{FEFF}" }))
+            guard rest.first == "[" else { continue }
+            rest = rest.dropFirst()
+            if rest.first == "[" { rest = rest.dropFirst() }
+            rest = rest.drop(while: { $0 == " " || $0 == "\t" })
+            guard let c = rest.first else { return i + 1 }
+            let ok = ("a"..."z").contains(c) || ("A"..."Z").contains(c) || ("0"..."9").contains(c) || "_-\"']".unicodeScalars.contains(c)
+            if !ok { return i + 1 }
+        }
+        return nil
+    }
+
     public static func parse(files: [(path: String, text: String)]) throws -> DaemonConfig {
         var config = DaemonConfig()
         var idpSources: [String: String] = [:]
         // Which file set each key last, so an error names the file to fix.
         var keySources: [String: String] = [:]
         for (path, text) in files {
+            // TOML allows no control character outside a comment's tab; the
+            // TOML library is not handed one at all (it aborts on some).
+            if let (line, column) = controlCharacter(in: text) {
+                throw ConfigError(
+                    file: path, key: "",
+                    problem: "not valid TOML at line \(line), column \(column): a control character; remove it (save the file as plain UTF-8 text)")
+            }
+            if let line = namelessTableHeader(in: text) {
+                throw ConfigError(
+                    file: path, key: "",
+                    problem: "not valid TOML at line \(line): a table header needs a name on the same line, e.g. [daemon] or [idp.NAME]")
+            }
             let table: TOMLTable
             do {
                 table = try TOMLTable(string: text)

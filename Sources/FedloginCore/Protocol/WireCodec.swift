@@ -44,7 +44,7 @@ public enum WireCodec {
         case .answer(let s), .nssGetpwnam(let s), .nssGetgrnam(let s), .control(let s),
             .info(let s), .error(let s), .promptEchoOn(let s), .promptEchoOff(let s):
             str(s)
-        case .acctMgmt(let user, let service), .chauthtok(let user, let service):
+        case .acctMgmt(let user, let service), .chauthtok(let user, let service), .chauthtokPrelim(let user, let service):
             str(user); str(service)
         case .nssGetpwuid(let v), .nssGetgrgid(let v):
             u32(v)
@@ -97,6 +97,7 @@ public enum WireCodec {
             message = .authFailed(
                 PAMRequest(user: try r.str(), service: try r.str(), tty: try r.str(), rhost: try r.str(), ruser: try r.str()))
         case .passcodeReset: message = .passcodeReset
+        case .chauthtokPrelim: message = .chauthtokPrelim(user: try r.str(), service: try r.str())
         case .answer: message = .answer(try r.str())
         case .acctMgmt: message = .acctMgmt(user: try r.str(), service: try r.str())
         case .chauthtok: message = .chauthtok(user: try r.str(), service: try r.str())

@@ -17,6 +17,7 @@ public enum MessageType: UInt8, Sendable, CaseIterable {
     case chauthtok = 0x04
     case authFailed = 0x05
     case passcodeReset = 0x06
+    case chauthtokPrelim = 0x07
     case nssGetpwnam = 0x10
     case nssGetpwuid = 0x11
     case nssGetgrnam = 0x12
@@ -94,6 +95,8 @@ public enum WireMessage: Sendable, Equatable {
     case authFailed(PAMRequest)
     /// The peer's own passcode reset (fedloginctl passcode reset).
     case passcodeReset
+    /// pam_sm_chauthtok's preliminary pass: is this change fedlogind's?
+    case chauthtokPrelim(user: String, service: String)
     case nssGetpwnam(String)
     case nssGetpwuid(UInt32)
     case nssGetgrnam(String)
@@ -119,6 +122,7 @@ public enum WireMessage: Sendable, Equatable {
         case .chauthtok: .chauthtok
         case .authFailed: .authFailed
         case .passcodeReset: .passcodeReset
+        case .chauthtokPrelim: .chauthtokPrelim
         case .nssGetpwnam: .nssGetpwnam
         case .nssGetpwuid: .nssGetpwuid
         case .nssGetgrnam: .nssGetgrnam

@@ -143,6 +143,18 @@ extension LoginFlow {
 
     // MARK: - passwd: by password authority
 
+    /// The preliminary pass of a password change: SUCCESS when the account
+    /// is fedlogin's (the update asks for the current password itself), so
+    /// pam_unix's own check does not run twice; IGNORE otherwise, and
+    /// pam_unix checks the current password as always.
+    func passwordCheck(user: String, peer: PeerCredentials) -> (ResultStatus, String) {
+        guard peer.isRoot else { return (.permissionDenied, "only root may ask") }
+        guard user != "root", let rec = try? runtime.state.account(user), rec.state == "active" || rec.state == "pending" else {
+            return (.ignore, "not a fedlogin account")
+        }
+        return (.success, "fedlogin handles this password change")
+    }
+
     func changePassword(user: String, service: String, peer: PeerCredentials, conv: Conversation) async -> (ResultStatus, String) {
         var log = logger
         log[metadataKey: "user"] = "\(user)"
@@ -173,13 +185,19 @@ extension LoginFlow {
                 guard let dirUser else {
                     throw Stop(status: .authtokError, userMessage: "\(user) is no longer in the directory.", reason: "user gone from the directory")
                 }
-                if dirUser.passwordAuthority != .directory {
+                if dirUser.passwordAuthority == .external {
                     let idp = (try? await runtime.directory.policy(device: runtime.deviceID)).flatMap { $0.idp(for: dirUser)?.name }
                     let where_ = idp.flatMap { runtime.idps[$0]?.config.displayName } ?? "your identity provider"
                     throw Stop(
                         status: .authtokError,
-                        userMessage: "The password of \(user) is managed by \(where_), not on this machine. Change it there; this machine picks it up from the directory.",
+                        userMessage: "The password of \(user) is managed by \(where_), not on this machine. Change it there.",
                         reason: "password managed externally")
+                }
+                if dirUser.passwordAuthority != .directory {
+                    throw Stop(
+                        status: .authtokError,
+                        userMessage: "The password of \(user) comes from the directory and cannot be changed on this machine. Ask your administrator.",
+                        reason: "synced password the directory does not take changes for")
                 }
                 if !byRoot { try await checkCurrent(rec, conv: conv, timeout: timeout, what: "password") }
                 let new = try await askNew(what: "password", user: user, policy: nil, conv: conv, timeout: timeout)

@@ -95,6 +95,9 @@ public struct SocketServer: Service {
         case .chauthtok(let user, let service):
             let (status, reason) = await LoginFlow(runtime: runtime).changePassword(user: user, service: service, peer: conv.peer, conv: conv)
             await conv.finish(status, reason: reason)
+        case .chauthtokPrelim(let user, _):
+            let (status, reason) = LoginFlow(runtime: runtime).passwordCheck(user: user, peer: conv.peer)
+            await conv.finish(status, reason: reason)
         case .passcodeReset:
             let (status, reason) = await LoginFlow(runtime: runtime).ownPasscodeReset(peer: conv.peer, conv: conv)
             await conv.finish(status, reason: reason)

@@ -57,6 +57,8 @@ public enum Sys {
     public struct RunResult: Sendable {
         public var status: Int32
         public var stderr: String
+        /// The program was killed by a signal (`status` is its number).
+        public var signaled = false
     }
 
     /// Runs a program (no shell) with `input` on stdin; returns its status and stderr.
@@ -79,6 +81,7 @@ public enum Sys {
         try? inPipe.fileHandleForWriting.close()
         let err = errPipe.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
-        return RunResult(status: p.terminationStatus, stderr: String(decoding: err, as: UTF8.self))
+        return RunResult(
+            status: p.terminationStatus, stderr: String(decoding: err, as: UTF8.self), signaled: p.terminationReason == .uncaughtSignal)
     }
 }
