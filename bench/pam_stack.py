@@ -1,7 +1,8 @@
 """Benchmark 1: a provisioned user's login through the fedlogin PAM stack
-(pam/fedlogin.pam: pam_fedlogin, then pam_unix) against a stack of pam_unix
-alone, with the same C driver (pam_bench.c, pam_start_confdir) and the same
-user and passcode. The two stacks take turns, round by round.
+(pam/fedlogin.pam: pam_fedlogin, then pam_unix, in auth and in account)
+against the same stack without its pam_fedlogin lines (pam_unix alone),
+with the same C driver (pam_bench.c, pam_start_confdir) and the same user
+and passcode. The stacks take turns, round by round.
 
     Tests/integration/run-in-namespace.sh .venv/bin/python bench/pam_stack.py [-n 200]
 
@@ -19,22 +20,29 @@ import sandbox
 
 FEDLOGIN_SERVICE = "fedlogin"
 UNIX_SERVICE = "unix"
-# pam_fedlogin's own share: its line, then pam_permit (no password hash to check).
+# pam_fedlogin's own share: its auth and account lines, each followed by
+# pam_permit (no password hash to check).
 MODULE_SERVICE = "fedlogin-module"
 SERVICES = (FEDLOGIN_SERVICE, UNIX_SERVICE, MODULE_SERVICE)
 
 
 def make_stacks(tmp: Path, socket_path: Path) -> Path:
-    """A confdir with the fedlogin stack (`fedlogin`, from pam/fedlogin.pam)
-    and the same stack without its pam_fedlogin line (`unix`)."""
+    """A confdir with the fedlogin stack (`fedlogin`, from pam/fedlogin.pam),
+    the same stack without its pam_fedlogin lines (`unix`), and
+    pam_fedlogin's lines of a successful login alone (`fedlogin-module`)."""
     confdir = sandbox.make_confdir(Path(tmp) / "pam-stacks", socket_path, services=(FEDLOGIN_SERVICE, "other"))
     lines = (confdir / FEDLOGIN_SERVICE).read_text().splitlines()
-    unix = [ln for ln in lines if "pam_fedlogin.so" not in ln or ln.lstrip().startswith("#")]
-    if len(unix) != len(lines) - 1:
-        raise RuntimeError("expected exactly one pam_fedlogin line in the stack")
+    ours = [i for i, ln in enumerate(lines) if "pam_fedlogin.so" in ln and not ln.lstrip().startswith("#")]
+    if not ours:
+        raise RuntimeError("no pam_fedlogin line in the stack")
+    unix = [ln for i, ln in enumerate(lines) if i not in ours]
     (confdir / UNIX_SERVICE).write_text("\n".join(unix) + "\n")
-    module = [ln for ln in lines if "pam_fedlogin.so" in ln and not ln.lstrip().startswith("#")]
-    module += ["auth     required   pam_permit.so", "account  required   pam_permit.so"]
+    # The lines a successful login runs: the `authfail` line only runs after
+    # pam_unix refused the password, the password lines only on a change.
+    module = []
+    for kind in ("auth", "account"):
+        module += [lines[i] for i in ours if lines[i].split()[0] == kind and "authfail" not in lines[i].split()]
+        module.append(f"{kind:<8} required   pam_permit.so")
     (confdir / MODULE_SERVICE).write_text("\n".join(module) + "\n")
     return confdir
 

@@ -130,7 +130,7 @@ LINES = [
     ("login_unix", "Login, pam_unix alone: median / p90", "-"),
     ("overhead", "fedlogin stack over pam_unix alone (median)", "<= 5 %"),
     ("added", "Time added per login (median of paired differences)", "-"),
-    ("module", "pam_fedlogin alone (its line + pam_permit): median / p90", "-"),
+    ("module", "pam_fedlogin alone (its auth and account lines + pam_permit): median / p90", "-"),
     ("txn_fedlogin", "Whole transaction incl. pam_start/pam_end, fedlogin stack (median)", "-"),
     ("txn_unix", "Whole transaction incl. pam_start/pam_end, pam_unix alone (median)", "-"),
     ("rtt_root", "Round trip AUTHENTICATE root -> IGNORE: p50 / p99", "p50 <= 100 µs, p99 <= 1 ms"),
