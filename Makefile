@@ -43,7 +43,7 @@ unit-tests: build
 # The Swift fuzz targets' corpora (and any crash kept there) through the
 # ordinary build: a regression test of every input fuzzing found interesting.
 fuzz-replay:
-	$(BIN)/fedlogin-fuzz wire Tests/fixtures/protocol fuzz/corpus/frame
+	$(BIN)/fedlogin-fuzz wire Tests/fixtures/protocol fuzz/corpus/frame fuzz/corpus/swift-wire
 	$(BIN)/fedlogin-fuzz directory fuzz/corpus/swift-directory
 	$(BIN)/fedlogin-fuzz config fuzz/corpus/swift-config
 
@@ -81,7 +81,7 @@ fuzz: deps
 	$(MAKE) fuzz-swift
 
 fuzz-swift:
-	$(SWIFT) build --product fedlogin-fuzz -Xswiftc -sanitize=fuzzer -Xswiftc -DFUZZING --scratch-path .build-fuzz
+	$(SWIFT) build --product fedlogin-fuzz -Xswiftc -sanitize=fuzzer -Xswiftc -DFUZZING -Xswiftc -use-ld=lld --scratch-path .build-fuzz
 	bash fuzz/run-swift.sh .build-fuzz/debug/fedlogin-fuzz $(FUZZ_RUNS) $(OUT)/fuzz
 
 # Benchmarks (not part of check): results go to docs/performance.md.

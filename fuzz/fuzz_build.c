@@ -235,6 +235,8 @@ static int one_input(const uint8_t *data, size_t size)
 		expect = FEDLOGIN_E_TYPE;
 	if (expect == FEDLOGIN_OK && type == FEDLOGIN_MSG_RESULT && fields[0].num > FEDLOGIN_STATUS_MAX)
 		expect = FEDLOGIN_E_STATUS;
+	if (expect == FEDLOGIN_OK && type == FEDLOGIN_MSG_CONTROL_REPLY && fields[0].num > 1)
+		expect = FEDLOGIN_E_STATUS;
 	if (rc != expect) {
 		fprintf(stderr, "fuzz_build: type 0x%02x: builder said %d (%s), expected %d (%s)\n",
 			type, rc, fedlogin_strerror(rc), expect, fedlogin_strerror(expect));

@@ -9,7 +9,7 @@ bin="$1"; runs="$2"; out="$3"
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(dirname "$here")"
 declare -A seeds=(
-    [wire]="$repo/Tests/fixtures/protocol $here/corpus/frame"
+    [wire]="$here/corpus/swift-wire $repo/Tests/fixtures/protocol $here/corpus/frame"
     [directory]="$here/corpus/swift-directory"
     [config]="$here/corpus/swift-config"
 )

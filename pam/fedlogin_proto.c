@@ -70,7 +70,7 @@ const char *fedlogin_strerror(int err)
 	case FEDLOGIN_E_TRAILING: return "trailing bytes after the last field";
 	case FEDLOGIN_E_NUL: return "NUL byte inside a string";
 	case FEDLOGIN_E_STRLEN: return "string longer than the protocol allows";
-	case FEDLOGIN_E_STATUS: return "unknown result status";
+	case FEDLOGIN_E_STATUS: return "unknown result status or flag";
 	case FEDLOGIN_E_SPACE: return "frame does not fit the buffer";
 	case FEDLOGIN_E_SCHEMA: return "fields do not match the message type";
 	}
@@ -156,8 +156,11 @@ int fedlogin_parse(const uint8_t *body, size_t len, struct fedlogin_msg *msg)
 	}
 	if (pos != len)
 		return FEDLOGIN_E_TRAILING;
-	/* RESULT status is a closed set (docs/protocol.md, "Result status"). */
+	/* RESULT status is a closed set (docs/protocol.md, "Result status"), and
+	 * CONTROL_REPLY's ok is 0 or 1: one meaning, one encoding. */
 	if (msg->type == FEDLOGIN_MSG_RESULT && msg->fields[0].num > FEDLOGIN_STATUS_MAX)
+		return FEDLOGIN_E_STATUS;
+	if (msg->type == FEDLOGIN_MSG_CONTROL_REPLY && msg->fields[0].num > 1)
 		return FEDLOGIN_E_STATUS;
 	return FEDLOGIN_OK;
 }

@@ -129,7 +129,7 @@ enum fedlogin_err {
 	FEDLOGIN_E_TRAILING = -5, /* bytes left after the last field */
 	FEDLOGIN_E_NUL = -6,      /* a string holds a NUL byte */
 	FEDLOGIN_E_STRLEN = -7,   /* a string is longer than FEDLOGIN_MAX_STR */
-	FEDLOGIN_E_STATUS = -8,   /* RESULT status outside the closed set */
+	FEDLOGIN_E_STATUS = -8,   /* RESULT status outside the closed set, CONTROL_REPLY ok not 0 or 1 */
 	FEDLOGIN_E_SPACE = -9,    /* builder: the frame does not fit the buffer */
 	FEDLOGIN_E_SCHEMA = -10,  /* builder: fields do not match the type's signature */
 };

@@ -4,6 +4,7 @@ pre-provisioning of the users associated with this device, an admin's
 bind / unbind / --adopt, and `fedloginctl users --json`."""
 import grp
 import subprocess
+import time
 
 import pytest
 
@@ -97,6 +98,21 @@ def test_removed_from_the_directory_or_unassociated_locks(tmp_path, strict, in_n
         assert user_row(w, a)["locked"] == "no longer in the directory"
         assert user_row(w, b)["locked"] == "no longer associated with this machine"
         assert passwd_entry(a) and passwd_entry(b)
+    finally:
+        w.stop()
+
+
+def test_the_periodic_sync_locks_without_being_asked(tmp_path, strict, in_namespace):
+    name = unique("periodic")
+    w = World(tmp_path, strict, [{"username": name}], config={"daemon": {"sync_interval": 1}})
+    try:
+        first_login(w, strict, name)
+        w.rewrite_directory([{"username": name, "disabled": True}])
+        end = time.time() + 30
+        while not shadow_fields(name)[1].startswith("!") and time.time() < end:
+            time.sleep(0.3)
+        assert shadow_fields(name)[1].startswith("!")
+        assert "directory sync done" in w.logs()
     finally:
         w.stop()
 

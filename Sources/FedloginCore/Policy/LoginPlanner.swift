@@ -38,6 +38,13 @@ public struct FirstLoginPlan: Sendable, Equatable {
     public var idpReason: String
     /// The uid the directory assigned, if any.
     public var uid: UInt32?
+    /// A sign-in to reset the passcode of an existing account, not to make one.
+    public var passcodeReset = false
+
+    /// What the sign-in is for, as the user reads it after "Sign in with IDP".
+    public var purpose: String {
+        passcodeReset ? "to choose a new passcode for \(localUsername)" : "to set up \(localUsername) on this machine"
+    }
 
     public init(localUsername: String, directoryUser: DirectoryUser, idp: String, idpReason: String, uid: UInt32?) {
         self.localUsername = localUsername

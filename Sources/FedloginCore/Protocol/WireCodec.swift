@@ -9,6 +9,7 @@ public enum WireError: Error, Equatable, CustomStringConvertible {
     case nulInString
     case invalidUTF8
     case unknownStatus(UInt8)
+    case badFlag(UInt8)
 
     public var description: String {
         switch self {
@@ -21,6 +22,7 @@ public enum WireError: Error, Equatable, CustomStringConvertible {
         case .nulInString: "string contains a NUL byte"
         case .invalidUTF8: "string is not UTF-8"
         case .unknownStatus(let s): "unknown result status \(s)"
+        case .badFlag(let v): "flag \(v), expected 0 or 1"
         }
     }
 }
@@ -124,7 +126,8 @@ public enum WireCodec {
         case .nssNotFound: message = .nssNotFound
         case .controlReply:
             let ok = try r.u8()
-            message = .controlReply(ok: ok != 0, json: try r.str())
+            guard ok <= 1 else { throw WireError.badFlag(ok) }
+            message = .controlReply(ok: ok == 1, json: try r.str())
         }
         guard r.atEnd else { throw WireError.trailingBytes }
         return message

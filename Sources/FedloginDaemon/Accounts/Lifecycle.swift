@@ -59,7 +59,14 @@ struct Lifecycle: Sendable {
         var seen = Set<String>()
         for account in try runtime.state.accounts() where account.state == "active" || account.state == "pending" {
             seen.insert(account.directoryUsername)
-            let user = try await directory.lookup(account.directoryUsername)
+            let user: DirectoryUser?
+            do {
+                user = try await directory.lookup(account.directoryUsername)
+            } catch {
+                // Gone mid-sync: what is done stays done, the rest waits for the next sync.
+                result.errors.append("the directory stopped answering at \(account.username): \(error)")
+                break
+            }
             guard runtime.inFlight.begin(account.username) else {
                 result.skipped.append("\(account.username): a login is in progress")
                 continue

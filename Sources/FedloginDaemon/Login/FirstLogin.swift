@@ -231,7 +231,7 @@ struct LoginFlow: Sendable {
         // grace let its answer, not a guess, end the wait.
         let codeEnd = Date().addingTimeInterval(start.expiresIn)
         let end = min(deadline, codeEnd.addingTimeInterval(5))
-        var text = "Sign in with \(idp.displayName) to set up \(plan.localUsername) on this machine.\n"
+        var text = "Sign in with \(idp.displayName) \(plan.purpose).\n"
         text += "On your phone or computer, open this address and enter the code \(start.userCode):\n\(start.verificationURI)\n"
         if let complete = start.verificationURIComplete, let qr = QRCode.text(for: complete) {
             text += "Or scan this code, which opens it with the code filled in:\n\(qr)\n\(complete)\n"
@@ -313,7 +313,7 @@ struct LoginFlow: Sendable {
         let url = discovery.authorizationEndpoint + sep + query
 
         try await conv.info(
-            "Sign in with \(idp.displayName) to set up \(plan.localUsername) on this machine.\nOpen this address in a browser on this machine:\n\(url)\nIf the browser cannot come back to this machine, paste the address it ends on at the prompt. You have \(Self.timeLeft(deadline)).")
+            "Sign in with \(idp.displayName) \(plan.purpose).\nOpen this address in a browser on this machine:\n\(url)\nIf the browser cannot come back to this machine, paste the address it ends on at the prompt. You have \(Self.timeLeft(deadline)).")
         var response: AuthorizationResponse?
         while response == nil {
             let left = deadline.timeIntervalSinceNow

@@ -88,7 +88,8 @@ extension LoginFlow {
         var log = log
         log[metadataKey: "idp"] = "\(idp)"
         log.info("passcode reset: signing in with \(idp) (\(why))")
-        let plan = FirstLoginPlan(localUsername: rec.username, directoryUser: user, idp: idp, idpReason: why, uid: rec.uid)
+        var plan = FirstLoginPlan(localUsername: rec.username, directoryUser: user, idp: idp, idpReason: why, uid: rec.uid)
+        plan.passcodeReset = true
         let request = PAMRequest(user: rec.username, service: service, tty: "", rhost: "", ruser: "")
         let identity = try await signIn(client: runtime.idps[idp]!, plan: plan, request: request, conv: conv, log: log)
         // The person who signed in must be the account's owner.

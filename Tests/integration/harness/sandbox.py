@@ -477,6 +477,8 @@ def write_config(tmp: Path, idps: dict[str, Any], **overrides) -> Path:
             "system_root": "/",
             "device_id": "demo-device-1",
             "directory_socket": str(short / "dir.sock"),
+            # Syncs only when a test asks (fedloginctl sync), so none races a test.
+            "sync_interval": 0,
         },
         "accounts": {"uid_min": 70000, "uid_max": 79999, "shell": "/bin/bash"},
         "signin": {"timeout": 60},
