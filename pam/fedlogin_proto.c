@@ -37,6 +37,7 @@ static const struct type_info types[] = {
 	{ FEDLOGIN_MSG_NSS_GROUP, "NSS_GROUP", "sus" },
 	{ FEDLOGIN_MSG_NSS_NOTFOUND, "NSS_NOTFOUND", "" },
 	{ FEDLOGIN_MSG_CONTROL_REPLY, "CONTROL_REPLY", "bs" },
+	{ FEDLOGIN_MSG_CONTROL_REPLY_PART, "CONTROL_REPLY_PART", "s" },
 };
 
 static const struct type_info *lookup(uint8_t type)

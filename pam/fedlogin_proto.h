@@ -96,6 +96,8 @@ enum fedlogin_msg_type {
 	FEDLOGIN_MSG_NSS_NOTFOUND = 0x92,
 	/* u8 ok, str json: the answer to CONTROL */
 	FEDLOGIN_MSG_CONTROL_REPLY = 0xa0,
+	/* str json: a leading piece of a CONTROL_REPLY longer than one string (fedloginctl) */
+	FEDLOGIN_MSG_CONTROL_REPLY_PART = 0xa1,
 };
 
 /* RESULT status: a closed set. Any other value is a protocol error. */

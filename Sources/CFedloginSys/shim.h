@@ -10,6 +10,12 @@
 #include <curl/curl.h>
 #include <qrencode.h>
 #include <string.h>
+#include <fcntl.h>
+
+/* pipe2(2) with O_CLOEXEC (a _GNU_SOURCE declaration Swift's Glibc module
+   does not show): no concurrently spawned program inherits the pipe. */
+int pipe2(int pipefd[2], int flags);
+static inline int fedlogin_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
 #include <stdlib.h>
 
 /* The layout of Linux's struct ucred (SO_PEERCRED), which glibc hides

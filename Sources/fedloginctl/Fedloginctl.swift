@@ -28,7 +28,8 @@ struct Connection: ParsableArguments {
     var json = false
 
     /// Sends one CONTROL request; returns the reply object or exits with the daemon's error.
-    func call(_ op: String, _ params: [String: Any] = [:]) async throws -> [String: Any] {
+    /// `wait`: seconds for the daemon's answer (a sync of many accounts takes long).
+    func call(_ op: String, _ params: [String: Any] = [:], wait: Int = 30) async throws -> [String: Any] {
         var body = params
         body["op"] = op
         let request = String(decoding: try JSONSerialization.data(withJSONObject: body), as: UTF8.self)
@@ -36,10 +37,14 @@ struct Connection: ParsableArguments {
         do {
             reply = try await FramedClient.with(socket: socket) { session in
                 try await session.send(WireMessage.control(request).body())
-                guard case .controlReply(let ok, let json) = try WireMessage(body: try await session.receive(timeout: .seconds(30))) else {
-                    throw CLIError("fedlogind sent an unexpected answer")
+                var text = ""
+                while true {
+                    switch try WireMessage(body: try await session.receive(timeout: .seconds(Int64(wait)))) {
+                    case .controlReplyPart(let part): text += part
+                    case .controlReply(let ok, let json): return (ok, text + json)
+                    default: throw CLIError("fedlogind sent an unexpected answer")
+                    }
                 }
-                return (ok, json)
             }
         } catch let e as FramedClient.ClientError {
             throw CLIError("fedlogind is not reachable at \(socket) (\(e)). Is it running? Try: systemctl status fedlogind")
@@ -135,7 +140,7 @@ struct Sync: AsyncParsableCommand {
     @OptionGroup var connection: Connection
 
     func run() async throws {
-        let r = try await connection.call("sync")
+        let r = try await connection.call("sync", wait: 3600)
         guard !connection.json else { return }
         for (key, label) in [
             ("provisioned", "created"), ("locked", "locked"), ("unlocked", "unlocked"), ("group_changes", "groups"),
@@ -165,7 +170,7 @@ struct Bind: AsyncParsableCommand {
     func run() async throws {
         var params: [String: Any] = ["user": user, "adopt": adopt]
         if let passwordSync { params["password_sync"] = passwordSync.rawValue }
-        let r = try await connection.call("bind", params)
+        let r = try await connection.call("bind", params, wait: 300)
         if !connection.json { print(r["message"] as? String ?? "done") }
     }
 }

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.namespace
 
 PASSCODE = "Correct-Horse9"
 DEVICE = "demo-device-1"
-CONTROL, CONTROL_REPLY = 0x20, 0xA0
+CONTROL, CONTROL_REPLY, CONTROL_REPLY_PART = 0x20, 0xA0, 0xA1
 NSS_GETPWNAM, NSS_PASSWD = 0x10, 0x90
 
 
@@ -47,18 +47,24 @@ def unmount(path: Path):
 
 def control(w: World, op: str, timeout: float) -> tuple[bool, str]:
     """A CONTROL request as fedloginctl sends it, waiting up to `timeout`
-    (fedloginctl waits 30 s; a sync that creates 1 000 accounts takes
-    minutes). Returns (ok, the reply's JSON text)."""
+    (a sync that creates 1 000 accounts takes minutes). Returns (ok, the
+    reply's JSON text, CONTROL_REPLY_PART pieces joined)."""
     frame = wire.frame(CONTROL, json.dumps({"op": op}))
+    text = ""
     with socket.socket(socket.AF_UNIX) as s:
         s.settimeout(timeout)
         s.connect(str(w.socket))
         s.sendall(frame)
-        n = struct.unpack(">I", s.recv(4, socket.MSG_WAITALL))[0]
-        body = s.recv(n, socket.MSG_WAITALL)
-    assert body[1] == CONTROL_REPLY, body[:2]
-    (ln,) = struct.unpack(">H", body[3:5])
-    return body[2] == 1, body[5:5 + ln].decode()
+        while True:
+            n = struct.unpack(">I", s.recv(4, socket.MSG_WAITALL))[0]
+            body = s.recv(n, socket.MSG_WAITALL)
+            if body[1] == CONTROL_REPLY_PART:
+                (ln,) = struct.unpack(">H", body[2:4])
+                text += body[4:4 + ln].decode()
+                continue
+            assert body[1] == CONTROL_REPLY, body[:2]
+            (ln,) = struct.unpack(">H", body[3:5])
+            return body[2] == 1, text + body[5:5 + ln].decode()
 
 
 def status(w: World) -> dict:

@@ -3,6 +3,7 @@ sync (lock, never delete; groups through the allowlist; admins and sudo),
 pre-provisioning of the users associated with this device, an admin's
 bind / unbind / --adopt, and `fedloginctl users --json`."""
 import grp
+import json
 import subprocess
 import time
 
@@ -250,5 +251,19 @@ def test_users_and_status_readable_and_json(tmp_path, strict, in_namespace):
         assert j["password_mode"] == "passcode" and j["locked"] == "" and j["reported"] is True
         s = w.ctl_json("status")
         assert s["managed_users"] >= 1 and s["device_id"] == DEVICE
+    finally:
+        w.stop()
+
+
+def test_replies_longer_than_one_frame_string_arrive_whole(tmp_path, strict, in_namespace):
+    names = [unique("many") for _ in range(60)]
+    w = World(tmp_path, strict, [{"username": n} for n in names], devices={DEVICE: names})
+    try:
+        assert sorted(w.ctl_json("sync")["provisioned"]) == sorted(names)
+        out = w.ctl("users", "--json").stdout
+        assert len(out) > 4096  # more than one string of the wire protocol holds
+        listed = {u["username"] for u in json.loads(out)["users"]}
+        assert set(names) <= listed
+        assert sum(1 for line in w.ctl("users").stdout.splitlines() if line.startswith("many")) == 60
     finally:
         w.stop()

@@ -44,7 +44,7 @@ public enum WireCodec {
         case .authenticate(let r), .authFailed(let r):
             str(r.user); str(r.service); str(r.tty); str(r.rhost); str(r.ruser)
         case .answer(let s), .nssGetpwnam(let s), .nssGetgrnam(let s), .control(let s),
-            .info(let s), .error(let s), .promptEchoOn(let s), .promptEchoOff(let s):
+            .info(let s), .error(let s), .promptEchoOn(let s), .promptEchoOff(let s), .controlReplyPart(let s):
             str(s)
         case .acctMgmt(let user, let service), .chauthtok(let user, let service), .chauthtokPrelim(let user, let service):
             str(user); str(service)
@@ -124,6 +124,7 @@ public enum WireCodec {
                     shell: try r.str()))
         case .nssGroup: message = .nssGroup(name: try r.str(), gid: try r.u32(), members: try r.str())
         case .nssNotFound: message = .nssNotFound
+        case .controlReplyPart: message = .controlReplyPart(try r.str())
         case .controlReply:
             let ok = try r.u8()
             guard ok <= 1 else { throw WireError.badFlag(ok) }

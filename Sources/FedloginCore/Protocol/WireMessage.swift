@@ -34,6 +34,7 @@ public enum MessageType: UInt8, Sendable, CaseIterable {
     case nssGroup = 0x91
     case nssNotFound = 0x92
     case controlReply = 0xa0
+    case controlReplyPart = 0xa1
 }
 
 /// The closed set of final statuses a RESULT carries.
@@ -113,6 +114,8 @@ public enum WireMessage: Sendable, Equatable {
     case nssGroup(name: String, gid: UInt32, members: String)
     case nssNotFound
     case controlReply(ok: Bool, json: String)
+    /// A leading piece of a CONTROL reply longer than one string holds.
+    case controlReplyPart(String)
 
     public var type: MessageType {
         switch self {
@@ -138,6 +141,7 @@ public enum WireMessage: Sendable, Equatable {
         case .nssGroup: .nssGroup
         case .nssNotFound: .nssNotFound
         case .controlReply: .controlReply
+        case .controlReplyPart: .controlReplyPart
         }
     }
 

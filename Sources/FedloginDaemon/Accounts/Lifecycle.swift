@@ -118,7 +118,7 @@ struct Lifecycle: Sendable {
             return
         }
         let lockedBySync = account.lockedReason.flatMap(SyncLock.init(rawValue:))
-        let memberOf = Set(accounts.existingGroups().filter { accounts.members(of: $0).contains(account.username) })
+        let memberOf = accounts.groups(of: account.username)
         let actions = SyncPlanner.plan(
             user: user, associated: associated, lockedBySync: lockedBySync,
             managedGroups: Set(account.managedGroups.split(separator: ",").map(String.init)), memberOf: memberOf,

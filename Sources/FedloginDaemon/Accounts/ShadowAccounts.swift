@@ -141,14 +141,15 @@ public struct ShadowAccounts: Sendable {
         }
     }
 
-    /// Members of a local group, from the group file.
-    public func members(of group: String) -> [String] {
+    /// The local groups that list `name` as a member (one read of the group file).
+    public func groups(of name: String) -> Set<String> {
         let text = (try? Sys.readText(etc + "/group")) ?? ""
+        var out = Set<String>()
         for line in text.split(separator: "\n") {
             let f = line.split(separator: ":", omittingEmptySubsequences: false)
-            if f.count >= 4, f[0] == group { return f[3].split(separator: ",").map(String.init) }
+            if f.count >= 4, f[3].split(separator: ",").contains(where: { $0 == name }) { out.insert(String(f[0])) }
         }
-        return []
+        return out
     }
 
     public func addToGroup(name: String, group: String) throws {

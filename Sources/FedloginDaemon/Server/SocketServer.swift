@@ -69,6 +69,25 @@ public struct SocketServer: Service {
         }
     }
 
+    /// `text` cut into pieces of at most `max` UTF-8 bytes, never inside a character's encoding.
+    static func pieces(of text: String, max: Int) -> [String] {
+        var out: [String] = []
+        var current = ""
+        var size = 0
+        for u in text.unicodeScalars {
+            let n = String(u).utf8.count
+            if size + n > max {
+                out.append(current)
+                current = ""
+                size = 0
+            }
+            current.unicodeScalars.append(u)
+            size += n
+        }
+        out.append(current)
+        return out
+    }
+
     func answerNSS(_ answer: NSSResolver.Answer, conv: Conversation) async throws {
         switch answer {
         case .passwd(let p): try await conv.send(.nssPasswd(p))
@@ -111,7 +130,11 @@ public struct SocketServer: Service {
             try await answerNSS(await NSSResolver(runtime: runtime).group(gid: gid), conv: conv)
         case .control(let json):
             let (ok, reply) = await Control(runtime: runtime).handle(json, peer: conv.peer)
-            try await conv.send(.controlReply(ok: ok, json: reply))
+            // A string holds 4096 bytes: a longer reply goes in leading parts.
+            var pieces = Self.pieces(of: reply, max: Wire.maxString)
+            let last = pieces.removeLast()
+            for p in pieces { try await conv.send(.controlReplyPart(p)) }
+            try await conv.send(.controlReply(ok: ok, json: last))
         default:
             runtime.logger.warning("unexpected first frame \(request.logDescription)", metadata: ["peer": "\(conv.peer)"])
         }

@@ -61,27 +61,67 @@ public enum Sys {
         public var signaled = false
     }
 
-    /// Runs a program (no shell) with `input` on stdin; returns its status and stderr.
+    /// Runs a program (no shell) with `input` on stdin; returns its status
+    /// and stderr. posix_spawn and a blocking waitpid: the caller waits for
+    /// the program, not for a polling interval.
     public static func run(_ path: String, _ args: [String], input: Data? = nil, environment: [String: String]? = nil) throws -> RunResult {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: path)
-        p.arguments = args
-        if let environment { p.environment = environment }
-        let errPipe = Pipe()
-        let inPipe = Pipe()
-        p.standardError = errPipe
-        p.standardOutput = FileHandle.nullDevice
-        p.standardInput = inPipe
-        do {
-            try p.run()
-        } catch {
-            throw Failure("cannot run \(path): \(error)")
+        var inFDs: [Int32] = [-1, -1]
+        var errFDs: [Int32] = [-1, -1]
+        guard fedlogin_pipe_cloexec(&inFDs) == 0 else { throw Failure("cannot run \(path): pipe: \(errnoText())") }
+        guard fedlogin_pipe_cloexec(&errFDs) == 0 else {
+            close(inFDs[0]); close(inFDs[1])
+            throw Failure("cannot run \(path): pipe: \(errnoText())")
         }
-        if let input { inPipe.fileHandleForWriting.write(input) }
-        try? inPipe.fileHandleForWriting.close()
-        let err = errPipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return RunResult(
-            status: p.terminationStatus, stderr: String(decoding: err, as: UTF8.self), signaled: p.terminationReason == .uncaughtSignal)
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, inFDs[0], 0)
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, errFDs[1], 2)
+        let env = (environment ?? ProcessInfo.processInfo.environment).map { "\($0.key)=\($0.value)" }
+        var pid: pid_t = 0
+        let rc = withCStrings([path] + args) { argv in
+            withCStrings(env) { envp in posix_spawn(&pid, path, &actions, nil, argv, envp) }
+        }
+        close(inFDs[0])
+        close(errFDs[1])
+        guard rc == 0 else {
+            close(inFDs[1]); close(errFDs[0])
+            throw Failure("cannot run \(path): \(errnoText(rc))")
+        }
+        if let input {
+            input.withUnsafeBytes { raw in
+                var off = 0
+                while off < raw.count {
+                    let n = write(inFDs[1], raw.baseAddress! + off, raw.count - off)
+                    if n < 0 && errno == EINTR { continue }
+                    if n <= 0 { break }
+                    off += n
+                }
+            }
+        }
+        close(inFDs[1])
+        var err = Data()
+        var buf = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = read(errFDs[0], &buf, buf.count)
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            err.append(buf, count: n)
+        }
+        close(errFDs[0])
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let signaled = (status & 0x7f) != 0 && (status & 0x7f) != 0x7f
+        let code = signaled ? status & 0x7f : (status >> 8) & 0xff
+        return RunResult(status: code, stderr: String(decoding: err, as: UTF8.self), signaled: signaled)
+    }
+
+    /// Calls `body` with a NULL-terminated C array of the strings.
+    static func withCStrings<R>(_ strings: [String], _ body: ([UnsafeMutablePointer<CChar>?]) -> R) -> R {
+        var ptrs: [UnsafeMutablePointer<CChar>?] = strings.map { strdup($0) }
+        ptrs.append(nil)
+        defer { for p in ptrs { free(p) } }
+        return body(ptrs)
     }
 }
