@@ -63,6 +63,7 @@ _TOOLS = {
     "pam_bench": (["pam_bench.c"], ["-lpam"]),
     "rtt_client": (["rtt_client.c"], []),
     "echo_server": (["echo_server.c"], []),
+    "nss_bench": (["nss_bench.c"], ["-lpthread"]),
 }
 
 

@@ -3,7 +3,7 @@ Markdown table (the goals beside the figures). Run it through bench/run.sh,
 which enters the private mount namespace first.
 
     .venv/bin/python bench/run_all.py [--build NAME=DIR ...] [--n-pam 200] [--n-rtt 2000]
-                                      [--starts 10] [--json FILE]
+                                      [--nss-runs 5] [--nss-ms 1000] [--starts 10] [--json FILE]
 
 Builds: every --build NAME=DIR (DIR holds fedlogind and fedlogin-directoryd);
 by default `debug` (.build/debug, or $FEDLOGIN_BIN) and, when it exists,
@@ -23,6 +23,7 @@ from pathlib import Path
 
 import benchlib
 import daemon_start
+import nss_lookup
 import pam_stack
 import roundtrip
 
@@ -32,6 +33,8 @@ GOAL_RTT_P50_US = 100.0
 GOAL_RTT_P99_US = 1000.0
 GOAL_RSS_MB = 30.0  # MB = 10^6 bytes
 GOAL_READY_MS = 200.0
+GOAL_NSS_PER_S = 20000.0  # getpwnam of a directory user, 1 and 4 threads
+GOAL_NSS_MISS_RATIO = 2.0  # a miss with fedlogin in nsswitch.conf vs `files` alone
 
 
 def default_builds() -> list[tuple[str, Path]]:
@@ -71,6 +74,8 @@ def bench_build(name: str, bin_dir: Path, idp, tools: dict, tmp: Path, args) -> 
         log(f"round trips: {args.n_rtt} per request")
         result["rtt"] = roundtrip.run(machine, tools, args.n_rtt, args.warmup_rtt)
         result["loaded"] = benchlib.vm_status(machine.fedlogind.pid)
+        log(f"NSS lookups: {args.nss_runs} runs of {args.nss_ms} ms each")
+        result["nss"] = nss_lookup.run(machine, tools, args.nss_runs, args.nss_ms)
         log(f"starts: {args.starts}")
         result["start"] = daemon_start.run(machine, args.starts, args.settle)
         return result
@@ -92,7 +97,7 @@ def mb(kb: float) -> float:
 
 
 def rows(r: dict) -> dict[str, str]:
-    p, t, s = r["pam"], r["rtt"], r["start"]
+    p, t, s, n = r["pam"], r["rtt"], r["start"], r["nss"]
     f, u = p["fedlogin"]["login"], p["unix"]["login"]
     over = p["ratio_median"] - 1
     over90 = p["ratio_p90"] - 1
@@ -122,7 +127,18 @@ def rows(r: dict) -> dict[str, str]:
         "ready": (f"{ready:.0f} ms (p90 {s['ready_ms']['p90']:.0f} ms): "
                   f"{verdict(ready <= GOAL_READY_MS)}"),
         "size": f"{r['fedlogind_bytes'] / 1e6:.0f} MB",
+        "nss_dir_1": nss_rate(n["directory_1"]),
+        "nss_dir_4": nss_rate(n["directory_4"]),
+        "nss_miss": (f"{n['miss_fedlogin']['cost_us']:.0f} µs vs {n['miss_files']['cost_us']:.1f} µs: "
+                     f"{n['miss_ratio']:.0f}x: {verdict(n['miss_ratio'] < GOAL_NSS_MISS_RATIO)}"),
+        "nss_local": (f"{n['local_fedlogin']['cost_us']:.1f} µs vs {n['local_files']['cost_us']:.1f} µs "
+                      f"({n['local_ratio']:.2f}x)"),
     }
+
+
+def nss_rate(m: dict) -> str:
+    return (f"{m['per_s']:,.0f}/s (p50 {m['p50_us']:.0f} µs): {verdict(m['per_s'] >= GOAL_NSS_PER_S)}"
+            .replace(",", " "))
 
 
 LINES = [
@@ -141,6 +157,10 @@ LINES = [
     ("rss_loaded", "RSS after the login and round trip runs", "-"),
     ("ready", "Start to socket ready (median of starts)", "<= 200 ms"),
     ("size", "fedlogind executable size", "-"),
+    ("nss_dir_1", "NSS getpwnam, directory user not yet local, 1 thread", ">= 20 000/s"),
+    ("nss_dir_4", "NSS getpwnam, directory user not yet local, 4 threads", ">= 20 000/s"),
+    ("nss_miss", "NSS getpwnam miss, per lookup: files fedlogin vs files", "< 2x"),
+    ("nss_local", "NSS getpwnam local user, per lookup: files fedlogin vs files", "equal"),
 ]
 
 
@@ -152,6 +172,7 @@ def markdown(results: dict, info: dict, args) -> str:
     out.append("Builds: " + ", ".join(f"{n} ({results[n]['bin_dir']})" for n in names) + ".  ")
     out.append(f"N: {args.n_pam} logins per PAM stack (interleaved, after {args.warmup_pam} warm-up rounds); "
                f"{args.n_rtt} round trips per request (after {args.warmup_rtt} warm-up); "
+               f"{args.nss_runs} NSS runs of {args.nss_ms} ms per lookup kind; "
                f"{args.starts} starts ({args.settle:g} s idle before reading VmRSS).  ")
     out.append(f"Run: {info['started']}, {info['seconds']:.0f} s; load average before {info['load_before']}, "
                f"after {m['loadavg']}.")
@@ -171,6 +192,8 @@ def main():
     ap.add_argument("--warmup-pam", type=int, default=10)
     ap.add_argument("--n-rtt", type=int, default=2000)
     ap.add_argument("--warmup-rtt", type=int, default=200)
+    ap.add_argument("--nss-runs", type=int, default=5)
+    ap.add_argument("--nss-ms", type=int, default=1000)
     ap.add_argument("--starts", type=int, default=10)
     ap.add_argument("--settle", type=float, default=2.0)
     ap.add_argument("--json", type=Path, help="also write every figure (and the raw start runs) here")
