@@ -64,6 +64,7 @@ _TOOLS = {
     "rtt_client": (["rtt_client.c"], []),
     "echo_server": (["echo_server.c"], []),
     "nss_bench": (["nss_bench.c"], ["-lpthread"]),
+    "login_storm": (["login_storm.c"], ["-lpam"]),
 }
 
 

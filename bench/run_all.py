@@ -3,13 +3,16 @@ Markdown table (the goals beside the figures). Run it through bench/run.sh,
 which enters the private mount namespace first.
 
     .venv/bin/python bench/run_all.py [--build NAME=DIR ...] [--n-pam 200] [--n-rtt 2000]
-                                      [--nss-runs 5] [--nss-ms 1000] [--starts 10] [--json FILE]
+                                      [--nss-runs 5] [--nss-ms 1000] [--starts 10]
+                                      [--storm 500] [--storm-alone 5] [--json FILE]
 
 Builds: every --build NAME=DIR (DIR holds fedlogind and fedlogin-directoryd);
 by default `debug` (.build/debug, or $FEDLOGIN_BIN) and, when it exists,
 .build-release/release (named `release`, or `release-static` when built
 with --static-swift-stdlib). Each build gets its own fedlogind,
-fedlogin-directoryd and provisioned user; oidc-provider-mock is shared.
+fedlogin-directoryd and provisioned user; oidc-provider-mock is shared. The
+first-login storm (--storm N at once, 0 to skip) gets its own daemons and
+the strict test IdP.
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ from pathlib import Path
 
 import benchlib
 import daemon_start
+import first_logins
 import nss_lookup
 import pam_stack
 import roundtrip
@@ -35,6 +39,8 @@ GOAL_RSS_MB = 30.0  # MB = 10^6 bytes
 GOAL_READY_MS = 200.0
 GOAL_NSS_PER_S = 20000.0  # getpwnam of a directory user, 1 and 4 threads
 GOAL_NSS_MISS_RATIO = 2.0  # a miss with fedlogin in nsswitch.conf vs `files` alone
+GOAL_STORM_RSS_MB = 60.0  # fedlogind's peak RSS through N first logins at once
+GOAL_STORM_ADDED_MS = 100.0  # median time fedlogin adds per first login, IdP and conversation excluded
 
 
 def default_builds() -> list[tuple[str, Path]]:
@@ -78,9 +84,12 @@ def bench_build(name: str, bin_dir: Path, idp, tools: dict, tmp: Path, args) -> 
         result["nss"] = nss_lookup.run(machine, tools, args.nss_runs, args.nss_ms)
         log(f"starts: {args.starts}")
         result["start"] = daemon_start.run(machine, args.starts, args.settle)
-        return result
     finally:
         machine.stop()
+    if args.storm:
+        log(f"first logins: {args.storm_alone} one by one, then {args.storm} at once")
+        result["storm"] = first_logins.run(tmp / name / "storm", snapshot, tools, args.storm, args.storm_alone)
+    return result
 
 
 # ---------------------------------------------------------------------------
@@ -133,12 +142,40 @@ def rows(r: dict) -> dict[str, str]:
                      f"{n['miss_ratio']:.0f}x: {verdict(n['miss_ratio'] < GOAL_NSS_MISS_RATIO)}"),
         "nss_local": (f"{n['local_fedlogin']['cost_us']:.1f} µs vs {n['local_files']['cost_us']:.1f} µs "
                       f"({n['local_ratio']:.2f}x)"),
+        **storm_rows(r.get("storm")),
     }
 
 
 def nss_rate(m: dict) -> str:
     return (f"{m['per_s']:,.0f}/s (p50 {m['p50_us']:.0f} µs): {verdict(m['per_s'] >= GOAL_NSS_PER_S)}"
             .replace(",", " "))
+
+
+def storm_rows(st: dict | None) -> dict[str, str]:
+    if st is None:
+        return {k: "not run" for k in ("storm_failed", "storm_rss", "storm_added", "storm_parts", "storm_span",
+                                      "storm_alone")}
+    a = st["at_once"]
+    hwm = mb(st["memory"]["hwm_kb"])
+    out = {
+        "storm_failed": f"{a['failed']} of {a['count']}: {verdict(a['failed'] == 0)}",
+        "storm_rss": (f"{hwm:.1f} MB ({st['memory']['max_threads']} threads, {st['memory']['max_fds']} fds at most): "
+                      f"{verdict(hwm <= GOAL_STORM_RSS_MB)}"),
+        "storm_span": (f"{a['span_s']:.1f} s ({st['accounts_made']} accounts made, "
+                       f"{st['accounts_made'] / a['span_s']:.1f}/s)"),
+    }
+    if "added_ms" in a:
+        added = a["added_ms"]
+        out["storm_added"] = (f"{added['median']:.0f} / {added['p90']:.0f} ms: "
+                              f"{verdict(added['median'] <= GOAL_STORM_ADDED_MS)}")
+        out["storm_parts"] = (f"{a['login_ms']['median']:.0f} / {a['idp_ms']['median']:.0f} / "
+                              f"{a['conv_ms']['median']:.0f} ms")
+    else:
+        out["storm_added"] = out["storm_parts"] = "no login succeeded"
+    alone = st.get("alone")
+    out["storm_alone"] = (f"{alone['added_ms']['median']:.0f} ms (login {alone['login_ms']['median']:.0f} ms)"
+                          if alone and "added_ms" in alone else "-")
+    return out
 
 
 LINES = [
@@ -161,6 +198,13 @@ LINES = [
     ("nss_dir_4", "NSS getpwnam, directory user not yet local, 4 threads", ">= 20 000/s"),
     ("nss_miss", "NSS getpwnam miss, per lookup: files fedlogin vs files", "< 2x"),
     ("nss_local", "NSS getpwnam local user, per lookup: files fedlogin vs files", "equal"),
+    ("storm_failed", "First logins at once: failed", "0"),
+    ("storm_rss", "First logins at once: fedlogind peak RSS (VmHWM)", "<= 60 MB"),
+    ("storm_added", "First logins at once: time fedlogin adds (IdP, conversation excluded): median / p90",
+     "median <= 100 ms"),
+    ("storm_parts", "First logins at once: login / IdP / conversation time (medians)", "-"),
+    ("storm_span", "First logins at once: first start to last end (accounts made)", "-"),
+    ("storm_alone", "First login alone (one by one): time fedlogin adds, median", "-"),
 ]
 
 
@@ -173,7 +217,8 @@ def markdown(results: dict, info: dict, args) -> str:
     out.append(f"N: {args.n_pam} logins per PAM stack (interleaved, after {args.warmup_pam} warm-up rounds); "
                f"{args.n_rtt} round trips per request (after {args.warmup_rtt} warm-up); "
                f"{args.nss_runs} NSS runs of {args.nss_ms} ms per lookup kind; "
-               f"{args.starts} starts ({args.settle:g} s idle before reading VmRSS).  ")
+               f"{args.starts} starts ({args.settle:g} s idle before reading VmRSS); "
+               f"{args.storm} first logins at once (after {args.storm_alone} one by one).  ")
     out.append(f"Run: {info['started']}, {info['seconds']:.0f} s; load average before {info['load_before']}, "
                f"after {m['loadavg']}.")
     out.append("")
@@ -194,6 +239,8 @@ def main():
     ap.add_argument("--warmup-rtt", type=int, default=200)
     ap.add_argument("--nss-runs", type=int, default=5)
     ap.add_argument("--nss-ms", type=int, default=1000)
+    ap.add_argument("--storm", type=int, default=500, help="first logins at once (0: skip)")
+    ap.add_argument("--storm-alone", type=int, default=5, help="first logins one by one before the storm")
     ap.add_argument("--starts", type=int, default=10)
     ap.add_argument("--settle", type=float, default=2.0)
     ap.add_argument("--json", type=Path, help="also write every figure (and the raw start runs) here")
