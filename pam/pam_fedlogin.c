@@ -559,17 +559,14 @@ done:
  * locker checking its own user's password) gets no opinion from this
  * module, and the rest of the stack decides as if it were not there.
  */
-static bool unprivileged(pam_handle_t *pamh)
+static bool unprivileged(void)
 {
-	if (geteuid() == 0)
-		return false;
-	pam_syslog(pamh, LOG_DEBUG, "not running as root: ignored");
-	return true;
+	return geteuid() != 0;
 }
 
 PAM_EXTERN int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const char **argv)
 {
-	if (unprivileged(pamh))
+	if (unprivileged())
 		return PAM_IGNORE;
 	return fl_transact(pamh, flags, argc, argv, FEDLOGIN_MSG_AUTHENTICATE, "authentication");
 }
@@ -582,7 +579,7 @@ PAM_EXTERN int pam_sm_setcred(pam_handle_t *pamh, int flags, int argc, const cha
 
 PAM_EXTERN int pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const char **argv)
 {
-	if (unprivileged(pamh))
+	if (unprivileged())
 		return PAM_IGNORE;
 	return fl_transact(pamh, flags, argc, argv, FEDLOGIN_MSG_ACCT_MGMT, "account");
 }
@@ -594,7 +591,7 @@ PAM_EXTERN int pam_sm_chauthtok(pam_handle_t *pamh, int flags, int argc, const c
 	 * (SUCCESS: it asks for the current password itself in the update) or
 	 * not (IGNORE: pam_unix's preliminary pass checks the current password
 	 * as always). The update does the change. */
-	if (unprivileged(pamh))
+	if (unprivileged())
 		return PAM_IGNORE;
 	if (flags & PAM_UPDATE_AUTHTOK)
 		return fl_transact(pamh, flags, argc, argv, FEDLOGIN_MSG_CHAUTHTOK, "password change");

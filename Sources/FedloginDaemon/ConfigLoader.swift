@@ -47,6 +47,6 @@ public enum ConfigLoader {
         let detail = r.stderr.split(separator: "\n").first { $0.contains("Assertion") }.map { " (\($0.suffix(120)))" } ?? ""
         throw ConfigError(
             file: path, key: "",
-            problem: "malformed TOML in this file or a drop-in in conf.d: the parser stopped\(detail). Check the brackets, braces, quotes and commas near what you changed; fedlogind --config \(path) --check-config shows the same")
+            problem: "malformed TOML in this file or a drop-in in conf.d: the parser stopped\(detail). Check the brackets, braces, quotes and commas near what you changed (fedlogind --config \(path) --check-config prints the parser's own message)")
     }
 }

@@ -28,10 +28,12 @@ def world(tmp_path, in_namespace):
     idp.stop()
 
 
-@pytest.mark.parametrize("msg", ["acct_mgmt", "chauthtok"])
+@pytest.mark.parametrize("msg", ["acct_mgmt", "chauthtok", "chauthtok_prelim", "auth_failed"])
 def test_pam_requests_from_a_non_root_peer_are_refused(world, msg):
-    code = {"acct_mgmt": 0x03, "chauthtok": 0x04}[msg]
-    body = as_nobody(world.socket, frame(code, "root", "login"))
+    code, fields = {"acct_mgmt": (0x03, ("root", "login")), "chauthtok": (0x04, ("root", "login")),
+                    "chauthtok_prelim": (0x07, ("root", "passwd")),
+                    "auth_failed": (0x05, ("root", "login", "tty1", "", ""))}[msg]
+    body = as_nobody(world.socket, frame(code, *fields))
     assert body[:3] == bytes([1, 0x86, 5])  # RESULT PERM_DENIED
 
 
