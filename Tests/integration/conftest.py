@@ -86,6 +86,12 @@ def strict_idp():
     idp.stop()
 
 
+@pytest.fixture
+def strict(strict_idp):
+    """The same StrictIdP under the short name the tests use."""
+    return strict_idp
+
+
 @pytest.fixture(autouse=True)
 def _stop_processes_left_running():
     """Stops, by pid, any process a test started and left running."""

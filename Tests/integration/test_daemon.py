@@ -7,18 +7,11 @@ import pytest
 
 import pamclient as pc
 import sandbox
-from strict_idp import StrictIdP
 from world import World, passwd_entry, unique
 
 pytestmark = pytest.mark.namespace
 PASSCODE = "Correct-Horse9"
 
-
-@pytest.fixture
-def strict():
-    idp = StrictIdP()
-    yield idp
-    idp.stop()
 
 
 def test_a_malformed_config_stops_the_start_and_names_the_key(tmp_path, strict, in_namespace):

@@ -18,7 +18,6 @@ import pytest
 import pamclient as pc
 import sandbox
 import wire
-from strict_idp import StrictIdP
 from world import World, passwd_entry, unique
 
 pytestmark = pytest.mark.namespace
@@ -28,12 +27,6 @@ DEVICE = "demo-device-1"
 CONTROL, CONTROL_REPLY, CONTROL_REPLY_PART = 0x20, 0xA0, 0xA1
 NSS_GETPWNAM, NSS_PASSWD = 0x10, 0x90
 
-
-@pytest.fixture
-def strict():
-    idp = StrictIdP()
-    yield idp
-    idp.stop()
 
 
 def mount_tmpfs(path: Path, *options: str):

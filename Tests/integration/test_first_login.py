@@ -22,12 +22,6 @@ PASSCODE = "Correct-Horse9"
 DIRECTORY_HASH = crypt.crypt("Directory-Pass1", crypt.mksalt(crypt.METHOD_SHA512))
 
 
-@pytest.fixture
-def strict():
-    idp = StrictIdP()
-    yield idp
-    idp.stop()
-
 
 def mock_world(tmp_path, idp_mock, name, policy=None, **user):
     idp_mock.set_user(name, email=f"{name}@example.test", email_verified=True, name=name.capitalize())

@@ -11,7 +11,6 @@ import pytest
 
 import pamclient as pc
 import sandbox
-from strict_idp import StrictIdP
 from world import World, passwd_entry, shadow_hash, unique, useradd
 
 pytestmark = pytest.mark.namespace
@@ -19,12 +18,6 @@ pytestmark = pytest.mark.namespace
 PASSCODE = "Correct-Horse9"
 DEVICE = "demo-device-1"
 
-
-@pytest.fixture
-def strict():
-    idp = StrictIdP()
-    yield idp
-    idp.stop()
 
 
 def shadow_fields(name):

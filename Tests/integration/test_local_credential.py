@@ -13,7 +13,7 @@ import pytest
 
 import pamclient as pc
 import sandbox
-from strict_idp import StrictIdP, browser_sign_in
+from strict_idp import browser_sign_in
 from world import World, passwd_entry, shadow_hash, unique, useradd
 
 pytestmark = pytest.mark.namespace
@@ -23,12 +23,6 @@ NEW = "Battery-Staple7"
 DIRECTORY_PASS = "Directory-Pass1"
 OFFER = 'Wrong passcode. Forgot it? Type "reset" to sign in with your identity provider and choose a new one, or press Enter: '
 
-
-@pytest.fixture
-def strict():
-    idp = StrictIdP()
-    yield idp
-    idp.stop()
 
 
 def make_world(tmp_path, strict, name, policy=None, socket=False, **user):

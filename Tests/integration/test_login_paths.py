@@ -12,7 +12,7 @@ import pytest
 import nested
 from console import Console, login_shell
 from sshd import SignInAnswerer, socket_dir, ssh_login, world_ssh
-from strict_idp import StrictIdP, browser_sign_in
+from strict_idp import browser_sign_in
 from world import World, passwd_entry, unique, useradd
 
 pytestmark = [
@@ -22,12 +22,6 @@ pytestmark = [
 
 PASSCODE = "Correct-Horse9"
 
-
-@pytest.fixture
-def strict():
-    idp = StrictIdP()
-    yield idp
-    idp.stop()
 
 
 def device_browser(sub):

@@ -59,13 +59,6 @@ def ask(world, msg_type, arg):
     raise AssertionError(f"unexpected reply type {kind:#x}")
 
 
-@pytest.fixture
-def strict():
-    from strict_idp import StrictIdP
-    idp = StrictIdP()
-    yield idp
-    idp.stop()
-
 
 def test_directory_user_is_announced_with_the_uid_the_account_gets(tmp_path, strict, in_namespace):
     name = unique("nssa")

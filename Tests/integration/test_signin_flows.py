@@ -20,12 +20,6 @@ PASSCODE = "Correct-Horse9"
 QR_CHARS = set(" \u2588\u2580\u2584")
 
 
-@pytest.fixture
-def strict():
-    idp = StrictIdP()
-    yield idp
-    idp.stop()
-
 
 def device_browser(sub, deny=False):
     """Plays the user on their phone: opens the address with the code filled in."""
