@@ -8,8 +8,9 @@
 # (Tests/integration/run-in-namespace.sh): the benchmark provisions accounts
 # in a copy of /etc, and the host's login files are never changed.
 #
-# Needs: the daemon build (.build/debug, or $FEDLOGIN_BIN), out/pam_fedlogin.so,
-# the Python venv (.venv, with oidc-provider-mock), gcc and libpam0g-dev.
+# Needs: the daemon build (.build/debug, or $FEDLOGIN_BIN), out/pam_fedlogin.so
+# and out/libnss_fedlogin.so.2, the Python venv (.venv, with oidc-provider-mock),
+# gcc and libpam0g-dev.
 # A release build in .build-release/release is measured too when present:
 #   nice -n 19 swift build -c release --scratch-path .build-release
 set -euo pipefail
@@ -25,6 +26,7 @@ fi
 missing=()
 [ -x "${FEDLOGIN_BIN:-$repo/.build/debug}/fedlogind" ] || missing+=("${FEDLOGIN_BIN:-$repo/.build/debug}/fedlogind (swift build)")
 [ -f "${FEDLOGIN_OUT:-$repo/out}/pam_fedlogin.so" ] || missing+=("${FEDLOGIN_OUT:-$repo/out}/pam_fedlogin.so (make modules)")
+[ -f "${FEDLOGIN_OUT:-$repo/out}/libnss_fedlogin.so.2" ] || missing+=("${FEDLOGIN_OUT:-$repo/out}/libnss_fedlogin.so.2 (make modules)")
 [ -x "$python" ] || missing+=("$python (scripts/deps.sh)")
 command -v gcc >/dev/null || missing+=("gcc")
 [ -f /usr/include/security/pam_appl.h ] || missing+=("/usr/include/security/pam_appl.h (libpam0g-dev)")
