@@ -106,7 +106,7 @@ def test_the_periodic_sync_locks_without_being_asked(tmp_path, strict, in_namesp
         while not shadow_fields(name)[1].startswith("!") and time.time() < end:
             time.sleep(0.3)
         assert shadow_fields(name)[1].startswith("!")
-        assert "directory sync done" in w.logs()
+        assert "account locked" in w.logs()
     finally:
         w.stop()
 
