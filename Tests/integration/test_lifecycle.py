@@ -5,6 +5,7 @@ bind / unbind / --adopt, and `fedloginctl users --json`."""
 import grp
 import json
 import subprocess
+import threading
 import time
 
 import pytest
@@ -258,5 +259,29 @@ def test_replies_longer_than_one_frame_string_arrive_whole(tmp_path, strict, in_
         listed = {u["username"] for u in json.loads(out)["users"]}
         assert set(names) <= listed
         assert sum(1 for line in w.ctl("users").stdout.splitlines() if line.startswith("many")) == 60
+    finally:
+        w.stop()
+
+
+def test_first_logins_at_once_get_distinct_uids(tmp_path, strict, in_namespace):
+    names = [unique("burst") for _ in range(8)]
+    for n in names:
+        strict.add_user(n, email=f"{n}@example.test")
+    w = World(tmp_path, strict, [{"username": n} for n in names])
+    try:
+        results = {}
+
+        def login(n):
+            results[n] = w.login(n, ["", PASSCODE, PASSCODE])[0]
+
+        threads = [threading.Thread(target=login, args=(n,)) for n in names]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert all(results.get(n) == [pc.PAM_SUCCESS, pc.PAM_SUCCESS] for n in names), results
+        uids = [int(passwd_entry(n)[2]) for n in names]
+        assert len(set(uids)) == len(names)
+        assert "UNIQUE constraint" not in w.logs()
     finally:
         w.stop()

@@ -52,12 +52,16 @@ struct Lifecycle: Sendable {
     /// changes nothing (it throws): an outage never locks anyone.
     func sync() async throws -> SyncResult {
         let directory = runtime.directory
+        // In this order: an account listed here has its binding report either
+        // still pending at the next read, or recorded by the directory before
+        // the device's users are asked for. Either way it counts as associated.
+        let managed = try runtime.state.accounts().filter { $0.state == "active" || $0.state == "pending" }
+        let pendingReports = Set(try runtime.state.pendingReports().map(\.username))
         let deviceUsers = Set(try await directory.deviceUsers(device: runtime.deviceID))
         let policy = try await directory.policy(device: runtime.deviceID)
         var result = SyncResult()
-        let pendingReports = Set(try runtime.state.pendingReports().map(\.username))
         var seen = Set<String>()
-        for account in try runtime.state.accounts() where account.state == "active" || account.state == "pending" {
+        for account in managed {
             seen.insert(account.directoryUsername)
             let user: DirectoryUser?
             do {
@@ -172,11 +176,12 @@ struct Lifecycle: Sendable {
                 throw Failure("the uid the directory assigns to \(localName) (\(uid)) is taken on this machine")
             }
         }
-        let reserved = try state.reservation(localName)?.uid
+        // Chosen and reserved in one transaction (see LoginFlow.provision).
         guard
-            let uid = try user.uid ?? reserved
-                ?? accounts.freeUID(in: config.uidMin...config.uidMax, reserved: state.reservedUIDs(except: localName))
-        else { throw Failure("no free uid in \(config.uidMin)...\(config.uidMax)") }
+            let uid = try state.reserve(localName, gecos: NSSResolver.gecos(user.displayName ?? ""), wanted: user.uid, choose: { others in
+                try accounts.freeUID(in: config.uidMin...config.uidMax, reserved: others)
+            })?.uid
+        else { throw Failure("no free uid in \(config.uidMin)...\(config.uidMax), or the directory's uid is reserved for someone else") }
 
         var hash: String?
         if applyDirectoryPassword ?? policy.passwordSync(for: user), case .useDirectoryHash(let h) = LoginPlanner.passwordDecision(

@@ -395,9 +395,13 @@ struct LoginFlow: Sendable {
         }
         let accounts = runtime.accounts
         let range = config.accounts.uidMin...config.accounts.uidMax
-        // The uid NSS announced for this user, if it did: the account gets exactly that one.
-        let reserved = try state.reservation(plan.localUsername)?.uid
-        guard let uid = try plan.uid ?? reserved ?? accounts.freeUID(in: range, reserved: state.reservedUIDs(except: plan.localUsername)) else {
+        // The uid NSS announced for this user, if it did: the account gets
+        // exactly that one. Otherwise one is chosen and reserved in one
+        // transaction, so two first logins at once never pick the same uid.
+        let gecos = NSSResolver.gecos(plan.directoryUser.displayName ?? "")
+        guard let uid = try state.reserve(plan.localUsername, gecos: gecos, wanted: plan.uid, choose: { others in
+            try accounts.freeUID(in: range, reserved: others)
+        })?.uid else {
             throw Stop(status: .authError, userMessage: "This machine has no free user id for a new account. Ask your administrator.", reason: "uid range \(range) exhausted")
         }
         let now = ISO8601DateFormatter().string(from: Date())
