@@ -399,9 +399,15 @@ struct LoginFlow: Sendable {
         // exactly that one. Otherwise one is chosen and reserved in one
         // transaction, so two first logins at once never pick the same uid.
         let gecos = NSSResolver.gecos(plan.directoryUser.displayName ?? "")
-        guard let uid = try state.reserve(plan.localUsername, gecos: gecos, wanted: plan.uid, choose: { others in
-            try accounts.freeUID(in: range, reserved: others)
-        })?.uid else {
+        let reservation: StateStore.Reservation?
+        do {
+            reservation = try state.reserve(plan.localUsername, gecos: gecos, wanted: plan.uid, choose: { others in
+                try accounts.freeUID(in: range, reserved: others)
+            })
+        } catch where StateStore.isDiskFull(error) {
+            throw Self.diskFull(error)
+        }
+        guard let uid = reservation?.uid else {
             throw Stop(status: .authError, userMessage: "This machine has no free user id for a new account. Ask your administrator.", reason: "uid range \(range) exhausted")
         }
         let now = ISO8601DateFormatter().string(from: Date())
