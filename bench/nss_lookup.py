@@ -32,12 +32,12 @@ the runs.
 from __future__ import annotations
 
 import argparse
-import shlex
 import shutil
 import subprocess
 from pathlib import Path
 
 import benchlib
+import nested
 import sandbox
 from world import unique
 
@@ -85,22 +85,11 @@ def nsswitch_text(original: str, sources: str) -> str:
 
 
 def ld_cache(tmp: Path, module: Path) -> Path:
-    """An ld.so.cache of the system's libraries plus a copy of `module`,
-    made by ldconfig in a throwaway mount namespace (so its aux cache in
-    /var/cache/ldconfig is not touched)."""
+    """An ld.so.cache of the system's libraries plus a copy of `module`."""
     libdir = tmp / "lib"
     libdir.mkdir(parents=True, exist_ok=True)
     shutil.copy2(module, libdir / MODULE)
-    conf = tmp / "ld.so.conf"
-    conf.write_text(f"include /etc/ld.so.conf\n{libdir}\n")
-    cache = tmp / "ld.so.cache"
-    script = ("set -e; [ -d /var/cache/ldconfig ] && mount -n -t tmpfs -o mode=700 tmpfs /var/cache/ldconfig; "
-              f"exec ldconfig -X -C {shlex.quote(str(cache))} -f {shlex.quote(str(conf))}")
-    r = subprocess.run(["unshare", "-m", "--propagation", "private", "--", "bash", "-c", script],
-                       capture_output=True, text=True, timeout=60, env={"PATH": SYSTEM_PATH})
-    if r.returncode != 0 or not cache.exists():
-        raise RuntimeError(f"ldconfig failed ({r.returncode}):\n{r.stdout}{r.stderr}")
-    return cache
+    return nested.make_ld_cache(tmp, libdir)
 
 
 class Namespaces:

@@ -107,6 +107,14 @@ def _shared_ld_cache() -> Path:
     link = libdir / NSS_MODULE
     if not link.is_symlink():
         link.symlink_to(nss_module().resolve())
+    _ld_cache = make_ld_cache(d, libdir)
+    return _ld_cache
+
+
+def make_ld_cache(d: Path, libdir: Path) -> Path:
+    """<d>/ld.so.cache: the system's libraries plus those in `libdir`, made by
+    ldconfig in a throwaway mount namespace (its aux cache in
+    /var/cache/ldconfig is not touched)."""
     conf = d / "ld.so.conf"
     conf.write_text(f"include /etc/ld.so.conf\n{libdir}\n")
     cache = d / "ld.so.cache"
@@ -116,7 +124,6 @@ def _shared_ld_cache() -> Path:
                        capture_output=True, text=True, timeout=60, env={"PATH": _SYSTEM_PATH})
     if r.returncode != 0 or not cache.exists():
         raise RuntimeError(f"ldconfig for the nested namespace failed ({r.returncode}):\n{r.stdout}{r.stderr}")
-    _ld_cache = cache
     return cache
 
 
