@@ -215,6 +215,7 @@ struct Lifecycle: Sendable {
         logger.notice(
             hash == nil ? "account created ahead of the first sign-in (pending)" : "account created with the directory's password",
             metadata: ["user": "\(localName)", "uid": "\(uid)", "message_id": "\(MessageID.accountCreated)"])
+        runtime.nssCache.clear()
         runtime.outbox.kick()
         return record
     }

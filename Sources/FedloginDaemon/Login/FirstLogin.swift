@@ -450,6 +450,7 @@ struct LoginFlow: Sendable {
             throw Stop(status: .authError, userMessage: "Your account could not be created on this machine. Ask your administrator.", reason: "provisioning failed: \(error)")
         }
         log.notice("account created", metadata: ["message_id": "\(MessageID.accountCreated)", "uid": "\(uid)"])
+        runtime.nssCache.clear()
         runtime.outbox.kick()
     }
 

@@ -49,10 +49,11 @@ struct NSSResolver {
 
     func resolve(name: String) async -> Answer {
         guard name.count <= LocalUsername.maxLength, LocalUsername.isValid(name), name != "root" else { return .notFound }
-        let accounts = runtime.accounts
-        // Local (or being made by fedlogin): the files module answers.
-        if (try? accounts.lookup(name)) != nil || (try? runtime.state.account(name)) != nil { return .notFound }
+        // The cache first: a lookup it answers reads no file. Making an
+        // account clears it.
         if let cached = runtime.nssCache.get(name) { return cached }
+        // Local (or being made by fedlogin): the files module answers.
+        if (try? runtime.accounts.lookup(name)) != nil || (try? runtime.state.account(name)) != nil { return .notFound }
         let answer = await lookUp(name)
         if case .unavailable = answer {} else { runtime.nssCache.put(name, answer) }
         return answer

@@ -139,10 +139,6 @@ public final class StateStore: Sendable {
         (error as? DatabaseError)?.resultCode == .SQLITE_FULL
     }
 
-    public func reservation(_ username: String) throws -> Reservation? {
-        try db.read { try Reservation.fetchOne($0, key: username) }
-    }
-
     public func reservation(uid: UInt32) throws -> Reservation? {
         try db.read { try Reservation.filter(Column("uid") == uid).fetchOne($0) }
     }
@@ -164,7 +160,7 @@ public final class StateStore: Sendable {
                 }
                 return existing
             }
-            let others = Set(try UInt32.fetchAll(db, sql: "SELECT uid FROM account UNION SELECT uid FROM reservation WHERE username != ?", arguments: [username]))
+            let others = try Self.uidsTaken(db, except: username)
             let uid: UInt32
             if let wanted {
                 guard !others.contains(wanted) else { return nil }
@@ -179,10 +175,6 @@ public final class StateStore: Sendable {
         }
     }
 
-    public func dropReservation(_ username: String) throws {
-        _ = try db.write { try Reservation.deleteOne($0, key: username) }
-    }
-
     public func account(_ username: String) throws -> Account? {
         try db.read { try Account.fetchOne($0, key: username) }
     }
@@ -193,12 +185,11 @@ public final class StateStore: Sendable {
 
     /// The uids of fedlogin's accounts and reservations, except `username`'s own reservation.
     public func reservedUIDs(except username: String? = nil) throws -> Set<UInt32> {
-        Set(
-            try db.read {
-                try UInt32.fetchAll(
-                    $0, sql: "SELECT uid FROM account UNION SELECT uid FROM reservation WHERE username != ?",
-                    arguments: [username ?? ""])
-            })
+        try db.read { try Self.uidsTaken($0, except: username ?? "") }
+    }
+
+    static func uidsTaken(_ db: Database, except username: String) throws -> Set<UInt32> {
+        Set(try UInt32.fetchAll(db, sql: "SELECT uid FROM account UNION SELECT uid FROM reservation WHERE username != ?", arguments: [username]))
     }
 
     /// Step 1 of provisioning: the intent, written before useradd runs, so a
