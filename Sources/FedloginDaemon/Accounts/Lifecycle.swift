@@ -76,11 +76,13 @@ struct Lifecycle: Sendable {
                 continue
             }
             defer { runtime.inFlight.end(account.username) }
+            let associated = deviceUsers.contains(account.directoryUsername) || pendingReports.contains(account.username)
             do {
-                try apply(
-                    account: account, user: user,
-                    associated: deviceUsers.contains(account.directoryUsername) || pendingReports.contains(account.username),
-                    policy: policy, into: &result)
+                result = try await Blocking.accountChange { [result] in
+                    var r = result
+                    try apply(account: account, user: user, associated: associated, policy: policy, into: &r)
+                    return r
+                }
             } catch {
                 logger.error("sync of \(account.username) failed: \(error)")
                 result.errors.append("\(account.username): \(error)")
@@ -97,7 +99,9 @@ struct Lifecycle: Sendable {
                     result.skipped.append("\(localName): a local account fedlogin did not create has this name")
                     continue
                 }
-                _ = try provisionAhead(user: user, localName: localName, policy: policy, applyDirectoryPassword: nil)
+                _ = try await Blocking.accountChange {
+                    try provisionAhead(user: user, localName: localName, policy: policy, applyDirectoryPassword: nil)
+                }
                 result.provisioned.append(localName)
             } catch {
                 logger.error("pre-provisioning of \(name) failed: \(error)")
@@ -241,10 +245,12 @@ struct Lifecycle: Sendable {
             guard local.uid >= runtime.uidMin, local.uid != 0 else {
                 throw Failure("\(name) is a system account (uid \(local.uid)); fedlogin never manages system accounts")
             }
-            return try adoptAccount(user: user, local: local, policy: policy, passwordSync: passwordSync)
+            return try await Blocking.accountChange { try adoptAccount(user: user, local: local, policy: policy, passwordSync: passwordSync) }
         }
         guard !adopt else { throw Failure("there is no local account \(name) to adopt") }
-        let rec = try provisionAhead(user: user, localName: name, policy: policy, applyDirectoryPassword: passwordSync)
+        let rec = try await Blocking.accountChange {
+            try provisionAhead(user: user, localName: name, policy: policy, applyDirectoryPassword: passwordSync)
+        }
         return rec.state == "active"
             ? "\(name) bound (uid \(rec.uid)); the directory's password is the password on this machine"
             : "\(name) bound (uid \(rec.uid)); the account is locked until \(name) signs in with the identity provider"

@@ -369,7 +369,7 @@ struct LoginFlow: Sendable {
                 try await conv.error("The passcodes do not match.")
                 continue
             }
-            return try Sys.hashPasscode(first)
+            return try await conv.keepingAlive { try await Blocking.compute { try Sys.hashPasscode(first) } }
         }
         throw Stop(status: .authError, userMessage: "No passcode was set. Start the login again to try once more.", reason: "passcode not set after 3 tries")
     }
@@ -380,6 +380,16 @@ struct LoginFlow: Sendable {
         plan: FirstLoginPlan, policy: DevicePolicy, pending: StateStore.Account?, identity: VerifiedIdentity, hash: String,
         mode: PasswordMode, log: Logger
     ) async throws {
+        try await Blocking.accountChange {
+            try provisionNow(plan: plan, policy: policy, pending: pending, identity: identity, hash: hash, mode: mode, log: log)
+        }
+    }
+
+    /// `provision`'s work, on the account-change queue.
+    func provisionNow(
+        plan: FirstLoginPlan, policy: DevicePolicy, pending: StateStore.Account?, identity: VerifiedIdentity, hash: String,
+        mode: PasswordMode, log: Logger
+    ) throws {
         let state = runtime.state
         if let pending {
             // Made ahead of this sign-in: the password and the binding complete it.

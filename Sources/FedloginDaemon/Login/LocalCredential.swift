@@ -110,11 +110,15 @@ extension LoginFlow {
         defer { runtime.inFlight.end(rec.username) }
         let hash = try await choosePasscode(
             user: rec.username, policy: policy.passcode, timeout: config.signinTimeout(service: service), conv: conv)
-        try runtime.accounts.setPasswordHash(name: rec.username, hash: hash)
-        var updated = try runtime.state.account(rec.username) ?? rec
-        updated.failedAttempts = 0
-        updated.lockedUntil = nil
-        try runtime.state.update(updated)
+        try await conv.keepingAlive { [runtime] in
+            try await Blocking.accountChange {
+                try runtime.accounts.setPasswordHash(name: rec.username, hash: hash)
+                var updated = try runtime.state.account(rec.username) ?? rec
+                updated.failedAttempts = 0
+                updated.lockedUntil = nil
+                try runtime.state.update(updated)
+            }
+        }
         try await conv.info("Your new passcode for \(rec.username) is set.")
         log.notice("passcode reset after signing in at the IdP", metadata: ["message_id": "\(MessageID.passcodeReset)"])
         return (.success, "passcode reset")
@@ -202,7 +206,7 @@ extension LoginFlow {
                 }
                 if !byRoot { try await checkCurrent(rec, conv: conv, timeout: timeout, what: "password") }
                 let new = try await askNew(what: "password", user: user, policy: nil, conv: conv, timeout: timeout)
-                let hash = try Sys.hashPasscode(new)
+                let hash = try await conv.keepingAlive { try await Blocking.compute { try Sys.hashPasscode(new) } }
                 do {
                     try await conv.keepingAlive { try await runtime.directory.setPassword(user: rec.directoryUsername, hash: hash) }
                 } catch let e as DirectoryClient.Refused {
@@ -215,7 +219,7 @@ extension LoginFlow {
                         reason: e.description)
                 }
                 // Applied here only once the directory holds it.
-                try runtime.accounts.setPasswordHash(name: user, hash: hash)
+                try await Blocking.accountChange { try runtime.accounts.setPasswordHash(name: user, hash: hash) }
                 try await conv.info("Password changed in the directory and on this machine.")
                 log.notice("password changed through the directory")
                 return (.success, "password changed in the directory")
@@ -224,7 +228,10 @@ extension LoginFlow {
             if !byRoot { try await checkCurrent(rec, conv: conv, timeout: timeout, what: "passcode") }
             let policy = (try? await conv.keepingAlive { try await runtime.directory.policy(device: runtime.deviceID) })?.passcode ?? PasscodePolicy()
             let new = try await askNew(what: "passcode", user: user, policy: policy, conv: conv, timeout: timeout)
-            try runtime.accounts.setPasswordHash(name: user, hash: try Sys.hashPasscode(new))
+            try await conv.keepingAlive {
+                let hash = try await Blocking.compute { try Sys.hashPasscode(new) }
+                try await Blocking.accountChange { try runtime.accounts.setPasswordHash(name: user, hash: hash) }
+            }
             try await conv.info("Passcode changed.")
             log.notice("passcode changed")
             return (.success, "passcode changed")
@@ -243,7 +250,11 @@ extension LoginFlow {
 
     func checkCurrent(_ rec: StateStore.Account, conv: Conversation, timeout: Double, what: String) async throws {
         let current = try await conv.ask("Current \(what): ", echo: false, timeout: timeout)
-        guard let hash = try runtime.accounts.shadowHash(rec.username), Sys.verifyPassword(current, hash: hash) else {
+        let accounts = runtime.accounts
+        let matches = try await conv.keepingAlive {
+            try await Blocking.compute { try accounts.shadowHash(rec.username).map { Sys.verifyPassword(current, hash: $0) } ?? false }
+        }
+        guard matches else {
             throw Stop(status: .authtokError, userMessage: "That is not the current \(what).", reason: "current password wrong")
         }
     }

@@ -20,16 +20,24 @@ public struct SocketServer: Service {
                 return (peer, try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel))
             }
         }
+        // Many logins can start at once (a fleet's morning, a lab session):
+        // connections wait in a listen queue as long as systemd's socket unit
+        // gives (SOMAXCONN), and the daemon keeps accepting while earlier
+        // requests are still being served, so a connect never waits on them.
         let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.backlog, value: 4096)
+        let accepting = NIOAsyncSequenceProducerBackPressureStrategies.HighLowWatermark(lowWatermark: 256, highWatermark: 1024)
         let server: NIOAsyncChannel<(PeerCredentials, NIOAsyncChannel<ByteBuffer, ByteBuffer>), Never>
         if let fd = Systemd.listenFD() {
             // Socket activation: systemd made and bound the socket (fedlogind.socket).
-            server = try await bootstrap.bind(fd, childChannelInitializer: initialize)
+            server = try await bootstrap.bind(fd, serverBackPressureStrategy: accepting, childChannelInitializer: initialize)
         } else {
             try FileManager.default.createDirectory(
                 atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true,
                 attributes: [.posixPermissions: 0o755])
-            server = try await bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true, childChannelInitializer: initialize)
+            server = try await bootstrap.bind(
+                unixDomainSocketPath: path, cleanupExistingSocketFile: true, serverBackPressureStrategy: accepting,
+                childChannelInitializer: initialize)
             // Anyone may connect (NSS lookups, fedloginctl); each request is authorized by uid.
             chmod(path, 0o666)
         }
