@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Writes the seed corpora of the fuzz targets from the protocol fixtures.
+"""Writes the seed corpora of the fuzz targets from the protocol and NSS cache fixtures.
 
-    python3 fuzz/make_seeds.py          (re)write fuzz/corpus/{frame,build}
+    python3 fuzz/make_seeds.py          (re)write fuzz/corpus/{frame,build,nsscache}
     python3 fuzz/make_seeds.py --check  fail if they differ from the fixtures, or
                                         hold anything else (make fuzz-smoke runs it)
 
@@ -12,6 +12,8 @@ asks for the same message: type, flags 0, then the fields exactly as they are
 on the wire (the input format of fuzz_build uses the wire encoding of fields).
 Plus a few with a tight buffer (flags 1), free-form fields (flags 2) and a
 frame longer than the protocol allows (flags 2 and 4).
+corpus/nsscache: every Tests/fixtures/nsscache/*.bin as is (fuzz_nsscache
+input: whole cache files, valid and malformed).
 """
 import struct
 import sys
@@ -19,6 +21,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 FIXTURES = HERE.parent / "Tests" / "fixtures" / "protocol"
+CACHE_FIXTURES = HERE.parent / "Tests" / "fixtures" / "nsscache"
 
 
 def seeds():
@@ -41,7 +44,8 @@ def seeds():
     # 17 strings of 4096 'a's (flags 4: no bytes of their own): a frame body of
     # 69 668 bytes, which fits the buffer but not the protocol (E_SPACE).
     build["freeform_over_max_frame.bin"] = bytes([0x20, 6, 17]) + bytes([0, 0x10, 0x00]) * 17
-    return {"frame": frame, "build": build}
+    nsscache = {path.name: path.read_bytes() for path in sorted(CACHE_FIXTURES.glob("*.bin"))}
+    return {"frame": frame, "build": build, "nsscache": nsscache}
 
 
 def main():

@@ -3,7 +3,8 @@
  *
  * Answers getpwnam, getpwuid, getgrnam and getgrgid for the users fedlogind
  * announces (directory users who may log in here and have no local account
- * yet). Each lookup sends one request frame on fedlogind's socket and reads
+ * yet). A lookup first reads fedlogind's NSS cache file (below); when that
+ * has no answer, it sends one request frame on fedlogind's socket and reads
  * exactly one reply frame (docs/protocol.md, "NSS clients"):
  *
  *   NSS_PASSWD / NSS_GROUP for the key asked   NSS_STATUS_SUCCESS
@@ -13,11 +14,36 @@
  *   a timeout)                                 NSS_STATUS_UNAVAIL, ENOENT
  *   an entry that does not fit the buffer      NSS_STATUS_TRYAGAIN, ERANGE
  *
+ * The cache file (FEDLOGIN_NSS_CACHE, docs/protocol.md, "NSS cache file";
+ * format in nss_cache.h) holds fedlogind's recent answers, so most lookups
+ * cost no round trip. It is opened with O_NOFOLLOW and O_NONBLOCK and used
+ * only if it is a regular file root owns, writable by no one else, of
+ * FL_CACHE_HEADER to FL_CACHE_MAX_SIZE bytes; it is mapped read-only for the
+ * one lookup (the descriptor closed at once, the mapping undone before the
+ * lookup returns). Its header must be version 1, of the file's size,
+ * written no later than now (CLOCK_REALTIME: a clock that went back ignores
+ * the file), with both indexes inside the file. Then:
+ *
+ *   by name: a fresh USER record           the entry (getgrnam: its private
+ *                                          group, gid, no members)
+ *            a fresh NOTFOUND record       NSS_STATUS_NOTFOUND, ENOENT
+ *   by id (a gid is looked up as the uid of its private group):
+ *            a fresh USER record           the entry (getgrgid: if its gid
+ *                                          is the one asked)
+ *            no record, before ids_until   NSS_STATUS_NOTFOUND, ENOENT
+ *   an ASK record, an expired one, no record: the socket is asked
+ *
+ * An entry from the file is checked like a reply entry (below), and does
+ * not fit a small buffer the same way (TRYAGAIN, ERANGE). Any failed check
+ * of the file, its header, or a record the lookup reads ignores the whole
+ * file: the socket is asked as if there were none. The file can only make a
+ * lookup faster, never make it fail.
+ *
  * UNAVAIL is never TRYAGAIN/EAGAIN: a retry would only wait on the same
  * daemon again. With the default action (continue) glibc goes on to the next
  * source, and `getent` says "not found" (exit 2).
  *
- * Not asked, answered at once:
+ * Neither looked up in the cache file nor asked, answered at once:
  *   - FEDLOGIN_NSS_DISABLE set (any value), or the caller is PID 1:
  *     NSS_STATUS_UNAVAIL. fedlogind sets the variable for itself and the
  *     shadow-utils it runs, so they never ask it about itself; init (PID 1)
@@ -36,17 +62,20 @@
  * socket fails at once. The socket path is fixed (FEDLOGIN_DEFAULT_SOCKET):
  * no argument, variable or file changes it. The trust checks are those of
  * pam_fedlogin.so: a socket owned by root (lstat, so no symlink), and a peer
- * running as uid 0 (SO_PEERCRED). Descriptors are close-on-exec and kept off
- * 0-2; writes use MSG_NOSIGNAL.
+ * running as uid 0 (SO_PEERCRED). The socket's descriptor is close-on-exec
+ * and kept off 0-2; writes use MSG_NOSIGNAL. The cache file's path is fixed
+ * in the same way, and its descriptor (close-on-exec, read-only) is closed
+ * before anything is read from it.
  *
  * No enumeration: there are no setpwent/getpwent/endpwent or group
  * equivalents. glibc skips a source that lacks them, so `getent passwd`
  * lists the other sources only.
  *
- * Thread-safe: no mutable static state; each lookup has its own socket and
- * buffers. Silent: nothing is logged. libc only.
+ * Thread-safe: no mutable static state; each lookup has its own socket,
+ * mapping and buffers. Silent: nothing is logged. libc only.
  */
 #include "fedlogin_proto.h"
+#include "nss_cache.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -61,20 +90,17 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/mman.h>
 #include <sys/types.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
-/* Longest name the module asks about, in bytes. */
-#define FL_NSS_MAX_NAME 256
 /* Largest body of a well-formed NSS reply: NSS_PASSWD with four strings of
  * FEDLOGIN_MAX_STR bytes. A longer length prefix is refused unread. */
 #define FL_NSS_MAX_REPLY (2 + 4 * (2 + FEDLOGIN_MAX_STR) + 2 * 4)
 /* A request frame: header, version, type, a name of at most FL_NSS_MAX_NAME. */
 #define FL_NSS_MAX_REQUEST (FEDLOGIN_FRAME_HEADER + 2 + 2 + FL_NSS_MAX_NAME)
-/* The "no id" value of chown(2) and setreuid(2); never an entry's id. */
-#define FL_NSS_NO_ID UINT32_MAX
 
 enum nss_status _nss_fedlogin_getpwnam_r(const char *name, struct passwd *pwd, char *buf,
 					 size_t buflen, int *errnop);
@@ -86,27 +112,29 @@ enum nss_status _nss_fedlogin_getgrgid_r(gid_t gid, struct group *grp, char *buf
 					 size_t buflen, int *errnop);
 
 #ifdef FEDLOGIN_NSS_TEST
-/* Test builds only (pam/tests/test_nss.c): the socket a lookup asks. The
- * shipped module has no such variable and always asks the fixed path. */
+/* Test builds only (pam/tests/test_nss.c): the socket a lookup asks and the
+ * cache file it reads first. The shipped module has no such variables and
+ * always uses the fixed paths. */
 static const char *fl_nss_test_socket = FEDLOGIN_DEFAULT_SOCKET;
+static const char *fl_nss_test_cache = FEDLOGIN_NSS_CACHE;
 
 void fl_nss_test_set_socket(const char *path);
 void fl_nss_test_set_socket(const char *path)
 {
 	fl_nss_test_socket = path;
 }
+
+void fl_nss_test_set_cache(const char *path);
+void fl_nss_test_set_cache(const char *path)
+{
+	fl_nss_test_cache = path;
+}
 #define FL_NSS_SOCKET fl_nss_test_socket
+#define FL_NSS_CACHE fl_nss_test_cache
 #else
 #define FL_NSS_SOCKET FEDLOGIN_DEFAULT_SOCKET
+#define FL_NSS_CACHE FEDLOGIN_NSS_CACHE
 #endif
-
-/* What a lookup asks: a request type and a name or an id. */
-struct fl_key {
-	uint8_t type;     /* FEDLOGIN_MSG_NSS_GET* */
-	const char *name; /* by name; NULL when by id */
-	size_t name_len;
-	uint32_t id; /* by id */
-};
 
 /* One reply frame: the parsed message views into `body` (freed by the caller). */
 struct fl_reply {
@@ -285,25 +313,6 @@ fail:
 	return -1;
 }
 
-/* True when `s` (`len` bytes) holds ':' or '\n'. */
-static bool has_separator(const char *s, size_t len)
-{
-	return memchr(s, ':', len) != NULL || memchr(s, '\n', len) != NULL;
-}
-
-/* A name the module asks about, or accepts in a reply: 1 to
- * FL_NSS_MAX_NAME bytes, no ':' or '\n', not "root". */
-static bool valid_name(const char *s, size_t len)
-{
-	return len > 0 && len <= FL_NSS_MAX_NAME && !has_separator(s, len) &&
-	       !(len == 4 && memcmp(s, "root", 4) == 0);
-}
-
-static bool valid_id(uint32_t id)
-{
-	return id != 0 && id != FL_NSS_NO_ID;
-}
-
 /* The field `f` (a string) equals the name asked. */
 static bool same_name(const struct fedlogin_field *f, const struct fl_key *k)
 {
@@ -335,7 +344,7 @@ static enum nss_status fl_prepare(const struct fl_key *k, uint8_t *req, size_t c
 		*errnop = ENOENT;
 		return NSS_STATUS_UNAVAIL;
 	}
-	if (k->name != NULL ? !valid_name(k->name, k->name_len) : !valid_id(k->id)) {
+	if (k->name != NULL ? !fl_nss_valid_name(k->name, k->name_len) : !fl_nss_valid_id(k->id)) {
 		*errnop = ENOENT;
 		return NSS_STATUS_NOTFOUND;
 	}
@@ -367,9 +376,9 @@ static enum nss_status fill_passwd(const struct fedlogin_msg *m, const struct fl
 	size_t need;
 	char *p = buf;
 
-	if (!valid_name(name->str, name->len) || !valid_id(uid) || !valid_id(gid) ||
-	    has_separator(gecos->str, gecos->len) || has_separator(dir->str, dir->len) ||
-	    has_separator(shell->str, shell->len) ||
+	if (!fl_nss_valid_name(name->str, name->len) || !fl_nss_valid_id(uid) || !fl_nss_valid_id(gid) ||
+	    fl_nss_has_separator(gecos->str, gecos->len) || fl_nss_has_separator(dir->str, dir->len) ||
+	    fl_nss_has_separator(shell->str, shell->len) ||
 	    (k->name != NULL ? !same_name(name, k) : uid != k->id)) {
 		*errnop = ENOENT;
 		return NSS_STATUS_UNAVAIL;
@@ -401,8 +410,8 @@ static enum nss_status fill_group(const struct fedlogin_msg *m, const struct fl_
 	size_t nmem = 0, pad, need;
 	char **mem, *p;
 
-	if (!valid_name(name->str, name->len) || !valid_id(gid) ||
-	    has_separator(members->str, members->len) ||
+	if (!fl_nss_valid_name(name->str, name->len) || !fl_nss_valid_id(gid) ||
+	    fl_nss_has_separator(members->str, members->len) ||
 	    (k->name != NULL ? !same_name(name, k) : gid != k->id))
 		goto refuse;
 	/* "a,b": two members; "": none; an empty member ("a,,b", ",a", "a,") is malformed. */
@@ -452,7 +461,86 @@ refuse:
 	return NSS_STATUS_UNAVAIL;
 }
 
-/* Asks fedlogind about `k` and maps the reply (see the table at the top). */
+/*
+ * Maps a reply to `k` (from the socket or the cache file) to the lookup's
+ * result (see the table at the top): the entry in `pwd` or `grp`, NOTFOUND,
+ * or UNAVAIL for anything that is no answer to this request.
+ */
+static enum nss_status fl_answer(const struct fedlogin_msg *m, const struct fl_key *k,
+				 struct passwd *pwd, struct group *grp, char *buf, size_t buflen,
+				 int *errnop)
+{
+	if (m->type == FEDLOGIN_MSG_NSS_NOTFOUND) {
+		*errnop = ENOENT;
+		return NSS_STATUS_NOTFOUND;
+	}
+	if (pwd != NULL && m->type == FEDLOGIN_MSG_NSS_PASSWD)
+		return fill_passwd(m, k, pwd, buf, buflen, errnop);
+	if (grp != NULL && m->type == FEDLOGIN_MSG_NSS_GROUP)
+		return fill_group(m, k, grp, buf, buflen, errnop);
+	/* RESULT (UNAVAIL: the daemon cannot reach its directory), or a frame
+	 * that is no answer to this request. */
+	*errnop = ENOENT;
+	return NSS_STATUS_UNAVAIL;
+}
+
+/*
+ * Looks `k` up in the cache file at `path` (docs/protocol.md, "NSS cache
+ * file"). True when the file answered: *st and *errnop are the lookup's
+ * result (an entry, NOTFOUND, or TRYAGAIN/ERANGE for a small buffer). False
+ * when the file cannot be used or has no answer, and the socket is asked.
+ *
+ * The file is used only when it is a regular file, not reached through a
+ * symlink, owned by root, writable by no one else, and FL_CACHE_HEADER to
+ * FL_CACHE_MAX_SIZE bytes long. It is mapped for this lookup alone: the
+ * descriptor is closed at once, the mapping undone before returning.
+ */
+static bool fl_cache_lookup(const char *path, const struct fl_key *k, struct passwd *pwd,
+			    struct group *grp, char *buf, size_t buflen, enum nss_status *st,
+			    int *errnop)
+{
+	struct fedlogin_msg m;
+	struct timespec now;
+	struct stat sb;
+	bool answered = false;
+	void *map;
+	size_t size;
+	int fd, err = ENOENT;
+
+	/* O_NONBLOCK: opening a FIFO put in the file's place must not wait. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0)
+		return false;
+	if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_uid != 0 ||
+	    (sb.st_mode & (S_IWGRP | S_IWOTH)) != 0 || sb.st_size < FL_CACHE_HEADER ||
+	    sb.st_size > FL_CACHE_MAX_SIZE) {
+		close(fd);
+		return false;
+	}
+	size = (size_t)sb.st_size;
+	map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+	close(fd);
+	if (map == MAP_FAILED)
+		return false;
+
+	if (clock_gettime(CLOCK_REALTIME, &now) == 0 &&
+	    fl_nss_cache_lookup(map, size, (int64_t)now.tv_sec, k, &m) == FL_CACHE_ANSWER) {
+		/* The entry is checked again as a reply from the socket would be;
+		 * one refused (it cannot be) leaves the question to the socket. */
+		enum nss_status s = fl_answer(&m, k, pwd, grp, buf, buflen, &err);
+
+		if (s != NSS_STATUS_UNAVAIL) {
+			*st = s;
+			if (s != NSS_STATUS_SUCCESS)
+				*errnop = err;
+			answered = true;
+		}
+	}
+	munmap(map, size);
+	return answered;
+}
+
+/* Answers `k` from the cache file, or else asks fedlogind (see the table at the top). */
 static enum nss_status fl_lookup(const struct fl_key *k, struct passwd *pwd, struct group *grp,
 				 char *buf, size_t buflen, int *errnop)
 {
@@ -465,23 +553,16 @@ static enum nss_status fl_lookup(const struct fl_key *k, struct passwd *pwd, str
 	st = fl_prepare(k, req, sizeof(req), &req_len, errnop);
 	if (st != NSS_STATUS_SUCCESS)
 		return st;
+	if (fl_cache_lookup(FL_NSS_CACHE, k, pwd, grp, buf, buflen, &st, errnop)) {
+		if (st == NSS_STATUS_SUCCESS)
+			errno = saved;
+		return st;
+	}
 	if (fl_nss_query(FL_NSS_SOCKET, req, req_len, &r) != 0) {
 		*errnop = ENOENT;
 		return NSS_STATUS_UNAVAIL;
 	}
-	if (r.msg.type == FEDLOGIN_MSG_NSS_NOTFOUND) {
-		*errnop = ENOENT;
-		st = NSS_STATUS_NOTFOUND;
-	} else if (pwd != NULL && r.msg.type == FEDLOGIN_MSG_NSS_PASSWD) {
-		st = fill_passwd(&r.msg, k, pwd, buf, buflen, errnop);
-	} else if (grp != NULL && r.msg.type == FEDLOGIN_MSG_NSS_GROUP) {
-		st = fill_group(&r.msg, k, grp, buf, buflen, errnop);
-	} else {
-		/* RESULT (UNAVAIL: the daemon cannot reach its directory), or a frame
-		 * that is no answer to this request. */
-		*errnop = ENOENT;
-		st = NSS_STATUS_UNAVAIL;
-	}
+	st = fl_answer(&r.msg, k, pwd, grp, buf, buflen, errnop);
 	free(r.body);
 	if (st == NSS_STATUS_SUCCESS)
 		errno = saved;

@@ -1,15 +1,22 @@
 /*
  * test_nss - tests of the NSS module (nss_fedlogin.c).
  *
- *   test_nss PATH/libnss_fedlogin.so.2 PATH/Tests/fixtures/protocol
+ *   test_nss PATH/libnss_fedlogin.so.2 PATH/Tests/fixtures/protocol PATH/Tests/fixtures/nsscache
  *
  * This file includes nss_fedlogin.c, built with -DFEDLOGIN_NSS_TEST, whose
- * one difference is a hook that points lookups at a socket of the test's
- * own: a fake fedlogind forked per case answers with golden frames from
- * Tests/fixtures/protocol (checking the request against them where one
- * fits) or with frames built here. It checks every reply kind, buffer sizes
- * (ERANGE), the time bounds, the trust checks, the guards that answer
- * without connecting, and lookups from several threads.
+ * one difference is hooks that point lookups at a socket and a cache file
+ * of the test's own: a fake fedlogind forked per case answers with golden
+ * frames from Tests/fixtures/protocol (checking the request against them
+ * where one fits) or with frames built here. It checks every reply kind,
+ * buffer sizes (ERANGE), the time bounds, the trust checks, the guards that
+ * answer without connecting, and lookups from several threads.
+ *
+ * The cache file: every lookup of Tests/fixtures/nsscache/expected.tsv (at
+ * its usual time) through the module, an answer from the file given with
+ * no socket to ask, and every other one asked of the fake daemon (malformed
+ * files included); a file the module must not trust (owner, mode, symlink,
+ * FIFO, directory, size); times against the real clock; ERANGE; a file
+ * replaced while threads read it; no descriptor or mapping left behind.
  *
  * The shipped module (the first argument) is dlopen'ed to check its entry
  * points, that it has no test hook, and its guards; and it is used through
@@ -20,19 +27,22 @@
  */
 #include "../nss_fedlogin.c"
 
+#include <dirent.h>
 #include <dlfcn.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <sys/wait.h>
 
 static int passed, failed;
-static const char *fixtures;
+static const char *fixtures, *cache_fixtures;
 static char tmpdir[] = "/tmp/fedlogin-nss-test.XXXXXX";
 static char sock_path[sizeof(tmpdir) + 16];
+static char cache_path[sizeof(tmpdir) + 16];
 
 static void check(bool ok, const char *fmt, ...)
 {
@@ -70,12 +80,14 @@ struct bytes {
 
 /* Fixtures read so far (each once), freed at the end. */
 static struct {
-	const char *name;
+	const char *dir;
+	char name[128];
 	struct bytes b;
-} loaded[64];
+} loaded[128];
 static size_t nloaded;
 
-static struct bytes fixture(const char *name)
+/* DIR/NAME.bin, read once. */
+static struct bytes load_bin(const char *dir, const char *name)
 {
 	char path[4096];
 	struct bytes b = { NULL, 0 };
@@ -83,11 +95,11 @@ static struct bytes fixture(const char *name)
 	long n;
 
 	for (size_t i = 0; i < nloaded; i++)
-		if (strcmp(loaded[i].name, name) == 0)
+		if (loaded[i].dir == dir && strcmp(loaded[i].name, name) == 0)
 			return loaded[i].b;
-	if (nloaded == sizeof(loaded) / sizeof(loaded[0]))
+	if (nloaded == sizeof(loaded) / sizeof(loaded[0]) || strlen(name) >= sizeof(loaded[0].name))
 		abort();
-	snprintf(path, sizeof(path), "%s/%s.bin", fixtures, name);
+	snprintf(path, sizeof(path), "%s/%s.bin", dir, name);
 	f = fopen(path, "rb");
 	if (f == NULL || fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
 		fprintf(stderr, "cannot read %s\n", path);
@@ -96,9 +108,22 @@ static struct bytes fixture(const char *name)
 	b.p = malloc((size_t)n + 1);
 	b.len = fread(b.p, 1, (size_t)n, f);
 	fclose(f);
-	loaded[nloaded].name = name;
+	loaded[nloaded].dir = dir;
+	snprintf(loaded[nloaded].name, sizeof(loaded[0].name), "%s", name);
 	loaded[nloaded++].b = b;
 	return b;
+}
+
+/* Tests/fixtures/protocol/NAME.bin */
+static struct bytes fixture(const char *name)
+{
+	return load_bin(fixtures, name);
+}
+
+/* Tests/fixtures/nsscache/NAME.bin */
+static struct bytes cache_fixture(const char *name)
+{
+	return load_bin(cache_fixtures, name);
 }
 
 static uint8_t frame_buf[8][FEDLOGIN_FRAME_HEADER + FL_NSS_MAX_REPLY];
@@ -326,7 +351,7 @@ static struct result lookup(enum op op, const char *name, uint32_t id, char *buf
 }
 
 /* Buffers handed to the module, freed at the end (the entries point into them). */
-static char *buffers[512];
+static char *buffers[2048];
 static size_t nbuffers;
 
 /* A lookup against a fake daemon running `s`, with a buffer of exactly
@@ -826,6 +851,545 @@ static void test_threads(void)
 	check(total == THREADS * PER_THREAD, "threads: %ld of %d lookups succeeded", total, THREADS * PER_THREAD);
 }
 
+/* --- the cache file ------------------------------------------------------------------ */
+
+/* The "now" of most lookups of expected.tsv. Their outcomes hold at any
+ * time between then and the records' expiry in 2096, so at the real one. */
+#define CACHE_NOW 1700000100
+/* Fits the largest entry: a 256-byte name, "x" and three 4096-byte strings. */
+#define HUGE_BUF 20000
+
+static int64_t real_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec;
+}
+
+static void put_le(uint8_t *p, uint64_t v, int n)
+{
+	for (int i = 0; i < n; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint32_t get_le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* The offset of the record in entry `i` of the name index. */
+static size_t name_record(const uint8_t *map, size_t i)
+{
+	return get_le32(map + get_le32(map + 40) + 4 * i);
+}
+
+static uint8_t *dup_bytes(struct bytes b)
+{
+	uint8_t *p = malloc(b.len > 0 ? b.len : 1);
+
+	if (p == NULL)
+		abort();
+	memcpy(p, b.p, b.len);
+	return p;
+}
+
+/* Whatever is at the cache path, gone. */
+static void remove_cache(void)
+{
+	if (unlink(cache_path) != 0 && errno == EISDIR)
+		rmdir(cache_path);
+}
+
+/*
+ * Puts a cache file at the cache path as fedlogind does, a new file renamed
+ * over the old one: `len` bytes of `p`, then zeros (a hole) up to
+ * `file_size`, with `mode`, owned by `uid`:`gid`.
+ */
+static void install_cache_as(const uint8_t *p, size_t len, size_t file_size, mode_t mode, uid_t uid, gid_t gid)
+{
+	char tmp[sizeof(cache_path) + 8];
+	int fd;
+
+	snprintf(tmp, sizeof(tmp), "%s.new", cache_path);
+	unlink(tmp);
+	rmdir(cache_path); /* a directory left there; a file is replaced by the rename */
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0 || (len > 0 && write(fd, p, len) != (ssize_t)len) || ftruncate(fd, (off_t)file_size) != 0 ||
+	    fchown(fd, uid, gid) != 0 || fchmod(fd, mode) != 0 || close(fd) != 0 || rename(tmp, cache_path) != 0) {
+		perror("installing the cache file");
+		exit(2);
+	}
+}
+
+static void install_cache(const uint8_t *p, size_t len)
+{
+	install_cache_as(p, len, len, 0644, 0, 0);
+}
+
+static const char *const op_names[] = { "getpwnam", "getpwuid", "getgrnam", "getgrgid" };
+static const uint8_t op_types[] = { FEDLOGIN_MSG_NSS_GETPWNAM, FEDLOGIN_MSG_NSS_GETPWUID,
+				    FEDLOGIN_MSG_NSS_GETGRNAM, FEDLOGIN_MSG_NSS_GETGRGID };
+
+/*
+ * A lookup the cache file must leave to fedlogind: the fake daemon must get
+ * the request, and its answer (an entry the file does not hold) is the
+ * result.
+ */
+static void expect_from_socket(const char *what, enum op op, const char *name, uint32_t id)
+{
+	static const char *const none[] = { NULL };
+	struct daemon_script s = { .expect = request_frame(op_types[op], name, id) };
+	struct result r;
+	char w[300];
+
+	snprintf(w, sizeof(w), "%s: asked fedlogind", what);
+	switch (op) {
+	case GETPWNAM: s.reply = passwd_frame(name, 61000, 61000, "from fedlogind", "/home/x", "/bin/sh"); break;
+	case GETPWUID: s.reply = passwd_frame("fromsocket", id, id, "from fedlogind", "/home/x", "/bin/sh"); break;
+	case GETGRNAM: s.reply = group_frame(name, 61000, ""); break;
+	case GETGRGID: s.reply = group_frame("fromsocket", id, ""); break;
+	}
+	r = ask(w, &s, op, name, id, BIG);
+	switch (op) {
+	case GETPWNAM: expect_passwd(w, &r, name, 61000, 61000, "from fedlogind", "/home/x", "/bin/sh"); break;
+	case GETPWUID: expect_passwd(w, &r, "fromsocket", id, id, "from fedlogind", "/home/x", "/bin/sh"); break;
+	case GETGRNAM: expect_group(w, &r, name, 61000, none); break;
+	case GETGRGID: expect_group(w, &r, "fromsocket", id, none); break;
+	}
+}
+
+/* A lookup with no socket to ask (so only the file can answer), into a buffer of `buflen`. */
+static struct result from_file(enum op op, const char *name, uint32_t id, size_t buflen)
+{
+	char *buf = buflen > 0 ? malloc(buflen) : NULL;
+	struct result r;
+
+	unlink(sock_path);
+	r = lookup(op, name, id, buf, buflen);
+	if (buf != NULL && nbuffers < sizeof(buffers) / sizeof(buffers[0]))
+		buffers[nbuffers++] = buf;
+	else
+		free(buf); /* nothing of it is looked at */
+	return r;
+}
+
+#define CACHE_COLUMNS 16
+
+/* Every lookup of expected.tsv at CACHE_NOW, through the module. */
+static void test_cache_expected(void)
+{
+	static const char *const none[] = { NULL };
+	char path[4096], installed[128] = "", *line = NULL, *cols[CACHE_COLUMNS];
+	size_t cap = 0, lines = 0;
+	ssize_t len;
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%s/expected.tsv", cache_fixtures);
+	fp = fopen(path, "r");
+	if (fp == NULL) {
+		perror(path);
+		exit(2);
+	}
+	while ((len = getline(&line, &cap, fp)) > 0) {
+		char what[200], stem[128];
+		const char *name = NULL, *outcome;
+		enum op op = GETPWNAM;
+		uint32_t id = 0;
+		size_t n = 0;
+		struct result r;
+
+		if (line[len - 1] == '\n')
+			line[--len] = '\0';
+		for (char *p = line; n < CACHE_COLUMNS;) {
+			char *tab = strchr(p, '\t');
+
+			cols[n++] = p;
+			if (tab == NULL)
+				break;
+			*tab = '\0';
+			p = tab + 1;
+		}
+		if (n < 5 || strtoll(cols[1], NULL, 10) != CACHE_NOW)
+			continue;
+		while (op <= GETGRGID && strcmp(cols[2], op_names[op]) != 0)
+			op++;
+		if (op > GETGRGID) {
+			check(false, "expected.tsv: unknown lookup %s", cols[2]);
+			continue;
+		}
+		if (op == GETPWNAM || op == GETGRNAM)
+			name = cols[3];
+		else
+			id = (uint32_t)strtoul(cols[3], NULL, 10);
+		outcome = cols[4];
+		lines++;
+
+		if (strcmp(installed, cols[0]) != 0) {
+			struct bytes b;
+
+			snprintf(stem, sizeof(stem), "%.*s", (int)(strlen(cols[0]) - 4), cols[0]);
+			b = cache_fixture(stem);
+			install_cache(b.p, b.len);
+			snprintf(installed, sizeof(installed), "%s", cols[0]);
+		}
+		snprintf(what, sizeof(what), "cache %s: %s %.40s (%s)", cols[0], cols[2], cols[3], outcome);
+
+		if (strcmp(outcome, "passwd") == 0 && n == 11) {
+			r = from_file(op, name, id, HUGE_BUF);
+			expect_passwd(what, &r, cols[5], (uint32_t)strtoul(cols[6], NULL, 10),
+				      (uint32_t)strtoul(cols[7], NULL, 10), cols[8], cols[9], cols[10]);
+		} else if (strcmp(outcome, "group") == 0 && n == 7) {
+			r = from_file(op, name, id, HUGE_BUF);
+			expect_group(what, &r, cols[5], (uint32_t)strtoul(cols[6], NULL, 10), none);
+		} else if (strcmp(outcome, "notfound") == 0) {
+			r = from_file(op, name, id, HUGE_BUF);
+			expect_status(what, &r, NSS_STATUS_NOTFOUND, ENOENT);
+		} else if (strcmp(outcome, "ask") == 0 || strcmp(outcome, "ignore") == 0) {
+			expect_from_socket(what, op, name, id);
+		} else {
+			check(false, "expected.tsv: unknown outcome %s", outcome);
+		}
+	}
+	free(line);
+	fclose(fp);
+	check(lines > 100, "expected.tsv: only %zu lookups at %d", lines, CACHE_NOW);
+	remove_cache();
+}
+
+/* Answers from the file while fedlogind's socket exists: no connection. */
+static void test_cache_no_connection(void)
+{
+	struct bytes basic = cache_fixture("basic");
+	static char buf[BIG];
+	struct result r;
+	int lfd;
+
+	install_cache(basic.p, basic.len);
+	lfd = listen_socket(8);
+	errno = EDOM;
+	r = lookup(GETPWNAM, "alice", 0, buf, sizeof(buf));
+	expect_passwd("cache: getpwnam alice with a socket there", &r, "alice", 60001, 60001, "Alice Example",
+		      "/home/alice", "/bin/bash");
+	check(errno == EDOM, "cache: getpwnam alice changed errno to %d", errno);
+	check(!connected(lfd), "cache: getpwnam alice: the module connected");
+	r = lookup(GETGRGID, NULL, 60002, buf, sizeof(buf));
+	expect_status("cache: getgrgid 60002 with a socket there", &r, NSS_STATUS_SUCCESS, -12345);
+	check(!connected(lfd), "cache: getgrgid 60002: the module connected");
+	r = lookup(GETPWNAM, "zed", 0, buf, sizeof(buf));
+	expect_status("cache: getpwnam zed with a socket there", &r, NSS_STATUS_NOTFOUND, ENOENT);
+	check(!connected(lfd), "cache: getpwnam zed: the module connected");
+	r = lookup(GETGRGID, NULL, 60099, buf, sizeof(buf));
+	expect_status("cache: getgrgid 60099 with a socket there", &r, NSS_STATUS_NOTFOUND, ENOENT);
+	check(!connected(lfd), "cache: getgrgid 60099: the module connected");
+	close(lfd);
+	unlink(sock_path);
+	remove_cache();
+}
+
+/* Buffers of exactly the size needed and one byte short. */
+static void test_cache_erange(void)
+{
+	struct bytes basic = cache_fixture("basic"), edge = cache_fixture("edge");
+	size_t alice = 6 + 2 + 14 + 12 + 10, bob = sizeof(char *) + 4 + 2;
+	size_t longest = 257 + 2 + 3 * 4097;
+	char long_name[FL_NSS_MAX_NAME + 1];
+	struct result r;
+
+	install_cache(basic.p, basic.len);
+	r = from_file(GETPWNAM, "alice", 0, alice);
+	expect_passwd("cache: getpwnam alice, buffer of exactly the size needed", &r, "alice", 60001, 60001,
+		      "Alice Example", "/home/alice", "/bin/bash");
+	r = from_file(GETPWNAM, "alice", 0, alice - 1);
+	expect_status("cache: getpwnam alice, buffer one byte short: TRYAGAIN/ERANGE", &r, NSS_STATUS_TRYAGAIN, ERANGE);
+	r = from_file(GETPWUID, NULL, 60001, 0);
+	expect_status("cache: getpwuid 60001, no buffer: TRYAGAIN/ERANGE", &r, NSS_STATUS_TRYAGAIN, ERANGE);
+	r = from_file(GETGRNAM, "bob", 0, bob);
+	check(r.st == NSS_STATUS_SUCCESS && strcmp(r.gr.gr_name, "bob") == 0 && r.gr.gr_mem[0] == NULL,
+	      "cache: getgrnam bob, buffer of exactly the size needed: %s", status_name(r.st));
+	r = from_file(GETGRNAM, "bob", 0, bob - 1);
+	expect_status("cache: getgrnam bob, buffer one byte short: TRYAGAIN/ERANGE", &r, NSS_STATUS_TRYAGAIN, ERANGE);
+
+	install_cache(edge.p, edge.len);
+	memset(long_name, 'x', FL_NSS_MAX_NAME);
+	long_name[FL_NSS_MAX_NAME] = '\0';
+	r = from_file(GETPWNAM, long_name, 0, longest);
+	check(r.st == NSS_STATUS_SUCCESS && strlen(r.pw.pw_name) == 256 && strlen(r.pw.pw_gecos) == 4096 &&
+		      strlen(r.pw.pw_dir) == 4096 && strlen(r.pw.pw_shell) == 4096,
+	      "cache: the largest entry in a buffer of exactly its size: %s", status_name(r.st));
+	r = from_file(GETPWNAM, long_name, 0, longest - 1);
+	expect_status("cache: the largest entry, buffer one byte short: TRYAGAIN/ERANGE", &r, NSS_STATUS_TRYAGAIN,
+		      ERANGE);
+	remove_cache();
+}
+
+/* Times against the real clock: generated, a record's expiry, ids_until. */
+static void test_cache_clock(void)
+{
+	struct bytes basic = cache_fixture("basic");
+	uint8_t *p = dup_bytes(basic);
+	size_t alice = name_record(p, 0);
+	int64_t now = real_now();
+	struct result r;
+
+	put_le(p + 16, (uint64_t)(now - 1), 8);
+	install_cache(p, basic.len);
+	r = from_file(GETPWNAM, "alice", 0, BIG);
+	expect_status("cache: generated a second ago", &r, NSS_STATUS_SUCCESS, -12345);
+	put_le(p + 16, (uint64_t)(now + 3600), 8);
+	install_cache(p, basic.len);
+	expect_from_socket("cache: generated in an hour (the clock went back)", GETPWNAM, "alice", 0);
+	memcpy(p, basic.p, basic.len);
+
+	put_le(p + alice + 12, (uint64_t)(now + 3600), 8);
+	install_cache(p, basic.len);
+	r = from_file(GETPWUID, NULL, 60001, BIG);
+	expect_status("cache: alice expires in an hour", &r, NSS_STATUS_SUCCESS, -12345);
+	put_le(p + alice + 12, (uint64_t)(now - 1), 8);
+	install_cache(p, basic.len);
+	expect_from_socket("cache: alice expired a second ago, getpwnam", GETPWNAM, "alice", 0);
+	expect_from_socket("cache: alice expired a second ago, getpwuid", GETPWUID, NULL, 60001);
+	expect_from_socket("cache: alice expired a second ago, getgrgid", GETGRGID, NULL, 60001);
+	memcpy(p, basic.p, basic.len);
+
+	put_le(p + 24, (uint64_t)(now + 3600), 8);
+	install_cache(p, basic.len);
+	r = from_file(GETPWUID, NULL, 60099, BIG);
+	expect_status("cache: ids_until in an hour, getpwuid 60099", &r, NSS_STATUS_NOTFOUND, ENOENT);
+	put_le(p + 24, (uint64_t)(now - 1), 8);
+	install_cache(p, basic.len);
+	expect_from_socket("cache: ids_until a second ago, getpwuid 60099", GETPWUID, NULL, 60099);
+	expect_from_socket("cache: ids_until a second ago, getgrgid 60099", GETGRGID, NULL, 60099);
+	put_le(p + 24, 0, 8);
+	install_cache(p, basic.len);
+	expect_from_socket("cache: ids_until 0, getpwuid 60099", GETPWUID, NULL, 60099);
+	r = from_file(GETPWUID, NULL, 60002, BIG);
+	expect_status("cache: ids_until 0, getpwuid 60002", &r, NSS_STATUS_SUCCESS, -12345);
+	free(p);
+	remove_cache();
+}
+
+/* Files the module must not use, and some it must. */
+static void test_cache_trust(void)
+{
+	struct bytes basic = cache_fixture("basic");
+	char other[sizeof(cache_path) + 8];
+	uint8_t *p = dup_bytes(basic);
+	struct result r;
+	struct {
+		const char *what;
+		mode_t mode;
+		uid_t uid;
+	} refused[] = {
+		{ "a cache file owned by uid 65534", 0644, 65534 },
+		{ "a cache file owned by uid 65534, mode 0444", 0444, 65534 },
+		{ "a group-writable cache file", 0664, 0 },
+		{ "a cache file others may write", 0646, 0 },
+		{ "a cache file of mode 0666", 0666, 0 },
+		{ "a cache file of mode 0620", 0620, 0 },
+	}, used[] = {
+		{ "a cache file of mode 0600", 0600, 0 },
+		{ "a cache file of mode 0444", 0444, 0 },
+		{ "a cache file of mode 0755", 0755, 0 },
+	};
+
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		install_cache_as(basic.p, basic.len, basic.len, refused[i].mode, refused[i].uid, 0);
+		expect_from_socket(refused[i].what, GETPWNAM, "alice", 0);
+	}
+	for (size_t i = 0; i < sizeof(used) / sizeof(used[0]); i++) {
+		install_cache_as(basic.p, basic.len, basic.len, used[i].mode, used[i].uid, 0);
+		r = from_file(GETPWNAM, "alice", 0, BIG);
+		expect_status(used[i].what, &r, NSS_STATUS_SUCCESS, -12345);
+	}
+	install_cache_as(basic.p, basic.len, basic.len, 0644, 0, 65534);
+	r = from_file(GETPWNAM, "alice", 0, BIG);
+	expect_status("a cache file of group 65534, mode 0644", &r, NSS_STATUS_SUCCESS, -12345);
+
+	/* A symlink to a good file. */
+	install_cache(basic.p, basic.len);
+	snprintf(other, sizeof(other), "%s.real", cache_path);
+	if (rename(cache_path, other) != 0 || symlink(other, cache_path) != 0)
+		perror("symlink");
+	expect_from_socket("a symlink to a good cache file", GETPWNAM, "alice", 0);
+	unlink(other);
+	remove_cache();
+
+	/* A FIFO: opening it must not wait for a writer. */
+	if (mkfifo(cache_path, 0644) != 0)
+		perror("mkfifo");
+	{
+		int64_t t0 = now_ms();
+
+		expect_from_socket("a FIFO at the cache path", GETPWNAM, "alice", 0);
+		check(now_ms() - t0 < 1000, "a FIFO at the cache path: took %" PRId64 " ms", now_ms() - t0);
+	}
+	remove_cache();
+
+	if (mkdir(cache_path, 0755) != 0)
+		perror("mkdir");
+	expect_from_socket("a directory at the cache path", GETPWNAM, "alice", 0);
+	remove_cache();
+
+	/* Sizes: empty, one byte short of a header; 8 MiB (zeros after basic.bin) and a byte more. */
+	install_cache(basic.p, 0);
+	expect_from_socket("an empty cache file", GETPWNAM, "alice", 0);
+	put_le(p + 12, FL_CACHE_HEADER - 1, 4);
+	install_cache(p, FL_CACHE_HEADER - 1);
+	expect_from_socket("a cache file of 47 bytes", GETPWNAM, "alice", 0);
+	put_le(p + 12, FL_CACHE_MAX_SIZE, 4);
+	install_cache_as(p, basic.len, FL_CACHE_MAX_SIZE, 0644, 0, 0);
+	r = from_file(GETPWNAM, "alice", 0, BIG);
+	expect_status("a cache file of 8 MiB", &r, NSS_STATUS_SUCCESS, -12345);
+	put_le(p + 12, FL_CACHE_MAX_SIZE + 1, 4);
+	install_cache_as(p, basic.len, FL_CACHE_MAX_SIZE + 1, 0644, 0, 0);
+	expect_from_socket("a cache file of 8 MiB and a byte", GETPWNAM, "alice", 0);
+	free(p);
+	remove_cache();
+}
+
+/* The guards answer first: FEDLOGIN_NSS_DISABLE, root, 0. */
+static void test_cache_guards(void)
+{
+	struct bytes basic = cache_fixture("basic"), root = cache_fixture("reject_user_root");
+	struct result r;
+
+	install_cache(basic.p, basic.len);
+	setenv("FEDLOGIN_NSS_DISABLE", "1", 1);
+	r = from_file(GETPWNAM, "alice", 0, BIG);
+	expect_status("cache: FEDLOGIN_NSS_DISABLE=1, getpwnam alice: UNAVAIL/ENOENT", &r, NSS_STATUS_UNAVAIL, ENOENT);
+	unsetenv("FEDLOGIN_NSS_DISABLE");
+	install_cache(root.p, root.len);
+	r = from_file(GETPWNAM, "root", 0, BIG);
+	expect_status("cache with a USER root: getpwnam root: NOTFOUND/ENOENT", &r, NSS_STATUS_NOTFOUND, ENOENT);
+	r = from_file(GETPWUID, NULL, 0, BIG);
+	expect_status("cache: getpwuid 0: NOTFOUND/ENOENT", &r, NSS_STATUS_NOTFOUND, ENOENT);
+	remove_cache();
+}
+
+/* Each lookup reads the file anew; none leaves a descriptor or a mapping behind. */
+static int count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	int n = 0;
+
+	if (d == NULL)
+		return -1;
+	while ((e = readdir(d)) != NULL)
+		n++;
+	closedir(d);
+	return n;
+}
+
+static bool maps_mention(const char *s)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	char line[4096];
+	bool found = false;
+
+	if (f == NULL)
+		return true;
+	while (!found && fgets(line, sizeof(line), f) != NULL)
+		found = strstr(line, s) != NULL;
+	fclose(f);
+	return found;
+}
+
+static void test_cache_replaced(void)
+{
+	struct bytes basic = cache_fixture("basic"), bad = cache_fixture("reject_magic");
+	uint8_t *p = dup_bytes(basic);
+	size_t gecos = name_record(p, 0) + 20 + 2 + 5 + 2;
+	struct result r;
+	int fds;
+
+	p[gecos + 8] = 'b'; /* "Alice Exbmple" */
+	install_cache(basic.p, basic.len);
+	r = from_file(GETPWNAM, "alice", 0, BIG);
+	check(r.st == NSS_STATUS_SUCCESS && strcmp(r.pw.pw_gecos, "Alice Example") == 0, "cache: first file");
+	install_cache(p, basic.len);
+	r = from_file(GETPWNAM, "alice", 0, BIG);
+	check(r.st == NSS_STATUS_SUCCESS && strcmp(r.pw.pw_gecos, "Alice Exbmple") == 0,
+	      "cache: a file renamed over the first is read at the next lookup");
+	remove_cache();
+	r = from_file(GETPWNAM, "alice", 0, BIG);
+	expect_status("cache: file removed, no socket: UNAVAIL/ENOENT", &r, NSS_STATUS_UNAVAIL, ENOENT);
+
+	fds = count_fds();
+	for (int i = 0; i < 300; i++) {
+		static char buf[BIG];
+
+		if (i % 100 == 0)
+			install_cache(i == 200 ? bad.p : basic.p, i == 200 ? bad.len : basic.len);
+		lookup(GETPWNAM, "alice", 0, buf, sizeof(buf));
+		lookup(GETPWNAM, "zed", 0, buf, sizeof(buf));
+		lookup(GETPWNAM, "erin", 0, buf, sizeof(buf));
+		lookup(GETGRGID, NULL, 60002, buf, 4);
+	}
+	check(count_fds() == fds, "cache: descriptors left open: %d before, %d after", fds, count_fds());
+	check(!maps_mention(cache_path), "cache: a mapping of the cache file is left");
+	free(p);
+	remove_cache();
+}
+
+#define CACHE_THREADS 8
+#define CACHE_PER_THREAD 2000
+
+static atomic_int cache_threads_done;
+
+static void *cache_thread(void *arg)
+{
+	long *ok = arg;
+	char buf[512];
+
+	for (int i = 0; i < CACHE_PER_THREAD; i++) {
+		struct passwd pw;
+		struct group gr;
+		int err = 0;
+
+		if (_nss_fedlogin_getpwnam_r("alice", &pw, buf, sizeof(buf), &err) == NSS_STATUS_SUCCESS &&
+		    pw.pw_uid == 60001 &&
+		    (strcmp(pw.pw_gecos, "Alice Example") == 0 || strcmp(pw.pw_gecos, "Alice Exbmple") == 0))
+			(*ok)++;
+		if (_nss_fedlogin_getgrgid_r(60002, &gr, buf, sizeof(buf), &err) == NSS_STATUS_SUCCESS &&
+		    strcmp(gr.gr_name, "bob") == 0 && gr.gr_mem[0] == NULL)
+			(*ok)++;
+	}
+	atomic_fetch_add(&cache_threads_done, 1);
+	return NULL;
+}
+
+/* Threads read the file while it is replaced again and again; every lookup is answered. */
+static void test_cache_threads(void)
+{
+	struct bytes basic = cache_fixture("basic");
+	uint8_t *p = dup_bytes(basic);
+	pthread_t t[CACHE_THREADS];
+	long ok[CACHE_THREADS] = { 0 }, total = 0;
+	int replaced = 0;
+
+	p[name_record(p, 0) + 20 + 2 + 5 + 2 + 8] = 'b';
+	install_cache(basic.p, basic.len);
+	unlink(sock_path);
+	atomic_store(&cache_threads_done, 0);
+	for (int i = 0; i < CACHE_THREADS; i++)
+		pthread_create(&t[i], NULL, cache_thread, &ok[i]);
+	while (atomic_load(&cache_threads_done) < CACHE_THREADS) {
+		install_cache(replaced % 2 ? basic.p : p, basic.len);
+		replaced++;
+	}
+	for (int i = 0; i < CACHE_THREADS; i++) {
+		pthread_join(t[i], NULL);
+		total += ok[i];
+	}
+	check(total == 2L * CACHE_THREADS * CACHE_PER_THREAD, "cache threads: %ld of %d lookups answered", total,
+	      2 * CACHE_THREADS * CACHE_PER_THREAD);
+	check(replaced > 1, "cache threads: the file was replaced %d times", replaced);
+	free(p);
+	remove_cache();
+}
+
 /* --- the shipped module -------------------------------------------------------------- */
 
 typedef enum nss_status (*getpwnam_fn)(const char *, struct passwd *, char *, size_t, int *);
@@ -835,7 +1399,8 @@ static void test_shipped(const char *so)
 {
 	static const char *const entry[] = { "_nss_fedlogin_getpwnam_r", "_nss_fedlogin_getpwuid_r",
 					     "_nss_fedlogin_getgrnam_r", "_nss_fedlogin_getgrgid_r" };
-	static const char *const absent[] = { "fl_nss_test_set_socket", "fl_nss_query", "fedlogin_parse",
+	static const char *const absent[] = { "fl_nss_test_set_socket", "fl_nss_test_set_cache", "fl_nss_query",
+					      "fl_nss_cache_lookup", "fedlogin_parse",
 					      "_nss_fedlogin_setpwent", "_nss_fedlogin_getpwent_r",
 					      "_nss_fedlogin_setgrent", "_nss_fedlogin_getgrent_r" };
 	void *h = dlopen(so, RTLD_NOW | RTLD_LOCAL);
@@ -911,11 +1476,13 @@ static void test_shipped(const char *so)
 
 int main(int argc, char **argv)
 {
-	if (argc != 3) {
-		fprintf(stderr, "usage: %s PATH/libnss_fedlogin.so.2 FIXTURES_DIR\n", argv[0]);
+	if (argc != 4) {
+		fprintf(stderr, "usage: %s PATH/libnss_fedlogin.so.2 PROTOCOL_FIXTURES_DIR NSSCACHE_FIXTURES_DIR\n",
+			argv[0]);
 		return 2;
 	}
 	fixtures = argv[2];
+	cache_fixtures = argv[3];
 	signal(SIGPIPE, SIG_DFL); /* the module must never raise it */
 
 	test_shipped(argv[1]);
@@ -927,7 +1494,10 @@ int main(int argc, char **argv)
 			return 2;
 		}
 		snprintf(sock_path, sizeof(sock_path), "%s/d.sock", tmpdir);
+		snprintf(cache_path, sizeof(cache_path), "%s/nss.cache", tmpdir);
 		fl_nss_test_set_socket(sock_path);
+		/* No cache file until the cache tests put one there. */
+		fl_nss_test_set_cache(cache_path);
 		test_guards();
 		test_trust();
 		test_passwd();
@@ -935,6 +1505,14 @@ int main(int argc, char **argv)
 		test_not_found();
 		test_unavailable_replies();
 		test_threads();
+		test_cache_expected();
+		test_cache_no_connection();
+		test_cache_erange();
+		test_cache_clock();
+		test_cache_trust();
+		test_cache_guards();
+		test_cache_replaced();
+		test_cache_threads();
 		test_time_bounds();
 		unlink(sock_path);
 		rmdir(tmpdir);

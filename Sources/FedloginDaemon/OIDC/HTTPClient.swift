@@ -3,7 +3,8 @@ import Foundation
 
 /// HTTP for the IdP client, through libcurl: bounded by a timeout on every
 /// request, proxies from the environment, the system CA store plus an
-/// optional bundle. Each request runs on its own thread, off the event loops.
+/// optional bundle. Requests run on a fixed set of threads of their own
+/// (`Blocking.http`), off the event loops and the Swift concurrency pool.
 public struct HTTPClient: Sendable {
     public var timeout: Double
     public var caBundle: String?
@@ -32,12 +33,7 @@ public struct HTTPClient: Sendable {
         guard Self.initialized else { throw Failure(description: "libcurl could not be initialized") }
         let timeoutMS = Int(timeout * 1000)
         let ca = caBundle
-        return try await withCheckedThrowingContinuation { continuation in
-            let thread = Thread {
-                continuation.resume(with: Result { try Self.perform(method, url, headers, body, timeoutMS, ca) })
-            }
-            thread.start()
-        }
+        return try await Blocking.http.runIfActive { try Self.perform(method, url, headers, body, timeoutMS, ca) }
     }
 
     static func perform(_ method: String, _ url: String, _ headers: [String], _ body: Data?, _ timeoutMS: Int, _ ca: String?) throws -> Response {

@@ -18,6 +18,17 @@ enum Blocking {
     /// CPU-bound work (password hashes and checks): one at a time per CPU.
     static let cpu: NIOThreadPool = NIOThreadPool.singleton
 
+    /// IdP requests (libcurl, each bounded by `signin.http_timeout`): up to
+    /// 16 at once, the rest wait their turn. A fixed set of threads keeps
+    /// the memory of many logins at once bounded: each thread's stack stays
+    /// resident once touched, and a thread per request grew the daemon by
+    /// about 1 MB per request in flight.
+    static let http: NIOThreadPool = {
+        let pool = NIOThreadPool(numberOfThreads: 16)
+        pool.start()
+        return pool
+    }()
+
     static func accountChange<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
         try await accounts.runIfActive(body)
     }
