@@ -69,6 +69,7 @@ struct Reloader: Service {
                     old.logger.warning("daemon.socket and daemon.state_dir take effect at the next start")
                 }
                 holder.replace(try old.reloaded(with: config))
+                holder.current.nssCache.publish(force: true)
                 old.logger.notice(
                     "configuration reloaded", metadata: ["message_id": "\(MessageID.configReloaded)", "idps": "\(config.idps.keys.sorted())"])
                 Systemd.notify("READY=1\nSTATUS=\(await Daemon.statusLine(holder.current))")

@@ -17,8 +17,8 @@ public final class Runtime: Sendable {
     /// UID_MIN of the system (login.defs), read when the configuration is.
     public let uidMin: UInt32
     var inFlight: InFlight { inFlightShared }
-    /// NSS answers of the last seconds (a reload starts afresh).
-    let nssCache = NSSCache()
+    /// NSS answers of the last seconds, published next to the socket (a reload starts afresh).
+    let nssCache: NSSCache
     let fixedListeners: [UInt16: LoopbackListener]
     /// Test-only crash points (FEDLOGIN_FAILPOINT): the daemon SIGKILLs itself there.
     let failpoints: Set<String>
@@ -52,6 +52,8 @@ public final class Runtime: Sendable {
         self.outbox = outbox
         self.inFlightShared = inFlight
         accounts = ShadowAccounts(root: config.systemRoot)
+        nssCache = NSSCache(
+            file: (config.socketPath as NSString).deletingLastPathComponent + "/nss.cache", state: state, logger: logger)
         uidMin = accounts.uidMin()
         directory = DirectoryClient(socketPath: config.directorySocket, timeout: config.directoryTimeout)
         idps = config.idps.mapValues { IdPClient(config: $0, timeout: config.signin.httpTimeout, logger: logger) }

@@ -1,5 +1,6 @@
 import FedloginCore
 import Foundation
+import Logging
 import NIOConcurrencyHelpers
 
 /// Answers libnss_fedlogin: the passwd and group entries of directory users
@@ -22,6 +23,8 @@ struct NSSResolver {
     }
 
     func passwd(uid: UInt32) async -> Answer {
+        // The file's `ids_until` is renewed by the lookups that still reach the daemon.
+        runtime.nssCache.publish()
         guard uid != 0, let r = try? runtime.state.reservation(uid: uid) else { return .notFound }
         // A reservation is announced until the account exists; the entry is
         // re-checked against the directory (through the cache) like a name lookup.
@@ -51,7 +54,10 @@ struct NSSResolver {
         guard name.count <= LocalUsername.maxLength, LocalUsername.isValid(name), name != "root" else { return .notFound }
         // The cache first: a lookup it answers reads no file. Making an
         // account clears it.
-        if let cached = runtime.nssCache.get(name) { return cached }
+        if let cached = runtime.nssCache.get(name) {
+            runtime.nssCache.publish()
+            return cached
+        }
         // Local (or being made by fedlogin): the files module answers.
         if (try? runtime.accounts.lookup(name)) != nil || (try? runtime.state.account(name)) != nil { return .notFound }
         let answer = await lookUp(name)
@@ -107,12 +113,36 @@ struct NSSResolver {
 
 /// NSS answers for a few seconds, so one login's dozen lookups ask the
 /// directory once. Unavailability is never cached.
+///
+/// The answers are also published in a file next to the socket
+/// (`nss.cache`, format in `NSSCacheFile`), which libnss_fedlogin reads
+/// before it connects: a lookup the file answers costs no round trip. The
+/// file holds the fresh answers (each with its expiry), an ASK record for
+/// every reserved uid without one, and `ids_until`: until then, a uid the
+/// file does not list is not fedlogin's. A new passwd entry (and with it a
+/// new reservation) and a cleared cache are written before the request is
+/// answered; a new NOTFOUND at most every 50 ms; any request that reaches
+/// the daemon renews a file half its lifetime old.
 final class NSSCache: Sendable {
     let ttl: Double
     let entries = NIOLockedValueBox([String: (NSSResolver.Answer, Double)]())
+    let file: String?
+    let state: StateStore?
+    let logger: Logger?
 
-    init(ttl: Double = 10) {
+    struct Published {
+        var at: Double = 0
+        var dirty = true
+        var failing = false
+    }
+    let published = NIOLockedValueBox(Published())
+    let writing = NIOLock()
+
+    init(ttl: Double = 10, file: String? = nil, state: StateStore? = nil, logger: Logger? = nil) {
         self.ttl = ttl
+        self.file = file
+        self.state = state
+        self.logger = logger
     }
 
     func get(_ name: String) -> NSSResolver.Answer? {
@@ -129,7 +159,92 @@ final class NSSCache: Sendable {
             if e.count > 4096 { e = e.filter { now - $0.value.1 < ttl } }
             e[name] = (answer, now)
         }
+        if case .passwd = answer { publish(force: true) } else { publish(changed: true) }
     }
 
-    func clear() { entries.withLockedValue { $0.removeAll() } }
+    func clear() {
+        entries.withLockedValue { $0.removeAll() }
+        publish(force: true)
+    }
+
+    /// Writes the file when it is due (see the type's comment).
+    func publish(force: Bool = false, changed: Bool = false) {
+        guard file != nil else { return }
+        let now = Date().timeIntervalSince1970
+        let due = published.withLockedValue { p -> Bool in
+            if force || now - p.at >= ttl / 2 || ((p.dirty || changed) && now - p.at >= 0.05) {
+                p.at = now
+                p.dirty = false
+                return true
+            }
+            if changed { p.dirty = true }
+            return false
+        }
+        if due { writing.withLock { write(now: now) } }
+    }
+
+    func records(now: Double) -> [NSSCacheFile.Record] {
+        var out: [NSSCacheFile.Record] = []
+        entries.withLockedValue { e in
+            for (name, (answer, at)) in e where now - at < ttl {
+                let expires = Int64((at + ttl).rounded(.down))
+                switch answer {
+                case .passwd(let p): out.append(.user(p, expires: expires))
+                case .notFound: out.append(NSSCacheFile.Record(kind: .notFound, name: name, expires: expires))
+                case .unavailable: break
+                }
+            }
+        }
+        // After the answers, so a name's answer wins over its reservation.
+        for r in (try? state?.reservations()) ?? [] {
+            out.append(NSSCacheFile.Record(kind: .ask, name: r.username, uid: r.uid, gid: r.uid, expires: 0))
+        }
+        return out
+    }
+
+    func write(now: Double) {
+        guard let file else { return }
+        let bytes = NSSCacheFile.encode(
+            records: records(now: now), generated: Int64(now.rounded(.down)), idsUntil: Int64((now + ttl).rounded(.down)))
+        let tmp = file + ".new"
+        var problem: String?
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o644)
+        if fd < 0 {
+            problem = "cannot write \(tmp): \(Sys.errnoText())"
+        } else {
+            fchmod(fd, 0o644)
+            let ok = bytes.withUnsafeBytes { raw -> Bool in
+                var off = 0
+                while off < raw.count {
+                    let n = Glibc.write(fd, raw.baseAddress! + off, raw.count - off)
+                    if n < 0 && errno == EINTR { continue }
+                    if n <= 0 { return false }
+                    off += n
+                }
+                return true
+            }
+            if !ok { problem = "cannot write \(tmp): \(Sys.errnoText())" }
+            close(fd)
+            if ok && rename(tmp, file) != 0 { problem = "cannot rename \(tmp) to \(file): \(Sys.errnoText())" }
+            if problem != nil { unlink(tmp) }
+        }
+        // Lookups still work without the file (through the socket): say so once, not per lookup.
+        let report = published.withLockedValue { p -> Bool in
+            defer { p.failing = problem != nil }
+            return p.failing != (problem != nil)
+        }
+        if report {
+            if let problem {
+                logger?.warning("NSS cache file not updated, lookups go through the socket: \(problem)")
+            } else {
+                logger?.info("NSS cache file updated again", metadata: ["file": "\(file)"])
+            }
+        }
+    }
+
+    /// At shutdown: lookups go to the socket (which says the daemon is down).
+    func remove() {
+        guard let file else { return }
+        writing.withLock { _ = unlink(file) }
+    }
 }

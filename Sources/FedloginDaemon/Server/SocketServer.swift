@@ -42,6 +42,8 @@ public struct SocketServer: Service {
             chmod(path, 0o666)
         }
         runtime.logger.notice("fedlogind ready", metadata: ["socket": "\(path)", "device": "\(runtime.deviceID)", "idps": "\(runtime.idps.keys.sorted())"])
+        // The NSS cache file of an earlier run is replaced before the first request.
+        runtime.nssCache.publish(force: true)
         Systemd.notify("READY=1")
         Task { Systemd.status(await Daemon.statusLine(runtime)) }
         try await withGracefulShutdownHandler {
@@ -54,6 +56,7 @@ public struct SocketServer: Service {
             }
         } onGracefulShutdown: {
             server.channel.close(promise: nil)
+            holder.current.nssCache.remove()
         }
     }
 

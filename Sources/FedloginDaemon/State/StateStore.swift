@@ -139,6 +139,10 @@ public final class StateStore: Sendable {
         (error as? DatabaseError)?.resultCode == .SQLITE_FULL
     }
 
+    public func reservations() throws -> [Reservation] {
+        try db.read { try Reservation.fetchAll($0) }
+    }
+
     public func reservation(uid: UInt32) throws -> Reservation? {
         try db.read { try Reservation.filter(Column("uid") == uid).fetchOne($0) }
     }
