@@ -17,6 +17,7 @@ public struct SocketServer: Service {
         @Sendable func initialize(_ channel: Channel) -> EventLoopFuture<(PeerCredentials, NIOAsyncChannel<ByteBuffer, ByteBuffer>)> {
             PeerCredentials.of(channel).flatMapThrowing { peer in
                 try channel.pipeline.syncOperations.addFrameCodec()
+                try channel.pipeline.syncOperations.addHandler(QuickAnswers(peer: peer))
                 return (peer, try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel))
             }
         }
