@@ -31,17 +31,29 @@ public struct ShadowAccounts: Sendable {
         public var shell: String
     }
 
+    /// The lines of the passwd file, split as bytes (the file is read on
+    /// every login, so no Character-level text processing).
+    func passwdLines() throws -> [ArraySlice<UInt8>] {
+        try Sys.readBytes(etc + "/passwd").split(separator: UInt8(ascii: "\n"))
+    }
+
+    static func parse(_ line: ArraySlice<UInt8>) -> PasswdLine? {
+        let f = line.split(separator: UInt8(ascii: ":"), omittingEmptySubsequences: false)
+        func text(_ i: Int) -> String { String(decoding: f[i], as: UTF8.self) }
+        guard f.count >= 7, let uid = UInt32(text(2)), let gid = UInt32(text(3)) else { return nil }
+        return PasswdLine(name: text(0), uid: uid, gid: gid, gecos: text(4), home: text(5), shell: text(6))
+    }
+
     public func passwd() throws -> [PasswdLine] {
-        let text = try Sys.readText(etc + "/passwd")
-        return text.split(separator: "\n").compactMap { line in
-            let f = line.split(separator: ":", omittingEmptySubsequences: false)
-            guard f.count >= 7, let uid = UInt32(f[2]), let gid = UInt32(f[3]) else { return nil }
-            return PasswdLine(name: String(f[0]), uid: uid, gid: gid, gecos: String(f[4]), home: String(f[5]), shell: String(f[6]))
-        }
+        try passwdLines().compactMap(Self.parse)
     }
 
     public func lookup(_ name: String) throws -> LocalAccount? {
-        try passwd().first { $0.name == name }.map { LocalAccount(name: $0.name, uid: $0.uid) }
+        let key = Array(name.utf8) + [UInt8(ascii: ":")]
+        for line in try passwdLines() where line.starts(with: key) {
+            if let p = Self.parse(line) { return LocalAccount(name: p.name, uid: p.uid) }
+        }
+        return nil
     }
 
     public func uidInUse(_ uid: UInt32) throws -> Bool {

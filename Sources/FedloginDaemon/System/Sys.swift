@@ -12,13 +12,25 @@ public enum Sys {
     public static func errnoText(_ e: Int32 = errno) -> String { String(cString: strerror(e)) }
 
     public static func readText(_ path: String) throws -> String {
+        guard let text = String(validating: try readBytes(path), as: UTF8.self) else {
+            throw Failure("cannot read \(path): not UTF-8 text")
+        }
+        return text
+    }
+
+    /// The whole file, with plain read(2) calls.
+    public static func readBytes(_ path: String) throws -> [UInt8] {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw Failure("cannot read \(path): \(errnoText())") }
-        close(fd)
-        do {
-            return try String(contentsOfFile: path, encoding: .utf8)
-        } catch {
-            throw Failure("cannot read \(path): not UTF-8 text")
+        defer { close(fd) }
+        var out: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = read(fd, &buf, buf.count)
+            if n < 0 && errno == EINTR { continue }
+            guard n >= 0 else { throw Failure("cannot read \(path): \(errnoText())") }
+            if n == 0 { return out }
+            out.append(contentsOf: buf[0..<n])
         }
     }
 
