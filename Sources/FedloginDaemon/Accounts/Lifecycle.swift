@@ -13,7 +13,7 @@ struct Lifecycle: Sendable {
         init(_ d: String) { description = d }
     }
 
-    static func now() -> String { ISO8601DateFormatter().string(from: Date()) }
+    static func now() -> String { Sys.iso8601() }
 
     /// A binding (or unbinding) report for the outbox.
     func report(

@@ -420,7 +420,7 @@ struct LoginFlow: Sendable {
         guard let uid = reservation?.uid else {
             throw Stop(status: .authError, userMessage: "This machine has no free user id for a new account. Ask your administrator.", reason: "uid range \(range) exhausted")
         }
-        let now = ISO8601DateFormatter().string(from: Date())
+        let now = Sys.iso8601()
         // 1. The intent, durable before anything changes on the system.
         var record = StateStore.Account(
             username: plan.localUsername, uid: uid, state: "provisioning", directoryUsername: plan.directoryUser.username,

@@ -79,7 +79,7 @@ struct Control {
     static func lockText(_ a: StateStore.Account, now: Double = Date().timeIntervalSince1970) -> String? {
         if let r = a.lockedReason { return SyncLock(rawValue: r)?.userMessage ?? r }
         if let until = a.lockedUntil, until > now {
-            return "locked after failed attempts until " + ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: until))
+            return "locked after failed attempts until " + Sys.iso8601(Date(timeIntervalSince1970: until))
         }
         return nil
     }

@@ -58,7 +58,7 @@ public final class Outbox: Service, Sendable {
             do {
                 let report = try JSONDecoder().decode(BindingReport.self, from: Data(item.payload.utf8))
                 try await directory.report(report)
-                try state.markDelivered(item.key, at: ISO8601DateFormatter().string(from: Date()))
+                try state.markDelivered(item.key, at: Sys.iso8601())
                 delivered += 1
                 logger.notice(
                     "binding delivered to the directory",

@@ -173,7 +173,7 @@ public final class StateStore: Sendable {
                 guard let c = try choose(others) else { return nil }
                 uid = c
             }
-            let r = Reservation(username: username, uid: uid, gecos: gecos, createdAt: ISO8601DateFormatter().string(from: Date()))
+            let r = Reservation(username: username, uid: uid, gecos: gecos, createdAt: Sys.iso8601())
             try r.save(db)
             return r
         }

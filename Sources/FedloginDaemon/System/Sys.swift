@@ -9,6 +9,12 @@ public enum Sys {
         public init(_ d: String) { description = d }
     }
 
+    /// A time as ISO 8601 in UTC ("2026-11-25T21:31:33Z"), formatted in
+    /// Swift (ISO8601DateFormatter would load ICU's calendar data).
+    public static func iso8601(_ date: Date = Date()) -> String {
+        date.formatted(.iso8601)
+    }
+
     public static func errnoText(_ e: Int32 = errno) -> String { String(cString: strerror(e)) }
 
     public static func readText(_ path: String) throws -> String {
