@@ -4,7 +4,10 @@ device grant), then the passcode; a first console login(1) under tmux, then
 the passcode; su to a fedlogin account. sshd, login and su run in nested
 namespaces with the fedlogin PAM stack (pam/fedlogin.pam) and
 libnss_fedlogin.so.2 in nsswitch.conf."""
+import os
 import re
+import signal
+import stat
 import time
 
 import pytest
@@ -155,5 +158,59 @@ def test_getent_through_the_nss_module_with_fedlogind_up_and_down(tmp_path, stri
             other = unique("nssdirdown")
             assert getent("passwd", other).returncode == 2
             assert getent("passwd", local).returncode == 0
+    finally:
+        w.stop()
+
+
+def test_getent_answers_from_the_cache_file_while_fedlogind_cannot(tmp_path, strict, in_namespace):
+    """libnss_fedlogin reads fedlogind's nss.cache before it connects: with
+    fedlogind stopped (SIGSTOP: a connection would wait for the 3 s bound
+    and end UNAVAIL), the answers in the file still come at once, until
+    they expire; anything the file does not answer waits on the socket."""
+    name, stranger = unique("nsscache"), unique("nssnobody")
+    w = world(tmp_path, strict, [name])
+    try:
+        with world_ssh(w) as sshd:
+            def getent(*args):
+                t0 = time.monotonic()
+                p = sshd.run_in_ns(["getent", *args])
+                return p, time.monotonic() - t0
+
+            p, _ = getent("passwd", name)
+            assert p.returncode == 0, p
+            uid = p.stdout.split(":")[2]
+            assert getent("passwd", stranger)[0].returncode == 2
+            cache = w.socket.parent / "nss.cache"
+            st = os.lstat(cache)
+            assert stat.S_ISREG(st.st_mode) and st.st_uid == 0 and stat.S_IMODE(st.st_mode) == 0o644
+
+            time.sleep(0.2)  # new NOTFOUND answers are written within 50 ms
+            os.kill(w.fedlogind.pid, signal.SIGSTOP)
+            try:
+                for args, want in [
+                    (("passwd", name), p.stdout),
+                    (("passwd", uid), p.stdout),
+                    (("group", name), f"{name}:x:{uid}:\n"),
+                    (("group", uid), f"{name}:x:{uid}:\n"),
+                ]:
+                    q, took = getent(*args)
+                    assert q.returncode == 0 and q.stdout == want and took < 1.5, (args, q, took)
+                # NOTFOUND from the file, and a uid it does not list (until its ids_until).
+                for args in [("passwd", stranger), ("group", stranger), ("passwd", "59999")]:
+                    q, took = getent(*args)
+                    assert q.returncode == 2 and took < 1.5, (args, q, took)
+                # Not in the file: the socket is asked, and the stopped daemon never answers.
+                q, took = getent("passwd", unique("nssnew"))
+                assert q.returncode == 2 and took >= 2.5, (q, took)
+                # Expired (10 s): the socket again.
+                time.sleep(max(0.0, 11 - (time.time() - st.st_mtime)))
+                q, took = getent("passwd", name)
+                assert q.returncode == 2 and took >= 2.5, (q, took)
+            finally:
+                os.kill(w.fedlogind.pid, signal.SIGCONT)
+            assert getent("passwd", name)[0].stdout == p.stdout
+            # fedlogind stopping removes the file.
+            w.fedlogind.stop()
+            assert not cache.exists()
     finally:
         w.stop()

@@ -175,6 +175,8 @@ getent_missing() {
 }
 check "getent passwd of an unknown name with fedlogind running: exit 2 within 2 s" getent_missing 2
 say "      getent: $(cat "$W/getent.txt")"
+check "fedlogind publishes its NSS answers in /run/fedlogin/nss.cache (root's, mode 644)" \
+    sh -c "test \"\$(nsenter -t $LEADER -a stat -c %u:%a /run/fedlogin/nss.cache)\" = 0:644"
 T_INSTALL=$(elapsed "$T0")
 
 # --- directory and IdP ------------------------------------------------------------------
@@ -253,6 +255,7 @@ check "a connection to the socket starts fedlogind again (fedloginctl status)" C
 check "the socket-activated fedlogind is active and ready" until_ok 30 reloaded
 check "it is a new process" test "$(prop fedlogind.service MainPID)" != "$PID1"
 C systemctl stop fedlogind.service 2>/dev/null
+check "fedlogind stopped: its NSS cache file is gone" sh -c "! nsenter -t $LEADER -a test -e /run/fedlogin/nss.cache"
 check "getent passwd of an unknown name with fedlogind stopped, its socket listening: exit 2 within 4 s" getent_missing 4
 say "      getent: $(cat "$W/getent.txt")"
 

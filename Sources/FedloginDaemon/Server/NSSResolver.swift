@@ -121,7 +121,8 @@ struct NSSResolver {
 /// every reserved uid without one, and `ids_until`: until then, a uid the
 /// file does not list is not fedlogin's. A new passwd entry (and with it a
 /// new reservation) and a cleared cache are written before the request is
-/// answered; a new NOTFOUND at most every 50 ms; any request that reaches
+/// answered; new NOTFOUND answers at most every 50 ms (and at the latest
+/// 50 ms after they came); any request that reaches
 /// the daemon renews a file half its lifetime old.
 final class NSSCache: Sendable {
     let ttl: Double
@@ -134,6 +135,8 @@ final class NSSCache: Sendable {
         var at: Double = 0
         var dirty = true
         var failing = false
+        /// A write of the dirty answers is scheduled.
+        var scheduled = false
     }
     let published = NIOLockedValueBox(Published())
     let writing = NIOLock()
@@ -171,17 +174,30 @@ final class NSSCache: Sendable {
     func publish(force: Bool = false, changed: Bool = false) {
         guard file != nil else { return }
         let now = Date().timeIntervalSince1970
-        let due = published.withLockedValue { p -> Bool in
-            if force || now - p.at >= ttl / 2 || ((p.dirty || changed) && now - p.at >= 0.05) {
+        let (due, schedule) = published.withLockedValue { p -> (Bool, Double?) in
+            if force || now - p.at >= ttl / 2 || ((p.dirty || changed) && now - p.at >= Self.minInterval) {
                 p.at = now
                 p.dirty = false
-                return true
+                return (true, nil)
             }
             if changed { p.dirty = true }
-            return false
+            // Written when the interval is over, even if no request comes then.
+            guard p.dirty, !p.scheduled else { return (false, nil) }
+            p.scheduled = true
+            return (false, p.at + Self.minInterval - now)
         }
         if due { writing.withLock { write(now: now) } }
+        if let delay = schedule {
+            Task { [self] in
+                try? await Task.sleep(nanoseconds: UInt64(max(0, delay) * 1e9) + 1_000_000)
+                published.withLockedValue { $0.scheduled = false }
+                publish()
+            }
+        }
     }
+
+    /// The shortest time between two writes that only add NOTFOUND answers.
+    static let minInterval = 0.05
 
     func records(now: Double) -> [NSSCacheFile.Record] {
         var out: [NSSCacheFile.Record] = []

@@ -25,7 +25,11 @@ public struct SocketServer: Service {
         // connections wait in a listen queue as long as systemd's socket unit
         // gives (SOMAXCONN), and the daemon keeps accepting while earlier
         // requests are still being served, so a connect never waits on them.
-        let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        // One event loop accepts and serves every connection: a request then
+        // never waits for another thread to wake up before it is read (the
+        // work that takes time runs elsewhere, see Blocking).
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let bootstrap = ServerBootstrap(group: loop, childGroup: loop)
             .serverChannelOption(.backlog, value: 4096)
         let accepting = NIOAsyncSequenceProducerBackPressureStrategies.HighLowWatermark(lowWatermark: 256, highWatermark: 1024)
         let server: NIOAsyncChannel<(PeerCredentials, NIOAsyncChannel<ByteBuffer, ByteBuffer>), Never>
@@ -43,8 +47,10 @@ public struct SocketServer: Service {
             chmod(path, 0o666)
         }
         runtime.logger.notice("fedlogind ready", metadata: ["socket": "\(path)", "device": "\(runtime.deviceID)", "idps": "\(runtime.idps.keys.sorted())"])
-        // The NSS cache file of an earlier run is replaced before the first request.
+        // The NSS cache file of an earlier run is replaced before the first
+        // request, and removed when the daemon stops serving.
         runtime.nssCache.publish(force: true)
+        defer { holder.current.nssCache.remove() }
         Systemd.notify("READY=1")
         Task { Systemd.status(await Daemon.statusLine(runtime)) }
         try await withGracefulShutdownHandler {
@@ -57,7 +63,6 @@ public struct SocketServer: Service {
             }
         } onGracefulShutdown: {
             server.channel.close(promise: nil)
-            holder.current.nssCache.remove()
         }
     }
 
