@@ -88,9 +88,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/mman.h>
 #include <sys/types.h>
 #include <sys/un.h>
 #include <time.h>
@@ -505,10 +505,10 @@ static bool fl_cache_lookup(const char *path, const struct fl_key *k, struct pas
 	bool answered = false;
 	void *map;
 	size_t size;
-	int fd, err = ENOENT;
+	int fd, err = 0;
 
 	/* O_NONBLOCK: opening a FIFO put in the file's place must not wait. */
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd < 0)
 		return false;
 	if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_uid != 0 ||

@@ -940,8 +940,10 @@ static void expect_from_socket(const char *what, enum op op, const char *name, u
 {
 	static const char *const none[] = { NULL };
 	struct daemon_script s = { .expect = request_frame(op_types[op], name, id) };
+	char w[300], *buf = malloc(BIG);
 	struct result r;
-	char w[300];
+	bool from_daemon;
+	pid_t pid;
 
 	snprintf(w, sizeof(w), "%s: asked fedlogind", what);
 	switch (op) {
@@ -950,13 +952,23 @@ static void expect_from_socket(const char *what, enum op op, const char *name, u
 	case GETGRNAM: s.reply = group_frame(name, 61000, ""); break;
 	case GETGRGID: s.reply = group_frame("fromsocket", id, ""); break;
 	}
-	r = ask(w, &s, op, name, id, BIG);
+	pid = start_daemon(&s);
+	r = lookup(op, name, id, buf, BIG);
+	/* The daemon's entry: it served its one connection and exits by itself.
+	 * Anything else: it may never have been asked, so it is stopped. */
+	from_daemon = r.st == NSS_STATUS_SUCCESS &&
+		      (op == GETPWNAM || op == GETPWUID ? strcmp(r.pw.pw_gecos, "from fedlogind") == 0
+		       : op == GETGRNAM		     ? r.gr.gr_gid == 61000
+						     : strcmp(r.gr.gr_name, "fromsocket") == 0);
+	check(stop_daemon(pid, !from_daemon) && from_daemon, "%s: no answer from the fake daemon (%s)", w,
+	      status_name(r.st));
 	switch (op) {
 	case GETPWNAM: expect_passwd(w, &r, name, 61000, 61000, "from fedlogind", "/home/x", "/bin/sh"); break;
 	case GETPWUID: expect_passwd(w, &r, "fromsocket", id, id, "from fedlogind", "/home/x", "/bin/sh"); break;
 	case GETGRNAM: expect_group(w, &r, name, 61000, none); break;
 	case GETGRGID: expect_group(w, &r, "fromsocket", id, none); break;
 	}
+	free(buf);
 }
 
 /* A lookup with no socket to ask (so only the file can answer), into a buffer of `buflen`. */
@@ -1220,9 +1232,21 @@ static void test_cache_trust(void)
 		perror("mkfifo");
 	{
 		int64_t t0 = now_ms();
+		pid_t writer;
 
+		/* Were the module to wait for a writer, this one comes after 2 s (and the check fails). */
+		fflush(NULL);
+		writer = fork();
+		if (writer == 0) {
+			poll(NULL, 0, 2000);
+			if (open(cache_path, O_WRONLY | O_NONBLOCK | O_CLOEXEC) >= 0)
+				poll(NULL, 0, 100);
+			_exit(0);
+		}
 		expect_from_socket("a FIFO at the cache path", GETPWNAM, "alice", 0);
 		check(now_ms() - t0 < 1000, "a FIFO at the cache path: took %" PRId64 " ms", now_ms() - t0);
+		kill(writer, SIGKILL);
+		waitpid(writer, NULL, 0);
 	}
 	remove_cache();
 
