@@ -18,9 +18,10 @@
  * format in nss_cache.h) holds fedlogind's recent answers, so most lookups
  * cost no round trip. It is opened with O_NOFOLLOW and O_NONBLOCK and used
  * only if it is a regular file root owns, writable by no one else, of
- * FL_CACHE_HEADER to FL_CACHE_MAX_SIZE bytes; it is mapped read-only for the
- * one lookup (the descriptor closed at once, the mapping undone before the
- * lookup returns). Its header must be version 1, of the file's size,
+ * FL_CACHE_HEADER to FL_CACHE_MAX_SIZE bytes; a file of up to
+ * FL_CACHE_READ_MAX bytes is read into memory for the one lookup, a larger
+ * one mapped read-only (the descriptor closed at once, the copy freed or the
+ * mapping undone before the lookup returns). Its header must be version 1, of the file's size,
  * written no later than now (CLOCK_REALTIME: a clock that went back ignores
  * the file), with both indexes inside the file. Then:
  *
@@ -484,6 +485,29 @@ static enum nss_status fl_answer(const struct fedlogin_msg *m, const struct fl_k
 	return NSS_STATUS_UNAVAIL;
 }
 
+/* Cache files up to this size are read, larger ones mapped. A read costs
+ * fewer system calls than a mapping (nothing to undo, no page fault) and
+ * does not take the process's address-space lock, which threads looking
+ * users up at once would otherwise queue on. */
+#define FL_CACHE_READ_MAX (64 * 1024)
+
+/* Reads `len` bytes from the start of `fd`; false on an error or a short file. */
+static bool read_all(int fd, uint8_t *p, size_t len)
+{
+	size_t off = 0;
+
+	while (off < len) {
+		ssize_t n = pread(fd, p + off, len - off, (off_t)off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return false;
+		off += (size_t)n;
+	}
+	return true;
+}
+
 /*
  * Looks `k` up in the cache file at `path` (docs/protocol.md, "NSS cache
  * file"). True when the file answered: *st and *errnop are the lookup's
@@ -492,8 +516,9 @@ static enum nss_status fl_answer(const struct fedlogin_msg *m, const struct fl_k
  *
  * The file is used only when it is a regular file, not reached through a
  * symlink, owned by root, writable by no one else, and FL_CACHE_HEADER to
- * FL_CACHE_MAX_SIZE bytes long. It is mapped for this lookup alone: the
- * descriptor is closed at once, the mapping undone before returning.
+ * FL_CACHE_MAX_SIZE bytes long. It is read (up to FL_CACHE_READ_MAX bytes)
+ * or mapped for this lookup alone: the descriptor is closed at once, the
+ * copy freed or the mapping undone before returning.
  */
 static bool fl_cache_lookup(const char *path, const struct fl_key *k, struct passwd *pwd,
 			    struct group *grp, char *buf, size_t buflen, enum nss_status *st,
@@ -503,7 +528,9 @@ static bool fl_cache_lookup(const char *path, const struct fl_key *k, struct pas
 	struct timespec now;
 	struct stat sb;
 	bool answered = false;
-	void *map;
+	uint8_t *copy = NULL;
+	void *map = MAP_FAILED;
+	const uint8_t *data;
 	size_t size;
 	int fd, err = 0;
 
@@ -518,13 +545,23 @@ static bool fl_cache_lookup(const char *path, const struct fl_key *k, struct pas
 		return false;
 	}
 	size = (size_t)sb.st_size;
-	map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+	if (size <= FL_CACHE_READ_MAX) {
+		copy = malloc(size);
+		if (copy != NULL && !read_all(fd, copy, size)) {
+			free(copy);
+			copy = NULL;
+		}
+		data = copy;
+	} else {
+		map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+		data = map == MAP_FAILED ? NULL : map;
+	}
 	close(fd);
-	if (map == MAP_FAILED)
+	if (data == NULL)
 		return false;
 
 	if (clock_gettime(CLOCK_REALTIME, &now) == 0 &&
-	    fl_nss_cache_lookup(map, size, (int64_t)now.tv_sec, k, &m) == FL_CACHE_ANSWER) {
+	    fl_nss_cache_lookup(data, size, (int64_t)now.tv_sec, k, &m) == FL_CACHE_ANSWER) {
 		/* The entry is checked again as a reply from the socket would be;
 		 * one refused (it cannot be) leaves the question to the socket. */
 		enum nss_status s = fl_answer(&m, k, pwd, grp, buf, buflen, &err);
@@ -536,7 +573,10 @@ static bool fl_cache_lookup(const char *path, const struct fl_key *k, struct pas
 			answered = true;
 		}
 	}
-	munmap(map, size);
+	if (copy != NULL)
+		free(copy);
+	else
+		munmap(map, size);
 	return answered;
 }
 
