@@ -58,10 +58,21 @@ struct NSSCacheFileTests {
         let bad = [
             R(kind: .notFound, name: "", expires: Self.forever),
             R(kind: .notFound, name: String(repeating: "n", count: 257), expires: Self.forever),
-            Self.user("longgecos", 60011, 60011, String(repeating: "g", count: 4097), "/", "/bin/sh"),
         ]
         #expect(
             NSSCacheFile.encode(records: [ok] + bad, generated: 1, idsUntil: 2) == NSSCacheFile.encode(records: [ok], generated: 1, idsUntil: 2))
+        // A USER or ASK record left out: no claim about the uids not listed.
+        let longUser = Self.user("longgecos", 60011, 60011, String(repeating: "g", count: 4097), "/", "/bin/sh")
+        #expect(NSSCacheFile.encode(records: [ok, longUser], generated: 1, idsUntil: 2) == NSSCacheFile.encode(records: [ok], generated: 1, idsUntil: 0))
+        let many = (0..<(NSSCacheFile.maxEntries + 1)).map {
+            R(kind: .ask, name: String(format: "u%06d", $0), uid: UInt32(100_000 + $0), gid: UInt32(100_000 + $0), expires: 0)
+        }
+        let file = NSSCacheFile.encode(records: many, generated: 1, idsUntil: 2)
+        #expect(file[24..<32].allSatisfy { $0 == 0 })
+        #expect(Array(file[32..<36]) == [0, 0, 1, 0])  // 65536 names
+        // NOTFOUND records left out change nothing about uids.
+        let notFounds = (0..<(NSSCacheFile.maxEntries + 1)).map { R(kind: .notFound, name: String(format: "n%06d", $0), expires: 9) }
+        #expect(NSSCacheFile.encode(records: notFounds, generated: 1, idsUntil: 2)[24] == 2)
         // A name twice: the first wins.
         let twice = Self.user("ok", 60012, 60012, "", "/home/ok", "/bin/sh")
         #expect(

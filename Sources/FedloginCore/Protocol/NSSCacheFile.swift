@@ -62,19 +62,29 @@ public enum NSSCacheFile {
     /// and of equal uids in the id index, wins). Records that could not be
     /// read back (a string over its limit) are left out, and so are records
     /// past `maxEntries` or `maxSize`: a record missing from the file only
-    /// means the reader asks fedlogind.
+    /// means the reader asks fedlogind. But a uid missing from the id index
+    /// means "not fedlogin's" until `idsUntil`, so when a USER or ASK record
+    /// is left out the file makes no such claim (`ids_until` 0).
     public static func encode(records: [Record], generated: Int64, idsUntil: Int64) -> [UInt8] {
         var seen = Set<[UInt8]>()
         var byName: [([UInt8], Record)] = []
+        var idsComplete = true
         for r in records {
             let name = Array(r.name.utf8)
+            guard seen.insert(name).inserted else { continue }
             guard !name.isEmpty, name.count <= 256, r.gecos.utf8.count <= Wire.maxString, r.dir.utf8.count <= Wire.maxString,
-                r.shell.utf8.count <= Wire.maxString, seen.insert(name).inserted
-            else { continue }
+                r.shell.utf8.count <= Wire.maxString
+            else {
+                if r.kind != .notFound { idsComplete = false }
+                continue
+            }
             byName.append((name, r))
         }
         byName.sort { $0.0.lexicographicallyPrecedes($1.0) }
-        if byName.count > maxEntries { byName.removeLast(byName.count - maxEntries) }
+        if byName.count > maxEntries {
+            if byName[maxEntries...].contains(where: { $0.1.kind != .notFound }) { idsComplete = false }
+            byName.removeLast(byName.count - maxEntries)
+        }
         // Drop records from the end of the name order until the file fits.
         var blobs = byName.map { encode(record: $0.1, name: $0.0) }
         func idRecords() -> [Int] {
@@ -85,7 +95,7 @@ public enum NSSCacheFile {
         var ids = idRecords()
         while headerSize + 4 * (blobs.count + ids.count) + blobs.reduce(0, { $0 + $1.count }) > maxSize {
             blobs.removeLast()
-            byName.removeLast()
+            if byName.removeLast().1.kind != .notFound { idsComplete = false }
             ids = idRecords()
         }
         let namesOff = headerSize
@@ -102,7 +112,7 @@ public enum NSSCacheFile {
         put(&out, version)
         put(&out, UInt32(pos))
         put(&out, generated)
-        put(&out, idsUntil)
+        put(&out, idsComplete ? idsUntil : 0)
         put(&out, UInt32(blobs.count))
         put(&out, UInt32(ids.count))
         put(&out, UInt32(namesOff))
