@@ -13,9 +13,9 @@ public enum LocalUsername {
         public var description: String {
             switch self {
             case .empty: "the directory gives no username or email for this user"
-            case .tooLong(let n): "\"\(n)\" is longer than \(LocalUsername.maxLength) characters"
+            case .tooLong(let n): "\"\(SafeText.escape(n))\" is longer than \(LocalUsername.maxLength) characters"
             case .invalid(let n):
-                "\"\(n)\" is not a valid Linux username (letters, digits, '_', '-', '.'; starting with a letter or '_')"
+                "\"\(SafeText.escape(n))\" is not a valid Linux username (letters, digits, '_', '-', '.'; starting with a letter or '_')"
             }
         }
     }

@@ -26,6 +26,12 @@ struct LoginFlow: Sendable {
             log.warning("authentication request from a non-root peer refused", metadata: ["peer": "\(conv.peer)"])
             return (.permissionDenied, "only root may authenticate users")
         }
+        // No account name holds a control character: refuse it before any lookup
+        // (the log handler shows it escaped).
+        if SafeText.hasUnsafe(request.user) {
+            log.notice("login refused: the user name holds control characters", metadata: ["message_id": "\(MessageID.loginFailure)"])
+            return (.userUnknown, "user name with control characters")
+        }
         do {
             return try await run(request, conv: conv, log: log)
         } catch let stop as Stop {
@@ -141,7 +147,7 @@ struct LoginFlow: Sendable {
         guard IDTokenValidator.emailsMatch(identity.email, plan.directoryUser.email) else {
             throw Stop(
                 status: .authError,
-                userMessage: "You signed in as \(identity.email), but \(plan.localUsername) belongs to another person. Sign in with your own account.",
+                userMessage: "You signed in as \(SafeText.escape(identity.email)), but \(plan.localUsername) belongs to another person. Sign in with your own account.",
                 reason: "email mismatch: token has a different email than the directory user")
         }
         // A crash or a second daemon may have bound this name meanwhile.
@@ -168,7 +174,7 @@ struct LoginFlow: Sendable {
         try await conv.keepingAlive {
             try await provision(plan: plan, policy: policy, pending: pending, identity: identity, hash: hash, mode: mode, log: log)
         }
-        try await conv.info("Welcome, \(identity.name ?? plan.localUsername). Your account \(plan.localUsername) is ready on this machine.")
+        try await conv.info("Welcome, \(SafeText.escape(identity.name ?? plan.localUsername)). Your account \(plan.localUsername) is ready on this machine.")
         log.notice(
             "first login complete: account created and bound",
             metadata: ["message_id": "\(MessageID.loginSuccess)", "password_mode": "\(mode.rawValue)"])
@@ -232,9 +238,9 @@ struct LoginFlow: Sendable {
         let codeEnd = Date().addingTimeInterval(start.expiresIn)
         let end = min(deadline, codeEnd.addingTimeInterval(5))
         var text = "Sign in with \(idp.displayName) \(plan.purpose).\n"
-        text += "On your phone or computer, open this address and enter the code \(start.userCode):\n\(start.verificationURI)\n"
+        text += "On your phone or computer, open this address and enter the code \(SafeText.escape(start.userCode)):\n\(SafeText.escape(start.verificationURI))\n"
         if let complete = start.verificationURIComplete, let qr = QRCode.text(for: complete) {
-            text += "Or scan this code, which opens it with the code filled in:\n\(qr)\n\(complete)\n"
+            text += "Or scan this code, which opens it with the code filled in:\n\(qr)\n\(SafeText.escape(complete))\n"
         }
         text += "You have \(Self.timeLeft(min(deadline, codeEnd)))."
         try await conv.info(text)
@@ -340,8 +346,8 @@ struct LoginFlow: Sendable {
         }
         guard let response else { throw Stop(status: .authError, userMessage: nil, reason: "no callback") }
         if let error = response.error {
-            let why = error == "access_denied" ? "The sign-in was cancelled or denied at \(idp.displayName)." : "\(idp.displayName) did not sign you in (\(error))."
-            throw Stop(status: .authError, userMessage: why, reason: "authorization error from the IdP: \(error)")
+            let why = error == "access_denied" ? "The sign-in was cancelled or denied at \(idp.displayName)." : "\(idp.displayName) did not sign you in (\(SafeText.escape(error)))."
+            throw Stop(status: .authError, userMessage: why, reason: "authorization error from the IdP: \(SafeText.escape(error))")
         }
         guard let code = response.code, !code.isEmpty else {
             throw Stop(status: .authError, userMessage: "The sign-in did not complete. Start the login again.", reason: "callback without a code")

@@ -23,6 +23,7 @@ extension LoginFlow {
         log[metadataKey: "user"] = "\(request.user)"
         log[metadataKey: "service"] = "\(request.service)"
         guard conv.peer.isRoot else { return (.permissionDenied, "only root may report failed logins") }
+        if SafeText.hasUnsafe(request.user) { return (.userUnknown, "user name with control characters") }
         do {
             guard var rec = try activeAccount(request.user) else { return (.ignore, "not a fedlogin account") }
             let now = Date().timeIntervalSince1970
@@ -101,7 +102,7 @@ extension LoginFlow {
         }
         guard same else {
             throw Stop(
-                status: .authError, userMessage: "You signed in as \(identity.email), who is not the owner of \(rec.username).",
+                status: .authError, userMessage: "You signed in as \(SafeText.escape(identity.email)), who is not the owner of \(rec.username).",
                 reason: "reset: the identity does not match the account's binding")
         }
         guard runtime.inFlight.begin(rec.username) else {

@@ -105,9 +105,10 @@ struct NSSResolver {
                 dir: config.homeRoot + "/" + name, shell: config.shell))
     }
 
-    /// A GECOS field cannot hold ':' or a newline.
+    /// A GECOS field cannot hold ':' or a newline; other control characters
+    /// (a directory's display name reaches finger, ps and terminals) are shown escaped.
     static func gecos(_ s: String) -> String {
-        String(s.map { $0 == ":" || $0 == "\n" || $0 == "\r" ? " " : $0 }.prefix(256))
+        String(SafeText.escape(String(s.map { $0 == ":" || $0 == "\n" || $0 == "\r" ? " " : $0 })).prefix(256))
     }
 }
 

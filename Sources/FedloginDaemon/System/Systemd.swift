@@ -73,12 +73,59 @@ public struct JournalLogHandler: LogHandler {
         }
     }
 
-    /// journald when stderr is connected to it (systemd sets JOURNAL_STREAM), else stderr.
+    /// journald when stderr is connected to it (systemd sets JOURNAL_STREAM),
+    /// else stderr; either way through `SafeLogHandler`.
     public static func bootstrap(label: String) {
         if ProcessInfo.processInfo.environment["JOURNAL_STREAM"] != nil {
-            LoggingSystem.bootstrap { JournalLogHandler(label: $0) }
+            LoggingSystem.bootstrap { SafeLogHandler(JournalLogHandler(label: $0)) }
         } else {
-            LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+            LoggingSystem.bootstrap { SafeLogHandler(StreamLogHandler.standardError(label: $0)) }
+        }
+    }
+}
+
+/// Wraps a log handler so that no logged value can forge a log line or
+/// reach a terminal as an escape sequence: the message and every metadata
+/// value are passed through `SafeText.escape` (user names, reasons, claims,
+/// directory fields and IdP answers all end up in log lines).
+public struct SafeLogHandler: LogHandler {
+    var inner: any LogHandler
+
+    public init(_ inner: any LogHandler) {
+        self.inner = inner
+    }
+
+    public var logLevel: Logger.Level {
+        get { inner.logLevel }
+        set { inner.logLevel = newValue }
+    }
+
+    public var metadata: Logger.Metadata {
+        get { inner.metadata }
+        set { inner.metadata = newValue.mapValues(Self.clean) }
+    }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { inner[metadataKey: key] }
+        set { inner[metadataKey: key] = newValue.map(Self.clean) }
+    }
+
+    public func log(
+        level: Logger.Level, message: Logger.Message, metadata extra: Logger.Metadata?, source: String, file: String,
+        function: String, line: UInt
+    ) {
+        inner.log(
+            level: level, message: "\(SafeText.escape(message.description))", metadata: extra?.mapValues(Self.clean),
+            source: source, file: file, function: function, line: line)
+    }
+
+    /// A metadata value with every string in it escaped.
+    public static func clean(_ v: Logger.Metadata.Value) -> Logger.Metadata.Value {
+        switch v {
+        case .string(let s): .string(SafeText.escape(s))
+        case .stringConvertible(let c): .string(SafeText.escape(c.description))
+        case .array(let a): .array(a.map(clean))
+        case .dictionary(let d): .dictionary(Dictionary(uniqueKeysWithValues: d.map { (SafeText.escape($0.key), clean($0.value)) }))
         }
     }
 }
