@@ -93,10 +93,15 @@ public struct DirectoryServer: Service {
                 duplicate ? "binding report repeated (no effect)" : "binding recorded",
                 metadata: ["user": "\(report.username)", "device": "\(report.deviceID)", "key": "\(report.key)"])
             return DirectoryResponse(ok: true, duplicate: duplicate)
-        case .setPassword:
+        case .access:
+            guard let name = request.user, let device = request.deviceID else { throw DirectoryError("access needs \"user\" and \"device_id\"") }
+            return DirectoryResponse(ok: true, access: await store.access(user: name, device: device))
+        case .changePassword:
             guard peer.isRoot else { throw DirectoryError("only root may change passwords") }
-            guard let name = request.user, let hash = request.passwordHash else { throw DirectoryError("set_password needs \"user\" and \"password_hash\"") }
-            switch try await store.setPassword(user: name, hash: hash) {
+            guard let name = request.user, let current = request.current, let new = request.new else {
+                throw DirectoryError("change_password needs \"user\", \"current\" and \"new\"")
+            }
+            switch try await store.changePassword(user: name, current: current, new: new) {
             case .accepted:
                 logger.notice("password changed", metadata: ["user": "\(name)"])
                 return DirectoryResponse(ok: true)

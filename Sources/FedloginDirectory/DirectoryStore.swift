@@ -1,9 +1,14 @@
+import CFedloginSys
 import FedloginCore
 import Foundation
 
 /// The reference directory: users, groups, policy and device associations from
 /// a JSON file (docs/directory-protocol.md), and the binding reports it has
 /// received, kept durably in `reports.jsonl` in its state folder.
+///
+/// Its root is the directory's administrator: whoever can write the file can
+/// set any user's password hash, so `change_password` protects users from a
+/// device, not from the host that serves this file.
 public actor DirectoryStore {
     public struct DirectoryFile: Codable, Sendable {
         public var policy: DevicePolicy
@@ -112,7 +117,8 @@ public actor DirectoryStore {
         refresh()
         var names = file.devices[device] ?? []
         var reported: [String: Bool] = [:]
-        for r in reports where r.deviceID == device { reported[r.username] = r.action != "unbind" }
+        // Without self-service only the administrators' list associates users.
+        for r in reports where r.deviceID == device && file.policy.selfService { reported[r.username] = r.action != "unbind" }
         for (name, bound) in reported.sorted(by: { $0.key < $1.key }) {
             if bound && !names.contains(name) { names.append(name) }
             if !bound && !(file.devices[device] ?? []).contains(name) { names.removeAll { $0 == name } }
@@ -126,17 +132,35 @@ public actor DirectoryStore {
         case refused(String)
     }
 
-    /// A new password for a user whose password the directory holds; kept
-    /// durably before the change is acked.
-    public func setPassword(user name: String, hash: String) throws -> PasswordChange {
+    /// What the directory says about `name` on `device`; nil when there is no such user.
+    public func access(user name: String, device: String) -> DeviceAccess? {
+        guard let user = lookup(name) else { return nil }
+        return DeviceAccess(
+            associated: users(of: device).contains(user.username),
+            unbound: (file.unbound[device] ?? []).contains(user.username), disabled: user.disabled,
+            selfService: file.policy.selfService)
+    }
+
+    /// A user's own password change: the directory verifies `current`
+    /// against the hash it holds, checks `new` against its password policy
+    /// (the policy's `passcode` rules), hashes it with yescrypt, and keeps the
+    /// hash durably before the change is acked. Neither password is logged
+    /// or kept.
+    public func changePassword(user name: String, current: String, new: String) throws -> PasswordChange {
         guard let user = lookup(name) else { return .refused("no such user") }
         guard user.passwordAuthority == .directory else {
             return .refused("the password of \(user.username) is not held by the directory (\(user.passwordAuthority.rawValue))")
         }
         guard !user.passwordLocked else { return .refused("the directory does not allow \(user.username) to change the password") }
-        guard hash.hasPrefix("$"), !hash.contains(":"), !hash.contains("\n") else { return .refused("not a crypt(3) hash") }
+        guard let stored = user.passwordHash, stored.hasPrefix("$"), fedlogin_verify_password(current, stored) != 0 else {
+            return .refused("the current password is wrong")
+        }
+        let problems = file.policy.passcode.problems(with: new)
+        guard problems.isEmpty else { return .refused("the new password is too weak: \(problems.joined(separator: "; "))") }
+        var buf = [CChar](repeating: 0, count: 512)
+        guard fedlogin_hash_passcode(new, &buf, buf.count) == 0 else { throw DirectoryError("libcrypt could not hash the new password") }
         var next = passwords
-        next[user.username] = hash
+        next[user.username] = String(cString: buf)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         try writeDurably(try encoder.encode(next), to: passwordsPath)

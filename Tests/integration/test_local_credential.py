@@ -207,15 +207,53 @@ def test_passwd_goes_to_the_directory_when_it_holds_the_password(tmp_path, stric
     try:
         codes, a = w.login(name, [""])
         assert codes == [pc.PAM_SUCCESS, pc.PAM_SUCCESS], a.transcript
-        codes, a = passwd(w, name, [NEW, NEW])
+        # Root too gives the current password: the directory checks it.
+        codes, a = passwd(w, name, [DIRECTORY_PASS, NEW, NEW])
         assert codes == [pc.PAM_SUCCESS], a.transcript
+        assert a.prompts == ["Current password: ", "New password: ", "Repeat the new password: "]
         assert "Password changed in the directory and on this machine." in a.messages(pc.PAM_TEXT_INFO)
         local = shadow_hash(name)
         assert crypt.crypt(NEW, local) == local
-        # The directory holds the same hash now (what another device would sync).
+        # The directory hashed the new password itself (what another device would sync).
         state = json.loads((tmp_path / "directoryd-state" / "passwords.json").read_text())
-        assert state[name] == local
-        assert NEW not in w.logs()
+        assert crypt.crypt(NEW, state[name]) == state[name]
+        assert NEW not in w.logs() and DIRECTORY_PASS not in w.logs()
+    finally:
+        w.stop()
+
+
+def test_passwd_for_a_directory_password_is_checked_by_the_directory(tmp_path, strict, in_namespace):
+    """The current password is verified by the directory, not against the
+    local copy (which may be stale), and root on the device cannot skip it."""
+    name = unique("pwstale")
+    w = synced_world(tmp_path, strict, name, "directory")
+    try:
+        codes, a = w.login(name, [""])
+        assert codes == [pc.PAM_SUCCESS, pc.PAM_SUCCESS], a.transcript
+        before = shadow_hash(name)
+        # Root without the current password: refused by the directory.
+        codes, a = passwd(w, name, ["", NEW, NEW])
+        assert codes == [pc.PAM_AUTHTOK_ERR], a.transcript
+        assert any("the current password is wrong" in m for m in a.messages(pc.PAM_ERROR_MSG))
+        assert shadow_hash(name) == before
+        # The password changed in the directory since it was synced here: the
+        # old local copy no longer proves anything, for the user either.
+        changed = "Changed-Elsewhere3"
+        w.rewrite_directory([{"username": name, "password_authority": "directory",
+                              "password_hash": crypt.crypt(changed, crypt.mksalt(crypt.METHOD_SHA512))}],
+                            policy={"password_sync": True})
+        codes, prompts, errors = passwd_as_user(w, name, [DIRECTORY_PASS, NEW, NEW])
+        assert codes == [pc.PAM_AUTHTOK_ERR], (prompts, errors)
+        assert any("the current password is wrong" in m for m in errors)
+        assert shadow_hash(name) == before
+        # Too weak for the directory's policy: refused by the directory, nothing changes.
+        codes, prompts, errors = passwd_as_user(w, name, [changed, "weakpass", "weakpass"])
+        assert codes == [pc.PAM_AUTHTOK_ERR] and any("too weak" in m for m in errors), (prompts, errors)
+        assert shadow_hash(name) == before
+        codes, prompts, errors = passwd_as_user(w, name, [changed, NEW, NEW])
+        assert codes == [pc.PAM_SUCCESS], (prompts, errors)
+        assert crypt.crypt(NEW, shadow_hash(name)) == shadow_hash(name)
+        assert changed not in w.logs() and NEW not in w.logs()
     finally:
         w.stop()
 
@@ -227,14 +265,14 @@ def test_a_directory_that_refuses_the_change_leaves_the_local_password(tmp_path,
         codes, a = w.login(name, [""])
         assert codes == [pc.PAM_SUCCESS, pc.PAM_SUCCESS], a.transcript
         before = shadow_hash(name)
-        codes, a = passwd(w, name, [NEW, NEW])
+        codes, a = passwd(w, name, [DIRECTORY_PASS, NEW, NEW])
         assert codes == [pc.PAM_AUTHTOK_ERR], a.transcript
         assert any(m.startswith("The directory did not accept the new password") and m.endswith("Your password is unchanged.")
                    for m in a.messages(pc.PAM_ERROR_MSG))
         assert shadow_hash(name) == before
         # Directory down: unchanged too.
         w.directoryd.stop()
-        codes, a = passwd(w, name, [NEW, NEW])
+        codes, a = passwd(w, name, [DIRECTORY_PASS, NEW, NEW])
         assert codes == [pc.PAM_AUTHTOK_ERR] and shadow_hash(name) == before
     finally:
         w.stop()

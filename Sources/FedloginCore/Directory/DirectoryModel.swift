@@ -91,11 +91,16 @@ public struct DevicePolicy: Codable, Sendable, Equatable {
     public var lockout: LockoutPolicy
     /// Members of these directory groups are administrators on devices (the local sudo group).
     public var adminGroups: [String]
+    /// Any directory user may make a first login on a device and becomes
+    /// associated with it by the binding (true, the default); false: only
+    /// users an administrator associated with the device.
+    public var selfService: Bool
 
     public init(
         passwordSync: Bool = false, defaultIdP: String? = nil, routing: [RoutingRule] = [], passcode: PasscodePolicy = .init(),
-        lockout: LockoutPolicy = .init(), adminGroups: [String] = []
+        lockout: LockoutPolicy = .init(), adminGroups: [String] = [], selfService: Bool = true
     ) {
+        self.selfService = selfService
         self.passwordSync = passwordSync
         self.defaultIdP = defaultIdP
         self.routing = routing
@@ -109,10 +114,12 @@ public struct DevicePolicy: Codable, Sendable, Equatable {
         case passwordSync = "password_sync"
         case defaultIdP = "default_idp"
         case adminGroups = "admin_groups"
+        case selfService = "self_service"
     }
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
+        selfService = try c.decodeIfPresent(Bool.self, forKey: .selfService) ?? true
         passwordSync = try c.decodeIfPresent(Bool.self, forKey: .passwordSync) ?? false
         defaultIdP = try c.decodeIfPresent(String.self, forKey: .defaultIdP)
         routing = try c.decodeIfPresent([RoutingRule].self, forKey: .routing) ?? []
@@ -225,29 +232,86 @@ public struct DirectoryRequest: Codable, Sendable, Equatable {
         case reportBinding = "report_binding"
         case listReports = "list_reports"
         case deviceUsers = "device_users"
-        case setPassword = "set_password"
+        case changePassword = "change_password"
+        case access
     }
 
     public var op: Op
-    /// lookup: a username or a company email.
+    /// lookup, access: a username or a company email; change_password: a username.
     public var user: String?
     public var deviceID: String?
     public var binding: BindingReport?
-    /// set_password: the new password's crypt(3) hash (never the password itself).
-    public var passwordHash: String?
+    /// change_password: the user's current password, which the directory
+    /// verifies itself. A secret: never logged.
+    public var current: String?
+    /// change_password: the new password; the directory hashes it under its
+    /// own policy. A secret: never logged.
+    public var new: String?
 
-    public init(op: Op, user: String? = nil, deviceID: String? = nil, binding: BindingReport? = nil, passwordHash: String? = nil) {
-        self.passwordHash = passwordHash
+    public init(
+        op: Op, user: String? = nil, deviceID: String? = nil, binding: BindingReport? = nil, current: String? = nil, new: String? = nil
+    ) {
         self.op = op
         self.user = user
         self.deviceID = deviceID
         self.binding = binding
+        self.current = current
+        self.new = new
     }
 
     enum CodingKeys: String, CodingKey {
-        case op, user, binding
+        case op, user, binding, current, new
         case deviceID = "device_id"
-        case passwordHash = "password_hash"
+    }
+}
+
+/// What the directory says about one user on one device (`access`): the one
+/// answer a first login, NSS and pre-provisioning decide by.
+public struct DeviceAccess: Codable, Sendable, Equatable {
+    /// An administrator associated the user with the device, or (with
+    /// self-service) a binding the device reported did.
+    public var associated: Bool
+    /// An administrator removed the user's association with the device: no
+    /// login there, whatever else says so.
+    public var unbound: Bool
+    public var disabled: Bool
+    /// The policy lets any directory user make a first login on the device.
+    public var selfService: Bool
+
+    public init(associated: Bool, unbound: Bool, disabled: Bool, selfService: Bool) {
+        self.associated = associated
+        self.unbound = unbound
+        self.disabled = disabled
+        self.selfService = selfService
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case associated, unbound, disabled
+        case selfService = "self_service"
+    }
+
+    /// Why the user may not log in on the device, or nil when they may.
+    public var refusal: Refusal? {
+        if disabled { return .disabled }
+        if unbound { return .unbound }
+        if !associated && !selfService { return .notAssociated }
+        return nil
+    }
+
+    public enum Refusal: String, Sendable, Equatable {
+        case disabled
+        case unbound
+        case notAssociated = "not associated"
+
+        /// What the person at the login prompt is told.
+        public func userMessage(user: String) -> String {
+            switch self {
+            case .disabled: return "The account \(user) is disabled in the directory. Ask your administrator."
+            case .unbound: return "An administrator removed \(user) from this machine. Ask your administrator."
+            case .notAssociated:
+                return "\(user) is not allowed to use this machine: an administrator has to assign it to you first."
+            }
+        }
     }
 }
 
@@ -260,11 +324,14 @@ public struct DirectoryResponse: Codable, Sendable, Equatable {
     public var duplicate: Bool?
     public var reports: [BindingReport]?
     public var users: [String]?
+    /// access: absent when there is no such user.
+    public var access: DeviceAccess?
 
     public init(
         ok: Bool, error: String? = nil, user: DirectoryUser? = nil, policy: DevicePolicy? = nil, duplicate: Bool? = nil,
-        reports: [BindingReport]? = nil, users: [String]? = nil
+        reports: [BindingReport]? = nil, users: [String]? = nil, access: DeviceAccess? = nil
     ) {
+        self.access = access
         self.ok = ok
         self.error = error
         self.user = user

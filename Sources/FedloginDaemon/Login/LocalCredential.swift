@@ -205,11 +205,16 @@ extension LoginFlow {
                         userMessage: "The password of \(user) comes from the directory and cannot be changed on this machine. Ask your administrator.",
                         reason: "synced password the directory does not take changes for")
                 }
-                if !byRoot { try await checkCurrent(rec, conv: conv, timeout: timeout, what: "password") }
+                // The directory checks the current password itself (the local
+                // copy may be stale), also when root runs passwd: root on this
+                // machine cannot change a password the directory holds
+                // without it.
+                let current = try await conv.ask("Current password: ", echo: false, timeout: timeout)
                 let new = try await askNew(what: "password", user: user, policy: nil, conv: conv, timeout: timeout)
-                let hash = try await conv.keepingAlive { try await Blocking.compute { try Sys.hashPasscode(new) } }
                 do {
-                    try await conv.keepingAlive { try await runtime.directory.setPassword(user: rec.directoryUsername, hash: hash) }
+                    try await conv.keepingAlive {
+                        try await runtime.directory.changePassword(user: rec.directoryUsername, current: current, new: new)
+                    }
                 } catch let e as DirectoryClient.Refused {
                     throw Stop(
                         status: .authtokError, userMessage: "The directory did not accept the new password: \(e.description). Your password is unchanged.",
@@ -219,6 +224,7 @@ extension LoginFlow {
                         status: .authtokError, userMessage: "The directory cannot be reached. Your password is unchanged; try again later.",
                         reason: e.description)
                 }
+                let hash = try await conv.keepingAlive { try await Blocking.compute { try Sys.hashPasscode(new) } }
                 // Applied here only once the directory holds it.
                 try await Blocking.accountChange { try runtime.accounts.setPasswordHash(name: user, hash: hash) }
                 try await conv.info("Password changed in the directory and on this machine.")

@@ -15,7 +15,9 @@ public struct DirectoryClient: Sendable {
         public var description: String
     }
 
-    func call(_ request: DirectoryRequest) async throws -> DirectoryResponse {
+    /// One request and its answer, whatever `ok` says. Unreachable, not
+    /// root's, or an answer that does not parse: `Unavailable`.
+    func exchange(_ request: DirectoryRequest) async throws -> DirectoryResponse {
         let body = try JSONEncoder().encode(request)
         let t = TimeAmount.milliseconds(Int64(timeout * 1000))
         let data: Data
@@ -30,12 +32,16 @@ public struct DirectoryClient: Sendable {
         } catch {
             throw Unavailable(description: "directory at \(socketPath): \(error)")
         }
-        let response: DirectoryResponse
         do {
-            response = try JSONDecoder().decode(DirectoryResponse.self, from: data)
+            return try JSONDecoder().decode(DirectoryResponse.self, from: data)
         } catch {
             throw Unavailable(description: "directory at \(socketPath) sent an invalid response: \(error)")
         }
+    }
+
+    /// A request whose `ok: false` means the directory cannot serve it now.
+    func call(_ request: DirectoryRequest) async throws -> DirectoryResponse {
+        let response = try await exchange(request)
         guard response.ok else { throw Unavailable(description: "directory refused \(request.op.rawValue): \(response.error ?? "no reason")") }
         return response
     }
@@ -56,18 +62,23 @@ public struct DirectoryClient: Sendable {
         try await call(DirectoryRequest(op: .deviceUsers, deviceID: device)).users ?? []
     }
 
+    /// What the directory says about a user on a device; nil: no such user.
+    public func access(user: String, device: String) async throws -> DeviceAccess? {
+        try await call(DirectoryRequest(op: .access, user: user, deviceID: device)).access
+    }
+
+    /// The directory refused a change; `description` is its reason, for the user.
     public struct Refused: Error, CustomStringConvertible {
         public var description: String
     }
 
-    /// Sends a new password hash for a user whose password the directory
-    /// holds; returns once the directory has stored it. A refusal is `Refused`.
-    public func setPassword(user: String, hash: String) async throws {
-        do {
-            _ = try await call(DirectoryRequest(op: .setPassword, user: user, passwordHash: hash))
-        } catch let e as Unavailable where e.description.hasPrefix("directory refused") {
-            throw Refused(description: String(e.description.drop(while: { $0 != ":" }).dropFirst(2)))
-        }
+    /// A user's own change of a password the directory holds: the directory
+    /// verifies `current` and stores `new` under its own policy. Returns once
+    /// it has stored it; a refusal (wrong current password, too weak) is
+    /// `Refused`. The passwords travel only on the root-to-root socket.
+    public func changePassword(user: String, current: String, new: String) async throws {
+        let response = try await exchange(DirectoryRequest(op: .changePassword, user: user, current: current, new: new))
+        guard response.ok else { throw Refused(description: response.error ?? "no reason given") }
     }
 
     /// Reports a binding; returns when the directory has acked it.
