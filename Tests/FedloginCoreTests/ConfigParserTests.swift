@@ -65,6 +65,17 @@ struct ConfigParserTests {
         #expect(error("[deamon]\n")?.key == "deamon")
     }
 
+    @Test func emailVerifiedStringIsPerIdPAndOffByDefault() throws {
+        let c = try ConfigParser.parse(files: [("/etc/fedlogin/fedlogin.conf", good)])
+        #expect(c.idps["okta"]?.emailVerifiedString == false)
+        let on = try ConfigParser.parse(files: [("/etc/fedlogin/fedlogin.conf", good + "\nemail_verified_string = true\n")])
+        #expect(on.idps["okta"]?.emailVerifiedString == true)
+        let e = #expect(throws: ConfigError.self) {
+            try ConfigParser.parse(files: [("/etc/fedlogin/fedlogin.conf", good + "\nemail_verified_string = \"true\"\n")])
+        }
+        #expect(e?.key == "idp.okta.email_verified_string")
+    }
+
     @Test func wrongTypeIsNamed() {
         let e = error("[accounts]\nuid_min = \"7\"\n")
         #expect(e?.key == "accounts.uid_min")

@@ -73,4 +73,64 @@ struct IDTokenValidatorTests {
         #expect(rejection(claims { $0["email"] = nil }) == .missingClaim("email"))
         #expect(!IDTokenValidator.emailsMatch("alice@example.test", "alice@example.test.evil"))
     }
+
+    func rejection(_ c: [String: JSONValue], verifiedString: Bool) -> TokenRejection? {
+        var e = expect
+        e.emailVerifiedString = verifiedString
+        do {
+            _ = try IDTokenValidator.validate(claims: c, expect: e)
+            return nil
+        } catch let r as TokenRejection {
+            return r
+        } catch {
+            return .malformed("\(error)")
+        }
+    }
+
+    @Test func emailVerifiedMustBeTheBooleanTrue() {
+        let refused: [JSONValue] = [
+            .string("true"), .string("True"), .string("yes"), .string("1"), .string(""), .number(1), .number(0),
+            .null, .array([.bool(true)]), .bool(false), .string("false"),
+        ]
+        for v in refused {
+            #expect(rejection(claims { $0["email_verified"] = v }) == .emailNotVerified, "\(v)")
+        }
+        #expect(rejection(claims { $0["email_verified"] = .bool(true) }) == nil)
+    }
+
+    @Test func emailVerifiedAsTheStringTrueOnlyWhereConfigured() {
+        #expect(rejection(claims { $0["email_verified"] = .string("true") }, verifiedString: true) == nil)
+        for v: JSONValue in [.string("True"), .string("TRUE"), .string("yes"), .string(" true"), .number(1), .string("false")] {
+            #expect(rejection(claims { $0["email_verified"] = v }, verifiedString: true) == .emailNotVerified, "\(v)")
+        }
+    }
+
+    @Test func emailsCompareInASCIIOnly() {
+        #expect(IDTokenValidator.emailsMatch("Alice@Example.TEST", "alice@example.test"))
+        // The Kelvin sign lowercases to "k" and is canonically equivalent to "K".
+        #expect(!IDTokenValidator.emailsMatch("\u{212A}ate@example.test", "kate@example.test"))
+        #expect(!IDTokenValidator.emailsMatch("\u{212A}ate@example.test", "Kate@example.test"))
+        // The long s uppercases to "S".
+        #expect(!IDTokenValidator.emailsMatch("\u{17F}am@example.test", "sam@example.test"))
+        #expect(!IDTokenValidator.emailsMatch("\u{17F}am@example.test", "Sam@example.test"))
+        // Dotted capital I lowercases to "i" + a combining dot.
+        #expect(!IDTokenValidator.emailsMatch("\u{130}vy@example.test", "ivy@example.test"))
+        // No normalisation: precomposed and decomposed é differ.
+        #expect(!IDTokenValidator.emailsMatch("ren\u{E9}@example.test", "rene\u{301}@example.test"))
+        #expect(IDTokenValidator.emailsMatch("ren\u{E9}@example.test", "ren\u{E9}@example.test"))
+        // Non-ASCII letters are not case-folded either.
+        #expect(!IDTokenValidator.emailsMatch("\u{C9}mile@example.test", "\u{E9}mile@example.test"))
+    }
+
+    @Test func issuerAndAudienceCompareByteForByte() {
+        var e = expect
+        e.issuer = .oneOf(["https://caf\u{E9}.example"])
+        #expect(throws: TokenRejection.self) {
+            try IDTokenValidator.validate(claims: claims { $0["iss"] = .string("https://cafe\u{301}.example") }, expect: e)
+        }
+        e.issuer = .oneOf(["https://\u{212A}.example"])
+        #expect(throws: TokenRejection.self) {
+            try IDTokenValidator.validate(claims: claims { $0["iss"] = .string("https://K.example") }, expect: e)
+        }
+    }
 }

@@ -61,6 +61,12 @@ struct PolicyTests {
         #expect(throws: LocalUsername.Problem.self) { try LocalUsername.derive(username: "1abc", email: nil) }
         #expect(throws: LocalUsername.Problem.self) { try LocalUsername.derive(username: String(repeating: "a", count: 33), email: nil) }
         #expect(throws: LocalUsername.Problem.self) { try LocalUsername.derive(username: "a b", email: nil) }
+        // ASCII lowercasing only: look-alike letters are refused, never mapped to ASCII.
+        #expect(throws: LocalUsername.Problem.self) { try LocalUsername.derive(username: "\u{212A}ate", email: nil) }
+        #expect(throws: LocalUsername.Problem.self) { try LocalUsername.derive(username: nil, email: "\u{212A}ate@x.test") }
+        #expect(throws: LocalUsername.Problem.self) { try LocalUsername.derive(username: "\u{17F}am", email: nil) }
+        #expect(throws: LocalUsername.Problem.self) { try LocalUsername.derive(username: "\u{130}vy", email: nil) }
+        #expect(try LocalUsername.derive(username: "KATE", email: nil) == "kate")
     }
 
     @Test func passcodePolicySaysWhatIsMissing() {

@@ -401,6 +401,9 @@ EXPECTED = {
     "nonce_missing": "claims: .*nonce",
     "nonce_different": "claims: .*nonce",
     "email_unverified": "email not verified",
+    "email_verified_string_true": "email not verified",
+    "email_verified_yes": "email not verified",
+    "email_verified_one": "email not verified",
 }
 
 
@@ -458,6 +461,26 @@ def test_mutation_details(idp):
     _, c = decode_unverified(token)
     assert c["email"] == "mallory@example.test" and "name" not in c
     verify_id_token(token, idp, nonce)  # still a valid token: only the claims differ
+
+
+def test_lookalike_email_and_device_answer_overrides(idp):
+    lb = Loopback()
+    idp.add_user("kate-sub", email="kate.sims@example.test")
+    idp.next_token_mutation = mutations.email_lookalike
+    code, verifier, params = get_code(idp, lb, sub="kate-sub")
+    r = exchange(idp, code, verifier, lb.redirect_uri)
+    lb.close()
+    token = r.json()["id_token"]
+    _, c = decode_unverified(token)
+    assert c["email"] == "\u212aate.\u017fim\u017f@example.test"
+    verify_id_token(token, idp, params["nonce"])  # a valid token: only the relying party's comparison refuses it
+    p = StrictIdP(device_answer={"interval": -1, "expires_in": 1e20})
+    try:
+        r = HTTP.post(p.issuer + "/device_authorization", data={"scope": "openid"}, auth=(CLIENT, SECRET))
+        assert r.status_code == 200, r.text
+        assert r.json()["interval"] == -1 and r.json()["expires_in"] == 1e20
+    finally:
+        p.stop()
 
 
 def test_sticky_mutation(idp):

@@ -154,6 +154,9 @@ public struct IdPConfig: Sendable, Equatable {
     public var hostedDomain: String?
     /// Whether the configuration names `email_claim` (else the preset's default applies).
     public var emailClaimSet = false
+    /// Accept `email_verified` as the JSON string "true" (for IdPs known to
+    /// send a string); otherwise only the JSON boolean true is accepted.
+    public var emailVerifiedString = false
 
     /// Where the discovery document is (`/.well-known/openid-configuration` is appended).
     public var discoveryBase: String {

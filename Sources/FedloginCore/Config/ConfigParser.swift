@@ -406,6 +406,11 @@ public enum ConfigParser {
                 case "tenant": idp.tenant = try string(v, full)
                 case "allowed_tenants": idp.allowedTenants = try strings(v, full)
                 case "hosted_domain": idp.hostedDomain = try string(v, full)
+                case "email_verified_string":
+                    guard let b = v.bool else {
+                        throw fail(full, "must be true (accept email_verified as the string \"true\") or false (only the JSON boolean true)")
+                    }
+                    idp.emailVerifiedString = b
                 default: return false
                 }
                 return true

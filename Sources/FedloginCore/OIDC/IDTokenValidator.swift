@@ -49,11 +49,14 @@ public struct TokenExpectations: Sendable {
     public var skew: Double
     public var allowedAlgorithms: [String]
     public var emailClaim: String
+    /// Whether `email_verified` may be the string "true" (idp.NAME.email_verified_string).
+    public var emailVerifiedString: Bool
 
     public init(
         issuer: IssuerRule, clientID: String, nonce: String?, now: Double, skew: Double, allowedAlgorithms: [String],
-        emailClaim: String, hostedDomain: String? = nil
+        emailClaim: String, hostedDomain: String? = nil, emailVerifiedString: Bool = false
     ) {
+        self.emailVerifiedString = emailVerifiedString
         self.issuer = issuer
         self.hostedDomain = hostedDomain
         self.clientID = clientID
@@ -86,14 +89,14 @@ public enum IDTokenValidator {
         guard let iss = claims["iss"]?.string else { throw TokenRejection.missingClaim("iss") }
         switch expect.issuer {
         case .oneOf(let list):
-            guard list.contains(iss) else { throw TokenRejection.issuer(expected: list[0], got: iss) }
+            guard list.contains(where: { sameBytes($0, iss) }) else { throw TokenRejection.issuer(expected: list[0], got: iss) }
         case .tenantTemplate(let template, let allowed):
             guard let tid = claims["tid"]?.string, allowed.contains(tid),
-                iss == template.replacingOccurrences(of: "{tenantid}", with: tid)
+                sameBytes(iss, template.replacingOccurrences(of: "{tenantid}", with: tid))
             else { throw TokenRejection.issuer(expected: template, got: iss) }
         }
         if let hd = expect.hostedDomain {
-            guard claims["hd"]?.string?.lowercased() == hd.lowercased() else { throw TokenRejection.hostedDomain }
+            guard let got = claims["hd"]?.string, asciiCaseInsensitiveEqual(got, hd) else { throw TokenRejection.hostedDomain }
         }
 
         let audiences: [String]
@@ -102,10 +105,10 @@ public enum IDTokenValidator {
         case .array(let list): audiences = list.compactMap(\.string)
         default: throw TokenRejection.missingClaim("aud")
         }
-        guard audiences.contains(expect.clientID) else { throw TokenRejection.audience(audiences.description) }
+        guard audiences.contains(where: { sameBytes($0, expect.clientID) }) else { throw TokenRejection.audience(audiences.description) }
         let azp = claims["azp"]?.string
         if audiences.count > 1 && azp == nil { throw TokenRejection.authorizedParty("(missing, with several audiences)") }
-        if let azp, azp != expect.clientID { throw TokenRejection.authorizedParty(azp) }
+        if let azp, !sameBytes(azp, expect.clientID) { throw TokenRejection.authorizedParty(azp) }
 
         guard let exp = claims["exp"]?.number else { throw TokenRejection.missingClaim("exp") }
         guard let iat = claims["iat"]?.number else { throw TokenRejection.missingClaim("iat") }
@@ -124,19 +127,43 @@ public enum IDTokenValidator {
         guard let email = claims[expect.emailClaim]?.string, !email.isEmpty else {
             throw TokenRejection.missingClaim(expect.emailClaim)
         }
-        // Where the IdP says whether the email is verified, it must say yes.
-        if expect.emailClaim == "email" {
-            switch claims["email_verified"] {
-            case .bool(false), .string("false"): throw TokenRejection.emailNotVerified
-            default: break
+        // Where the IdP says whether the email is verified, it must say yes:
+        // the JSON boolean true, or the string "true" where the IdP is known
+        // to send one (email_verified_string). "yes", 1, "True" and the rest
+        // are refused.
+        if expect.emailClaim == "email", let verified = claims["email_verified"] {
+            switch verified {
+            case .bool(true): break
+            case .string(let s) where expect.emailVerifiedString && sameBytes(s, "true"): break
+            default: throw TokenRejection.emailNotVerified
             }
         }
         return VerifiedIdentity(issuer: iss, subject: sub, email: email, name: claims["name"]?.string)
     }
 
-    /// Company emails compare case-insensitively (ASCII), whole string.
+    /// Company emails compare case-insensitively in ASCII only, whole
+    /// string, byte for byte: no Unicode case folding or normalisation on
+    /// either side, so a look-alike letter (the Kelvin sign U+212A, the long
+    /// s U+017F, a decomposed accent) never matches an ASCII address.
     public static func emailsMatch(_ a: String, _ b: String) -> Bool {
-        a.lowercased() == b.lowercased()
+        asciiCaseInsensitiveEqual(a, b)
+    }
+
+    /// Equal UTF-8 bytes, where only A-Z and a-z are folded.
+    public static func asciiCaseInsensitiveEqual(_ a: String, _ b: String) -> Bool {
+        let x = Array(a.utf8), y = Array(b.utf8)
+        guard x.count == y.count else { return false }
+        for i in 0..<x.count where asciiLower(x[i]) != asciiLower(y[i]) { return false }
+        return true
+    }
+
+    /// Equal UTF-8 bytes (Swift's `==` treats canonically equivalent strings as equal).
+    public static func sameBytes(_ a: String, _ b: String) -> Bool {
+        a.utf8.elementsEqual(b.utf8)
+    }
+
+    @inline(__always) static func asciiLower(_ c: UInt8) -> UInt8 {
+        c >= 0x41 && c <= 0x5A ? c | 0x20 : c
     }
 
     static func constantTimeEqual(_ a: String, _ b: String) -> Bool {

@@ -25,7 +25,9 @@ public enum LocalUsername {
         if base.isEmpty, let email, let at = email.firstIndex(of: "@") {
             base = String(email[..<at])
         }
-        let name = base.lowercased()
+        // ASCII lowercasing only: a Unicode letter (the Kelvin sign U+212A,
+        // a dotted capital I) is never turned into an ASCII one.
+        let name = String(decoding: base.utf8.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 }, as: UTF8.self)
         guard !name.isEmpty else { throw Problem.empty }
         guard name.count <= maxLength else { throw Problem.tooLong(name) }
         guard isValid(name) else { throw Problem.invalid(name) }

@@ -281,7 +281,7 @@ struct LoginFlow: Sendable {
                 let expect = TokenExpectations(
                     issuer: idp.issuerRule, clientID: idp.clientID, nonce: nonce, now: Date().timeIntervalSince1970,
                     skew: config.signin.clockSkew, allowedAlgorithms: idp.algorithms, emailClaim: idp.emailClaim,
-                    hostedDomain: idp.hostedDomain)
+                    hostedDomain: idp.hostedDomain, emailVerifiedString: idp.emailVerifiedString)
                 return try await TokenVerifier.verify(token, client: client, expect: expect)
             }
         } catch let e as IdPError {

@@ -232,6 +232,27 @@ class mutations:  # noqa: N801 - a namespace of helpers
         return h, dict(c, email_verified=False), "current"
 
     @staticmethod
+    def email_verified_string_true(h, c):
+        """The string "true" (some IdPs send it); only accepted where configured."""
+        return h, dict(c, email_verified="true"), "current"
+
+    @staticmethod
+    def email_verified_yes(h, c):
+        return h, dict(c, email_verified="yes"), "current"
+
+    @staticmethod
+    def email_verified_one(h, c):
+        return h, dict(c, email_verified=1), "current"
+
+    @staticmethod
+    def email_lookalike(h, c):
+        """A valid token whose email has Unicode look-alikes of ASCII letters:
+        k -> KELVIN SIGN (U+212A), s -> LATIN SMALL LETTER LONG S (U+017F)."""
+        local, _, domain = c["email"].partition("@")
+        local = local.replace("k", "\u212a").replace("K", "\u212a").replace("s", "\u017f")
+        return h, dict(c, email=local + "@" + domain), "current"
+
+    @staticmethod
     def set_claims(**claims):
         """A mutation that sets (or, with value None, removes) claims."""
         def fn(h, c):
@@ -249,6 +270,7 @@ class mutations:  # noqa: N801 - a namespace of helpers
         "bad_signature", "alg_none", "hs256_public_key", "wrong_iss", "wrong_aud",
         "aud_list_without_azp", "wrong_azp", "expired", "iat_future", "nonce_missing",
         "nonce_different", "unknown_kid", "email_unverified",
+        "email_verified_string_true", "email_verified_yes", "email_verified_one",
     )
 
 
@@ -283,6 +305,7 @@ class StrictIdP:
         device_interval: int = 1,
         device_lifetime: int = 300,
         authorization_response_iss: bool = False,
+        device_answer: dict | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
     ):
@@ -295,6 +318,9 @@ class StrictIdP:
         self.device_interval = device_interval
         self.device_lifetime = device_lifetime
         self.authorization_response_iss = authorization_response_iss
+        # Fields that replace the device authorization answer's (e.g.
+        # {"interval": -1}); the grant itself keeps device_interval.
+        self.device_answer = dict(device_answer or {})
 
         self.lock = threading.RLock()
         self.clients: dict[str, Client] = {}
@@ -654,7 +680,7 @@ class StrictIdP:
                 device_code, user_code, client.client_id, scope,
                 time.time() + self.device_lifetime, self.device_interval)
             verification = self.issuer + "/device"
-            return {
+            answer = {
                 "device_code": device_code,
                 "user_code": user_code,
                 "verification_uri": verification,
@@ -662,6 +688,8 @@ class StrictIdP:
                 "expires_in": self.device_lifetime,
                 "interval": self.device_interval,
             }
+            answer.update(self.device_answer)
+            return answer
 
     def userinfo(self, headers) -> dict:
         auth = headers.get("Authorization", "")
