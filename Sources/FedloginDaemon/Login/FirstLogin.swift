@@ -261,13 +261,13 @@ struct LoginFlow: Sendable {
                 switch poll {
                 case .token(let t): return t
                 case .pending: break
-                case .slowDown: interval += 5  // RFC 8628 §3.5
+                case .slowDown: interval = DeviceTiming.slowedDown(interval)  // RFC 8628 §3.5, at most 60 s
                 case .denied:
                     throw Stop(status: .authError, userMessage: "The sign-in was cancelled or denied at \(idp.displayName).", reason: "device grant: access_denied")
                 case .expired:
                     throw Stop(status: .authError, userMessage: "The code expired before the sign-in finished. Start the login again.", reason: "device grant: expired_token")
                 }
-                try await Task.sleep(nanoseconds: UInt64(interval * 1e9))
+                try await Task.sleep(nanoseconds: DeviceTiming.nanoseconds(interval))
             }
         }
         return try await verify(token, client: client, nonce: nil, conv: conv)

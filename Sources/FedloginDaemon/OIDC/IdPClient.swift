@@ -162,8 +162,12 @@ public final class IdPClient: Sendable {
         public var userCode: String
         public var verificationURI: String
         public var verificationURIComplete: String?
+        /// Seconds, bounded (DeviceTiming).
         public var expiresIn: Double
+        /// Seconds between polls, bounded (DeviceTiming); never nil.
         public var interval: Double?
+        /// What was clamped or replaced, for the log.
+        public var adjusted: [String] = []
 
         enum CodingKeys: String, CodingKey {
             case deviceCode = "device_code"
@@ -182,8 +186,14 @@ public final class IdPClient: Sendable {
             verificationURI = try c.decodeIfPresent(String.self, forKey: .verificationURI)
                 ?? c.decode(String.self, forKey: .verificationURL)
             verificationURIComplete = try c.decodeIfPresent(String.self, forKey: .verificationURIComplete)
-            expiresIn = try c.decode(Double.self, forKey: .expiresIn)
-            interval = try c.decodeIfPresent(Double.self, forKey: .interval)
+            // A number the IdP sends is bounded, whatever it is (a value
+            // JSON cannot hold as a Double counts as absent).
+            let timing = DeviceTiming(
+                interval: (try? c.decodeIfPresent(JSONValue.self, forKey: .interval)) ?? nil,
+                expiresIn: (try? c.decodeIfPresent(JSONValue.self, forKey: .expiresIn)) ?? nil)
+            expiresIn = timing.expiresIn
+            interval = timing.interval
+            adjusted = timing.adjusted
         }
     }
 
@@ -201,11 +211,17 @@ public final class IdPClient: Sendable {
             try await http.post(endpoint, headers: headers, body: body)
         }
         if response.status == 200 {
+            let start: DeviceAuthorization
             do {
-                return try JSONDecoder().decode(DeviceAuthorization.self, from: response.body)
+                start = try JSONDecoder().decode(DeviceAuthorization.self, from: response.body)
             } catch {
                 throw IdPError("\(config.name): the device authorization answer is not RFC 8628 JSON: \(error)")
             }
+            if !start.adjusted.isEmpty {
+                logger.warning(
+                    "\(config.name): the device authorization answer's numbers are out of range; using \(start.adjusted.joined(separator: ", ")) (interval 1-60 s, expires_in 1-3600 s)")
+            }
+            return start
         }
         let parsed = try? JSONDecoder().decode(TokenResponse.self, from: response.body)
         throw Self.explain(status: response.status, error: parsed?.error, description: parsed?.errorDescription, idp: config)
