@@ -24,11 +24,29 @@ public struct DirectoryServer: Service {
     }
 
     public func run() async throws {
+        // No local user can starve the directory: connections are admitted
+        // by the peer's uid (64 per non-root uid, 512 for all non-root peers,
+        // root's always), and a non-root connection idle for 2 s is closed;
+        // root's (fedlogind's) stay open as long as it likes.
+        let logger = logger
+        let socketPath = socketPath
+        let limiter = ConnectionLimiter(limit: .standard) { refused in
+            logger.warning(
+                "connections refused: too many at once from non-root peers (\(ConnectionLimiter.describe(refused)))",
+                metadata: ["socket": "\(socketPath)"])
+        }
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.backlog, value: 4096)
             .bind(unixDomainSocketPath: socketPath, cleanupExistingSocketFile: true) { channel in
                 PeerCredentials.of(channel).flatMapThrowing { peer in
+                    guard limiter.admit(channel, peer: peer) else { throw ConnectionLimiter.Refused(peer: peer) }
                     try channel.pipeline.syncOperations.addFrameCodec(maxFrame: directoryMaxFrame)
+                    if !peer.isRoot { try channel.pipeline.syncOperations.addHandler(IdleGuard(timeout: Self.idleTimeoutNonRoot)) }
                     return (peer, try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel))
+                }.flatMapError { error in
+                    // Not served (no credentials, refused, no pipeline): closed at once.
+                    channel.close(promise: nil)
+                    return channel.eventLoop.makeFailedFuture(error)
                 }
             }
         // Any local process may ask; password hashes go to uid 0 only.
@@ -46,6 +64,9 @@ public struct DirectoryServer: Service {
             server.channel.close(promise: nil)
         }
     }
+
+    /// A non-root connection with no request for this long is closed.
+    static let idleTimeoutNonRoot = TimeAmount.seconds(2)
 
     func serve(_ connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>, peer: PeerCredentials) async {
         do {

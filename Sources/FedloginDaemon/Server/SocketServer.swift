@@ -7,18 +7,32 @@ import NIOPosix
 import ServiceLifecycle
 
 /// fedlogind's Unix socket: one request per connection, authorized by the
-/// peer's SO_PEERCRED uid before its request is read.
+/// peer's SO_PEERCRED uid before its request is read. Connections are
+/// limited per non-root uid and for all non-root peers together, never for
+/// root (`limit`).
 public struct SocketServer: Service {
     let holder: RuntimeHolder
 
     public func run() async throws {
         let runtime = holder.current
         let path = runtime.config.socketPath
+        // No local user can starve the daemon: connections are admitted by
+        // the peer's uid before anything is read (Self.limit), root's always.
+        let limiter = ConnectionLimiter(limit: Self.limit) { refused in
+            holder.current.logger.warning(
+                "connections refused: too many at once from non-root peers (\(ConnectionLimiter.describe(refused)))",
+                metadata: ["socket": "\(path)"])
+        }
         @Sendable func initialize(_ channel: Channel) -> EventLoopFuture<(PeerCredentials, NIOAsyncChannel<ByteBuffer, ByteBuffer>)> {
             PeerCredentials.of(channel).flatMapThrowing { peer in
+                guard limiter.admit(channel, peer: peer) else { throw ConnectionLimiter.Refused(peer: peer) }
                 try channel.pipeline.syncOperations.addFrameCodec()
                 try channel.pipeline.syncOperations.addHandler(QuickAnswers(peer: peer))
                 return (peer, try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel))
+            }.flatMapError { error in
+                // Not served (no credentials, refused, no pipeline): closed at once.
+                channel.close(promise: nil)
+                return channel.eventLoop.makeFailedFuture(error)
             }
         }
         // Many logins can start at once (a fleet's morning, a lab session):
@@ -66,12 +80,21 @@ public struct SocketServer: Service {
         }
     }
 
+    /// Connections held at once: 64 per non-root uid, 512 for all non-root
+    /// peers together; root's are not counted against these.
+    static let limit = ConnectionLimit.standard
+    /// The time to send a complete first frame: root's (pam_fedlogin,
+    /// fedloginctl) 10 s, anyone else's 2 s (the NSS module and fedloginctl
+    /// send theirs as soon as they are connected).
+    static let firstFrameTimeout = TimeAmount.seconds(10)
+    static let firstFrameTimeoutNonRoot = TimeAmount.seconds(2)
+
     func serve(_ connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>, peer: PeerCredentials) async {
         let channel = connection.channel
         do {
             try await connection.executeThenClose { inbound, outbound in
                 var iterator = inbound.makeAsyncIterator()
-                let timer = ReadTimer(channel: channel, timeout: .seconds(10))
+                let timer = ReadTimer(channel: channel, timeout: peer.isRoot ? Self.firstFrameTimeout : Self.firstFrameTimeoutNonRoot)
                 let first = try await iterator.next()
                 timer.cancel()
                 guard let first else { return }
