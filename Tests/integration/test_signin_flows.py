@@ -3,6 +3,7 @@ grant (RFC 8628) with its QR code, paste-back, and the flow choice per PAM
 service."""
 import re
 import shutil
+import socket
 import subprocess
 import threading
 import time
@@ -49,6 +50,8 @@ def test_ssh_signs_in_with_the_device_grant(tmp_path, strict, in_namespace):
         info = a.messages(pc.PAM_TEXT_INFO)[0]
         assert f"open this address and enter the code {user_code(a)}:\n{strict.issuer}/device\n" in info
         assert "You have " in info
+        # RFC 8628 §5.4: the message names the account and this machine.
+        assert f"This code signs you in to {name} on the machine {socket.gethostname()}; " in info
         assert a.transcript[1] == (pc.PAM_PROMPT_ECHO_ON, "Press Enter once you have signed in: ")
         assert strict.counts["device_authorization"] == 1 and strict.counts["authorize"] == 0
         assert passwd_entry(name) is not None

@@ -66,12 +66,11 @@ struct LoginFlow: Sendable {
         let managed = record?.state == "active"
         var directoryUser: DirectoryUser?
         var policy: DevicePolicy?
+        var access: DeviceAccess?
         if local == nil && request.user != "root" {
             do {
-                (directoryUser, policy) = try await conv.keepingAlive {
-                    let u = try await runtime.directory.lookup(request.user)
-                    let p = u == nil ? nil : try await runtime.directory.policy(device: runtime.deviceID)
-                    return (u, p)
+                (directoryUser, policy, access) = try await conv.keepingAlive {
+                    try await runtime.directory.userOnDevice(request.user, device: runtime.deviceID)
                 }
             } catch let e as DirectoryClient.Unavailable {
                 throw Stop(
@@ -98,13 +97,18 @@ struct LoginFlow: Sendable {
         case .refuse(let status, let message, let reason):
             throw Stop(status: status, userMessage: message, reason: reason)
         case .firstLogin(let plan):
-            guard runtime.inFlight.begin(plan.localUsername) else {
-                throw Stop(
-                    status: .authError,
-                    userMessage: "A first sign-in for \(plan.localUsername) is already in progress. Finish it, or try again in a moment.",
-                    reason: "another first login for this user is in progress")
+            // Who may use this device is the directory's `access` answer.
+            guard let access else {
+                throw Stop(status: .userUnknown, userMessage: nil, reason: "the directory no longer knows the user")
             }
-            defer { runtime.inFlight.end(plan.localUsername) }
+            if let refusal = access.refusal {
+                throw Stop(
+                    status: .permissionDenied, userMessage: refusal.userMessage(user: plan.localUsername),
+                    reason: "the directory does not let the user use this device: \(refusal.rawValue)")
+            }
+            // Sign-ins for one user may run side by side (a client that
+            // opened a login and never signs in blocks nobody); the first
+            // verified one makes the account (`claimAccount`).
             var log = log
             log[metadataKey: "idp"] = "\(plan.idp)"
             log.info("first login: signing in with \(plan.idp) (\(plan.idpReason))")
@@ -150,10 +154,15 @@ struct LoginFlow: Sendable {
                 userMessage: "You signed in as \(SafeText.escape(identity.email)), but \(plan.localUsername) belongs to another person. Sign in with your own account.",
                 reason: "email mismatch: token has a different email than the directory user")
         }
-        // A crash or a second daemon may have bound this name meanwhile.
-        if pending == nil, try runtime.accounts.lookup(plan.localUsername) != nil {
-            throw Stop(status: .authError, userMessage: "The account \(plan.localUsername) was just created elsewhere. Log in again.", reason: "account appeared during sign-in")
+        // The first verified sign-in makes the account; any other is told it exists.
+        guard runtime.inFlight.begin(plan.localUsername) else {
+            throw Stop(
+                status: .authError,
+                userMessage: "Another sign-in is setting up \(plan.localUsername) right now. Log in again in a moment, with the password or passcode chosen there.",
+                reason: "another first login for this user is making the account")
         }
+        defer { runtime.inFlight.end(plan.localUsername) }
+        try claimAccount(plan.localUsername, pending: pending)
 
         let decision = LoginPlanner.passwordDecision(user: plan.directoryUser, policy: policy, hashSupported: Sys.hashSupported)
         let hash: String
@@ -179,6 +188,23 @@ struct LoginFlow: Sendable {
             "first login complete: account created and bound",
             metadata: ["message_id": "\(MessageID.loginSuccess)", "password_mode": "\(mode.rawValue)"])
         return (.success, "first login: account created")
+    }
+
+    /// After a verified sign-in, with the user's in-flight mark held: the
+    /// account must still be the one this login set out to make (another
+    /// sign-in, a crash or a second daemon may have made it meanwhile).
+    func claimAccount(_ name: String, pending: StateStore.Account?) throws {
+        let record = try runtime.state.account(name)
+        let stillOurs =
+            pending == nil
+            ? try runtime.accounts.lookup(name) == nil && record?.state != "active" && record?.state != "pending"
+            : record?.state == "pending"
+        guard stillOurs else {
+            throw Stop(
+                status: .authError,
+                userMessage: "The account \(name) now exists on this machine: another sign-in just made it. Log in again with its password or passcode.",
+                reason: "account made by another sign-in meanwhile")
+        }
     }
 
     /// Signs the user in at the IdP with the first flow the PAM service and
@@ -238,6 +264,10 @@ struct LoginFlow: Sendable {
         let codeEnd = Date().addingTimeInterval(start.expiresIn)
         let end = min(deadline, codeEnd.addingTimeInterval(5))
         var text = "Sign in with \(idp.displayName) \(plan.purpose).\n"
+        // RFC 8628 §5.4: the person approving on another device must see what
+        // they approve, so a code sent to them by someone else stands out.
+        text += "This code signs you in to \(plan.localUsername) on the machine \(SafeText.escape(Sys.hostname())); "
+        text += "if you did not start this login there yourself, do not enter it.\n"
         text += "On your phone or computer, open this address and enter the code \(SafeText.escape(start.userCode)):\n\(SafeText.escape(start.verificationURI))\n"
         if let complete = start.verificationURIComplete, let qr = QRCode.text(for: complete) {
             text += "Or scan this code, which opens it with the code filled in:\n\(qr)\n\(SafeText.escape(complete))\n"

@@ -70,18 +70,23 @@ extension LoginFlow {
     /// Signs the account's owner in at the IdP again and sets the new
     /// passcode they choose; ends any lockout.
     func resetPasscode(_ rec: StateStore.Account, service: String, conv: Conversation, log: Logger) async throws -> (ResultStatus, String) {
-        let (user, policy): (DirectoryUser?, DevicePolicy)
+        let (user, policy, access): (DirectoryUser?, DevicePolicy?, DeviceAccess?)
         do {
-            (user, policy) = try await conv.keepingAlive {
-                (try await runtime.directory.lookup(rec.directoryUsername), try await runtime.directory.policy(device: runtime.deviceID))
+            (user, policy, access) = try await conv.keepingAlive {
+                try await runtime.directory.userOnDevice(rec.directoryUsername, device: runtime.deviceID)
             }
         } catch let e as DirectoryClient.Unavailable {
             throw Stop(
                 status: .authError, userMessage: "The directory cannot be reached, so the passcode cannot be reset now. Try again later.",
                 reason: e.description)
         }
-        guard let user, !user.disabled else {
+        guard let user, let policy, let access, !user.disabled else {
             throw Stop(status: .authError, userMessage: "The account \(rec.username) is not active in the directory.", reason: "reset: user disabled or gone")
+        }
+        if let refusal = access.refusal {
+            throw Stop(
+                status: .authError, userMessage: refusal.userMessage(user: rec.username),
+                reason: "reset: the directory does not let the user use this device: \(refusal.rawValue)")
         }
         guard let (idp, why) = policy.idp(for: user), runtime.idps[idp] != nil else {
             throw Stop(status: .authError, userMessage: "No identity provider is set up for \(rec.username) on this machine.", reason: "reset: no IdP")

@@ -67,6 +67,15 @@ public struct DirectoryClient: Sendable {
         try await call(DirectoryRequest(op: .access, user: user, deviceID: device)).access
     }
 
+    /// A user, the device's policy and what the directory says about the
+    /// user on the device, as a first login and NSS need them; all nil when
+    /// there is no such user.
+    public func userOnDevice(_ name: String, device: String) async throws -> (DirectoryUser?, DevicePolicy?, DeviceAccess?) {
+        guard let user = try await lookup(name) else { return (nil, nil, nil) }
+        let policy = try await self.policy(device: device)
+        return (user, policy, try await access(user: user.username, device: device))
+    }
+
     /// The directory refused a change; `description` is its reason, for the user.
     public struct Refused: Error, CustomStringConvertible {
         public var description: String

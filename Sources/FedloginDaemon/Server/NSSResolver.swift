@@ -68,9 +68,9 @@ struct NSSResolver {
     func lookUp(_ name: String) async -> Answer {
         let directoryUser: DirectoryUser?
         let policy: DevicePolicy?
+        let access: DeviceAccess?
         do {
-            directoryUser = try await runtime.directory.lookup(name)
-            policy = directoryUser == nil ? nil : try await runtime.directory.policy(device: runtime.deviceID)
+            (directoryUser, policy, access) = try await runtime.directory.userOnDevice(name, device: runtime.deviceID)
         } catch {
             runtime.logger.warning("NSS lookup of \(name): the directory cannot be reached: \(error)")
             return .unavailable("\(error)")
@@ -84,6 +84,9 @@ struct NSSResolver {
                 (try? accounts.uidInUse(uid)) ?? true || ((try? state.reservedUIDs(except: name).contains(uid)) ?? true)
             })
         guard case .firstLogin(let p) = plan, p.localUsername == name else { return .notFound }
+        // Only users the directory lets use this device get an entry (sshd
+        // then refuses the others before any sign-in starts).
+        guard let access, access.refusal == nil else { return .notFound }
         let config = runtime.config.accounts
         let gecos = Self.gecos(p.directoryUser.displayName ?? "")
         let reservation: StateStore.Reservation?

@@ -58,6 +58,13 @@ public enum Sys {
         fedlogin_hash_supported(hash) != 0
     }
 
+    /// This machine's host name (the kernel's, as hostname(1) prints it).
+    public static func hostname() -> String {
+        var buf = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buf, buf.count - 1) == 0 else { return "this machine" }
+        return String(cString: buf)
+    }
+
     /// The systemd app-specific machine id for fedlogin, if /etc/machine-id exists.
     public static func machineAppID() -> String? {
         var buf = [CChar](repeating: 0, count: 33)
