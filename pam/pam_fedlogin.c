@@ -8,7 +8,10 @@
  *
  * Fails closed: every path that does not end in a well-formed RESULT returns
  * PAM_AUTHINFO_UNAVAIL (PAM_CONV_ERR when the application's conversation
- * fails). The wire protocol is docs/protocol.md.
+ * fails), and in the update pass of a password change fedlogin owns, every
+ * outcome but SUCCESS is PAM_AUTHTOK_ERR (pam_sm_chauthtok). Text from
+ * outside is written to the log with its control characters escaped
+ * (fedlogin_escape.h). The wire protocol is docs/protocol.md.
  *
  * Module arguments:
  *   socket=PATH          fedlogind's socket (default /run/fedlogin/fedlogind.sock)
@@ -21,6 +24,7 @@
  *                        was wrong: it counts the attempt for the lockout policy
  *                        and may offer a passcode reset at the IdP
  */
+#include "fedlogin_escape.h"
 #include "fedlogin_proto.h"
 
 #include <errno.h>
@@ -62,6 +66,9 @@ struct fl_request {
 	/* End of the max_time budget (CLOCK_MONOTONIC ms); moved later by the
 	 * time spent in the application's conversation function. */
 	int64_t deadline;
+	/* The last answer could not be sent (the daemon stopped reading): only
+	 * a failure RESULT already on its way is taken. */
+	bool answer_lost;
 	struct fedlogin_msg msg; /* the last frame read; views into rbuf */
 	uint8_t rbuf[FEDLOGIN_MAX_FRAME];
 	uint8_t wbuf[FEDLOGIN_FRAME_HEADER + FEDLOGIN_MAX_FRAME];
@@ -410,15 +417,21 @@ static int relay_prompt(struct fl_request *r, int style)
 	}
 	rc = send_frame(r, len);
 	explicit_bzero(r->wbuf, len);
-	return rc == 0 ? PAM_SUCCESS : PAM_AUTHINFO_UNAVAIL;
+	if (rc != 0) {
+		/* fedlogind may have given up on the prompt (its timeout) and
+		 * sent its RESULT already: read it rather than guess. */
+		r->answer_lost = true;
+	}
+	return PAM_SUCCESS;
 }
 
 /*
  * Sends one request (AUTHENTICATE, ACCT_MGMT or CHAUTHTOK) and runs the
  * conversation to its RESULT. `op` names the request in the audit line.
+ * *status_out is the RESULT's status, or -1 when none was read.
  */
 static int fl_transact(pam_handle_t *pamh, int flags, int argc, const char **argv,
-		       uint8_t type, const char *op)
+		       uint8_t type, const char *op, int *status_out)
 {
 	struct fl_request *r = NULL;
 	struct fedlogin_builder b;
@@ -428,6 +441,9 @@ static int fl_transact(pam_handle_t *pamh, int flags, int argc, const char **arg
 	int status = -1;
 	size_t len = 0;
 	int rc;
+	/* Log fields from outside, with controls and escape sequences shown escaped. */
+	char e_user[FEDLOGIN_ESCAPED_MAX], e_service[FEDLOGIN_ESCAPED_MAX], e_tty[FEDLOGIN_ESCAPED_MAX],
+		e_rhost[FEDLOGIN_ESCAPED_MAX], e_reason[FEDLOGIN_ESCAPED_MAX];
 
 	r = calloc(1, sizeof(*r));
 	if (r == NULL) {
@@ -521,6 +537,12 @@ static int fl_transact(pam_handle_t *pamh, int flags, int argc, const char **arg
 			status = (int)m->fields[0].num;
 			reason = &m->fields[1];
 			retval = status_to_pam[status];
+			if (r->answer_lost && status == FEDLOGIN_STATUS_SUCCESS) {
+				/* Success for an answer it never got: not believed. */
+				pam_syslog(pamh, LOG_ERR, "protocol error: SUCCESS after an answer that was not sent");
+				status = -1;
+				retval = PAM_AUTHINFO_UNAVAIL;
+			}
 			goto done;
 		default:
 			pam_syslog(pamh, LOG_ERR, "protocol error: unexpected %s from fedlogind",
@@ -532,19 +554,26 @@ static int fl_transact(pam_handle_t *pamh, int flags, int argc, const char **arg
 done:
 	/* One audit line per request. The daemon's reason never holds a secret. */
 	if (user != NULL) {
+		fedlogin_escape(e_user, sizeof(e_user), user, strlen(user));
+		fedlogin_escape(e_service, sizeof(e_service), service, strlen(service));
+		fedlogin_escape(e_tty, sizeof(e_tty), tty, strlen(tty));
+		fedlogin_escape(e_rhost, sizeof(e_rhost), rhost, strlen(rhost));
 		if (status == FEDLOGIN_STATUS_SUCCESS)
 			pam_syslog(pamh, LOG_INFO, "%s success; user=%s service=%s tty=%s rhost=%s",
-				   op, user, service, tty, rhost);
+				   op, e_user, e_service, e_tty, e_rhost);
 		else if (status >= 0)
 			pam_syslog(pamh, LOG_NOTICE,
-				   "%s %s; user=%s service=%s tty=%s rhost=%s status=%s reason=%.*s", op,
-				   status == FEDLOGIN_STATUS_IGNORE ? "ignored" : "failure", user, service,
-				   tty, rhost, status_names[status], (int)reason->len, reason->str);
+				   "%s %s; user=%s service=%s tty=%s rhost=%s status=%s reason=%s", op,
+				   status == FEDLOGIN_STATUS_IGNORE ? "ignored" : "failure", e_user, e_service,
+				   e_tty, e_rhost, status_names[status],
+				   fedlogin_escape(e_reason, sizeof(e_reason), (const char *)reason->str, reason->len));
 		else
 			pam_syslog(pamh, LOG_NOTICE,
-				   "%s failure; user=%s service=%s tty=%s rhost=%s error=%s", op, user,
-				   service, tty, rhost, pam_strerror(pamh, retval));
+				   "%s failure; user=%s service=%s tty=%s rhost=%s error=%s", op, e_user,
+				   e_service, e_tty, e_rhost, pam_strerror(pamh, retval));
 	}
+	if (status_out != NULL)
+		*status_out = status;
 	if (r != NULL) {
 		if (r->fd >= 0)
 			close(r->fd);
@@ -568,7 +597,7 @@ PAM_EXTERN int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, cons
 {
 	if (unprivileged())
 		return PAM_IGNORE;
-	return fl_transact(pamh, flags, argc, argv, FEDLOGIN_MSG_AUTHENTICATE, "authentication");
+	return fl_transact(pamh, flags, argc, argv, FEDLOGIN_MSG_AUTHENTICATE, "authentication", NULL);
 }
 
 PAM_EXTERN int pam_sm_setcred(pam_handle_t *pamh, int flags, int argc, const char **argv)
@@ -581,7 +610,56 @@ PAM_EXTERN int pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const c
 {
 	if (unprivileged())
 		return PAM_IGNORE;
-	return fl_transact(pamh, flags, argc, argv, FEDLOGIN_MSG_ACCT_MGMT, "account");
+	return fl_transact(pamh, flags, argc, argv, FEDLOGIN_MSG_ACCT_MGMT, "account", NULL);
+}
+
+/*
+ * Whose change this is, decided in the preliminary pass and kept in the
+ * handle for the update (pam_set_data): libpam runs the whole password
+ * stack again in the update, it does not replay the first pass's path.
+ */
+#define FL_OWNER_DATA "pam_fedlogin_chauthtok_owner"
+static const int owner_fedlogin = 1, owner_local = 2;
+
+static void set_owner(pam_handle_t *pamh, const int *owner)
+{
+	/* Static data: no cleanup function. A failure leaves the update with
+	 * no decision, which fails closed unless fedlogind says IGNORE. */
+	if (pam_set_data(pamh, FL_OWNER_DATA, (void *)owner, NULL) != PAM_SUCCESS)
+		pam_syslog(pamh, LOG_ERR, "cannot keep the password change's owner");
+}
+
+static int get_owner(pam_handle_t *pamh)
+{
+	const void *d = NULL;
+
+	if (pam_get_data(pamh, FL_OWNER_DATA, &d) != PAM_SUCCESS || d == NULL)
+		return 0;
+	return *(const int *)d;
+}
+
+/*
+ * The update pass for an account fedlogin does not own: asks for the new
+ * password twice and sets PAM_AUTHTOK (as pam_pwquality does), then leaves
+ * the change to the modules after it (pam_unix ... use_authtok). PAM_IGNORE,
+ * or PAM_AUTHTOK_ERR when no new password was given.
+ */
+static int local_new_authtok(pam_handle_t *pamh)
+{
+	const char *tok = NULL;
+	int rc = PAM_AUTHTOK_ERR;
+
+	for (int i = 0; i < 3; i++) {
+		rc = pam_get_authtok(pamh, PAM_AUTHTOK, &tok, NULL);
+		if (rc != PAM_TRY_AGAIN)
+			break;
+	}
+	if (rc != PAM_SUCCESS || tok == NULL) {
+		pam_syslog(pamh, LOG_NOTICE, "no new password: %s",
+			   pam_strerror(pamh, rc == PAM_SUCCESS ? PAM_AUTHTOK_ERR : rc));
+		return PAM_AUTHTOK_ERR;
+	}
+	return PAM_IGNORE;
 }
 
 PAM_EXTERN int pam_sm_chauthtok(pam_handle_t *pamh, int flags, int argc, const char **argv)
@@ -590,14 +668,46 @@ PAM_EXTERN int pam_sm_chauthtok(pam_handle_t *pamh, int flags, int argc, const c
 	 * update. In the first, fedlogind says whether the change is its own
 	 * (SUCCESS: it asks for the current password itself in the update) or
 	 * not (IGNORE: pam_unix's preliminary pass checks the current password
-	 * as always). The update does the change. */
-	if (unprivileged())
-		return PAM_IGNORE;
-	if (flags & PAM_UPDATE_AUTHTOK)
-		return fl_transact(pamh, flags, argc, argv, FEDLOGIN_MSG_CHAUTHTOK, "password change");
-	if (flags & PAM_PRELIM_CHECK)
-		return fl_transact(pamh, flags, argc, argv, FEDLOGIN_MSG_CHAUTHTOK_PRELIM, "password check");
-	return PAM_SERVICE_ERR;
+	 * as always); fedlogind not reachable counts as not its own. The update
+	 * keeps to that decision: fedlogin's change either succeeds through
+	 * fedlogind or is PAM_AUTHTOK_ERR (never left to pam_unix, whose update
+	 * takes a missing current password for root's); anyone else's new
+	 * password is asked here and set for pam_unix. */
+	int status = -1, rc, owner;
+
+	if (flags & PAM_PRELIM_CHECK) {
+		if (unprivileged()) {
+			set_owner(pamh, &owner_local);
+			return PAM_IGNORE;
+		}
+		rc = fl_transact(pamh, flags, argc, argv, FEDLOGIN_MSG_CHAUTHTOK_PRELIM, "password check", &status);
+		if (status == FEDLOGIN_STATUS_SUCCESS) {
+			set_owner(pamh, &owner_fedlogin);
+			return PAM_SUCCESS;
+		}
+		if (status == FEDLOGIN_STATUS_IGNORE || (status < 0 && rc == PAM_AUTHINFO_UNAVAIL)) {
+			set_owner(pamh, &owner_local);
+			return PAM_IGNORE;
+		}
+		/* Any other answer: no change at all. */
+		set_owner(pamh, &owner_fedlogin);
+		return status >= 0 || rc == PAM_SUCCESS ? PAM_AUTHTOK_ERR : rc;
+	}
+	if (!(flags & PAM_UPDATE_AUTHTOK))
+		return PAM_SERVICE_ERR;
+
+	owner = get_owner(pamh);
+	if (owner == owner_local || unprivileged())
+		return local_new_authtok(pamh);
+	rc = fl_transact(pamh, flags, argc, argv, FEDLOGIN_MSG_CHAUTHTOK, "password change", &status);
+	if (status == FEDLOGIN_STATUS_SUCCESS)
+		return PAM_SUCCESS;
+	if (owner == 0 && status == FEDLOGIN_STATUS_IGNORE)
+		return local_new_authtok(pamh); /* no preliminary decision: fedlogind's word */
+	if (rc != PAM_AUTHTOK_ERR)
+		pam_syslog(pamh, LOG_NOTICE, "password change not completed (%s): the password is unchanged",
+			   pam_strerror(pamh, rc));
+	return PAM_AUTHTOK_ERR;
 }
 
 PAM_EXTERN int pam_sm_open_session(pam_handle_t *pamh, int flags, int argc, const char **argv)

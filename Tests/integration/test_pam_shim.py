@@ -341,6 +341,51 @@ def test_chauthtok_asks_the_daemon_in_each_pass(daemon, pamconf):
     assert transcript == [(pc.PAM_PROMPT_ECHO_OFF, "New password: ")]
 
 
+def test_a_result_sent_before_the_answer_is_read(daemon, pamconf, tmp_path):
+    """fedlogind gave up on a prompt (its timeout), sent RESULT and closed
+    before the user answered: the answer cannot be sent, and the module
+    reports the RESULT it finds (AUTHTOK_ERR), not a lost connection."""
+    sent = threading.Event()
+
+    def script(p):
+        p.expect("AUTHENTICATE")
+        p.send("PROMPT_ECHO_OFF", "Current passcode: ")
+        p.send("RESULT", 8, "no answer within 10 s")
+        p.conn.shutdown(socket.SHUT_RDWR)
+        sent.set()
+
+    def late(style, text):
+        sent.wait(10)
+        time.sleep(0.2)  # the close has reached the module's socket
+        return "too-late"
+
+    d = daemon(script)
+    codes, _, _ = run(pamconf(), late)
+    d.check()
+    assert codes == [pc.PAM_AUTHTOK_ERR]
+
+
+def test_success_after_an_answer_that_was_not_sent_is_not_believed(daemon, pamconf):
+    sent = threading.Event()
+
+    def script(p):
+        p.expect("AUTHENTICATE")
+        p.send("PROMPT_ECHO_OFF", "Password: ")
+        p.send("RESULT", 0, "welcome")
+        p.conn.shutdown(socket.SHUT_RDWR)
+        sent.set()
+
+    def late(style, text):
+        sent.wait(10)
+        time.sleep(0.2)
+        return "too-late"
+
+    d = daemon(script)
+    codes, _, _ = run(pamconf(), late)
+    d.check()
+    assert codes == [pc.PAM_AUTHINFO_UNAVAIL]
+
+
 def test_setcred_and_session_need_no_daemon(pamconf, sockdir):
     codes, _, _ = run(pamconf(), steps=("setcred", "open_session", "close_session"))
     assert codes == [pc.PAM_SUCCESS] * 3
@@ -727,6 +772,44 @@ def test_audit_lines_and_no_secret_in_the_log(daemon, pamconf, sockdir, tmp_path
                line.endswith(": No such file or directory") for line in lines)
     assert any("authentication failure; " + who + " error=" in line for line in lines)
     assert any("received PROMPT_ECHO_OFF" in line for line in lines)  # debug is on
+
+
+RUN_AS_USER_IN_CHILD = r"""
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import pamclient as pc
+confdir, user = sys.argv[2], bytes.fromhex(sys.argv[3]).decode()
+codes, _ = pc.authenticate(confdir, "fltest", user, pc.scripted([]), tty="pts/7\x1b]0;x\x07", rhost="198.51.100.7\nforged=1")
+print(json.dumps(codes))
+"""
+
+
+def test_log_lines_show_control_characters_escaped(daemon, pamconf, tmp_path):
+    """A user name, tty, rhost and the daemon's reason with ESC, BEL and
+    newlines: the audit line stays one line, with each shown escaped."""
+    assert SYSLOG_CAPTURE.is_file(), f"{SYSLOG_CAPTURE} missing: run make -C pam OUT={OUT}"
+    user = "mal\x1b[31mlory\nfedlogind: authentication success; user=root"
+
+    def script(p):
+        fields = p.expect("AUTHENTICATE")
+        assert fields[0] == user.encode()  # sent to fedlogind as it is: only the log escapes it
+        p.send("RESULT", 3, "bad\x1b[2Jreason\r\nnext line\\x41 \u009b tail")
+
+    d = daemon(script)
+    log = tmp_path / "syslog"
+    env = dict(os.environ, LD_PRELOAD=str(SYSLOG_CAPTURE), FEDLOGIN_SYSLOG_CAPTURE=str(log))
+    out = subprocess.run([sys.executable, "-c", RUN_AS_USER_IN_CHILD, str(HERE / "harness"), str(pamconf()),
+                          user.encode().hex()], env=env, capture_output=True, text=True, timeout=30, check=True)
+    d.check()
+    assert json.loads(out.stdout) == [pc.PAM_AUTH_ERR]
+    text = log.read_text()
+    assert "\x1b" not in text and "\x07" not in text and "\r" not in text and "\u009b" not in text
+    lines = text.splitlines()
+    assert lines == [(
+        "5\tpam_fedlogin(fltest:auth): authentication failure; "
+        "user=mal\\x1b[31mlory\\nfedlogind: authentication success; user=root "
+        "service=fltest tty=pts/7\\x1b]0;x\\x07 rhost=198.51.100.7\\nforged=1 status=AUTH_ERR "
+        "reason=bad\\x1b[2Jreason\\r\\nnext line\\\\x41 \\xc2\\x9b tail")]
 
 
 # --- the shared object ----------------------------------------------------

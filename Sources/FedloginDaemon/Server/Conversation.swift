@@ -39,10 +39,12 @@ public final class Conversation: @unchecked Sendable {
     public func error(_ text: String) async throws { try await send(.error(text)) }
 
     /// Asks and returns the answer. The answer may be a secret: callers must
-    /// not log it.
+    /// not log it. When no answer comes within `timeout` it throws `Ended`
+    /// with only the reading side shut, so the handler still sends its RESULT
+    /// (a password change's AUTHTOK_ERR) before the connection closes.
     public func ask(_ prompt: String, echo: Bool, timeout: Double) async throws -> String {
         try await send(echo ? .promptEchoOn(prompt) : .promptEchoOff(prompt))
-        let timer = ReadTimer(channel: channel, timeout: .milliseconds(Int64(timeout * 1000)))
+        let timer = ReadTimer(channel: channel, timeout: .milliseconds(Int64(timeout * 1000)), mode: .input)
         defer { timer.cancel() }
         let frame: ByteBuffer?
         do {

@@ -1,0 +1,220 @@
+"""passwd (pam_chauthtok) through the real libpam with the one stack,
+pam/fedlogin.pam, and the real pam_unix against the namespace's /etc/shadow.
+
+libpam runs the whole password stack twice: a preliminary pass, then the
+update, which does not replay the first pass's path. pam_fedlogin keeps the
+first pass's decision (pam_set_data): a change fedlogin owns either succeeds
+through fedlogind or is PAM_AUTHTOK_ERR with the password unchanged, whatever
+goes wrong in the update (fedlogind gone, silent, IGNORE, UNAVAIL, garbage, a
+prompt left unanswered). pam_unix's update takes a missing current password
+for root's, so a failure that fell through to it used to change the password
+with no check. Everyone else's new password is asked by pam_fedlogin and
+stored by pam_unix (use_authtok), with fedlogind running or not.
+"""
+import crypt
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+import pamclient as pc
+import sandbox
+import test_pam_shim as shim
+from world import World, passwd_entry, shadow_hash, unique, useradd
+
+pytestmark = pytest.mark.namespace
+
+HARNESS = Path(__file__).resolve().parent / "harness"
+PASSCODE = "Correct-Horse9"
+NEW = "Battery-Staple7"
+# The stack and module under test (None: pam/fedlogin.pam and out/pam_fedlogin.so).
+STACK = None
+MODULE = None
+
+
+def confdir_for(tmp, sock, timeout=10000):
+    return sandbox.make_confdir(tmp, sock, timeout=timeout, extra_args="connect_timeout=1000",
+                                stack=STACK, module=MODULE)
+
+
+def chauthtok(confdir, user, answers):
+    """pam_chauthtok as root for `user`; returns (codes, answerer)."""
+    a = sandbox.sign_in_answerer(None, answers)
+    codes, _ = pc.authenticate(confdir, "other", user, a, steps=("chauthtok",))
+    return codes, a
+
+
+_AS_USER = r"""
+import json, sys, time
+sys.path.insert(0, sys.argv[1])
+import pamclient as pc, sandbox
+answers, delay = json.loads(sys.argv[4]), float(sys.argv[5])
+a = sandbox.sign_in_answerer(None, answers)
+def slow(style, text):
+    global delay
+    if style in (pc.PAM_PROMPT_ECHO_OFF, pc.PAM_PROMPT_ECHO_ON) and delay:
+        time.sleep(delay)  # the user leaves the first prompt unanswered for a while
+        delay = 0
+    return a(style, text)
+codes, _ = pc.authenticate(sys.argv[2], 'other', sys.argv[3], slow, steps=('chauthtok',))
+print(json.dumps([codes, a.prompts, a.messages(pc.PAM_ERROR_MSG)]))
+"""
+
+
+def chauthtok_as_user(confdir, name, answers, delay=0.0):
+    """pam_chauthtok as passwd(1) runs it for a user: effective uid 0, real uid
+    the user's. `delay` seconds pass before the first prompt is answered."""
+    uid = passwd_entry(name)[2]
+    out = subprocess.run(["setpriv", f"--ruid={uid}", "--", sys.executable, "-c", _AS_USER, str(HARNESS),
+                          str(confdir), name, json.dumps(answers), str(delay)],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.splitlines()[-1])
+
+
+def local_user(password):
+    name = unique("pwl")
+    useradd(name)
+    subprocess.run(["chpasswd"], input=f"{name}:{password}\n", text=True, check=True)
+    return name
+
+
+def matches(name, password):
+    h = shadow_hash(name)
+    return crypt.crypt(password, h) == h
+
+
+# --- finding 2: an owned change never falls through to pam_unix ---------------
+
+def test_a_prompt_left_unanswered_past_the_timeout_changes_nothing(tmp_path, strict, in_namespace):
+    """fedlogind gives up on "Current passcode" after the service's timeout
+    (10 s, the least it takes) and still sends RESULT AUTHTOK_ERR before it
+    closes; the late answer changes nothing. Before: fedlogind closed with no
+    RESULT, pam_fedlogin returned AUTHINFO_UNAVAIL, the stack ignored it and
+    pam_unix's update set the new password without the current one.
+    (test_pam_shim.py shows the module reading a RESULT that follows an
+    answer it could not send.)"""
+    name = unique("pwslow")
+    strict.add_user(name, email=f"{name}@example.test", name=name.capitalize())
+    w = World(tmp_path, strict, [{"username": name}], config={"service": {"other": {"timeout": 10}}})
+    try:
+        codes, a = w.login(name, ["", PASSCODE, PASSCODE])
+        assert codes == [pc.PAM_SUCCESS, pc.PAM_SUCCESS], a.transcript
+        before = shadow_hash(name)
+        confdir = confdir_for(tmp_path / "slow", w.socket)
+        codes, prompts, _ = chauthtok_as_user(confdir, name, ["not-the-passcode", NEW, NEW, NEW, NEW], delay=11)
+        assert codes == [pc.PAM_AUTHTOK_ERR], prompts
+        assert prompts == ["Current passcode: "]
+        assert shadow_hash(name) == before and not matches(name, NEW)
+    finally:
+        w.stop()
+
+
+def _prelim_success_then(update):
+    """A fake fedlogind: CHAUTHTOK_PRELIM is SUCCESS (fedlogin owns the
+    change); `update(peer)` plays the update pass's connection."""
+    def script(p):
+        kind, _ = p.recv()
+        if kind == "CHAUTHTOK_PRELIM":
+            p.send("RESULT", 0, "fedlogin handles this password change")
+        else:
+            update(p)
+    return script
+
+
+def _gone(sock):
+    def script(p):
+        p.expect("CHAUTHTOK_PRELIM")
+        p.send("RESULT", 0, "fedlogin handles this password change")
+        os.unlink(sock)  # fedlogind stopped between the passes
+    return script
+
+
+UPDATE_FAILURES = {
+    "ignore": lambda p: p.send("RESULT", 1, "not a fedlogin account"),
+    "unavail": lambda p: p.send("RESULT", 4, "internal error"),
+    "user_unknown": lambda p: p.send("RESULT", 2, "no such user"),
+    "closes_without_result": lambda p: None,
+    "prompt_then_closes": lambda p: (p.send("PROMPT_ECHO_OFF", "Current passcode: "), p.expect("ANSWER")),
+    "silent_past_the_timeout": lambda p: p.wait_closed(10),
+    "garbage": lambda p: p.raw(b"\x00\x00\x00\x03\x63\x63\x63"),
+}
+
+
+@pytest.mark.parametrize("case", ["gone", *UPDATE_FAILURES])
+def test_an_owned_change_that_fails_in_the_update_is_authtok_err(case, tmp_path, in_namespace):
+    """Root runs passwd for an account fedlogind claimed in the preliminary
+    pass; then the update pass goes wrong. Before: each of these fell through
+    to pam_unix (AUTHINFO_UNAVAIL or IGNORE: ignore), which asked for a new
+    password and stored it."""
+    name = local_user("Old-Local-Pass1")
+    before = shadow_hash(name)
+    sockdir = Path(tempfile.mkdtemp(prefix="fl-", dir="/tmp"))
+    sock = sockdir / "d.sock"
+    script = _gone(sock) if case == "gone" else _prelim_success_then(UPDATE_FAILURES[case])
+    d = shim.FakeDaemon(sock, script)
+    try:
+        codes, a = chauthtok(confdir_for(tmp_path, sock, timeout=1000), name, [NEW, NEW, NEW, NEW])
+        d.check()
+        assert codes == [pc.PAM_AUTHTOK_ERR], a.transcript
+        assert shadow_hash(name) == before and not matches(name, NEW)
+        assert "New password: " not in a.prompts  # never handed to pam_unix
+    finally:
+        d.stop()
+        shutil.rmtree(sockdir, ignore_errors=True)
+
+
+# --- everyone else: pam_fedlogin asks, pam_unix stores (use_authtok) ----------
+
+@pytest.mark.parametrize("fedlogind", ["running", "stopped"])
+def test_passwd_for_root_and_local_users(fedlogind, tmp_path, strict, in_namespace):
+    dummy = unique("pwdummy")
+    strict.add_user(dummy, email=f"{dummy}@example.test")
+    w = World(tmp_path, strict, [{"username": dummy}])
+    try:
+        if fedlogind == "stopped":
+            w.fedlogind.stop()
+        root_before = shadow_hash("root")
+        local = local_user("Old-Local-Pass1")
+        # root sets a local user's password: no current password, asked twice.
+        codes, a = chauthtok(w.confdir, local, ["Root-Set-Pass2", "Root-Set-Pass2"])
+        assert codes == [pc.PAM_SUCCESS], a.transcript
+        assert a.prompts == ["New password: ", "Retype new password: "]
+        assert matches(local, "Root-Set-Pass2")
+        # The user changing it: pam_unix checks the current one first.
+        codes, prompts, _ = chauthtok_as_user(w.confdir, local, ["Wrong-Pass3", "User-Chosen-Pass4",
+                                                                 "User-Chosen-Pass4"])
+        assert codes != [pc.PAM_SUCCESS] and prompts == ["Current password: "]
+        assert matches(local, "Root-Set-Pass2")
+        # Mistyped repetition: asked again, nothing stored until they agree.
+        codes, a = chauthtok(w.confdir, local, ["Typo-Pass5", "Typ0-Pass5", "Again-Pass6", "Again-Pass6"])
+        assert codes == [pc.PAM_SUCCESS], a.transcript
+        assert "Sorry, passwords do not match." in a.messages(pc.PAM_ERROR_MSG)
+        assert matches(local, "Again-Pass6")
+        # root's own password (the namespace's copy of /etc/shadow).
+        codes, a = chauthtok(w.confdir, "root", ["Root-Own-Pass7", "Root-Own-Pass7"])
+        assert codes == [pc.PAM_SUCCESS], a.transcript
+        assert matches("root", "Root-Own-Pass7") and shadow_hash("root") != root_before
+    finally:
+        w.stop()
+
+
+def test_passwd_of_a_passcode_account_follows_the_passcode_policy(tmp_path, strict, in_namespace):
+    name = unique("pwpol")
+    strict.add_user(name, email=f"{name}@example.test", name=name.capitalize())
+    w = World(tmp_path, strict, [{"username": name}])
+    try:
+        codes, a = w.login(name, ["", PASSCODE, PASSCODE])
+        assert codes == [pc.PAM_SUCCESS, pc.PAM_SUCCESS], a.transcript
+        codes, prompts, errors = chauthtok_as_user(w.confdir, name, [PASSCODE, "short", NEW, NEW])
+        assert codes == [pc.PAM_SUCCESS], (prompts, errors)
+        assert prompts[0] == "Current passcode: " and "New password: " not in prompts
+        assert any("too weak" in m for m in errors)
+        assert matches(name, NEW)
+    finally:
+        w.stop()
