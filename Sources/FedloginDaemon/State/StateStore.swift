@@ -118,6 +118,15 @@ public final class StateStore: Sendable {
                 t.add(column: "lockout_duration", .double).notNull().defaults(to: 900)
             }
         }
+        migrator.registerMigration("reservation-use") { db in
+            // Who a reservation was made for (a reservation made before this
+            // counts as root's, kept as it always was) and when a lookup last
+            // used it: NSS lookups by non-root callers cannot hold the range.
+            try db.alter(table: "reservation") { t in
+                t.add(column: "by_root", .boolean).notNull().defaults(to: true)
+                t.add(column: "last_used", .double).notNull().defaults(to: 0)
+            }
+        }
         try migrator.migrate(db)
     }
 
@@ -127,10 +136,26 @@ public final class StateStore: Sendable {
         public var uid: UInt32
         public var gecos: String
         public var createdAt: String
+        /// Made or used by a lookup of a root caller, or by a login: kept until the account exists.
+        public var byRoot: Bool = true
+        /// When a lookup last used it (seconds since the epoch).
+        public var lastUsed: Double = 0
 
         enum CodingKeys: String, CodingKey {
             case username, uid, gecos
             case createdAt = "created_at"
+            case byRoot = "by_root"
+            case lastUsed = "last_used"
+        }
+    }
+
+    /// A non-root caller's lookup would need a new reservation, and the
+    /// reservations made for non-root callers are at their limit with none
+    /// unused long enough to give up.
+    public struct ReservationLimitReached: Error, CustomStringConvertible {
+        public var cap: Int
+        public var description: String {
+            "\(cap) uids are reserved for lookups by non-root callers and none can be released yet"
         }
     }
 
@@ -150,19 +175,42 @@ public final class StateStore: Sendable {
     /// The uid reserved for `username`: the existing reservation when it is
     /// still usable, else `choose` picks one among the ids not reserved by
     /// anyone else; one transaction, so two lookups never get two uids.
+    ///
+    /// `byRoot` false (an NSS lookup by a non-root caller) makes a tentative
+    /// reservation under `limit` (`ReservationPlanner`): the ones it releases
+    /// go in the same transaction, and when none can, it throws
+    /// `ReservationLimitReached`. A root caller's lookup or a login keeps the
+    /// reservation until the account exists. `busy` names the users with a
+    /// sign-in in progress (an account is checked here).
     public func reserve(
-        _ username: String, gecos: String, wanted: UInt32?, choose: (Set<UInt32>) throws -> UInt32?
+        _ username: String, gecos: String, wanted: UInt32?, byRoot: Bool = true, limit: ReservationLimit? = nil,
+        busy: @escaping (String) -> Bool = { _ in false }, now: Double = Date().timeIntervalSince1970,
+        choose: (Set<UInt32>) throws -> UInt32?
     ) throws -> Reservation? {
         try db.write { db in
             let existing = try Reservation.fetchOne(db, key: username)
             if let existing, wanted == nil || wanted == existing.uid {
-                if existing.gecos != gecos {
-                    var r = existing
-                    r.gecos = gecos
-                    try r.update(db)
-                    return r
+                var r = existing
+                r.gecos = gecos
+                r.byRoot = existing.byRoot || byRoot
+                // The time of use is kept to the minute: a lookup every few seconds writes nothing.
+                if now - existing.lastUsed >= 60 || now < existing.lastUsed { r.lastUsed = now }
+                if r != existing { try r.update(db) }
+                return r
+            }
+            if let limit {
+                let accounts = Set(try String.fetchAll(db, sql: "SELECT username FROM account"))
+                let held = try Reservation.filter(Column("username") != username).fetchAll(db).map {
+                    ReservationPlanner.Held(username: $0.username, byRoot: $0.byRoot, lastUsed: $0.lastUsed)
                 }
-                return existing
+                let decision = ReservationPlanner.decide(
+                    held: held, forRoot: byRoot, now: now, limit: limit, busy: { accounts.contains($0) || busy($0) })
+                switch decision {
+                case .refuse:
+                    throw ReservationLimitReached(cap: limit.cap)
+                case .reserve(let release):
+                    for name in release { _ = try Reservation.deleteOne(db, key: name) }
+                }
             }
             let others = try Self.uidsTaken(db, except: username)
             let uid: UInt32
@@ -173,7 +221,7 @@ public final class StateStore: Sendable {
                 guard let c = try choose(others) else { return nil }
                 uid = c
             }
-            let r = Reservation(username: username, uid: uid, gecos: gecos, createdAt: Sys.iso8601())
+            let r = Reservation(username: username, uid: uid, gecos: gecos, createdAt: Sys.iso8601(), byRoot: byRoot, lastUsed: now)
             try r.save(db)
             return r
         }
