@@ -76,6 +76,21 @@ struct ConfigParserTests {
         #expect(e?.key == "idp.okta.email_verified_string")
     }
 
+    @Test func directoryUIDRangeAndReservedNames() throws {
+        let c = try ConfigParser.parse(files: [("/etc/fedlogin/fedlogin.conf", good)])
+        #expect(c.accounts.directoryUIDMin == 80000 && c.accounts.directoryUIDMax == 99999)
+        #expect(c.accounts.reservedNames.isEmpty)
+        let set = try ConfigParser.parse(files: [
+            ("/etc/fedlogin/fedlogin.conf", good),
+            ("/etc/fedlogin/conf.d/10.conf", "[accounts]\ndirectory_uid_min = 10000\ndirectory_uid_max = 59999\nreserved_names = [\"kiosk\"]\n"),
+        ])
+        #expect(set.accounts.directoryUIDMin == 10000 && set.accounts.reservedNames == ["kiosk"])
+        #expect(error("[accounts]\ndirectory_uid_min = 70050\n")?.key == "accounts.directory_uid_min")
+        #expect(error("[accounts]\ndirectory_uid_min = 500\n")?.key == "accounts.directory_uid_min")
+        #expect(error("[accounts]\ndirectory_uid_min = 90000\ndirectory_uid_max = 85000\n")?.key == "accounts.directory_uid_max")
+        #expect(error("[accounts]\nreserved_names = [\"bad name\"]\n")?.key == "accounts.reserved_names")
+    }
+
     @Test func wrongTypeIsNamed() {
         let e = error("[accounts]\nuid_min = \"7\"\n")
         #expect(e?.key == "accounts.uid_min")

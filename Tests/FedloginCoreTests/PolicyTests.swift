@@ -11,7 +11,7 @@ struct PolicyTests {
     ) -> LoginPlan {
         LoginPlanner.plan(
             requested: requested, local: local, managed: managed, directoryUser: user ?? alice, policy: policy,
-            configuredIdPs: idps, uidMin: 1000, uidTaken: { _ in taken })
+            configuredIdPs: idps, uidMin: 1000, rules: AccountRules(directoryUIDs: 1000...99999), uidTaken: { _ in taken })
     }
 
     @Test func firstLoginForADirectoryUser() {

@@ -91,6 +91,13 @@ public struct AccountsConfig: Sendable, Equatable {
     /// The range uids are taken from when the directory assigns none.
     public var uidMin: UInt32 = 70000
     public var uidMax: UInt32 = 79999
+    /// The range a directory-assigned uid must lie in; separate from
+    /// uid_min...uid_max, and below the subordinate ids useradd hands out
+    /// from 100000.
+    public var directoryUIDMin: UInt32 = 80000
+    public var directoryUIDMax: UInt32 = 99999
+    /// Names never announced or provisioned, beyond the built-in list (AccountRules).
+    public var reservedNames: [String] = []
     public var shell = "/bin/bash"
     /// Home directories are made under this folder (inside the system root).
     public var homeRoot = "/home"

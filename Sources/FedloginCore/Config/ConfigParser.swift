@@ -164,6 +164,17 @@ public enum ConfigParser {
         guard c.accounts.uidMin >= 1000 else {
             throw fail("accounts.uid_min", "must be at least 1000: fedlogin never creates system accounts (got \(c.accounts.uidMin))")
         }
+        guard c.accounts.directoryUIDMin >= 1000 else {
+            throw fail("accounts.directory_uid_min", "must be at least 1000: a directory user never gets a system uid (got \(c.accounts.directoryUIDMin))")
+        }
+        guard c.accounts.directoryUIDMax >= c.accounts.directoryUIDMin else {
+            throw fail("accounts.directory_uid_max", "must be at least accounts.directory_uid_min (\(c.accounts.directoryUIDMin))")
+        }
+        guard c.accounts.directoryUIDMax < c.accounts.uidMin || c.accounts.directoryUIDMin > c.accounts.uidMax else {
+            throw fail(
+                "accounts.directory_uid_min",
+                "the directory's uid range \(c.accounts.directoryUIDMin)-\(c.accounts.directoryUIDMax) overlaps fedlogin's own \(c.accounts.uidMin)-\(c.accounts.uidMax) (uid_min, uid_max); make them separate")
+        }
         guard c.accounts.uidMax > c.accounts.uidMin else {
             throw fail("accounts.uid_max", "must be greater than accounts.uid_min (\(c.accounts.uidMin))")
         }
@@ -307,6 +318,14 @@ public enum ConfigParser {
                 switch key {
                 case "uid_min": a.uidMin = try uint32(v, full)
                 case "uid_max": a.uidMax = try uint32(v, full)
+                case "directory_uid_min": a.directoryUIDMin = try uint32(v, full)
+                case "directory_uid_max": a.directoryUIDMax = try uint32(v, full)
+                case "reserved_names":
+                    let names = try strings(v, full)
+                    for n in names where !LocalUsername.isValid(AccountRules.asciiLowered(n)) {
+                        throw fail(full, "must list user names (letters, digits, '_', '-', '.'; got \"\(SafeText.escape(n))\")")
+                    }
+                    a.reservedNames = names
                 case "shell": a.shell = try string(v, full)
                 case "home_root": a.homeRoot = try string(v, full)
                 case "groups": a.groups = try strings(v, full)

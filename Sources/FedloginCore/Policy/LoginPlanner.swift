@@ -57,9 +57,10 @@ public struct FirstLoginPlan: Sendable, Equatable {
 
 public enum LoginPlanner {
     /// `uidMin` is the system's UID_MIN: below it are system accounts.
+    /// `rules`: the names and directory uids never used (AccountRules).
     public static func plan(
         requested: String, local: LocalAccount?, managed: Bool, directoryUser: DirectoryUser?, policy: DevicePolicy?,
-        configuredIdPs: Set<String>, uidMin: UInt32, uidTaken: (UInt32) -> Bool
+        configuredIdPs: Set<String>, uidMin: UInt32, rules: AccountRules, uidTaken: (UInt32) -> Bool
     ) -> LoginPlan {
         if requested == "root" || local?.uid == 0 {
             return .notOurs(reason: "root is never a fedlogin account")
@@ -92,11 +93,21 @@ public enum LoginPlanner {
                 .authError, userMessage: "Your login name on this machine is \(localName). Log in as \(localName).",
                 reason: "requested name \(requested) maps to \(localName)")
         }
+        if let why = rules.nameProblem(localName) {
+            return .refuse(
+                .authError, userMessage: "fedlogin never makes an account named \(localName) on this machine. Ask your administrator.",
+                reason: "reserved name: \(why)")
+        }
         if let uid = user.uid {
             guard uid >= uidMin else {
                 return .refuse(
                     .authError, userMessage: "The directory assigns \(localName) a system uid (\(uid)). Ask your administrator.",
                     reason: "directory uid \(uid) below UID_MIN \(uidMin)")
+            }
+            if let why = rules.uidProblem(uid) {
+                return .refuse(
+                    .authError, userMessage: "The uid the directory assigns to \(localName) (\(uid)) cannot be used on this machine. Ask your administrator.",
+                    reason: "directory uid refused: \(why)")
             }
             guard !uidTaken(uid) else {
                 return .refuse(

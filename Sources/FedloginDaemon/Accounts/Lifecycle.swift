@@ -174,8 +174,11 @@ struct Lifecycle: Sendable {
         guard runtime.inFlight.begin(localName) else { throw Failure("a login of \(localName) is in progress; try again") }
         defer { runtime.inFlight.end(localName) }
         let uidMin = runtime.uidMin
+        let rules = runtime.accountRules
+        if let why = rules.nameProblem(localName) { throw Failure("fedlogin never makes an account named \(localName): \(why)") }
         if let uid = user.uid {
             guard uid >= uidMin else { throw Failure("the directory assigns \(localName) a system uid (\(uid))") }
+            if let why = rules.uidProblem(uid) { throw Failure("the uid the directory assigns to \(localName) cannot be used: \(why)") }
             guard !(try accounts.uidInUse(uid)), !(try state.reservedUIDs(except: localName).contains(uid)) else {
                 throw Failure("the uid the directory assigns to \(localName) (\(uid)) is taken on this machine")
             }

@@ -82,7 +82,7 @@ struct LoginFlow: Sendable {
         let uidMin = runtime.uidMin
         let plan = LoginPlanner.plan(
             requested: request.user, local: local, managed: managed, directoryUser: directoryUser, policy: policy,
-            configuredIdPs: Set(runtime.idps.keys), uidMin: uidMin,
+            configuredIdPs: Set(runtime.idps.keys), uidMin: uidMin, rules: runtime.accountRules,
             uidTaken: { [pending] uid in
                 if let pending { return pending.uid != uid }
                 return (try? accounts.uidInUse(uid)) ?? true

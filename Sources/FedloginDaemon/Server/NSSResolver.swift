@@ -79,7 +79,7 @@ struct NSSResolver {
         let accounts = runtime.accounts
         let plan = LoginPlanner.plan(
             requested: name, local: nil, managed: false, directoryUser: directoryUser, policy: policy,
-            configuredIdPs: Set(runtime.idps.keys), uidMin: runtime.uidMin,
+            configuredIdPs: Set(runtime.idps.keys), uidMin: runtime.uidMin, rules: runtime.accountRules,
             uidTaken: { uid in
                 (try? accounts.uidInUse(uid)) ?? true || ((try? state.reservedUIDs(except: name).contains(uid)) ?? true)
             })
