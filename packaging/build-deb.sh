@@ -106,25 +106,10 @@ inst 0644 "$PKG/fedlogin.conf" /etc/fedlogin/fedlogin.conf
 install -d -m 0755 "$STAGE/etc/fedlogin/conf.d"
 inst 0644 "$PKG/debian/sshd_config" /etc/ssh/sshd_config.d/fedlogin.conf
 
-# The pam-auth-update profile takes its auth line from the one stack
-# definition, pam/fedlogin.pam. There the line ends the stack on success
-# (success=done); in a pam-auth-update profile it jumps to the end of the
-# primary block instead (success=end), so the additional modules of
-# common-auth still run.
-AUTH_LINE="$(awk '$1 == "auth" && $0 ~ /pam_fedlogin\.so/ { $1 = ""; sub(/^[ \t]+/, ""); print; exit }' "$ROOT/pam/fedlogin.pam")"
-case "$AUTH_LINE" in
-    *"success=done"*pam_fedlogin.so*) ;;
-    *) die "pam/fedlogin.pam: no 'auth [success=done ...] pam_fedlogin.so' line to build the pam-auth-update profile from" ;;
-esac
-AUTH_LINE="$(printf '%s' "$AUTH_LINE" | sed 's/success=done/success=end/; s/\] *pam_fedlogin/]\tpam_fedlogin/')"
-mkdir -p "$STAGE/usr/share/pam-configs"
-# The account line (locks by the directory or by failed attempts hold for
-# every login path) runs after common-account's primary block.
-ACCOUNT_LINE="$(awk '$1 == "account" && $0 ~ /pam_fedlogin\.so/ { $1 = ""; sub(/^[ \t]+/, ""); print; exit }' "$ROOT/pam/fedlogin.pam")"
-[ -n "$ACCOUNT_LINE" ] || die "pam/fedlogin.pam: no 'account ... pam_fedlogin.so' line to build the pam-auth-update profile from"
-ACCOUNT_LINE="$(printf '%s' "$ACCOUNT_LINE" | sed 's/\] *pam_fedlogin/]\tpam_fedlogin/')"
-sed -e "s|@AUTH_LINE@|$AUTH_LINE|" -e "s|@ACCOUNT_LINE@|$ACCOUNT_LINE|" "$PKG/debian/pam-config.in" > "$STAGE/usr/share/pam-configs/fedlogin"
-chmod 0644 "$STAGE/usr/share/pam-configs/fedlogin"
+# The pam-auth-update profiles (fedlogin, fedlogin-authfail,
+# fedlogin-password), built from the one stack definition, pam/fedlogin.pam.
+sh "$PKG/pam-configs.sh" "$STAGE/usr/share/pam-configs" ||
+    die "pam/fedlogin.pam: cannot build the pam-auth-update profiles from it"
 
 # Man pages (docs/man/*.scd).
 MANTMP="$OUT/man"

@@ -218,3 +218,106 @@ def test_passwd_of_a_passcode_account_follows_the_passcode_policy(tmp_path, stri
         assert matches(name, NEW)
     finally:
         w.stop()
+
+
+# --- the stack pam-auth-update writes from the package's profiles --------------
+
+REPO = Path(__file__).resolve().parents[2]
+
+# Runs in a mount namespace of its own (inside the test namespace): private
+# copies of /etc/pam.d, /usr/share/pam-configs, /var/lib/pam and debconf's
+# database, so nothing of the machine's changes. Prints the common-* files
+# before, with the profiles, and after their removal.
+_PAM_AUTH_UPDATE = r"""
+set -eu
+T="$1"; PROFILES="$2"; shift 2
+cp -a /etc/pam.d "$T/pamd"; cp -a /usr/share/pam-configs "$T/configs"
+cp -a /var/lib/pam "$T/varlibpam"; cp -a /var/cache/debconf "$T/debconf"
+mount --bind "$T/pamd" /etc/pam.d
+mount --bind "$T/configs" /usr/share/pam-configs
+mount --bind "$T/varlibpam" /var/lib/pam
+mount --bind "$T/debconf" /var/cache/debconf
+export DEBIAN_FRONTEND=noninteractive
+show() { mkdir -p "$T/$1"; cp /etc/pam.d/common-auth /etc/pam.d/common-account /etc/pam.d/common-password "$T/$1/"; }
+for extra in "$@"; do cp "$extra" /usr/share/pam-configs/; done
+pam-auth-update --package --force
+show before
+cp "$PROFILES"/fedlogin "$PROFILES"/fedlogin-authfail "$PROFILES"/fedlogin-password /usr/share/pam-configs/
+pam-auth-update --package
+show with
+pam-auth-update --package --remove fedlogin fedlogin-authfail fedlogin-password
+rm /usr/share/pam-configs/fedlogin /usr/share/pam-configs/fedlogin-authfail /usr/share/pam-configs/fedlogin-password
+show after
+"""
+
+
+def pam_auth_update(tmp, *extra_profiles):
+    """{"before"|"with"|"after": {"common-auth": [lines], ...}}: the files as
+    pam-auth-update writes them without fedlogin, with its profiles
+    (packaging/pam-configs.sh, the package's), and after their removal."""
+    profiles = tmp / "profiles"
+    subprocess.run(["sh", str(REPO / "packaging" / "pam-configs.sh"), str(profiles)], check=True)
+    out = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", _PAM_AUTH_UPDATE, "sh",
+                          str(tmp), str(profiles), *map(str, extra_profiles)],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return {stage: {f: (tmp / stage / f).read_bytes() for f in ("common-auth", "common-account", "common-password")}
+            for stage in ("before", "with", "after")}
+
+
+def rules(text):
+    """The lines of a common-* file without comments, fields split on blanks."""
+    return [line.split() for line in text.decode().splitlines() if line.strip() and not line.startswith("#")]
+
+
+def pwquality_profile(tmp):
+    """Debian's libpam-pwquality profile, taken from its package (downloaded,
+    unpacked, never installed: installing it would run pam-auth-update here)."""
+    d = tmp / "pwquality"
+    d.mkdir()
+    got = subprocess.run(["apt-get", "download", "libpam-pwquality"], cwd=d, capture_output=True, text=True, timeout=120)
+    debs = list(d.glob("libpam-pwquality_*.deb"))
+    if got.returncode != 0 or not debs:
+        pytest.skip(f"apt-get download libpam-pwquality failed: {got.stderr.strip()[-300:]}")
+    subprocess.run(["dpkg-deb", "-x", str(debs[0]), str(d / "x")], check=True)
+    return d / "x" / "usr" / "share" / "pam-configs" / "pwquality"
+
+
+@pytest.mark.parametrize("with_pwquality", [False, True], ids=["unix", "unix+pwquality"])
+def test_pam_auth_update_writes_the_stack_and_removal_restores_it(with_pwquality, tmp_path, in_namespace):
+    extra = [pwquality_profile(tmp_path)] if with_pwquality else []
+    files = pam_auth_update(tmp_path, *extra)
+    # Taking the profiles out gives back every file byte for byte.
+    assert files["after"] == files["before"]
+
+    auth = [r for r in rules(files["with"]["common-auth"]) if r[0] == "auth"]
+    mods = [next(f for f in r if f.endswith(".so")) for r in auth]
+    i = mods.index("pam_unix.so")
+    # fedlogin first; the authfail line right after pam_unix, before pam_deny;
+    # every success jump lands on pam_permit.
+    assert mods[:i] == ["pam_fedlogin.so"] and mods[i + 1:i + 4] == ["pam_fedlogin.so", "pam_deny.so", "pam_permit.so"]
+    assert auth[0][1:4] == ["[success=3", "ignore=ignore", "authinfo_unavail=ignore"]
+    assert auth[0][-1] == "pam_fedlogin.so"
+    assert auth[i][1] == "[success=2" and "try_first_pass" in auth[i]
+    assert auth[i + 1][1:] == ["[success=1", "default=ignore]", "pam_fedlogin.so", "authfail"]
+    assert auth[i + 2][1:] == ["requisite", "pam_deny.so"]
+
+    account = [r for r in rules(files["with"]["common-account"]) if r[0] == "account"]
+    amods = [next(f for f in r if f.endswith(".so")) for r in account]
+    assert amods[:4] == ["pam_fedlogin.so", "pam_unix.so", "pam_deny.so", "pam_permit.so"]
+    assert account[0][1:] == ["[success=ok", "ignore=ignore", "authinfo_unavail=ignore", "default=die]",
+                              "pam_fedlogin.so"]
+    assert account[1][1:4] == ["[success=1", "new_authtok_reqd=done", "default=ignore]"]
+
+    password = [r for r in rules(files["with"]["common-password"]) if r[0] == "password"]
+    pmods = [next(f for f in r if f.endswith(".so")) for r in password]
+    want = ["pam_fedlogin.so", *(["pam_pwquality.so"] if with_pwquality else []), "pam_unix.so", "pam_deny.so",
+            "pam_permit.so"]
+    assert pmods[:len(want)] == want
+    jump = 2 + with_pwquality
+    assert password[0][1:] == [f"[success={jump}", "ignore=ignore", "default=die]", "pam_fedlogin.so"]
+    unix = password[pmods.index("pam_unix.so")]
+    assert unix[1] == "[success=1" and "use_authtok" in unix and "yescrypt" in unix
+    # Without fedlogin pam_unix asks for the new password itself (no use_authtok).
+    before = [r for r in rules(files["before"]["common-password"]) if r[0] == "password" and "pam_unix.so" in r]
+    assert ("use_authtok" in before[0]) == with_pwquality
