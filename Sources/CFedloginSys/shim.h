@@ -16,6 +16,13 @@
    does not show): no concurrently spawned program inherits the pipe. */
 int pipe2(int pipefd[2], int flags);
 static inline int fedlogin_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
+
+/* prctl(2) is variadic; Swift calls these. A process that is not dumpable
+   writes no core file, and its /proc/PID files are owned by root and
+   closed to ptrace access by other users. */
+#include <sys/prctl.h>
+static inline int fedlogin_set_dumpable(int on) { return prctl(PR_SET_DUMPABLE, (unsigned long)on, 0UL, 0UL, 0UL); }
+static inline int fedlogin_get_dumpable(void) { return prctl(PR_GET_DUMPABLE, 0UL, 0UL, 0UL, 0UL); }
 #include <stdlib.h>
 
 /* The layout of Linux's struct ucred (SO_PEERCRED), which glibc hides

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CFedloginSys
 import FedloginCore
 import FedloginDirectory
 import FedloginNIO
@@ -29,6 +30,12 @@ struct DirectoryCommand: AsyncParsableCommand {
         var stateDir = "/var/lib/fedlogin-directoryd"
 
         func run() async throws {
+            // Password hashes and passwords pass through this process: no
+            // core dump, and no ptrace or /proc access by other users.
+            guard fedlogin_set_dumpable(0) == 0 else {
+                FileHandle.standardError.write(Data("fedlogin-directoryd: prctl(PR_SET_DUMPABLE, 0) failed\n".utf8))
+                throw ExitCode(71)  // EX_OSERR
+            }
             LoggingSystem.bootstrap { label in
                 var h = StreamLogHandler.standardError(label: label)
                 h.logLevel = .info

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CFedloginSys
 import FedloginCore
 import FedloginDaemon
 import Foundation
@@ -17,6 +18,13 @@ struct FedlogindCommand: AsyncParsableCommand {
     var checkConfig = false
 
     func run() async throws {
+        // Passcodes, tokens and the client secrets pass through this process:
+        // no core dump (also LimitCORE=0 in the unit), and no ptrace or /proc
+        // access by other users.
+        guard fedlogin_set_dumpable(0) == 0 else {
+            FileHandle.standardError.write(Data("fedlogind: prctl(PR_SET_DUMPABLE, 0) failed\n".utf8))
+            throw ExitCode(71)  // EX_OSERR
+        }
         // The daemon never resolves names through its own NSS module.
         setenv("FEDLOGIN_NSS_DISABLE", "1", 1)
         JournalLogHandler.bootstrap(label: "fedlogind")
