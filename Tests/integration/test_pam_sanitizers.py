@@ -56,7 +56,8 @@ SANITIZER_REPORTS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime
 
 @pytest.fixture(scope="module", autouse=True)
 def sanitizer_builds():
-    module_src = [PAM_DIR / "pam_fedlogin.c", PAM_DIR / "fedlogin_proto.c", PAM_DIR / "fedlogin_proto.h"]
+    module_src = [PAM_DIR / "pam_fedlogin.c", PAM_DIR / "fedlogin_proto.c", PAM_DIR / "fedlogin_proto.h",
+                  PAM_DIR / "fedlogin_escape.c", PAM_DIR / "fedlogin_escape.h"]
     driver_src = [PAM_DIR / "tests" / "pam_driver.c"]
     for built, sources in ((ASAN_MODULE, module_src), (MODULE, module_src), (ASAN_DRIVER, driver_src),
                            (DRIVER, driver_src)):
@@ -171,14 +172,14 @@ class DriverClient:
         return codes, t.transcript
 
 
-def run_logged_asan(confdir, answer, log):
+def run_logged_asan(confdir, answer, log, user=shim.USER, tty=shim.TTY, rhost=shim.RHOST):
     """test_pam_shim.run_logged with the ASan driver: syslog() lines go to `log`.
     syslog_capture.so is preloaded ahead of the ASan runtime, hence
     verify_asan_link_order=0 (it defines vsyslog/syslog only)."""
     env = sanitizer_env(LD_PRELOAD=str(shim.SYSLOG_CAPTURE), FEDLOGIN_SYSLOG_CAPTURE=str(log))
     env["ASAN_OPTIONS"] += ":verify_asan_link_order=0"
     codes, _ = DriverClient(ASAN_DRIVER, env).authenticate(
-        confdir, shim.SERVICE, shim.USER, pc.scripted([answer]), tty=shim.TTY, rhost=shim.RHOST)
+        confdir, shim.SERVICE, user, pc.scripted([answer]), tty=tty, rhost=rhost)
     return codes
 
 

@@ -726,15 +726,17 @@ import json, sys
 sys.path.insert(0, sys.argv[1])
 import pamclient as pc
 confdir, answer = sys.argv[2], sys.argv[3]
-codes, _ = pc.authenticate(confdir, "fltest", "alice", pc.scripted([answer]), tty="pts/7", rhost="198.51.100.7")
+user, tty, rhost = (bytes.fromhex(a).decode() for a in sys.argv[4:7])
+codes, _ = pc.authenticate(confdir, "fltest", user, pc.scripted([answer]), tty=tty, rhost=rhost)
 print(json.dumps(codes))
 """
 
 
-def run_logged(confdir, answer, log):
+def run_logged(confdir, answer, log, user=USER, tty=TTY, rhost=RHOST):
     """Runs authenticate in a child whose syslog() lines go to `log`."""
     env = dict(os.environ, LD_PRELOAD=str(SYSLOG_CAPTURE), FEDLOGIN_SYSLOG_CAPTURE=str(log))
-    out = subprocess.run([sys.executable, "-c", RUN_IN_CHILD, str(HERE / "harness"), str(confdir), answer],
+    out = subprocess.run([sys.executable, "-c", RUN_IN_CHILD, str(HERE / "harness"), str(confdir), answer,
+                          *(v.encode().hex() for v in (user, tty, rhost))],
                          env=env, capture_output=True, text=True, timeout=30, check=True)
     return json.loads(out.stdout)
 
@@ -774,16 +776,6 @@ def test_audit_lines_and_no_secret_in_the_log(daemon, pamconf, sockdir, tmp_path
     assert any("received PROMPT_ECHO_OFF" in line for line in lines)  # debug is on
 
 
-RUN_AS_USER_IN_CHILD = r"""
-import json, sys
-sys.path.insert(0, sys.argv[1])
-import pamclient as pc
-confdir, user = sys.argv[2], bytes.fromhex(sys.argv[3]).decode()
-codes, _ = pc.authenticate(confdir, "fltest", user, pc.scripted([]), tty="pts/7\x1b]0;x\x07", rhost="198.51.100.7\nforged=1")
-print(json.dumps(codes))
-"""
-
-
 def test_log_lines_show_control_characters_escaped(daemon, pamconf, tmp_path):
     """A user name, tty, rhost and the daemon's reason with ESC, BEL and
     newlines: the audit line stays one line, with each shown escaped."""
@@ -797,11 +789,9 @@ def test_log_lines_show_control_characters_escaped(daemon, pamconf, tmp_path):
 
     d = daemon(script)
     log = tmp_path / "syslog"
-    env = dict(os.environ, LD_PRELOAD=str(SYSLOG_CAPTURE), FEDLOGIN_SYSLOG_CAPTURE=str(log))
-    out = subprocess.run([sys.executable, "-c", RUN_AS_USER_IN_CHILD, str(HERE / "harness"), str(pamconf()),
-                          user.encode().hex()], env=env, capture_output=True, text=True, timeout=30, check=True)
+    codes = run_logged(pamconf(), "", log, user=user, tty="pts/7\x1b]0;x\x07", rhost="198.51.100.7\nforged=1")
     d.check()
-    assert json.loads(out.stdout) == [pc.PAM_AUTH_ERR]
+    assert codes == [pc.PAM_AUTH_ERR]
     text = log.read_text()
     assert "\x1b" not in text and "\x07" not in text and "\r" not in text and "\u009b" not in text
     lines = text.splitlines()
