@@ -222,7 +222,7 @@ extension LoginFlow {
                     }
                 } catch let e as DirectoryClient.Refused {
                     throw Stop(
-                        status: .authtokError, userMessage: "The directory did not accept the new password: \(e.description). Your password is unchanged.",
+                        status: .authtokError, userMessage: "The directory did not accept the new password: \(SafeText.escape(e.description)). Your password is unchanged.",
                         reason: "directory refused the password change: \(e.description)")
                 } catch let e as DirectoryClient.Unavailable {
                     throw Stop(
