@@ -28,6 +28,7 @@ public final class Runtime: Sendable {
     /// The first runtime of a daemon: opens the state and makes the outbox.
     convenience init(config: DaemonConfig, logger: Logger, fixedListeners: [UInt16: LoopbackListener], callbacks: CallbackRegistry = .init()) throws {
         let state = try StateStore(directory: config.stateDir)
+        try state.migrateShadowWrites()
         let directory = DirectoryClient(socketPath: config.directorySocket, timeout: config.directoryTimeout)
         let outbox = Outbox(state: state, directory: directory, retryMax: config.reportRetryMax, logger: logger)
         try self.init(config: config, logger: logger, state: state, outbox: outbox, fixedListeners: fixedListeners, callbacks: callbacks, inFlight: InFlight())

@@ -350,3 +350,84 @@ def test_fedloginctl_passcode_reset_for_the_calling_user_only(tmp_path, strict, 
         assert out.returncode != 0 and "not one fedlogin manages" in out.stderr
     finally:
         w.stop()
+
+
+def shadow_expiry(name):
+    for line in open("/etc/shadow").read().splitlines():
+        f = line.split(":")
+        if f[0] == name:
+            return f[7]
+    return None
+
+
+def test_a_lockout_holds_in_shadow_with_fedlogind_stopped(tmp_path, strict, in_namespace):
+    """The failed-login lockout is mirrored into /etc/shadow's expiry, so
+    pam_unix refuses the account (any login path) while fedlogind is down;
+    unlocking restores the administrator's own expiry."""
+    name = unique("lockshadow")
+    w = make_world(tmp_path, strict, name, policy={"lockout": {"max_attempts": 2, "duration": 600}}, socket=True)
+    try:
+        first_login(w, name)
+        subprocess.run(["usermod", "--expiredate", "2100-01-01", name], check=True)
+        admin_expiry = shadow_expiry(name)
+        for _ in range(2):
+            codes, _ = w.login(name, ["wrong-passcode", ""], steps=("authenticate",))
+            assert codes == [pc.PAM_AUTH_ERR]
+        assert shadow_expiry(name) == "1"
+        w.fedlogind.stop()
+        codes, a = w.login(name, [PASSCODE])
+        assert codes == [pc.PAM_SUCCESS, pc.PAM_ACCT_EXPIRED], a.transcript  # pam_unix's account check
+        w.restart_fedlogind()
+        assert w.ctl_json("unlock", name)["message"] == f"{name} unlocked"
+        assert shadow_expiry(name) == admin_expiry
+        codes, a = w.login(name, [PASSCODE])
+        assert codes == [pc.PAM_SUCCESS, pc.PAM_SUCCESS], a.transcript
+    finally:
+        w.stop()
+
+
+def test_a_lapsed_lockout_is_lifted_from_shadow_at_the_next_login(tmp_path, strict, in_namespace):
+    name = unique("lapse")
+    w = make_world(tmp_path, strict, name, policy={"lockout": {"max_attempts": 1, "duration": 1}})
+    try:
+        first_login(w, name)
+        codes, _ = w.login(name, ["wrong-passcode", ""], steps=("authenticate",))
+        assert codes == [pc.PAM_AUTH_ERR] and shadow_expiry(name) == "1"
+        time.sleep(1.2)
+        codes, a = w.login(name, [PASSCODE])
+        assert codes == [pc.PAM_SUCCESS, pc.PAM_SUCCESS], a.transcript
+        assert shadow_expiry(name) == ""
+    finally:
+        w.stop()
+
+
+def test_a_reset_lifts_fedlogins_lockout(tmp_path, strict, in_namespace):
+    name = unique("resetlock")
+    w = make_world(tmp_path, strict, name, policy={"lockout": {"max_attempts": 2, "duration": 600}})
+    try:
+        first_login(w, name)
+        codes, _ = w.login(name, ["wrong-passcode", ""], steps=("authenticate",))
+        # The attempt that locks the account still offers the reset.
+        codes, a = w.login(name, ["forgotten", "reset", "", NEW, NEW])
+        assert codes == [pc.PAM_SUCCESS, pc.PAM_SUCCESS], a.transcript
+        assert shadow_expiry(name) == "" and row(w, name)["locked"] == ""
+    finally:
+        w.stop()
+
+
+@pytest.mark.parametrize("lock", [["usermod", "--lock"], ["passwd", "--lock"], ["usermod", "--expiredate", "2000-01-01"]],
+                         ids=["usermod-L", "passwd-l", "expired"])
+def test_a_reset_never_lifts_an_administrators_lock(tmp_path, strict, in_namespace, lock):
+    name = unique("adminlock")
+    w = make_world(tmp_path, strict, name)
+    try:
+        first_login(w, name)
+        subprocess.run([*lock, name], check=True, capture_output=True)
+        before = open("/etc/shadow").read()
+        codes, a = w.login(name, ["forgotten", "reset", "", NEW, NEW])
+        assert codes == [pc.PAM_AUTH_ERR], a.transcript
+        assert a.urls == []  # no sign-in starts
+        assert any("locked or expired by an administrator of this machine" in m for m in a.messages(pc.PAM_ERROR_MSG)), a.transcript
+        assert open("/etc/shadow").read() == before
+    finally:
+        w.stop()

@@ -134,14 +134,14 @@ struct Lifecycle: Sendable {
             adminGroup: runtime.config.accounts.adminGroup)
         var updated = account
         if let lock = actions.lock, account.lockedReason == nil {
-            try accounts.lock(name: account.username)
             updated.lockedReason = lock.rawValue
+            try AccountLocks(runtime: runtime).reconcile(updated)
             result.locked.append(account.username)
             logger.notice("account locked: \(lock.userMessage)", metadata: ["user": "\(account.username)", "message_id": "\(MessageID.accountLocked)"])
         }
         if actions.unlock {
-            try accounts.unlock(name: account.username)
             updated.lockedReason = nil
+            try AccountLocks(runtime: runtime).reconcile(updated)
             result.unlocked.append(account.username)
             logger.notice("account unlocked: the directory allows it again", metadata: ["user": "\(account.username)"])
         }
@@ -304,6 +304,9 @@ struct Lifecycle: Sendable {
         rec.failedAttempts = 0
         rec.lockedUntil = nil
         try runtime.state.update(rec)
+        // The lockout's mirror in /etc/shadow goes with it (an
+        // administrator's own lock or expiry stays).
+        try AccountLocks(runtime: runtime).reconcile(rec)
         logger.notice("lockout ended by an administrator", metadata: ["user": "\(name)"])
         return "\(name) unlocked"
     }

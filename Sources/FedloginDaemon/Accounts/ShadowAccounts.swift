@@ -139,20 +139,6 @@ public struct ShadowAccounts: Sendable {
         }
     }
 
-    /// Locks an account whatever the login path: the password is locked and
-    /// the account expired, so neither a password nor an SSH key gets in.
-    public func lock(name: String) throws {
-        try usermod(["--lock", "--expiredate", "1"], name)
-    }
-
-    /// Undoes `lock`. A password that was never set stays unusable.
-    public func unlock(name: String) throws {
-        try usermod(["--expiredate", ""], name)
-        if let h = try shadowHash(name), h.hasPrefix("!"), h.count > 1 {
-            try usermod(["--unlock"], name)
-        }
-    }
-
     /// The local groups that list `name` as a member (one read of the group file).
     public func groups(of name: String) -> Set<String> {
         let text = (try? Sys.readText(etc + "/group")) ?? ""

@@ -41,6 +41,11 @@ extension LoginFlow {
                         metadata: ["message_id": "\(MessageID.accountLocked)", "until": "\(Self.clock(rec.lockedUntil!))"])
                 }
                 try runtime.state.update(rec)
+                // The lockout holds in /etc/shadow too (pam_unix refuses the
+                // account with fedlogind stopped); an expired one is lifted.
+                let locks = AccountLocks(runtime: runtime)
+                let current = rec
+                try await conv.keepingAlive { try await Blocking.accountChange { try locks.reconcile(current, now: now) } }
             }
             log.notice("local password wrong", metadata: ["message_id": "\(MessageID.loginFailure)", "failed_attempts": "\(rec.failedAttempts)"])
             guard rec.passwordMode == PasswordMode.passcode.rawValue else {
@@ -70,6 +75,22 @@ extension LoginFlow {
     /// Signs the account's owner in at the IdP again and sets the new
     /// passcode they choose; ends any lockout.
     func resetPasscode(_ rec: StateStore.Account, service: String, conv: Conversation, log: Logger) async throws -> (ResultStatus, String) {
+        // A reset lifts fedlogin's own lockout, never a lock it did not
+        // write: the directory's (through sync) or an administrator's on this
+        // machine (usermod -L, passwd -l, an expiry date).
+        if let reason = rec.lockedReason {
+            let why = SyncLock(rawValue: reason)?.userMessage ?? reason
+            throw Stop(
+                status: .authError, userMessage: "The account \(rec.username) is locked: it is \(why). A passcode reset cannot unlock it. Ask your administrator.",
+                reason: "reset: the account is locked by directory sync (\(reason))")
+        }
+        let locks = AccountLocks(runtime: runtime)
+        if try await Blocking.accountChange({ try locks.lockedByOthers(rec.username) }) {
+            throw Stop(
+                status: .authError,
+                userMessage: "The account \(rec.username) is locked or expired by an administrator of this machine. A passcode reset cannot unlock it. Ask your administrator.",
+                reason: "reset: the account is locked or expired by someone other than fedlogin")
+        }
         let (user, policy, access): (DirectoryUser?, DevicePolicy?, DeviceAccess?)
         do {
             (user, policy, access) = try await conv.keepingAlive {
@@ -123,6 +144,7 @@ extension LoginFlow {
                 updated.failedAttempts = 0
                 updated.lockedUntil = nil
                 try runtime.state.update(updated)
+                try locks.reconcile(updated)
             }
         }
         try await conv.info("Your new passcode for \(rec.username) is set.")
@@ -144,6 +166,13 @@ extension LoginFlow {
                 r.failedAttempts = 0
                 r.lockedUntil = nil
                 try runtime.state.update(r)
+                // A lapsed lockout's mirror in /etc/shadow is lifted before
+                // pam_unix (next in the account stack) reads the expiry.
+                if rec.lockedUntil != nil {
+                    let locks = AccountLocks(runtime: runtime)
+                    let cleared = r
+                    try await Blocking.accountChange { try locks.reconcile(cleared) }
+                }
             }
             return (.success, "managed account, not locked")
         } catch {
