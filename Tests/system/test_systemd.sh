@@ -132,6 +132,19 @@ pam_first() { # The first auth line: pam_fedlogin, with a jump past pam_deny on 
         grep -Eq '^auth[[:space:]]+\[success=[0-9]+ ignore=ignore authinfo_unavail=ignore user_unknown=ignore default=die\][[:space:]]+pam_fedlogin\.so'
 }
 check "pam-auth-update puts pam_fedlogin first in common-auth" pam_first
+# The rest of the stack: lines as "MODULE ARGS" in order, controls left out.
+pam_modules() { C awk -v t="$1" '$1 == t { sub(/^[^]]*\][ \t]*|^[^ \t]+[ \t]+[^ \t]+[ \t]+/, ""); print }' "/etc/pam.d/common-$2"; }
+whole_stack() {
+    local auth account password
+    auth="$(pam_modules auth auth)"; account="$(pam_modules account account)"; password="$(pam_modules password password)"
+    printf 'auth:\n%s\naccount:\n%s\npassword:\n%s\n' "$auth" "$account" "$password"
+    # authfail right after pam_unix, before pam_deny; the account line before pam_unix;
+    # the password line before pam_unix, which takes the new password from it.
+    grep -A2 '^pam_unix.so' <<<"$auth" | paste -sd'|' | grep -q '^pam_unix.so[^|]*|pam_fedlogin.so authfail|pam_deny.so$' &&
+        head -2 <<<"$account" | paste -sd'|' | grep -q '^pam_fedlogin.so *|pam_unix.so' &&
+        grep -v '^pam_pwquality.so' <<<"$password" | head -2 | paste -sd'|' | grep -Eq '^pam_fedlogin.so *\|pam_unix.so .*use_authtok'
+}
+check "common-auth, common-account, common-password have the authfail, account and password lines" whole_stack
 check "fedlogind.socket is listening on /run/fedlogin/fedlogind.sock" \
     sh -c "test \"\$(nsenter -t $LEADER -a systemctl is-active fedlogind.socket)\" = active && nsenter -t $LEADER -a test -S /run/fedlogin/fedlogind.sock"
 ready_line() { active fedlogind.service && status_matches '^ready: '; }
@@ -399,7 +412,7 @@ check "dpkg -P purges the package" C dpkg -P fedlogin
 check "after dpkg -P: common-* PAM files and nsswitch.conf as before" same_pam
 purged() {
     local left
-    left="$(C sh -c 'ls -d /etc/fedlogin /etc/fedlogin-directoryd /var/lib/fedlogin /var/lib/fedlogin-directoryd /etc/ssh/sshd_config.d/fedlogin.conf /usr/share/pam-configs/fedlogin 2>/dev/null; find /etc/systemd/system /var/lib/systemd/deb-systemd-helper-enabled -name "fedlogin*" 2>/dev/null')"
+    left="$(C sh -c 'ls -d /etc/fedlogin /etc/fedlogin-directoryd /var/lib/fedlogin /var/lib/fedlogin-directoryd /etc/ssh/sshd_config.d/fedlogin.conf /usr/share/pam-configs/fedlogin /usr/share/pam-configs/fedlogin-authfail /usr/share/pam-configs/fedlogin-password 2>/dev/null; find /etc/systemd/system /var/lib/systemd/deb-systemd-helper-enabled -name "fedlogin*" 2>/dev/null')"
     [ -z "$left" ] || { echo "left behind: $left"; return 1; }
 }
 check "after dpkg -P: configuration, state, unit links gone" purged
