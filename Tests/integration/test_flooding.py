@@ -29,7 +29,7 @@ DAEMON_NOFILE = 1024
 # Run as uid 65534: opens HELD connections, and while stdin says nothing
 # opens again (every 0.5 s) the ones the server closed. After a line on
 # stdin it only holds what is open and reports when the server has closed
-# every one. Prints JSON lines.
+# every one (or, after a minute, how many are still open). Prints JSON lines.
 FLOOD = r"""
 import json, os, select, socket, sys, time
 path, n = sys.argv[1], int(sys.argv[2])
@@ -59,7 +59,7 @@ holding, last_reopen, opened_total = False, time.time(), len(live)
 while True:
     for fd, ev in p.poll(100):
         if fd == 0:
-            sys.stdin.readline(); holding = True; p.unregister(0)
+            sys.stdin.readline(); holding = time.time(); p.unregister(0)
             say(event="holding", open=len(live))
             continue
         s = live.pop(fd, None)
@@ -72,6 +72,8 @@ while True:
         s.close(); closed += 1
     if holding and not live:
         say(event="all-closed", closed=closed, opened=opened_total); break
+    if holding and time.time() - holding > 60:
+        say(event="still-open", open=len(live), closed=closed); break
     if not holding and time.time() - last_reopen >= 0.5 and len(live) < n:
         before = set(live)
         while len(live) < n and refused_connects < 10**6:
@@ -111,7 +113,7 @@ class Flood:
         self.p.stdin.flush()
         holding = self.event()
         assert holding["event"] == "holding"
-        done = self.event()  # bounded by the test's own timeout, never by a fixed sleep here
+        done = self.event()
         assert done["event"] == "all-closed", done
         return holding, done
 
@@ -244,4 +246,60 @@ def test_a_user_holding_2000_connections_to_the_directory_starves_nobody(strict,
     finally:
         if flood:
             flood.stop()
+        w.stop()
+
+
+def reservations(w):
+    import sqlite3
+    state = Path(w.tmp) / "state" / "state.sqlite"
+    with sqlite3.connect(f"file:{state}?mode=ro", uri=True) as db:
+        return db.execute("SELECT username, uid, by_root FROM reservation ORDER BY uid").fetchall()
+
+
+_SUID_LIKE = (
+    "import os,socket,struct,sys\n"
+    "os.setresuid(65534, 0, 0)\n"  # a set-user-ID root program run by uid 65534 (su)
+    "s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(bytes.fromhex(sys.argv[2]))\n"
+    "n=struct.unpack('>I', s.recv(4, socket.MSG_WAITALL))[0]; sys.stdout.write(s.recv(n, socket.MSG_WAITALL).hex())\n")
+
+
+def test_a_non_root_walk_of_the_directory_cannot_hold_the_uid_range(strict, in_namespace):
+    walked = [unique("flwalk") for _ in range(12)]
+    later, by_root = unique("flroot"), unique("flrootnss")
+    for n in (*walked, later, by_root):
+        strict.add_user(n, email=f"{n}@example.test")
+    # 20 uids: lookups by non-root callers hold at most a quarter of them (5).
+    base = Path("/run/fedlogin-test") / unique("walk")
+    base.mkdir(mode=0o755, parents=True)
+    w = World(base, strict, [*walked, later, by_root],
+              config={"daemon": {"socket": str(base / "fedlogind.sock")},
+                      "accounts": {"uid_min": 79900, "uid_max": 79919}})
+    try:
+        # su run by a user asks as root (effective uid) but for that user (real uid).
+        out = subprocess.run(["/usr/bin/python3", "-c", _SUID_LIKE, str(w.socket), wire.frame(0x10, walked[0]).hex()],
+                             capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0, out.stderr
+        assert bytes.fromhex(out.stdout)[1] == 0x90
+        assert [r[2] for r in reservations(w)] == [0]
+        answers = [nss_lookup_as(65534, w.socket, n) for n in walked[1:]]
+        given = [a for a in answers if a[0] == "passwd"]
+        assert len(given) == 4, answers
+        # The others fail closed (UNAVAIL), never an entry with a uid nobody keeps.
+        assert all(a == ("result", 4) for a in answers if a[0] != "passwd"), answers
+        held = reservations(w)
+        assert len(held) == 5 and all(r[2] == 0 for r in held), held
+        # Asked again, a name already reserved keeps its entry.
+        assert nss_lookup_as(65534, w.socket, given[0][1]) == given[0]
+
+        # Root's lookups are not limited by these (sshd, login).
+        body = wire.exchange(w.socket, wire.frame(0x10, by_root))
+        assert body[1] == 0x90, body
+        held = reservations(w)
+        assert len(held) == 6 and [r[2] for r in held if r[0] == by_root] == [1]
+        # A first login started by root gets its uid, in the range.
+        first_login(w, later)
+        uid = int(passwd_entry(later)[2])
+        assert 79900 <= uid <= 79919
+        assert "no uid reserved" in w.logs()
+    finally:
         w.stop()

@@ -1,4 +1,5 @@
 import FedloginCore
+import FedloginNIO
 import Foundation
 import Logging
 import NIOConcurrencyHelpers
@@ -10,6 +11,9 @@ import NIOConcurrencyHelpers
 /// account gets. Only public data; local accounts are the files module's.
 struct NSSResolver {
     let runtime: Runtime
+    /// Who asks (SO_PEERCRED). A new reservation for anyone but root is
+    /// tentative and limited (`ReservationLimit`); nil counts as not root.
+    var caller: PeerCredentials? = nil
 
     enum Answer: Equatable {
         case passwd(PasswdEntry)
@@ -90,10 +94,19 @@ struct NSSResolver {
         let config = runtime.config.accounts
         let gecos = Self.gecos(p.directoryUser.displayName ?? "")
         let reservation: StateStore.Reservation?
+        let byRoot = callerIsRoot
+        let inFlight = runtime.inFlight
         do {
-            reservation = try state.reserve(name, gecos: gecos, wanted: p.uid) { others in
+            reservation = try state.reserve(
+                name, gecos: gecos, wanted: p.uid, byRoot: byRoot, limit: reservationLimit,
+                busy: { inFlight.names.withLockedValue { $0 }.contains($0) }
+            ) { others in
                 try accounts.freeUID(in: config.uidMin...config.uidMax, reserved: others)
             }
+        } catch let e as StateStore.ReservationLimitReached {
+            // Not cached: a root caller's lookup of the name still gets its entry.
+            Self.limitReports.report(runtime.logger, "NSS lookups by non-root callers: no uid reserved for \(name) and others: \(e)")
+            return .unavailable("\(e)")
         } catch {
             runtime.logger.error("NSS lookup of \(name): could not reserve a uid: \(error)")
             return .unavailable("state: \(error)")
@@ -108,10 +121,53 @@ struct NSSResolver {
                 dir: config.homeRoot + "/" + name, shell: config.shell))
     }
 
+    /// Root's lookups (sshd, login, su run by root) keep their reservation;
+    /// a set-user-ID program run by a user (su) asks for that user.
+    var callerIsRoot: Bool {
+        guard let caller, caller.isRoot else { return false }
+        return LoginFlow.realUID(of: caller.pid) == 0
+    }
+
+    /// The limit on reservations for non-root callers, from the uid range
+    /// and the longest sign-in the configuration allows.
+    var reservationLimit: ReservationLimit {
+        let config = runtime.config
+        let range = Int(config.accounts.uidMax) - Int(config.accounts.uidMin) + 1
+        let longest = config.services.values.compactMap(\.timeout).reduce(config.signin.timeout, max)
+        return .standard(rangeSize: range, longestSignIn: longest)
+    }
+
+    /// One warning a minute at most about refused reservations.
+    static let limitReports = RateLimitedReport(every: 60)
+
     /// A GECOS field cannot hold ':' or a newline; other control characters
     /// (a directory's display name reaches finger, ps and terminals) are shown escaped.
     static func gecos(_ s: String) -> String {
         String(SafeText.escape(String(s.map { $0 == ":" || $0 == "\n" || $0 == "\r" ? " " : $0 })).prefix(256))
+    }
+}
+
+/// A log line at most every `every` seconds; the ones held back are counted in the next.
+final class RateLimitedReport: Sendable {
+    let every: Double
+    let state = NIOLockedValueBox((last: -Double.infinity, held: 0))
+
+    init(every: Double) {
+        self.every = every
+    }
+
+    func report(_ logger: Logger, _ message: @autoclosure () -> String) {
+        let now = Date().timeIntervalSince1970
+        let held = state.withLockedValue { s -> Int? in
+            guard now - s.last >= every || now < s.last else {
+                s.held += 1
+                return nil
+            }
+            defer { s = (now, 0) }
+            return s.held
+        }
+        guard let held else { return }
+        logger.warning("\(message())\(held > 0 ? " (\(held) more like it not logged)" : "")")
     }
 }
 
@@ -163,10 +219,24 @@ final class NSSCache: Sendable {
     func put(_ name: String, _ answer: NSSResolver.Answer) {
         let now = Date().timeIntervalSince1970
         entries.withLockedValue { e in
-            if e.count > 4096 { e = e.filter { now - $0.value.1 < ttl } }
+            if e[name] == nil && e.count >= Self.maxEntries { e = Self.trimmed(e, now: now, ttl: ttl) }
             e[name] = (answer, now)
         }
         if case .passwd = answer { publish(force: true) } else { publish(changed: true) }
+    }
+
+    /// At most this many answers are kept (a lookup of many names cannot grow the daemon).
+    static let maxEntries = 4096
+
+    /// Room for a new answer: the expired ones go, and if that is not
+    /// enough, the oldest quarter. An answer left out is asked again (a
+    /// reservation stays in the state database and in the file as ASK).
+    static func trimmed(
+        _ e: [String: (NSSResolver.Answer, Double)], now: Double, ttl: Double
+    ) -> [String: (NSSResolver.Answer, Double)] {
+        var kept = e
+        for name in CacheBound.evictions(stored: e.mapValues(\.1), now: now, ttl: ttl, max: maxEntries) { kept[name] = nil }
+        return kept
     }
 
     func clear() {

@@ -161,13 +161,13 @@ public struct SocketServer: Service {
             let (status, reason) = await LoginFlow(runtime: runtime).ownPasscodeReset(peer: conv.peer, conv: conv)
             await conv.finish(status, reason: reason)
         case .nssGetpwnam(let name):
-            try await answerNSS(await NSSResolver(runtime: runtime).passwd(name: name), conv: conv)
+            try await answerNSS(await NSSResolver(runtime: runtime, caller: conv.peer).passwd(name: name), conv: conv)
         case .nssGetpwuid(let uid):
-            try await answerNSS(await NSSResolver(runtime: runtime).passwd(uid: uid), conv: conv)
+            try await answerNSS(await NSSResolver(runtime: runtime, caller: conv.peer).passwd(uid: uid), conv: conv)
         case .nssGetgrnam(let name):
-            try await answerNSS(await NSSResolver(runtime: runtime).group(name: name), conv: conv)
+            try await answerNSS(await NSSResolver(runtime: runtime, caller: conv.peer).group(name: name), conv: conv)
         case .nssGetgrgid(let gid):
-            try await answerNSS(await NSSResolver(runtime: runtime).group(gid: gid), conv: conv)
+            try await answerNSS(await NSSResolver(runtime: runtime, caller: conv.peer).group(gid: gid), conv: conv)
         case .control(let json):
             let (ok, reply) = await Control(runtime: runtime).handle(json, peer: conv.peer)
             // A string holds 4096 bytes: a longer reply goes in leading parts.
