@@ -19,7 +19,15 @@ public enum Daemon {
         let callbacks = CallbackRegistry()
         var fixed: [UInt16: LoopbackListener] = [:]
         for idp in config.idps.values where idp.redirectPort != 0 && fixed[idp.redirectPort] == nil {
-            fixed[idp.redirectPort] = try await LoopbackListener.start(port: Int(idp.redirectPort), registry: callbacks, logger: logger)
+            do {
+                fixed[idp.redirectPort] = try await LoopbackListener.startFixed(port: Int(idp.redirectPort), registry: callbacks, logger: logger)
+            } catch {
+                // Another user may hold the port: fedlogind starts anyway; a
+                // sign-in that needs it tries again and otherwise falls back
+                // to the device grant.
+                logger.error(
+                    "redirect port of IdP \(idp.name) not available: \(error); its sign-ins try it again, and use the device grant where the IdP has one")
+            }
         }
         let runtime = try Runtime(config: config, logger: logger, fixedListeners: fixed, callbacks: callbacks)
         try runtime.recover()

@@ -63,10 +63,14 @@ public final class Runtime: Sendable {
         failpoints = Set((ProcessInfo.processInfo.environment["FEDLOGIN_FAILPOINT"] ?? "").split(separator: ",").map(String.init))
     }
 
-    /// The loopback listener for a sign-in: the IdP's fixed one, or a new one on a random port.
-    func listener(for idp: IdPConfig) async throws -> LoopbackListener {
-        if idp.redirectPort != 0, let l = fixedListeners[idp.redirectPort] { return l }
-        return try await LoopbackListener.start(port: 0, registry: callbacks, logger: logger)
+    /// The loopback listener for a sign-in: the IdP's fixed one, or a new
+    /// one; `temporary` ones are closed when the sign-in ends. A fixed port
+    /// that could not be bound at start is tried again here; still taken:
+    /// `LoopbackListener.PortUnavailable`.
+    func listener(for idp: IdPConfig) async throws -> (listener: LoopbackListener, temporary: Bool) {
+        if idp.redirectPort == 0 { return (try await LoopbackListener.start(port: 0, registry: callbacks, logger: logger), true) }
+        if let l = fixedListeners[idp.redirectPort] { return (l, false) }
+        return (try await LoopbackListener.startFixed(port: Int(idp.redirectPort), registry: callbacks, logger: logger), true)
     }
 
     func failpoint(_ name: String) throws {

@@ -150,3 +150,68 @@ def test_a_fixed_redirect_port_serves_logins_in_flight_routed_by_state(tmp_path,
     finally:
         w.stop()
         idp.stop()
+
+
+HOLD_PORT = ("import socket,sys,time\n"
+             "s=socket.socket(); s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen()\n"
+             "print('listening', flush=True); time.sleep(300)\n")
+
+
+def hold_port_as_nobody(port):
+    """Another local user listening on the redirect port."""
+    p = subprocess.Popen(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c",
+                          HOLD_PORT, str(port)], stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "listening"
+    return p
+
+
+def test_a_redirect_port_taken_by_another_user_falls_back_to_the_device_grant(tmp_path, in_namespace):
+    from test_signin_flows import device_browser
+    port = free_port()
+    holder = hold_port_as_nobody(port)
+    idp = StrictIdP(redirect_uris=[f"http://127.0.0.1:{port}/callback"], exact_port=True)
+    one, two = unique("held"), unique("freed")
+    for n in (one, two):
+        idp.add_user(n, email=f"{n}@example.test")
+    # fedlogind starts although the port is taken, and says who holds it.
+    w = World(tmp_path, {"issuer": idp.issuer, "client_id": "fedlogin", "client_secret": "fedlogin-test-secret",
+                         "redirect_port": port}, [one, two])
+    try:
+        assert "uid 65534 is listening on it" in w.fedlogind.log_text()
+        codes, a = w.login(one, ["", PASSCODE, PASSCODE], browser=device_browser(one))
+        assert codes == [pc.PAM_SUCCESS, pc.PAM_SUCCESS], a.transcript
+        info = a.messages(pc.PAM_TEXT_INFO)
+        assert info[0] == (f"The sign-in cannot come back to this machine: the redirect port {port} of this machine "
+                           "is in use (by uid 65534). Sign in with a code instead.")
+        assert idp.counts["device_authorization"] == 1 and idp.counts["authorize"] == 0
+        # Once the port is free, the next sign-in binds it.
+        holder.kill()
+        holder.wait()
+        codes, a = w.login(two, ["", PASSCODE, PASSCODE])
+        assert codes == [pc.PAM_SUCCESS, pc.PAM_SUCCESS], a.transcript
+        assert f"redirect_uri=http%3A%2F%2F127.0.0.1%3A{port}%2Fcallback" in a.urls[0]
+    finally:
+        holder.kill()
+        w.stop()
+        idp.stop()
+
+
+def test_a_redirect_port_taken_with_no_device_grant_refuses_with_the_reason(tmp_path, in_namespace):
+    port = free_port()
+    holder = hold_port_as_nobody(port)
+    idp = StrictIdP(redirect_uris=[f"http://127.0.0.1:{port}/callback"], exact_port=True)
+    idp.discovery = lambda: {k: v for k, v in StrictIdP.discovery(idp).items() if k != "device_authorization_endpoint"}
+    name = unique("heldnodev")
+    idp.add_user(name, email=f"{name}@example.test")
+    w = World(tmp_path, {"issuer": idp.issuer, "client_id": "fedlogin", "client_secret": "fedlogin-test-secret",
+                         "redirect_port": port}, [name])
+    try:
+        codes, a = w.login(name, ["", PASSCODE, PASSCODE])
+        assert codes == [pc.PAM_AUTH_ERR], a.transcript
+        assert (f"The sign-in cannot come back to this machine: the redirect port {port} of this machine is in use "
+                "(by uid 65534). Ask your administrator.") in a.messages(pc.PAM_ERROR_MSG)
+        assert a.urls == []
+    finally:
+        holder.kill()
+        w.stop()
+        idp.stop()

@@ -220,8 +220,11 @@ struct LoginFlow: Sendable {
             throw Stop(status: .unavailable, userMessage: e.userMessage, reason: e.description)
         }
         let deadline = Date().addingTimeInterval(config.signinTimeout(service: request.service))
-        let flows = config.flows(service: request.service, idp: idp)
-        for (i, flow) in flows.enumerated() {
+        var flows = config.flows(service: request.service, idp: idp)
+        var i = -1
+        while i + 1 < flows.count {
+            i += 1
+            let flow = flows[i]
             switch flow {
             case .device:
                 guard discovery.deviceAuthorizationEndpoint != nil else {
@@ -239,8 +242,25 @@ struct LoginFlow: Sendable {
                 log.info("sign-in flow: device grant", metadata: ["flows": "\(flows.map(\.rawValue))"])
                 return try await deviceSignIn(client: client, start: start, plan: plan, deadline: deadline, conv: conv)
             case .loopback:
+                let listener: (listener: LoopbackListener, temporary: Bool)
+                do {
+                    listener = try await runtime.listener(for: idp)
+                } catch let e as LoopbackListener.PortUnavailable {
+                    log.warning("loopback redirect not available: \(e)")
+                    guard discovery.deviceAuthorizationEndpoint != nil else {
+                        throw Stop(
+                            status: .authError,
+                            userMessage: "The sign-in cannot come back to this machine: \(e.userText). Ask your administrator.",
+                            reason: "loopback redirect: \(e)")
+                    }
+                    try await conv.info("The sign-in cannot come back to this machine: \(e.userText). Sign in with a code instead.")
+                    if !flows[(i + 1)...].contains(.device) { flows.append(.device) }
+                    continue
+                }
                 log.info("sign-in flow: loopback redirect", metadata: ["flows": "\(flows.map(\.rawValue))"])
-                return try await loopbackSignIn(client: client, discovery: discovery, plan: plan, deadline: deadline, conv: conv)
+                defer { if listener.temporary { Task { await listener.listener.close() } } }
+                return try await loopbackSignIn(
+                    client: client, listener: listener.listener, discovery: discovery, plan: plan, deadline: deadline, conv: conv)
             }
         }
         throw Stop(
@@ -325,9 +345,9 @@ struct LoginFlow: Sendable {
 
     /// The authorization code flow with PKCE and a loopback redirect; the
     /// user may paste the address the browser ended on instead.
-    func loopbackSignIn(client: IdPClient, discovery: Discovery, plan: FirstLoginPlan, deadline: Date, conv: Conversation) async throws
-        -> VerifiedIdentity
-    {
+    func loopbackSignIn(
+        client: IdPClient, listener: LoopbackListener, discovery: Discovery, plan: FirstLoginPlan, deadline: Date, conv: Conversation
+    ) async throws -> VerifiedIdentity {
         let idp = client.config
         let state = Self.randomToken()
         let nonce = Self.randomToken()
@@ -336,8 +356,6 @@ struct LoginFlow: Sendable {
 
         runtime.callbacks.register(state: state)
         defer { runtime.callbacks.unregister(state: state) }
-        let listener = try await runtime.listener(for: idp)
-        defer { if idp.redirectPort == 0 { Task { await listener.close() } } }
         let redirectURI = listener.redirectURI
 
         let query = FormEncoding.encode([

@@ -76,6 +76,46 @@ public final class LoopbackListener: Sendable {
         return LoopbackListener(port: channel.localAddress?.port ?? port, channel: channel)
     }
 
+    /// A fixed redirect port that cannot be bound: another process holds it.
+    public struct PortUnavailable: Error, CustomStringConvertible {
+        public let port: Int
+        /// The uid of the process listening there, when /proc/net/tcp says.
+        public let owner: UInt32?
+        let underlying: String
+
+        public var description: String {
+            "127.0.0.1:\(port) cannot be bound (\(underlying))" + (owner.map { "; a process of uid \($0) is listening on it" } ?? "")
+        }
+
+        /// What a person at the login prompt reads.
+        public var userText: String {
+            "the redirect port \(port) of this machine is in use" + (owner.map { " (by uid \($0))" } ?? "")
+        }
+    }
+
+    /// Binds a fixed redirect port; `PortUnavailable` names who holds it.
+    public static func startFixed(port: Int, registry: CallbackRegistry, logger: Logger) async throws -> LoopbackListener {
+        do {
+            return try await start(port: port, registry: registry, logger: logger)
+        } catch {
+            throw PortUnavailable(port: port, owner: listenerUID(port: port), underlying: "\(error)")
+        }
+    }
+
+    /// The uid of a process listening on a TCP port of this machine, from
+    /// /proc/net/tcp and tcp6 (state 0A is LISTEN).
+    static func listenerUID(port: Int) -> UInt32? {
+        let suffix = ":" + String(format: "%04X", port)
+        for file in ["/proc/net/tcp", "/proc/net/tcp6"] {
+            guard let text = try? Sys.readText(file) else { continue }
+            for line in text.split(separator: "\n").dropFirst() {
+                let f = line.split(separator: " ", omittingEmptySubsequences: true)
+                if f.count > 7, f[1].hasSuffix(suffix), f[3] == "0A", let uid = UInt32(f[7]) { return uid }
+            }
+        }
+        return nil
+    }
+
     init(port: Int, channel: Channel) {
         self.port = port
         self.channel = channel
