@@ -290,12 +290,20 @@ def test_a_non_root_walk_of_the_directory_cannot_hold_the_uid_range(strict, in_n
         assert len(held) == 5 and all(r[2] == 0 for r in held), held
         # Asked again, a name already reserved keeps its entry.
         assert nss_lookup_as(65534, w.socket, given[0][1]) == given[0]
+        # Root's lookup of it (sshd's, before a sign-in), answered from the
+        # daemon's cache, makes the reservation root's: kept until the account exists.
+        body = wire.exchange(w.socket, wire.frame(0x10, given[0][1]))
+        assert body[1] == 0x90, body
+        assert [r[2] for r in reservations(w) if r[0] == given[0][1]] == [1]
+        assert nss_lookup_as(65534, w.socket, given[0][1]) == given[0]
 
         # Root's lookups are not limited by these (sshd, login).
         body = wire.exchange(w.socket, wire.frame(0x10, by_root))
         assert body[1] == 0x90, body
         held = reservations(w)
-        assert len(held) == 6 and [r[2] for r in held if r[0] == by_root] == [1]
+        assert len(held) == 6 and [r[2] for r in held if r[0] in (by_root, given[0][1])] == [1, 1]
+        # A new non-root one fits again (the promoted one no longer counts).
+        assert nss_lookup_as(65534, w.socket, walked[-1])[0] == "passwd"
         # A first login started by root gets its uid, in the range.
         first_login(w, later)
         uid = int(passwd_entry(later)[2])

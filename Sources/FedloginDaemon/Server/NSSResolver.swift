@@ -59,6 +59,11 @@ struct NSSResolver {
         // The cache first: a lookup it answers reads no file. Making an
         // account clears it.
         if let cached = runtime.nssCache.get(name) {
+            // Root's lookup (sshd's, before the sign-in) keeps a reservation
+            // a non-root caller made: it then lasts until the account exists.
+            if case .passwd = cached, runtime.nssCache.isTentative(name), callerIsRoot {
+                if (try? runtime.state.promote(name)) != nil { runtime.nssCache.setTentative(name, false) }
+            }
             runtime.nssCache.publish()
             return cached
         }
@@ -115,6 +120,7 @@ struct NSSResolver {
             runtime.logger.warning("NSS lookup of \(name): no free uid in \(config.uidMin)...\(config.uidMax)")
             return .notFound
         }
+        runtime.nssCache.setTentative(name, !reservation.byRoot)
         return .passwd(
             PasswdEntry(
                 name: name, uid: reservation.uid, gid: reservation.uid, gecos: reservation.gecos,
@@ -176,6 +182,15 @@ final class NSSCache: Sendable {
     }
     let published = NIOLockedValueBox(Published())
     let writing = NIOLock()
+    /// Names whose cached entry rests on a reservation made only for
+    /// non-root callers (see `records`).
+    let tentative = NIOLockedValueBox(Set<String>())
+
+    func isTentative(_ name: String) -> Bool { tentative.withLockedValue { $0.contains(name) } }
+
+    func setTentative(_ name: String, _ on: Bool) {
+        tentative.withLockedValue { if on { $0.insert(name) } else { $0.remove(name) } }
+    }
 
     init(ttl: Double = 10, file: String? = nil, state: StateStore? = nil, logger: Logger? = nil) {
         self.ttl = ttl
@@ -217,6 +232,7 @@ final class NSSCache: Sendable {
 
     func clear() {
         entries.withLockedValue { $0.removeAll() }
+        tentative.withLockedValue { $0.removeAll() }
         publish(force: true)
     }
 
@@ -251,18 +267,23 @@ final class NSSCache: Sendable {
 
     func records(now: Double) -> [NSSCacheFile.Record] {
         var out: [NSSCacheFile.Record] = []
+        let reserved = (try? state?.reservations()) ?? []
+        // An entry whose reservation only non-root callers made is not in
+        // the file: root's lookup of it (sshd's) then reaches the daemon,
+        // which makes the reservation root's.
+        let tentative = Set(reserved.filter { !$0.byRoot }.map(\.username))
         entries.withLockedValue { e in
             for (name, (answer, at)) in e where now - at < ttl {
                 let expires = Int64((at + ttl).rounded(.down))
                 switch answer {
-                case .passwd(let p): out.append(.user(p, expires: expires))
+                case .passwd(let p): if !tentative.contains(name) { out.append(.user(p, expires: expires)) }
                 case .notFound: out.append(NSSCacheFile.Record(kind: .notFound, name: name, expires: expires))
                 case .unavailable: break
                 }
             }
         }
         // After the answers, so a name's answer wins over its reservation.
-        for r in (try? state?.reservations()) ?? [] {
+        for r in reserved {
             out.append(NSSCacheFile.Record(kind: .ask, name: r.username, uid: r.uid, gid: r.uid, expires: 0))
         }
         return out

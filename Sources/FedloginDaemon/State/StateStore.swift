@@ -227,6 +227,16 @@ public final class StateStore: Sendable {
         }
     }
 
+    /// A lookup by root of a name reserved only for non-root callers: the
+    /// reservation is root's from now on (kept until the account exists).
+    public func promote(_ username: String, now: Double = Date().timeIntervalSince1970) throws {
+        try db.write {
+            try $0.execute(
+                sql: "UPDATE reservation SET by_root = 1, last_used = ? WHERE username = ? AND by_root = 0",
+                arguments: [now, username])
+        }
+    }
+
     public func account(_ username: String) throws -> Account? {
         try db.read { try Account.fetchOne($0, key: username) }
     }
