@@ -101,24 +101,16 @@ public final class FramedSession {
 }
 
 /// Closes a channel when a read takes too long, so the pending read ends.
-/// With `mode: .input` only the reading side is shut: the pending read ends
-/// the same way, and the owner can still write a last frame (a RESULT)
-/// before it closes the channel itself.
 public final class ReadTimer: Sendable {
     let scheduled: Scheduled<Void>
     let state: NIOLockedValueBox<Bool>
 
-    public init(channel: Channel, timeout: TimeAmount, mode: CloseMode = .all) {
+    public init(channel: Channel, timeout: TimeAmount) {
         let state = NIOLockedValueBox(false)
         self.state = state
         scheduled = channel.eventLoop.scheduleTask(in: timeout) {
             state.withLockedValue { $0 = true }
-            if mode == .all {
-                channel.close(promise: nil)
-            } else {
-                // A channel that cannot half-close is closed whole: the read ends either way.
-                channel.close(mode: mode).whenFailure { _ in channel.close(promise: nil) }
-            }
+            channel.close(promise: nil)
         }
     }
 

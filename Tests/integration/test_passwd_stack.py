@@ -38,19 +38,23 @@ MODULE = None
 
 
 def confdir_for(tmp, sock, timeout=10000):
+    """The stack as service "passwd", the service passwd(1) uses. (Not
+    "other": libpam would load that file twice, as the service's own and as
+    the fallback, and run each line twice.)"""
     return sandbox.make_confdir(tmp, sock, timeout=timeout, extra_args="connect_timeout=1000",
-                                stack=STACK, module=MODULE)
+                                stack=STACK, module=MODULE, services=("passwd",))
 
 
 def chauthtok(confdir, user, answers):
     """pam_chauthtok as root for `user`; returns (codes, answerer)."""
     a = sandbox.sign_in_answerer(None, answers)
-    codes, _ = pc.authenticate(confdir, "other", user, a, steps=("chauthtok",))
+    codes, _ = pc.authenticate(confdir, "passwd", user, a, steps=("chauthtok",))
     return codes, a
 
 
 _AS_USER = r"""
-import json, sys, time
+import json, os, sys, time
+os.setresuid(int(sys.argv[6]), 0, 0)  # as passwd(1) runs: real uid the user's, effective uid 0
 sys.path.insert(0, sys.argv[1])
 import pamclient as pc, sandbox
 answers, delay = json.loads(sys.argv[4]), float(sys.argv[5])
@@ -61,18 +65,22 @@ def slow(style, text):
         time.sleep(delay)  # the user leaves the first prompt unanswered for a while
         delay = 0
     return a(style, text)
-codes, _ = pc.authenticate(sys.argv[2], 'other', sys.argv[3], slow, steps=('chauthtok',))
+codes, _ = pc.authenticate(sys.argv[2], 'passwd', sys.argv[3], slow, steps=('chauthtok',))
 print(json.dumps([codes, a.prompts, a.messages(pc.PAM_ERROR_MSG)]))
 """
 
 
-def chauthtok_as_user(confdir, name, answers, delay=0.0):
+def chauthtok_as_user(confdir, name, answers, delay=0.0, log=None):
     """pam_chauthtok as passwd(1) runs it for a user: effective uid 0, real uid
-    the user's. `delay` seconds pass before the first prompt is answered."""
+    the user's. `delay` seconds pass before the first prompt is answered; with
+    `log`, the module's syslog lines go to that file (the child changes its
+    real uid itself, after syslog_capture.so is loaded)."""
     uid = passwd_entry(name)[2]
-    out = subprocess.run(["setpriv", f"--ruid={uid}", "--", sys.executable, "-c", _AS_USER, str(HARNESS),
-                          str(confdir), name, json.dumps(answers), str(delay)],
-                         capture_output=True, text=True, timeout=120)
+    env = dict(os.environ)
+    if log is not None:
+        env.update(LD_PRELOAD=str(shim.SYSLOG_CAPTURE), FEDLOGIN_SYSLOG_CAPTURE=str(log))
+    out = subprocess.run([sys.executable, "-c", _AS_USER, str(HARNESS), str(confdir), name, json.dumps(answers),
+                          str(delay), uid], capture_output=True, text=True, timeout=120, env=env)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout.splitlines()[-1])
 
@@ -96,21 +104,24 @@ def test_a_prompt_left_unanswered_past_the_timeout_changes_nothing(tmp_path, str
     (10 s, the least it takes) and still sends RESULT AUTHTOK_ERR before it
     closes; the late answer changes nothing. Before: fedlogind closed with no
     RESULT, pam_fedlogin returned AUTHINFO_UNAVAIL, the stack ignored it and
-    pam_unix's update set the new password without the current one.
-    (test_pam_shim.py shows the module reading a RESULT that follows an
-    answer it could not send.)"""
+    pam_unix's update set the new password without the current one."""
     name = unique("pwslow")
     strict.add_user(name, email=f"{name}@example.test", name=name.capitalize())
-    w = World(tmp_path, strict, [{"username": name}], config={"service": {"other": {"timeout": 10}}})
+    w = World(tmp_path, strict, [{"username": name}], config={"service": {"passwd": {"timeout": 10}}})
     try:
         codes, a = w.login(name, ["", PASSCODE, PASSCODE])
         assert codes == [pc.PAM_SUCCESS, pc.PAM_SUCCESS], a.transcript
         before = shadow_hash(name)
         confdir = confdir_for(tmp_path / "slow", w.socket)
-        codes, prompts, _ = chauthtok_as_user(confdir, name, ["not-the-passcode", NEW, NEW, NEW, NEW], delay=11)
+        log = tmp_path / "syslog"
+        codes, prompts, _ = chauthtok_as_user(confdir, name, ["not-the-passcode", NEW, NEW, NEW, NEW],
+                                              delay=11, log=log)
         assert codes == [pc.PAM_AUTHTOK_ERR], prompts
         assert prompts == ["Current passcode: "]
         assert shadow_hash(name) == before and not matches(name, NEW)
+        # The module read fedlogind's RESULT, not a connection closed without one.
+        assert f"password change failure; user={name} service=passwd tty= rhost= status=AUTHTOK_ERR " \
+               "reason=no answer within 10 s" in log.read_text()
     finally:
         w.stop()
 
@@ -179,25 +190,31 @@ def test_passwd_for_root_and_local_users(fedlogind, tmp_path, strict, in_namespa
     try:
         if fedlogind == "stopped":
             w.fedlogind.stop()
+        confdir = confdir_for(tmp_path / "passwd", w.socket)
         root_before = shadow_hash("root")
         local = local_user("Old-Local-Pass1")
         # root sets a local user's password: no current password, asked twice.
-        codes, a = chauthtok(w.confdir, local, ["Root-Set-Pass2", "Root-Set-Pass2"])
+        codes, a = chauthtok(confdir, local, ["Root-Set-Pass2", "Root-Set-Pass2"])
         assert codes == [pc.PAM_SUCCESS], a.transcript
         assert a.prompts == ["New password: ", "Retype new password: "]
         assert matches(local, "Root-Set-Pass2")
-        # The user changing it: pam_unix checks the current one first.
-        codes, prompts, _ = chauthtok_as_user(w.confdir, local, ["Wrong-Pass3", "User-Chosen-Pass4",
-                                                                 "User-Chosen-Pass4"])
+        # The user changes it: pam_unix checks the current one first.
+        codes, prompts, _ = chauthtok_as_user(confdir, local, ["Wrong-Pass3", "User-Chosen-Pass4",
+                                                               "User-Chosen-Pass4"])
         assert codes != [pc.PAM_SUCCESS] and prompts == ["Current password: "]
         assert matches(local, "Root-Set-Pass2")
+        codes, prompts, _ = chauthtok_as_user(confdir, local, ["Root-Set-Pass2", "User-Chosen-Pass4",
+                                                               "User-Chosen-Pass4"])
+        assert codes == [pc.PAM_SUCCESS], prompts
+        assert prompts == ["Current password: ", "New password: ", "Retype new password: "]
+        assert matches(local, "User-Chosen-Pass4")
         # Mistyped repetition: asked again, nothing stored until they agree.
-        codes, a = chauthtok(w.confdir, local, ["Typo-Pass5", "Typ0-Pass5", "Again-Pass6", "Again-Pass6"])
+        codes, a = chauthtok(confdir, local, ["Typo-Pass5", "Typ0-Pass5", "Again-Pass6", "Again-Pass6"])
         assert codes == [pc.PAM_SUCCESS], a.transcript
         assert "Sorry, passwords do not match." in a.messages(pc.PAM_ERROR_MSG)
         assert matches(local, "Again-Pass6")
         # root's own password (the namespace's copy of /etc/shadow).
-        codes, a = chauthtok(w.confdir, "root", ["Root-Own-Pass7", "Root-Own-Pass7"])
+        codes, a = chauthtok(confdir, "root", ["Root-Own-Pass7", "Root-Own-Pass7"])
         assert codes == [pc.PAM_SUCCESS], a.transcript
         assert matches("root", "Root-Own-Pass7") and shadow_hash("root") != root_before
     finally:
@@ -211,7 +228,7 @@ def test_passwd_of_a_passcode_account_follows_the_passcode_policy(tmp_path, stri
     try:
         codes, a = w.login(name, ["", PASSCODE, PASSCODE])
         assert codes == [pc.PAM_SUCCESS, pc.PAM_SUCCESS], a.transcript
-        codes, prompts, errors = chauthtok_as_user(w.confdir, name, [PASSCODE, "short", NEW, NEW])
+        codes, prompts, errors = chauthtok_as_user(confdir_for(tmp_path / "passwd", w.socket), name, [PASSCODE, "short", NEW, NEW])
         assert codes == [pc.PAM_SUCCESS], (prompts, errors)
         assert prompts[0] == "Current passcode: " and "New password: " not in prompts
         assert any("too weak" in m for m in errors)

@@ -40,23 +40,49 @@ public final class Conversation: @unchecked Sendable {
 
     /// Asks and returns the answer. The answer may be a secret: callers must
     /// not log it. When no answer comes within `timeout` it throws `Ended`
-    /// with only the reading side shut, so the handler still sends its RESULT
-    /// (a password change's AUTHTOK_ERR) before the connection closes.
+    /// and stops reading, but leaves the connection open: the handler still
+    /// sends its RESULT (a password change's AUTHTOK_ERR) before the
+    /// connection closes, so the PAM module learns the outcome instead of
+    /// finding the connection gone.
     public func ask(_ prompt: String, echo: Bool, timeout: Double) async throws -> String {
         try await send(echo ? .promptEchoOn(prompt) : .promptEchoOff(prompt))
-        let timer = ReadTimer(channel: channel, timeout: .milliseconds(Int64(timeout * 1000)), mode: .input)
-        defer { timer.cancel() }
-        let frame: ByteBuffer?
+        let outcome: ReadOutcome
         do {
-            frame = try await inbound.next()
+            outcome = try await nextFrame(within: timeout)
         } catch {
-            throw Ended(description: timer.fired ? "no answer within \(Int(timeout)) s" : "the PAM client went away")
+            throw Ended(description: "the PAM client went away")
         }
-        guard let frame else { throw Ended(description: timer.fired ? "no answer within \(Int(timeout)) s" : "the PAM client went away") }
+        let frame: ByteBuffer
+        switch outcome {
+        case .timedOut: throw Ended(description: "no answer within \(Int(timeout)) s")
+        case .frame(nil): throw Ended(description: "the PAM client went away")
+        case .frame(let f?): frame = f
+        }
         guard case .answer(let text) = try WireMessage(body: frame) else {
             throw Ended(description: "the PAM client sent something other than an answer")
         }
         return text
+    }
+
+    enum ReadOutcome: Sendable {
+        case frame(ByteBuffer?)
+        case timedOut
+    }
+
+    /// The next frame, or `.timedOut` after `timeout` seconds. On a timeout
+    /// the pending read is cancelled, which ends the inbound stream for good
+    /// (later reads see its end) while the channel stays open for writing.
+    func nextFrame(within timeout: Double) async throws -> ReadOutcome {
+        try await withThrowingTaskGroup(of: ReadOutcome.self) { group in
+            group.addTask { .frame(try await self.inbound.next()) }
+            group.addTask {
+                try await Task.sleep(nanoseconds: UInt64(max(timeout, 0) * 1e9))
+                return .timedOut
+            }
+            defer { group.cancelAll() }
+            guard let first = try await group.next() else { return .timedOut }
+            return first
+        }
     }
 
     public func finish(_ status: ResultStatus, reason: String) async {
