@@ -1,7 +1,7 @@
 /*
  * pam_client.c - a PAM application for the system test, driven over pipes.
  *
- *   pam_client SERVICE USER [STEP...]      steps: authenticate, acct_mgmt (default both)
+ *   pam_client SERVICE USER [STEP...]      steps: authenticate, acct_mgmt (default both), chauthtok
  *
  * Runs the steps in one transaction with the system's own stack
  * (/etc/pam.d/SERVICE). Each conversation message is one line on stdout:
@@ -67,7 +67,7 @@ static int conv(int n, const struct pam_message **msg, struct pam_response **res
 int main(int argc, char **argv)
 {
 	if (argc < 3) {
-		fprintf(stderr, "usage: %s SERVICE USER [authenticate|acct_mgmt]...\n", argv[0]);
+		fprintf(stderr, "usage: %s SERVICE USER [authenticate|acct_mgmt|chauthtok]...\n", argv[0]);
 		return 2;
 	}
 	const char *default_steps[] = {"authenticate", "acct_mgmt"};
@@ -89,6 +89,8 @@ int main(int argc, char **argv)
 			rc = pam_authenticate(h, 0);
 		else if (strcmp(steps[i], "acct_mgmt") == 0)
 			rc = pam_acct_mgmt(h, 0);
+		else if (strcmp(steps[i], "chauthtok") == 0)
+			rc = pam_chauthtok(h, 0);
 		else {
 			fprintf(stderr, "unknown step %s\n", steps[i]);
 			pam_end(h, PAM_ABORT);

@@ -368,12 +368,30 @@ C useradd -m -s /bin/bash localuser
 printf 'localuser:Local-Pass1\n' | C chpasswd
 check "a local account logs in while fedlogind runs" pam_login localuser Local-Pass1
 
+# passwd (the installed common-password) as root: ANSWER... to its prompts.
+pam_passwd() { # USER ANSWER...
+    local user="$1"; shift
+    "$PY" "$HERE/driver.py" pam --sub "$user" "${@/#/--answer=}" -- "${PAMC[@]}" passwd "$user" chauthtok | tee "$W/passwd.txt"
+    grep -q '^  RESULT chauthtok 0 ' "$W/passwd.txt"
+}
+check "passwd for a local account while fedlogind runs (pam_fedlogin asks, pam_unix stores)" pam_passwd localuser Local-Pass2 Local-Pass2
+check "the local account logs in with its new password" pam_login localuser Local-Pass2
+check "passwd for root while fedlogind runs" pam_passwd root Root-Pass2 Root-Pass2
+alice_passwd() { # a fedlogin passcode: fedlogind's prompts and policy, then back to the first passcode
+    pam_passwd alice short Other-Passcode7 Other-Passcode7 && grep -q 'too weak' "$W/passwd.txt" &&
+        grep -q 'Passcode changed.' "$W/passwd.txt" && pam_login alice Other-Passcode7 &&
+        pam_passwd alice "$PASSCODE" "$PASSCODE"
+}
+check "passwd for alice follows the directory's passcode policy" alice_passwd
+
 C systemctl stop fedlogind.socket fedlogind.service
 check "getent passwd of an unknown name with fedlogind and its socket stopped: exit 2 within 1 s" getent_missing 1
 say "      getent: $(cat "$W/getent.txt")"
 check "with fedlogind and its socket stopped, getent passwd alice still works (files)" sh -c "nsenter -t $LEADER -a getent passwd alice | grep -q '^alice:'"
 check "with fedlogind and its socket stopped, alice logs in offline" pam_login alice "$PASSCODE"
-check "with fedlogind and its socket stopped, a local account logs in" pam_login localuser Local-Pass1
+check "with fedlogind and its socket stopped, a local account logs in" pam_login localuser Local-Pass2
+passwd_offline() { pam_passwd localuser Local-Pass3 Local-Pass3 && pam_login localuser Local-Pass3 && pam_passwd root Root-Pass3 Root-Pass3; }
+check "with fedlogind and its socket stopped, passwd for a local account and for root works" passwd_offline
 C systemctl start fedlogind.socket
 T_LOGIN=$(elapsed "$T0")
 
