@@ -39,11 +39,31 @@ public struct LengthPrefixedFrameEncoder: MessageToByteEncoder, Sendable {
     }
 }
 
+/// Prefixes each outbound body with its u32 BE length, written as a buffer
+/// of its own ahead of the body: the body goes to the socket as it is (NIO
+/// writes both with one writev), never copied into an encoder's buffer, so a
+/// body holding a secret (a directory password change) leaves no copy here
+/// that its owner cannot wipe.
+public final class LengthPrefixedFrameWriter: ChannelOutboundHandler, RemovableChannelHandler {
+    public typealias OutboundIn = ByteBuffer
+    public typealias OutboundOut = ByteBuffer
+
+    public init() {}
+
+    public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        let body = Self.unwrapOutboundIn(data)
+        var prefix = context.channel.allocator.buffer(capacity: 4)
+        prefix.writeInteger(UInt32(body.readableBytes))
+        context.write(Self.wrapOutboundOut(prefix), promise: nil)
+        context.write(data, promise: promise)
+    }
+}
+
 extension ChannelPipeline.SynchronousOperations {
     /// Adds the length-prefixed frame codec.
     public func addFrameCodec(maxFrame: Int = Wire.maxFrame) throws {
         try addHandler(ByteToMessageHandler(LengthPrefixedFrameDecoder(maxFrame: maxFrame)))
-        try addHandler(MessageToByteHandler(LengthPrefixedFrameEncoder()))
+        try addHandler(LengthPrefixedFrameWriter())
     }
 }
 

@@ -30,16 +30,33 @@ public struct PasscodePolicy: Codable, Sendable, Equatable {
 
     /// What the passcode lacks, as sentences a user can act on; empty when it passes.
     public func problems(with passcode: String) -> [String] {
+        problems(length: passcode.count, scalars: passcode.unicodeScalars)
+    }
+
+    /// The same check on a passcode's UTF-8 bytes, read in place: the
+    /// passcode is never copied into a `String`, so the caller can wipe it.
+    /// Its length is counted in characters as `String.count` counts them
+    /// (extended grapheme clusters). Bytes that are not UTF-8 count as
+    /// U+FFFD each (a wire answer is always UTF-8).
+    public func problems(withUTF8 passcode: UnsafeRawBufferPointer) -> [String] {
+        var length = 0
+        var recognizer = Unicode._CharacterRecognizer()
+        for scalar in UTF8Scalars(bytes: passcode) where recognizer.hasBreak(before: scalar) {
+            length += 1
+        }
+        return problems(length: length, scalars: UTF8Scalars(bytes: passcode))
+    }
+
+    func problems<S: Sequence<Unicode.Scalar>>(length: Int, scalars: S) -> [String] {
         let minLength = effective.minLength
         let minClasses = effective.minClasses
         var out: [String] = []
-        let length = passcode.count
         if length < minLength {
             out.append("use at least \(minLength) characters (this one has \(length))")
         }
         var classes = 0
         var lower = false, upper = false, digit = false, symbol = false
-        for ch in passcode.unicodeScalars {
+        for ch in scalars {
             if ch.properties.isLowercase { lower = true }
             else if ch.properties.isUppercase { upper = true }
             else if ("0"..."9").contains(ch) { digit = true }
@@ -56,5 +73,23 @@ public struct PasscodePolicy: Codable, Sendable, Equatable {
                 "mix at least \(minClasses) kinds of characters (it has \(classes)); add \(missing.joined(separator: " or "))")
         }
         return out
+    }
+}
+
+/// The Unicode scalars of UTF-8 bytes, decoded in place.
+struct UTF8Scalars: Sequence, IteratorProtocol {
+    var bytes: UnsafeRawBufferPointer.Iterator
+    var decoder = UTF8()
+
+    init(bytes: UnsafeRawBufferPointer) {
+        self.bytes = bytes.makeIterator()
+    }
+
+    mutating func next() -> Unicode.Scalar? {
+        switch decoder.decode(&bytes) {
+        case .scalarValue(let s): s
+        case .emptyInput: nil
+        case .error: "\u{FFFD}"
+        }
     }
 }

@@ -134,6 +134,44 @@ public enum WireCodec {
         return message
     }
 
+    /// Where an ANSWER body's string lies (offsets into `body`), checked as
+    /// `decodeBody` checks it (version, length, no NUL, UTF-8, nothing after
+    /// it), without making a `String` of it: an answer may be a secret the
+    /// caller copies into a `SecretBytes` and then wipes from the frame.
+    /// nil when the body is some other well-formed message.
+    public static func answerRange(inBody body: UnsafeRawBufferPointer) throws -> Range<Int>? {
+        guard body.count >= 2 else { throw WireError.truncated }
+        guard body[0] == Wire.version else { throw WireError.badVersion(body[0]) }
+        guard let type = MessageType(rawValue: body[1]) else { throw WireError.unknownType(body[1]) }
+        guard type == .answer else {
+            _ = try decodeBody(ArraySlice(body))
+            return nil
+        }
+        guard body.count >= 4 else { throw WireError.truncated }
+        let n = Int(body[2]) << 8 | Int(body[3])
+        guard n <= Wire.maxString else { throw WireError.stringTooLong(n) }
+        guard body.count >= 4 + n else { throw WireError.truncated }
+        guard body.count == 4 + n else { throw WireError.trailingBytes }
+        let range = 4..<(4 + n)
+        let field = UnsafeRawBufferPointer(rebasing: body[range])
+        guard !field.contains(0) else { throw WireError.nulInString }
+        guard isValidUTF8(field) else { throw WireError.invalidUTF8 }
+        return range
+    }
+
+    /// Whether `bytes` are well-formed UTF-8, checked in place.
+    public static func isValidUTF8(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        var iterator = bytes.makeIterator()
+        var decoder = UTF8()
+        while true {
+            switch decoder.decode(&iterator) {
+            case .scalarValue: continue
+            case .emptyInput: return true
+            case .error: return false
+            }
+        }
+    }
+
     private struct Reader {
         var bytes: ArraySlice<UInt8>
 

@@ -410,16 +410,19 @@ struct LoginFlow: Sendable {
     }
 
     /// Asks for a new passcode twice and checks it against the policy; returns its hash.
+    /// Both answers are held in `SecretBytes`, wiped once hashed or refused.
     func choosePasscode(user: String, policy: PasscodePolicy, timeout: Double, conv: Conversation) async throws -> String {
         for _ in 0..<3 {
-            let first = try await conv.ask("Choose a passcode for \(user) on this machine: ", echo: false, timeout: timeout)
-            let problems = policy.problems(with: first)
+            let first = try await conv.askSecret("Choose a passcode for \(user) on this machine: ", timeout: timeout)
+            defer { first.wipe() }
+            let problems = first.withUnsafeBytes { policy.problems(withUTF8: $0) }
             guard problems.isEmpty else {
                 try await conv.error("That passcode is too weak: \(problems.joined(separator: "; ")).")
                 continue
             }
-            let second = try await conv.ask("Repeat the passcode: ", echo: false, timeout: timeout)
-            guard first == second else {
+            let second = try await conv.askSecret("Repeat the passcode: ", timeout: timeout)
+            defer { second.wipe() }
+            guard first.constantTimeEquals(second) else {
                 try await conv.error("The passcodes do not match.")
                 continue
             }

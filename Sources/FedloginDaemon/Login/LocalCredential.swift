@@ -243,8 +243,10 @@ extension LoginFlow {
                 // copy may be stale), also when root runs passwd: root on this
                 // machine cannot change a password the directory holds
                 // without it.
-                let current = try await conv.ask("Current password: ", echo: false, timeout: timeout)
+                let current = try await conv.askSecret("Current password: ", timeout: timeout)
+                defer { current.wipe() }
                 let new = try await askNew(what: "password", user: user, policy: nil, conv: conv, timeout: timeout)
+                defer { new.wipe() }
                 do {
                     try await conv.keepingAlive {
                         try await runtime.directory.changePassword(user: rec.directoryUsername, current: current, new: new)
@@ -269,6 +271,7 @@ extension LoginFlow {
             if !byRoot { try await checkCurrent(rec, conv: conv, timeout: timeout, what: "passcode") }
             let policy = (try? await conv.keepingAlive { try await runtime.directory.policy(device: runtime.deviceID) })?.passcode ?? PasscodePolicy()
             let new = try await askNew(what: "passcode", user: user, policy: policy, conv: conv, timeout: timeout)
+            defer { new.wipe() }
             try await conv.keepingAlive {
                 let hash = try await Blocking.compute { try Sys.hashPasscode(new) }
                 try await Blocking.accountChange { try runtime.accounts.setPasswordHash(name: user, hash: hash) }
@@ -290,7 +293,8 @@ extension LoginFlow {
     }
 
     func checkCurrent(_ rec: StateStore.Account, conv: Conversation, timeout: Double, what: String) async throws {
-        let current = try await conv.ask("Current \(what): ", echo: false, timeout: timeout)
+        let current = try await conv.askSecret("Current \(what): ", timeout: timeout)
+        defer { current.wipe() }
         let accounts = runtime.accounts
         let matches = try await conv.keepingAlive {
             try await Blocking.compute { try accounts.shadowHash(rec.username).map { Sys.verifyPassword(current, hash: $0) } ?? false }
@@ -300,16 +304,21 @@ extension LoginFlow {
         }
     }
 
-    func askNew(what: String, user: String, policy: PasscodePolicy?, conv: Conversation, timeout: Double) async throws -> String {
+    /// Asks for the new password twice; returns it in a `SecretBytes` the
+    /// caller wipes (the refused and repeated answers are wiped here).
+    func askNew(what: String, user: String, policy: PasscodePolicy?, conv: Conversation, timeout: Double) async throws -> SecretBytes {
         for _ in 0..<3 {
-            let first = try await conv.ask("New \(what): ", echo: false, timeout: timeout)
-            let problems = policy?.problems(with: first) ?? (first.isEmpty ? ["it is empty"] : [])
+            let first = try await conv.askSecret("New \(what): ", timeout: timeout)
+            let problems = policy.map { p in first.withUnsafeBytes { p.problems(withUTF8: $0) } } ?? (first.isEmpty ? ["it is empty"] : [])
             guard problems.isEmpty else {
+                first.wipe()
                 try await conv.error("That \(what) is too weak: \(problems.joined(separator: "; ")).")
                 continue
             }
-            let second = try await conv.ask("Repeat the new \(what): ", echo: false, timeout: timeout)
-            guard first == second else {
+            let second = try await conv.askSecret("Repeat the new \(what): ", timeout: timeout)
+            defer { second.wipe() }
+            guard first.constantTimeEquals(second) else {
+                first.wipe()
                 try await conv.error("The \(what)s do not match.")
                 continue
             }

@@ -64,6 +64,41 @@ public final class Conversation: @unchecked Sendable {
         return text
     }
 
+    /// Asks for a secret (a passcode, a password) and returns it in a buffer
+    /// the caller's last reference wipes. The answer's bytes go from the
+    /// frame straight into it, never into a `String`, and are then wiped
+    /// from the frame: the frame is a slice of the buffer the socket was
+    /// read into (the frame decoder hands a frame that arrived in one read
+    /// over without copying it), so the wipe reaches that buffer too, also
+    /// where NIO keeps it for its next read. The same timeouts and endings
+    /// as `ask`.
+    public func askSecret(_ prompt: String, timeout: Double) async throws -> SecretBytes {
+        try await send(.promptEchoOff(prompt))
+        let outcome: ReadOutcome
+        do {
+            outcome = try await nextFrame(within: timeout)
+        } catch {
+            throw Ended(description: "the PAM client went away")
+        }
+        let frame: ByteBuffer
+        switch outcome {
+        case .timedOut: throw Ended(description: "no answer within \(Int(timeout)) s")
+        case .frame(nil): throw Ended(description: "the PAM client went away")
+        case .frame(let f?): frame = f
+        }
+        // Wiped in place: a mutating ByteBuffer call would copy the storage
+        // first (the socket's read buffer shares it) and wipe the copy only.
+        defer { frame.withUnsafeReadableBytes { SecretBytes.wipe(UnsafeMutableRawBufferPointer(mutating: $0)) } }
+        let secret = try frame.withUnsafeReadableBytes { body -> SecretBytes? in
+            guard let range = try WireCodec.answerRange(inBody: body) else { return nil }
+            return SecretBytes(copying: UnsafeRawBufferPointer(rebasing: body[range]))
+        }
+        guard let secret else {
+            throw Ended(description: "the PAM client sent something other than an answer")
+        }
+        return secret
+    }
+
     enum ReadOutcome: Sendable {
         case frame(ByteBuffer?)
         case timedOut

@@ -18,7 +18,13 @@ public struct DirectoryClient: Sendable {
     /// One request and its answer, whatever `ok` says. Unreachable, not
     /// root's, or an answer that does not parse: `Unavailable`.
     func exchange(_ request: DirectoryRequest) async throws -> DirectoryResponse {
-        let body = try JSONEncoder().encode(request)
+        try await exchange(body: ByteBuffer(bytes: try JSONEncoder().encode(request)))
+    }
+
+    /// One request given as its JSON bytes. A request holding secrets is
+    /// wiped by the caller once this returns: by then the directory has
+    /// read it, or the connection is closed, so no write still needs it.
+    func exchange(body: ByteBuffer) async throws -> DirectoryResponse {
         let t = TimeAmount.milliseconds(Int64(timeout * 1000))
         let data: Data
         do {
@@ -26,7 +32,7 @@ public struct DirectoryClient: Sendable {
             data = try await FramedClient.with(
                 socket: socketPath, connectTimeout: t, maxFrame: directoryMaxFrame, requireRootPeer: true
             ) { session in
-                try await session.send(ByteBuffer(bytes: body))
+                try await session.send(body)
                 return Data(try await session.receive(timeout: t).readableBytesView)
             }
         } catch {
@@ -85,8 +91,18 @@ public struct DirectoryClient: Sendable {
     /// verifies `current` and stores `new` under its own policy. Returns once
     /// it has stored it; a refusal (wrong current password, too weak) is
     /// `Refused`. The passwords travel only on the root-to-root socket.
-    public func changePassword(user: String, current: String, new: String) async throws {
-        let response = try await exchange(DirectoryRequest(op: .changePassword, user: user, current: current, new: new))
+    /// The request's JSON is written straight into a wiped buffer
+    /// (`DirectoryRequest.changePasswordJSON`), sent from one ByteBuffer
+    /// the frame codec writes to the socket without copying, and wiped in
+    /// place once the directory has answered or the connection is closed.
+    public func changePassword(user: String, current: SecretBytes, new: SecretBytes) async throws {
+        let json = DirectoryRequest.changePasswordJSON(user: user, current: current, new: new)
+        defer { json.wipe() }
+        var body = ByteBufferAllocator().buffer(capacity: json.count)
+        json.withUnsafeBytes { _ = body.writeBytes($0) }
+        // In place, never through a mutating call (that would wipe a copy).
+        defer { body.withUnsafeReadableBytes { SecretBytes.wipe(UnsafeMutableRawBufferPointer(mutating: $0)) } }
+        let response = try await exchange(body: body)
         guard response.ok else { throw Refused(description: response.error ?? "no reason given") }
     }
 

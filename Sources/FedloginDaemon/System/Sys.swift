@@ -1,4 +1,5 @@
 import CFedloginSys
+import FedloginCore
 import Foundation
 
 /// Calls that touch the operating system, each failing with an error that
@@ -51,6 +52,23 @@ public enum Sys {
     public static func verifyPassword(_ password: String, hash: String) -> Bool {
         guard hash.hasPrefix("$") else { return false }
         return fedlogin_verify_password(password, hash) != 0
+    }
+
+    /// A yescrypt hash of a passcode held in a `SecretBytes`: libcrypt reads
+    /// it through the buffer's pointer, so no other copy of it is made here.
+    public static func hashPasscode(_ passcode: SecretBytes) throws -> String {
+        var buf = [CChar](repeating: 0, count: 512)
+        guard passcode.withCString({ fedlogin_hash_passcode($0, &buf, buf.count) }) == 0 else {
+            throw Failure("libcrypt could not hash the passcode")
+        }
+        return String(cString: buf)
+    }
+
+    /// Whether the password in `password` matches the crypt(3) `hash`; a
+    /// locked ("!") or empty hash never matches.
+    public static func verifyPassword(_ password: SecretBytes, hash: String) -> Bool {
+        guard hash.hasPrefix("$") else { return false }
+        return password.withCString { fedlogin_verify_password($0, hash) } != 0
     }
 
     /// Whether libcrypt on this machine can verify hashes of this scheme.
