@@ -97,6 +97,12 @@ cp "$DEB" "$W/srv/fedlogin.deb"
 gcc -O2 -Wall -Wextra -Werror -o "$W/srv/pam_client" "$HERE/pam_client.c" -lpam || die "pam_client does not build (apt-get install libpam0g-dev)"
 SSH_PORT="$(free_port)"
 printf 'Port %s\nListenAddress 127.0.0.1\n' "$SSH_PORT" > "$W/srv/sshd.conf"
+# libpam-pwquality and what it needs, for the container to install with dpkg
+# (downloaded on the host with its apt lists, never installed here).
+PWQUALITY_DEBS="libpam-pwquality libpwquality1 libpwquality-common libcrack2 cracklib-runtime file libmagic1 libmagic-mgc"
+mkdir -p "$W/srv/pwquality"
+(cd "$W/srv/pwquality" && apt-get download $PWQUALITY_DEBS) >"$W/pwquality-download.log" 2>&1 ||
+    say "   warning: apt-get download of libpam-pwquality failed (the pwquality checks will fail): $(tail -n 1 "$W/pwquality-download.log")"
 
 IDP_PORT="$(free_port)"
 ISSUER="http://127.0.0.1:$IDP_PORT"
@@ -393,6 +399,26 @@ check "with fedlogind and its socket stopped, a local account logs in" pam_login
 passwd_offline() { pam_passwd localuser Local-Pass3 Local-Pass3 && pam_login localuser Local-Pass3 && pam_passwd root Root-Pass3 Root-Pass3; }
 check "with fedlogind and its socket stopped, passwd for a local account and for root works" passwd_offline
 C systemctl start fedlogind.socket
+
+# With libpam-pwquality: pam_fedlogin, pam_pwquality, pam_unix in common-password.
+pwq_install() {
+    C sh -c 'DEBIAN_FRONTEND=noninteractive dpkg -i /srv/test/pwquality/*.deb' || return 1
+    pam_modules password password | tee /dev/stderr | head -3 | paste -sd'|' |
+        grep -Eq '^pam_fedlogin.so *\|pam_pwquality.so [^|]*\|pam_unix.so .*use_authtok'
+}
+check "libpam-pwquality installs: pam-auth-update puts it between pam_fedlogin and pam_unix" pwq_install
+passwd_pwquality() {
+    pam_passwd localuser Quality-Pass-4x Quality-Pass-4x Quality-Pass-4x && pam_login localuser Quality-Pass-4x &&
+        pam_passwd root Quality-Root-5y Quality-Root-5y Quality-Root-5y && pam_passwd alice short Other-Passcode8 Other-Passcode8 &&
+        grep -q 'too weak' "$W/passwd.txt" && pam_login alice Other-Passcode8 && pam_passwd alice "$PASSCODE" "$PASSCODE"
+}
+check "with libpam-pwquality: passwd for a local account, root and alice (fedlogind's policy) works" passwd_pwquality
+C systemctl stop fedlogind.socket fedlogind.service
+passwd_pwquality_offline() { pam_passwd localuser Quality-Pass-6z Quality-Pass-6z Quality-Pass-6z && pam_login localuser Quality-Pass-6z; }
+check "with libpam-pwquality and fedlogind stopped: passwd for a local account works" passwd_pwquality_offline
+C systemctl start fedlogind.socket
+check "dpkg -P libpam-pwquality takes it out of common-password" \
+    sh -c "nsenter -t $LEADER -a dpkg -P libpam-pwquality >/dev/null && ! nsenter -t $LEADER -a grep -q pam_pwquality /etc/pam.d/common-password"
 T_LOGIN=$(elapsed "$T0")
 
 # An upgrade (here: the same version again) runs postinst's upgrade path.
