@@ -10,8 +10,9 @@ copies left in the heap by the arrays and Swift strings the answers were
 decoded into, compared and hashed from.
 
 0 is what fedlogind achieves: the copies it cannot wipe (docs/security.md)
-are outside its memory, except NIO's receive buffers when a frame arrives in
-more than one read, which a 32-byte ANSWER sent with one send(2) does not."""
+are outside its memory. The one inside it, NIO's receive buffers when an
+ANSWER arrives in more than one read, is closed by reading root's
+connections into buffers that hold the longest ANSWER (the second test)."""
 import re
 import secrets
 
@@ -91,3 +92,51 @@ def test_passcodes_do_not_stay_in_fedlogind_memory(tmp_path, strict, in_namespac
     print(f"\npasscodes found in fedlogind's memory: {total} occurrences of {found} passcodes "
           f"(of {LOGINS}, after {LOGINS} first logins and {LOGINS} passcode logins)")
     assert total == 0, f"{total} occurrences of {found} passcodes"
+
+
+
+def fragment_occurrences(pid: int, needles: list[bytes]) -> dict[bytes, int]:
+    """How many times each needle occurs in the process's readable memory
+    (any needles: one scan per needle and region)."""
+    counts = {n: 0 for n in needles}
+    with open(f"/proc/{pid}/mem", "rb", buffering=0) as mem:
+        for start, end in memory_regions(pid):
+            try:
+                mem.seek(start)
+                data = mem.read(end - start)
+            except (OSError, ValueError, OverflowError):
+                continue
+            for n in needles:
+                counts[n] += data.count(n)
+    return counts
+
+
+
+def test_an_answer_longer_than_nios_default_receive_buffer_does_not_stay_either(tmp_path, strict, in_namespace):
+    """Answers of 3000 bytes, longer than the 2 KiB NIO reads into by default:
+    such an ANSWER would arrive in two reads, which NIO's frame decoder merges
+    into a new buffer, leaving the read buffers out of the wipe's reach.
+    fedlogind reads root's connections into buffers of at least 8 KiB, so
+    every ANSWER the protocol allows comes in one read. Each answer is a weak
+    passcode (lowercase letters only), refused three times: the login fails
+    with "No passcode was set". Counted: the first 1024 bytes of each."""
+    names = [unique("memlong") for _ in range(3)]
+    alphabet = "abcdefghijklmnopqrstuvwxyz"
+    tries = {n: ["".join(secrets.choice(alphabet) for _ in range(3000)) for _ in range(3)] for n in names}
+    for n in names:
+        strict.add_user(n, email=f"{n}@example.test", name=n.capitalize())
+    w = World(tmp_path, strict, names)
+    try:
+        for n in names:
+            codes, a = w.login(n, ["", *tries[n]])
+            assert codes[0] == pc.PAM_AUTH_ERR, a.transcript
+            errors = a.messages(pc.PAM_ERROR_MSG)
+            assert sum("too weak" in m for m in errors) == 3 and any("No passcode was set" in m for m in errors), a.transcript
+        counts = fragment_occurrences(w.fedlogind.pid, [t[:1024].encode() for n in names for t in tries[n]])
+    finally:
+        w.stop()
+    total = sum(counts.values())
+    found = sum(1 for c in counts.values() if c)
+    print(f"\n3000-byte answers (their first 1024 bytes) found in fedlogind's memory: {total} occurrences of {found} "
+          f"answers (of {len(counts)})")
+    assert total == 0, f"{total} occurrences of {found} answers"

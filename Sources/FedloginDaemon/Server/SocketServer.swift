@@ -26,6 +26,14 @@ public struct SocketServer: Service {
         @Sendable func initialize(_ channel: Channel) -> EventLoopFuture<(PeerCredentials, NIOAsyncChannel<ByteBuffer, ByteBuffer>)> {
             PeerCredentials.of(channel).flatMapThrowing { peer in
                 guard limiter.admit(channel, peer: peer) else { throw ConnectionLimiter.Refused(peer: peer) }
+                if peer.isRoot {
+                    // A whole ANSWER frame fits in one read, so the frame
+                    // decoder hands it over as a slice of the read buffer,
+                    // which Conversation.askSecret wipes in place; a frame
+                    // split across reads would be merged into a new buffer,
+                    // leaving the read buffers out of the wipe's reach.
+                    try channel.syncOptions?.setOption(.recvAllocator, value: Self.rootReceiveBuffers)
+                }
                 try channel.pipeline.syncOperations.addFrameCodec()
                 try channel.pipeline.syncOperations.addHandler(QuickAnswers(peer: peer))
                 return (peer, try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel))
@@ -79,6 +87,11 @@ public struct SocketServer: Service {
             server.channel.close(promise: nil)
         }
     }
+
+    /// Receive buffers for root's connections (pam_fedlogin, fedloginctl):
+    /// never smaller than the largest ANSWER frame (4 + 4 + Wire.maxString
+    /// bytes), where NIO's default starts at 2 KiB and may shrink to 64 bytes.
+    static let rootReceiveBuffers = AdaptiveRecvByteBufferAllocator(minimum: 8192, initial: 8192, maximum: 65536)
 
     /// Connections held at once: 64 per non-root uid, 512 for all non-root
     /// peers together; root's are not counted against these.
