@@ -18,6 +18,17 @@
         with a prompt is opened as the browser (as `sub`), and the prompts
         are answered with the --answer values in order.
 
+    driver.py tty [--sub alice] [--exit N] [--absent REGEX] STEP... -- COMMAND...
+        Runs COMMAND on a pseudo-terminal, as a person at a terminal meets it
+        (the real ssh client, login(1) through script(1) in the container),
+        and plays the steps in order: `--expect REGEX` waits (up to
+        --timeout seconds) for REGEX in the output after the last match;
+        `--send TEXT` types TEXT and Enter once the program shows its prompt
+        (`--secret TEXT` the same, not printed); `--browser` waits for a
+        sign-in address on a line of its own and signs in there as `sub`.
+        Prints the terminal's output; exits 0 when every step matched, no
+        --absent REGEX appeared and COMMAND exited with --exit (default 0).
+
     driver.py idp-user --issuer URL --sub alice --email alice@example.test
         Sets the claims of a user at oidc-provider-mock (PUT /users/SUB).
 
@@ -127,6 +138,119 @@ def cmd_ssh(a) -> int:
         transport.close()
 
 
+class Step(argparse.Action):
+    """--expect, --send, --secret and --browser, kept in the order given."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        steps = getattr(namespace, "steps", None) or []
+        steps.append((self.dest, values))
+        namespace.steps = steps
+
+
+def cmd_tty(a) -> int:
+    import fcntl
+    import os
+    import pty
+    import select
+    import signal
+    import struct
+    import termios
+    import time
+
+    pid, fd = pty.fork()
+    if pid == 0:
+        try:
+            os.execvp(a.command[0], a.command)
+        finally:
+            os._exit(127)
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 250, 0, 0))
+    seen = ""  # the output so far, without carriage returns
+    log = []  # the driver's own lines, printed after the output
+    eof = False
+
+    def pump(deadline: float) -> bool:
+        """Reads what the program wrote until deadline; False at end of output."""
+        nonlocal seen, eof
+        while not eof:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return True
+            r, _, _ = select.select([fd], [], [], left)
+            if not r:
+                return True
+            try:
+                data = os.read(fd, 65536)
+            except OSError:  # EIO: the other side is closed
+                data = b""
+            if not data:
+                eof = True
+                break
+            seen += data.decode(errors="replace").replace("\r", "")
+        return False
+
+    def wait_for(pattern: re.Pattern, what: str, pos: int):
+        deadline = time.monotonic() + a.timeout
+        while True:
+            m = pattern.search(seen, pos)
+            if m:
+                return m
+            if eof or time.monotonic() >= deadline:
+                log.append(f"[driver] {'end of output' if eof else f'{a.timeout:g} s passed'} before {what}")
+                return None
+            pump(min(deadline, time.monotonic() + 0.2))
+
+    ok, pos = True, 0
+    for kind, value in getattr(a, "steps", None) or []:
+        if kind == "expect":
+            m = wait_for(re.compile(value), f"/{value}/", pos)
+            if not m:
+                ok = False
+                break
+            log.append(f"[driver] saw /{value}/")
+            pos = m.end()
+        elif kind == "browser":
+            m = wait_for(URL_LINE, "a sign-in address", pos)
+            if not m:
+                ok = False
+                break
+            pos = m.end()
+            try:
+                r = browser(m.group(1), a.sub)
+                log.append(f"[browser] signed in as {a.sub}: {r.status_code} from {r.url.copy_with(query=None)}")
+            except Exception as e:  # noqa: BLE001 - the login fails and says so
+                log.append(f"[browser] failed: {e}")
+                ok = False
+                break
+        else:  # send, secret: once the prompt is out and the terminal settled (login flushes early input)
+            pump(time.monotonic() + 0.15)
+            os.write(fd, value.encode() + b"\r")
+            log.append(f"[driver] typed {'*' * len(value) if kind == 'secret' else repr(value)} and Enter")
+    if ok:
+        deadline = time.monotonic() + a.timeout
+        while not eof and time.monotonic() < deadline:
+            pump(deadline)
+    status = None
+    for _ in range(50):
+        done, st = os.waitpid(pid, os.WNOHANG)
+        if done:
+            status = os.waitstatus_to_exitcode(st)
+            break
+        if not eof or not ok:
+            os.kill(pid, signal.SIGKILL)
+        time.sleep(0.1)
+    os.close(fd)
+    for line in seen.rstrip("\n").split("\n"):
+        print(f"  | {line}")
+    for line in log:
+        print(f"  {line}")
+    for pattern in a.absent:
+        if re.search(pattern, seen):
+            print(f"  [driver] /{pattern}/ appeared")
+            ok = False
+    print(f"  [driver] exit status {status}, expected {a.exit}")
+    return 0 if ok and status == a.exit else 1
+
+
 def cmd_idp_user(a) -> int:
     import httpx
 
@@ -152,12 +276,22 @@ def main() -> int:
     ssh.add_argument("--sub")
     ssh.add_argument("--answer", action="append", default=[])
     ssh.add_argument("command", nargs="+")
+    tty = sub.add_parser("tty")
+    tty.add_argument("--sub")
+    tty.add_argument("--timeout", type=float, default=30)
+    tty.add_argument("--exit", type=int, default=0)
+    tty.add_argument("--absent", action="append", default=[])
+    tty.add_argument("--expect", action=Step)
+    tty.add_argument("--send", action=Step)
+    tty.add_argument("--secret", action=Step)
+    tty.add_argument("--browser", action=Step, nargs=0)
+    tty.add_argument("command", nargs="+")
     idp = sub.add_parser("idp-user")
     idp.add_argument("--issuer", required=True)
     idp.add_argument("--sub", required=True)
     idp.add_argument("--email", required=True)
     a = p.parse_args()
-    return {"pam": cmd_pam, "ssh": cmd_ssh, "idp-user": cmd_idp_user}[a.cmd](a)
+    return {"pam": cmd_pam, "ssh": cmd_ssh, "tty": cmd_tty, "idp-user": cmd_idp_user}[a.cmd](a)
 
 
 if __name__ == "__main__":

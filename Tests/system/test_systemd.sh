@@ -363,6 +363,69 @@ carol_again() {
 }
 check "carol logs in over SSH with her new passcode" carol_again
 
+# The real OpenSSH client and login(1), each on a pseudo-terminal, typed at as a
+# person types (driver.py tty): the passcode reset, login(1), the lockout.
+say "-- carol at a terminal: ssh (OpenSSH client, keyboard-interactive) and login(1):"
+NEW_PASSCODE="Reset-Passcode7"
+OFFER='Wrong passcode\. Forgot it\? Type "reset" to sign in with your identity provider and choose a new one, or press Enter:'
+SSH_OPTS=(-F /dev/null -p "$SSH_PORT" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o GlobalKnownHostsFile=/dev/null
+    -o PreferredAuthentications=keyboard-interactive -o PubkeyAuthentication=no -o NumberOfPasswordPrompts=1 -o LogLevel=ERROR)
+ssh_tty() { # USER STEP...: `ssh USER@127.0.0.1 id -un` on the host, on a pseudo-terminal
+    local user="$1"; shift
+    "$PY" "$HERE/driver.py" tty --sub "$user" "$@" -- ssh "${SSH_OPTS[@]}" "$user@127.0.0.1" id -un | tee "$W/tty.txt"
+}
+ssh_reset() {
+    ssh_tty carol --expect 'Password:' --secret Wrong-Horse9 --expect "$OFFER" --send reset \
+        --expect 'Sign in with Demo IdP to choose a new passcode for carol\.' --browser \
+        --expect 'Press Enter once you have signed in:' --send '' \
+        --expect 'Choose a passcode for carol on this machine:' --secret "$NEW_PASSCODE" \
+        --expect 'Repeat the passcode:' --secret "$NEW_PASSCODE" --expect '(?m)^carol$'
+}
+check "ssh: a wrong passcode gets the reset offer; reset signs in at the IdP, sets a new passcode and logs in" ssh_reset
+ssh_ok() { ssh_tty "$1" --expect 'Password:' --secret "$2" --expect "(?m)^$1\$"; }
+check "ssh: carol logs in with the new passcode" ssh_ok carol "$NEW_PASSCODE"
+ssh_old_refused() { ssh_tty carol --exit 255 --expect 'Password:' --secret "$PASSCODE" --expect "$OFFER" --send '' --expect 'Permission denied'; }
+check "ssh: the old passcode is refused (the offer, Enter, permission denied)" ssh_old_refused
+
+login_tty() { # STEP...: login(1) in the container on a terminal of its own (script(1) makes one)
+    "$PY" "$HERE/driver.py" tty "$@" -- nsenter -t "$LEADER" -a env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin TERM=dumb \
+        script -qfec 'login carol' /dev/null | tee "$W/tty.txt"
+}
+console_login() {
+    login_tty --expect 'Password:' --secret Wrong-Horse9 --expect "$OFFER" --send '' \
+        --expect 'Login incorrect' --expect 'login: ' --send carol --expect 'Password:' --secret "$NEW_PASSCODE" \
+        --expect 'carol@[^ ]*\$ ' --send 'echo "console: $(id -un) on $(tty)"; exit' --expect 'console: carol on /dev/pts/[0-9]+'
+}
+check "login(1): a wrong passcode gets the reset offer, Enter fails it, the right passcode logs in" console_login
+
+# The lockout: the directory's policy allows 3 failed attempts.
+C sed -i 's/"min_classes": 3}}/"min_classes": 3}, "lockout": {"max_attempts": 3, "duration": 900}}/' /etc/fedlogin-directoryd/directory.json
+check "fedloginctl sync takes the directory's lockout policy (max_attempts 3)" C fedloginctl sync
+ssh_wrong() { ssh_tty carol --exit 255 --expect 'Password:' --secret Wrong-Horse9 --expect "$OFFER" --send '' --expect 'Permission denied'; }
+lock_out() { ssh_wrong && ssh_wrong && ssh_wrong; }
+check "ssh: three wrong passcodes (each: the offer, Enter, permission denied)" lock_out
+ssh_locked() { ssh_tty carol --exit 255 --absent 'Password:' --expect 'Permission denied'; }
+check "ssh: while locked out, carol is refused before any password prompt" ssh_locked
+expiry() { # USER: field 8 of /etc/shadow
+    C getent shadow "$1" | cut -d: -f8
+}
+mirrored() {
+    C chage -l carol; C fedloginctl users
+    [ "$(expiry carol)" = 1 ] && C chage -l carol | grep -q '^Account expires.*: Jan 02, 1970$' &&
+        C fedloginctl users | grep '^carol ' | grep -q 'locked after failed attempts until'
+}
+check "carol is locked out: fedloginctl users says until when, /etc/shadow has expiry day 1 (chage -l)" mirrored
+C systemctl stop fedlogind.socket fedlogind.service
+ssh_expired() { ssh_tty carol --exit 255 --expect 'Password:' --secret "$NEW_PASSCODE" --expect 'Permission denied'; }
+offline_locked() { ! C systemctl is-active -q fedlogind.service fedlogind.socket && ssh_expired && ssh_ok alice "$PASSCODE"; }
+check "with fedlogind and its socket stopped, pam_unix refuses carol's right passcode (expired); alice logs in" offline_locked
+C systemctl start fedlogind.socket
+unlocked() { C fedloginctl unlock carol | tee /dev/stderr | grep -qx 'carol unlocked' && [ -z "$(expiry carol)" ]; }
+check "fedlogind started again: fedloginctl unlock carol lifts the lock and the expiry in /etc/shadow" unlocked
+check "ssh: after unlock carol logs in with her passcode" ssh_ok carol "$NEW_PASSCODE"
+C sed -i 's/, "lockout": {"max_attempts": 3, "duration": 900}}/}/' /etc/fedlogin-directoryd/directory.json
+C fedloginctl sync >/dev/null
+
 pam_login() { # USER PASSWORD
     "$PY" "$HERE/driver.py" pam --sub "$1" --answer "$2" -- "${PAMC[@]}" sshd "$1" | tee "$W/pam.txt"
     grep -q '^  RESULT authenticate 0 ' "$W/pam.txt" && grep -q '^  RESULT acct_mgmt 0 ' "$W/pam.txt" &&
