@@ -13,12 +13,14 @@ decoded into, compared and hashed from.
 are outside its memory. The one inside it, NIO's receive buffers when an
 ANSWER arrives in more than one read, is closed by reading root's
 connections into buffers that hold the longest ANSWER (the second test)."""
+import crypt
 import re
 import secrets
 
 import pytest
 
 import pamclient as pc
+import sandbox
 from world import World, unique
 
 pytestmark = pytest.mark.namespace
@@ -140,3 +142,39 @@ def test_an_answer_longer_than_nios_default_receive_buffer_does_not_stay_either(
     print(f"\n3000-byte answers (their first 1024 bytes) found in fedlogind's memory: {total} occurrences of {found} "
           f"answers (of {len(counts)})")
     assert total == 0, f"{total} occurrences of {found} answers"
+
+
+def test_directory_password_changes_do_not_stay_in_fedlogind_memory(tmp_path, strict, in_namespace):
+    """20 changes of a password the directory holds (passwd, through the
+    `change_password` request): fedlogind's memory holds neither the current
+    nor the new passwords afterwards. fedlogin-directoryd, a separate
+    process, decodes the request into strings it does not wipe: its figure is
+    printed, not asserted (docs/security.md)."""
+    names = [unique("memdir") for _ in range(20)]
+    current = {n: f"Qz7#{secrets.token_hex(10)}" for n in names}
+    new = {n: f"Qz7#{secrets.token_hex(10)}" for n in names}
+    users = []
+    for n in names:
+        strict.add_user(n, email=f"{n}@example.test", name=n.capitalize())
+        users.append({"username": n, "password_authority": "directory",
+                      "password_hash": crypt.crypt(current[n], crypt.mksalt(crypt.METHOD_SHA512))})
+    w = World(tmp_path, strict, users, policy={"password_sync": True})
+    try:
+        for n in names:
+            codes, a = w.login(n, [""])
+            assert codes == [pc.PAM_SUCCESS, pc.PAM_SUCCESS], a.transcript
+            answerer = sandbox.sign_in_answerer(None, [current[n], new[n], new[n]])
+            codes, _ = pc.authenticate(w.confdir, "other", n, answerer, steps=("chauthtok",))
+            assert codes == [pc.PAM_SUCCESS], answerer.transcript
+            assert "Password changed in the directory and on this machine." in answerer.messages(pc.PAM_TEXT_INFO)
+        secrets_used = [p.encode() for p in [*current.values(), *new.values()]]
+        daemon = occurrences_in_memory(w.fedlogind.pid, secrets_used)
+        directory = occurrences_in_memory(w.directoryd.pid, secrets_used)
+    finally:
+        w.stop()
+    total = sum(daemon.values())
+    print(f"\ndirectory passwords found in fedlogind's memory: {total} occurrences of "
+          f"{sum(1 for c in daemon.values() if c)} passwords (of {len(secrets_used)}, after {len(names)} changes); "
+          f"in fedlogin-directoryd's: {sum(directory.values())} occurrences of "
+          f"{sum(1 for c in directory.values() if c)}")
+    assert total == 0
