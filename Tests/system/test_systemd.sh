@@ -9,6 +9,8 @@
 # changed, and shares the host's network namespace: oidc-provider-mock runs
 # on the host's loopback (from .venv), fedlogind inside reaches it there, and
 # the test plays the user's browser against fedlogind's loopback listener.
+# Some logins are typed on a pseudo-terminal as a person would: the host's
+# OpenSSH client to the container's sshd, and login(1) inside it.
 # fedlogin-directoryd runs inside, from the package. Everything started is
 # stopped by its pid at the end.
 #
@@ -26,8 +28,8 @@ say() { printf '%s\n' "$*"; }
 die() { printf 'test_systemd: error: %s\n' "$*" >&2; exit 2; }
 
 [ "$(id -u)" = 0 ] || die "must run as root (it boots a container with systemd-nspawn)"
-for tool in systemd-nspawn nsenter gcc mmdebstrap; do
-    command -v "$tool" >/dev/null || die "$tool not found (apt-get install --no-install-recommends systemd-container util-linux gcc mmdebstrap)"
+for tool in systemd-nspawn nsenter gcc mmdebstrap ssh; do
+    command -v "$tool" >/dev/null || die "$tool not found (apt-get install --no-install-recommends systemd-container util-linux gcc mmdebstrap openssh-client)"
 done
 [ -x "$PY" ] && "$PY" -c 'import httpx, paramiko' 2>/dev/null || die "$PY with httpx and paramiko not found: run scripts/deps.sh"
 [ -x "$ROOT/.venv/bin/oidc-provider-mock" ] || die "oidc-provider-mock not in .venv: run scripts/deps.sh"
