@@ -27,16 +27,14 @@ struct Connection: ParsableArguments {
     @Flag(help: "Print the daemon's JSON answer.")
     var json = false
 
-    /// Sends one CONTROL request; returns the reply object or exits with the daemon's error.
+    /// Sends one CONTROL request; returns the reply or exits with the daemon's error.
     /// `wait`: seconds for the daemon's answer (a sync of many accounts takes long).
-    func call(_ op: String, _ params: [String: Any] = [:], wait: Int = 30) async throws -> [String: Any] {
-        var body = params
-        body["op"] = op
-        let request = String(decoding: try JSONSerialization.data(withJSONObject: body), as: UTF8.self)
-        let reply: (Bool, String)
+    func call<Reply: Decodable>(_ request: ControlRequest, _ reply: Reply.Type, wait: Int = 30) async throws -> Reply {
+        let body = String(decoding: try JSONEncoder().encode(request), as: UTF8.self)
+        let answer: (ok: Bool, json: String)
         do {
-            reply = try await FramedClient.with(socket: socket) { session in
-                try await session.send(WireMessage.control(request).body())
+            answer = try await FramedClient.with(socket: socket) { session in
+                try await session.send(WireMessage.control(body).body())
                 var text = ""
                 while true {
                     switch try WireMessage(body: try await session.receive(timeout: .seconds(Int64(wait)))) {
@@ -49,10 +47,17 @@ struct Connection: ParsableArguments {
         } catch let e as FramedClient.ClientError {
             throw CLIError("fedlogind is not reachable at \(socket) (\(e)). Is it running? Try: systemctl status fedlogind")
         }
-        let obj = (try? JSONSerialization.jsonObject(with: Data(reply.1.utf8))) as? [String: Any] ?? [:]
-        guard reply.0 else { throw CLIError("fedlogind: \(obj["error"] as? String ?? "request refused")") }
-        if json { print(reply.1) }
-        return obj
+        let data = Data(answer.json.utf8)
+        guard answer.ok else {
+            let failure = try? JSONDecoder().decode(ControlReply.Failure.self, from: data)
+            throw CLIError("fedlogind: \(failure?.error ?? "request refused")")
+        }
+        if json { print(answer.json) }
+        do {
+            return try JSONDecoder().decode(Reply.self, from: data)
+        } catch {
+            throw CLIError("fedlogind sent a reply fedloginctl cannot read (\(error))")
+        }
     }
 }
 
@@ -61,12 +66,12 @@ struct Status: AsyncParsableCommand {
     @OptionGroup var connection: Connection
 
     func run() async throws {
-        let s = try await connection.call("status")
+        let s = try await connection.call(.status, ControlReply.Status.self)
         guard !connection.json else { return }
-        print("fedlogind \(s["version"] ?? "?") on device \(s["device_id"] ?? "?")")
-        print("  IdPs:            \((s["idps"] as? [String])?.joined(separator: ", ") ?? "")")
-        print("  managed users:   \(s["managed_users"] ?? 0)")
-        print("  pending reports: \(s["pending_reports"] ?? 0)")
+        print("fedlogind \(s.version) on device \(s.deviceID)")
+        print("  IdPs:            \(s.idps.joined(separator: ", "))")
+        print("  managed users:   \(s.managedUsers)")
+        print("  pending reports: \(s.pendingReports)")
     }
 }
 
@@ -75,17 +80,13 @@ struct Users: AsyncParsableCommand {
     @OptionGroup var connection: Connection
 
     func run() async throws {
-        let r = try await connection.call("users")
+        let users = try await connection.call(.users, ControlReply.Users.self).users
         guard !connection.json else { return }
-        let users = r["users"] as? [[String: Any]] ?? []
         if users.isEmpty { print("no managed users"); return }
         let rows = users.map { u -> [String] in
-            let locked = u["locked"] as? String ?? ""
-            let mode = u["password_mode"] as? String ?? ""
-            return [
-                u["username"] as? String ?? "?", "\(u["uid"] ?? "?")", u["email"] as? String ?? "", u["state"] as? String ?? "",
-                mode.isEmpty ? "-" : mode, locked.isEmpty ? "no" : locked,
-                (u["reported"] as? Bool ?? false) ? "reported" : "pending",
+            [
+                u.username, "\(u.uid)", u.email, u.state, u.passwordMode.isEmpty ? "-" : u.passwordMode,
+                u.locked.isEmpty ? "no" : u.locked, u.reported ? "reported" : "pending",
             ]
         }
         printTable(["USER", "UID", "EMAIL", "STATE", "PASSWORD", "LOCKED", "BINDING"], rows)
@@ -102,12 +103,11 @@ struct Outbox: AsyncParsableCommand {
         @OptionGroup var connection: Connection
 
         func run() async throws {
-            let r = try await connection.call("outbox")
+            let items = try await connection.call(.outbox, ControlReply.Outbox.self).pending
             guard !connection.json else { return }
-            let items = r["pending"] as? [[String: Any]] ?? []
             if items.isEmpty { print("no pending reports"); return }
             for i in items {
-                print("\(i["username"] ?? "?")\tattempts=\(i["attempts"] ?? 0)\t\(i["last_error"] ?? "")")
+                print("\(i.username)\tattempts=\(i.attempts)\t\(i.lastError)")
             }
         }
     }
@@ -117,8 +117,8 @@ struct Outbox: AsyncParsableCommand {
         @OptionGroup var connection: Connection
 
         func run() async throws {
-            let r = try await connection.call("deliver")
-            if !connection.json { print("delivered: \(r["delivered"] ?? 0)") }
+            let r = try await connection.call(.deliver, ControlReply.Delivered.self)
+            if !connection.json { print("delivered: \(r.delivered)") }
         }
     }
 }
@@ -140,22 +140,19 @@ struct Sync: AsyncParsableCommand {
     @OptionGroup var connection: Connection
 
     func run() async throws {
-        let r = try await connection.call("sync", wait: 3600)
+        let r = try await connection.call(.sync, ControlReply.Sync.self, wait: 3600)
         guard !connection.json else { return }
-        for (key, label) in [
-            ("provisioned", "created"), ("locked", "locked"), ("unlocked", "unlocked"), ("group_changes", "groups"),
-            ("skipped", "skipped"), ("errors", "errors"),
-        ] {
-            let items = r[key] as? [String] ?? []
-            if !items.isEmpty { print("\(label): \(items.joined(separator: ", "))") }
+        for (items, label) in [
+            (r.provisioned, "created"), (r.locked, "locked"), (r.unlocked, "unlocked"), (r.groupChanges, "groups"),
+            (r.skipped, "skipped"), (r.errors, "errors"),
+        ] where !items.isEmpty {
+            print("\(label): \(items.joined(separator: ", "))")
         }
         print("sync done")
     }
 }
 
-enum YesNo: String, ExpressibleByArgument, CaseIterable {
-    case yes, no
-}
+extension PasswordSyncChoice: ExpressibleByArgument {}
 
 struct Bind: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -164,14 +161,13 @@ struct Bind: AsyncParsableCommand {
     @OptionGroup var connection: Connection
     @Argument(help: "The user's local name.") var user: String
     @Option(name: .customLong("password-sync"), help: "yes: the directory's password becomes the password here; no: a local passcode, set at the first sign-in. Default: the directory's policy.")
-    var passwordSync: YesNo?
+    var passwordSync: PasswordSyncChoice?
     @Flag(help: "Take over the existing local account USER.") var adopt = false
 
     func run() async throws {
-        var params: [String: Any] = ["user": user, "adopt": adopt]
-        if let passwordSync { params["password_sync"] = passwordSync.rawValue }
-        let r = try await connection.call("bind", params, wait: 300)
-        if !connection.json { print(r["message"] as? String ?? "done") }
+        let request = ControlRequest.bind(user: user, passwordSync: passwordSync.map { $0 == .yes }, adopt: adopt)
+        let r = try await connection.call(request, ControlReply.Message.self, wait: 300)
+        if !connection.json { print(r.message) }
     }
 }
 
@@ -182,8 +178,8 @@ struct Unbind: AsyncParsableCommand {
     @Argument(help: "The user's local name.") var user: String
 
     func run() async throws {
-        let r = try await connection.call("unbind", ["user": user])
-        if !connection.json { print(r["message"] as? String ?? "done") }
+        let r = try await connection.call(.unbind(user: user), ControlReply.Message.self)
+        if !connection.json { print(r.message) }
     }
 }
 
@@ -193,7 +189,7 @@ struct Unlock: AsyncParsableCommand {
     @Argument(help: "The user's local name.") var user: String
 
     func run() async throws {
-        let r = try await connection.call("unlock", ["user": user])
-        if !connection.json { print(r["message"] as? String ?? "done") }
+        let r = try await connection.call(.unlock(user: user), ControlReply.Message.self)
+        if !connection.json { print(r.message) }
     }
 }

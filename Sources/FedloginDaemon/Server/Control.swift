@@ -7,64 +7,60 @@ struct Control {
     let runtime: Runtime
 
     func handle(_ json: String, peer: PeerCredentials) async -> (Bool, String) {
-        guard let obj = (try? JSONSerialization.jsonObject(with: Data(json.utf8))) as? [String: Any], let op = obj["op"] as? String else {
-            return fail("the request is not a JSON object with \"op\"")
+        let data = Data(json.utf8)
+        let request: ControlRequest
+        do {
+            let op = try JSONDecoder().decode(ControlRequestHead.self, from: data).op
+            if op.rootOnly && !peer.isRoot { return fail(Self.refusal(op)) }
+            request = try JSONDecoder().decode(ControlRequest.self, from: data)
+        } catch let e as ControlRequestError {
+            return fail(e.description)
+        } catch {
+            return fail(ControlRequestError.notARequest.description)
         }
         do {
-            switch op {
-            case "status":
+            switch request {
+            case .status:
                 let pending = try runtime.state.pendingReports().count
                 let managed = try runtime.state.accounts().filter { $0.state == "active" }.count
-                return ok([
-                    "version": fedloginVersion, "device_id": runtime.deviceID, "idps": runtime.idps.keys.sorted(),
-                    "managed_users": managed, "pending_reports": pending, "socket": runtime.config.socketPath,
-                ])
-            case "users":
-                guard peer.isRoot else { return fail("only root may list users") }
+                return ok(
+                    ControlReply.Status(
+                        version: fedloginVersion, deviceID: runtime.deviceID, idps: runtime.idps.keys.sorted(), managedUsers: managed,
+                        pendingReports: pending, socket: runtime.config.socketPath))
+            case .users:
                 let delivered = Set(try runtime.state.pendingReports().map(\.username))
-                let users: [[String: Any]] = try runtime.state.accounts().map { a in
-                    [
-                        "username": a.username, "uid": a.uid, "email": a.email, "state": a.state,
-                        "password_mode": a.passwordMode ?? "", "iss": a.issuer ?? "", "sub": a.subject ?? "",
-                        "bound_at": a.boundAt ?? "", "reported": !delivered.contains(a.username),
-                        "locked": Self.lockText(a) ?? "", "failed_attempts": a.failedAttempts,
-                        "groups": a.managedGroups.split(separator: ",").map(String.init),
-                    ]
+                let users = try runtime.state.accounts().map { a in
+                    ControlReply.User(
+                        username: a.username, uid: a.uid, email: a.email, state: a.state, passwordMode: a.passwordMode ?? "",
+                        issuer: a.issuer ?? "", subject: a.subject ?? "", boundAt: a.boundAt ?? "", reported: !delivered.contains(a.username),
+                        locked: Self.lockText(a) ?? "", failedAttempts: a.failedAttempts,
+                        groups: a.managedGroups.split(separator: ",").map(String.init))
                 }
-                return ok(["users": users])
-            case "outbox":
-                guard peer.isRoot else { return fail("only root may read the outbox") }
-                let items: [[String: Any]] = try runtime.state.pendingReports().map {
-                    ["key": $0.key, "username": $0.username, "attempts": $0.attempts, "last_error": $0.lastError ?? ""]
+                return ok(ControlReply.Users(users: users))
+            case .outbox:
+                let items = try runtime.state.pendingReports().map {
+                    ControlReply.PendingReport(key: $0.key, username: $0.username, attempts: $0.attempts, lastError: $0.lastError ?? "")
                 }
-                return ok(["pending": items])
-            case "deliver":
-                guard peer.isRoot else { return fail("only root may run the outbox") }
-                let n = await runtime.outbox.deliverDue()
-                return ok(["delivered": n])
-            case "sync":
-                guard peer.isRoot else { return fail("only root may sync with the directory") }
+                return ok(ControlReply.Outbox(pending: items))
+            case .deliver:
+                return ok(ControlReply.Delivered(delivered: await runtime.outbox.deliverDue()))
+            case .sync:
+                let r: Lifecycle.SyncResult
                 do {
-                    return ok(try await Lifecycle(runtime: runtime).sync().json)
+                    r = try await Lifecycle(runtime: runtime).sync()
                 } catch let e as DirectoryClient.Unavailable {
                     return fail("the directory cannot be reached, nothing was changed: \(e)")
                 }
-            case "bind", "unbind", "unlock":
-                guard peer.isRoot else { return fail("only root may \(op) accounts") }
-                guard let user = obj["user"] as? String, !user.isEmpty else { return fail("\(op) needs \"user\"") }
-                let life = Lifecycle(runtime: runtime)
-                let message: String
-                switch op {
-                case "bind":
-                    let sync: Bool? = (obj["password_sync"] as? String).map { $0 == "yes" }
-                    message = try await life.bind(user, passwordSync: sync, adopt: obj["adopt"] as? Bool ?? false)
-                case "unbind": message = try life.unbind(user)
-                default: message = try life.unlock(user)
-                }
-                runtime.nssCache.clear()
-                return ok(["message": message])
-            default:
-                return fail("unknown op \"\(op)\"")
+                return ok(
+                    ControlReply.Sync(
+                        provisioned: r.provisioned, locked: r.locked, unlocked: r.unlocked, groupChanges: r.groupChanges, skipped: r.skipped,
+                        errors: r.errors))
+            case .bind(let user, let passwordSync, let adopt):
+                return ok(try await changed(Lifecycle(runtime: runtime).bind(user, passwordSync: passwordSync, adopt: adopt)))
+            case .unbind(let user):
+                return ok(try changed(Lifecycle(runtime: runtime).unbind(user)))
+            case .unlock(let user):
+                return ok(try changed(Lifecycle(runtime: runtime).unlock(user)))
             }
         } catch let e as Lifecycle.Failure {
             return fail(e.description)
@@ -72,6 +68,24 @@ struct Control {
             return fail("the directory cannot be reached: \(e)")
         } catch {
             return fail("\(error)")
+        }
+    }
+
+    /// The reply to a change of an account: what NSS answered from its cache may be stale now.
+    private func changed(_ message: String) -> ControlReply.Message {
+        runtime.nssCache.clear()
+        return ControlReply.Message(message: message)
+    }
+
+    /// The refusal of a root-only op to another peer.
+    static func refusal(_ op: ControlOp) -> String {
+        switch op {
+        case .status: "only root may ask for the status"
+        case .users: "only root may list users"
+        case .outbox: "only root may read the outbox"
+        case .deliver: "only root may run the outbox"
+        case .sync: "only root may sync with the directory"
+        case .bind, .unbind, .unlock: "only root may \(op.rawValue) accounts"
         }
     }
 
@@ -84,12 +98,14 @@ struct Control {
         return nil
     }
 
-    func ok(_ obj: [String: Any]) -> (Bool, String) {
-        (true, String(decoding: (try? JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys])) ?? Data("{}".utf8), as: UTF8.self))
+    func ok(_ reply: some Encodable) -> (Bool, String) {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return (true, String(decoding: (try? encoder.encode(reply)) ?? Data("{}".utf8), as: UTF8.self))
     }
 
     func fail(_ message: String) -> (Bool, String) {
-        (false, String(decoding: (try? JSONSerialization.data(withJSONObject: ["error": message])) ?? Data(), as: UTF8.self))
+        (false, String(decoding: (try? JSONEncoder().encode(ControlReply.Failure(error: message))) ?? Data(), as: UTF8.self))
     }
 }
 
