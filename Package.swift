@@ -27,6 +27,10 @@ let package = Package(
         ),
         // libcrypt, libsystemd and a few syscalls Swift cannot call directly.
         .systemLibrary(name: "CFedloginSys", path: "Sources/CFedloginSys"),
+        // libcurl, for the IdP client's HTTP only.
+        .systemLibrary(name: "CCurl", path: "Sources/CCurl"),
+        // libqrencode, for the device grant's QR code only.
+        .systemLibrary(name: "CQRencode", path: "Sources/CQRencode"),
         // Frame codec, peer credentials and Unix-socket clients shared by the executables.
         .target(
             name: "FedloginNIO",
@@ -40,7 +44,7 @@ let package = Package(
         .target(
             name: "FedloginDaemon",
             dependencies: [
-                "FedloginCore", "CFedloginSys", "FedloginNIO",
+                "FedloginCore", "CFedloginSys", "CCurl", "CQRencode", "FedloginNIO",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

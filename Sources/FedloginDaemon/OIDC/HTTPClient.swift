@@ -1,4 +1,4 @@
-import CFedloginSys
+import CCurl
 import Foundation
 
 /// HTTP for the IdP client, through libcurl: bounded by a timeout on every

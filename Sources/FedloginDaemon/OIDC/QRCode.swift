@@ -1,4 +1,4 @@
-import CFedloginSys
+import CQRencode
 import FedloginCore
 
 /// QR codes through libqrencode.
