@@ -8,8 +8,13 @@ public final class Runtime: Sendable {
     public let config: DaemonConfig
     public let logger: Logger
     public let state: StateStore
-    public let accounts: ShadowAccounts
-    public let directory: DirectoryClient
+    let accounts: any AccountBackend
+    let directory: any DirectoryService
+    /// The clock every timer of a request uses (sign-in deadlines, the device
+    /// grant's polls, lockouts, the outbox's retries).
+    let clock: any WallClock
+    /// The world this runtime talks to; a reload keeps it.
+    let seams: Seams
     public let idps: [String: IdPClient]
     public let callbacks: CallbackRegistry
     public let outbox: Outbox
@@ -25,13 +30,38 @@ public final class Runtime: Sendable {
 
     let inFlightShared: InFlight
 
+    /// What a runtime talks to: the clock, the local accounts, the directory
+    /// and the IdPs' HTTP. nil: the real one made from the configuration
+    /// (shadow-utils in `system_root`, the directory socket, libcurl).
+    struct Seams: Sendable {
+        var clock: any WallClock = SystemClock()
+        var accounts: (any AccountBackend)?
+        var directory: (any DirectoryService)?
+        var idpTransport: (any HTTPTransport)?
+        /// The device id when the configuration has none (the machine's app-specific id otherwise).
+        var machineID: (@Sendable () -> String?) = { Sys.machineAppID() }
+
+        static let production = Seams()
+
+        func accounts(_ config: DaemonConfig) -> any AccountBackend { accounts ?? ShadowAccounts(root: config.systemRoot) }
+
+        func directory(_ config: DaemonConfig) -> any DirectoryService {
+            directory ?? DirectoryClient(socketPath: config.directorySocket, timeout: config.directoryTimeout)
+        }
+    }
+
     /// The first runtime of a daemon: opens the state and makes the outbox.
-    convenience init(config: DaemonConfig, logger: Logger, fixedListeners: [UInt16: LoopbackListener], callbacks: CallbackRegistry = .init()) throws {
+    convenience init(
+        config: DaemonConfig, logger: Logger, fixedListeners: [UInt16: LoopbackListener], callbacks: CallbackRegistry = .init(),
+        seams: Seams = .production
+    ) throws {
         let state = try StateStore(directory: config.stateDir)
         try state.migrateShadowWrites()
-        let directory = DirectoryClient(socketPath: config.directorySocket, timeout: config.directoryTimeout)
-        let outbox = Outbox(state: state, directory: directory, retryMax: config.reportRetryMax, logger: logger)
-        try self.init(config: config, logger: logger, state: state, outbox: outbox, fixedListeners: fixedListeners, callbacks: callbacks, inFlight: InFlight())
+        let outbox = Outbox(
+            state: state, directory: seams.directory(config), retryMax: config.reportRetryMax, logger: logger, clock: seams.clock)
+        try self.init(
+            config: config, logger: logger, state: state, outbox: outbox, fixedListeners: fixedListeners, callbacks: callbacks,
+            inFlight: InFlight(), seams: seams)
     }
 
     /// A runtime for a re-read configuration, sharing the state, the outbox,
@@ -39,26 +69,30 @@ public final class Runtime: Sendable {
     func reloaded(with config: DaemonConfig) throws -> Runtime {
         try Runtime(
             config: config, logger: logger, state: state, outbox: outbox, fixedListeners: fixedListeners, callbacks: callbacks,
-            inFlight: inFlightShared)
+            inFlight: inFlightShared, seams: seams)
     }
 
     init(
         config: DaemonConfig, logger: Logger, state: StateStore, outbox: Outbox, fixedListeners: [UInt16: LoopbackListener],
-        callbacks: CallbackRegistry, inFlight: InFlight
+        callbacks: CallbackRegistry, inFlight: InFlight, seams: Seams
     ) throws {
+        self.seams = seams
+        clock = seams.clock
         self.config = config
         self.callbacks = callbacks
         self.logger = logger
         self.state = state
         self.outbox = outbox
         self.inFlightShared = inFlight
-        accounts = ShadowAccounts(root: config.systemRoot)
+        accounts = seams.accounts(config)
         nssCache = NSSCache(
             file: (config.socketPath as NSString).deletingLastPathComponent + "/nss.cache", state: state, logger: logger)
         uidMin = accounts.uidMin()
-        directory = DirectoryClient(socketPath: config.directorySocket, timeout: config.directoryTimeout)
-        idps = config.idps.mapValues { IdPClient(config: $0, timeout: config.signin.httpTimeout, logger: logger) }
-        deviceID = config.deviceID.isEmpty ? (Sys.machineAppID() ?? "unknown-device") : config.deviceID
+        directory = seams.directory(config)
+        idps = config.idps.mapValues {
+            IdPClient(config: $0, timeout: config.signin.httpTimeout, logger: logger, transport: seams.idpTransport)
+        }
+        deviceID = config.deviceID.isEmpty ? (seams.machineID() ?? "unknown-device") : config.deviceID
         self.fixedListeners = fixedListeners
         failpoints = Set((ProcessInfo.processInfo.environment["FEDLOGIN_FAILPOINT"] ?? "").split(separator: ",").map(String.init))
     }

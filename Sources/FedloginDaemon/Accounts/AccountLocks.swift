@@ -7,7 +7,7 @@ import Foundation
 /// login path, also while fedlogind is stopped. Runs on the account-change
 /// queue, like every other account change.
 struct AccountLocks {
-    let accounts: ShadowAccounts
+    let accounts: any AccountBackend
     let state: StateStore
 
     init(runtime: Runtime) {

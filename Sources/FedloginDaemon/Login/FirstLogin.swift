@@ -18,7 +18,7 @@ struct LoginFlow: Sendable {
         var reason: String
     }
 
-    func authenticate(_ request: PAMRequest, conv: Conversation) async -> (ResultStatus, String) {
+    func authenticate(_ request: PAMRequest, conv: any PAMConversation) async -> (ResultStatus, String) {
         var log = logger
         log[metadataKey: "user"] = "\(request.user)"
         log[metadataKey: "service"] = "\(request.service)"
@@ -48,7 +48,7 @@ struct LoginFlow: Sendable {
         }
     }
 
-    func run(_ request: PAMRequest, conv: Conversation, log: Logger) async throws -> (ResultStatus, String) {
+    func run(_ request: PAMRequest, conv: any PAMConversation, log: Logger) async throws -> (ResultStatus, String) {
         // root is never fedlogin's: answer before touching any file.
         if request.user == "root" { return (.ignore, "root is never a fedlogin account") }
         let accounts = runtime.accounts
@@ -56,7 +56,7 @@ struct LoginFlow: Sendable {
         let record = try runtime.state.account(request.user)
         var pending: StateStore.Account?
         if let record, let l = local, l.uid == record.uid {
-            if let stop = Self.lockStop(record) { throw stop }
+            if let stop = Self.lockStop(record, now: runtime.clock.now()) { throw stop }
             if record.state == "pending" {
                 // Made ahead of the first sign-in: the sign-in completes it.
                 pending = record
@@ -125,7 +125,7 @@ struct LoginFlow: Sendable {
                 status: .permissionDenied, userMessage: "The account \(a.username) is locked: it is \(why). Ask your administrator.",
                 reason: "account locked: \(r)")
         }
-        if a.lockoutMax > 0, let until = a.lockedUntil, until > now {
+        if let until = a.lockout.locked(now: now) {
             return Stop(
                 status: .permissionDenied,
                 userMessage:
@@ -144,7 +144,7 @@ struct LoginFlow: Sendable {
     }
 
     func firstLogin(
-        _ plan: FirstLoginPlan, policy: DevicePolicy, pending: StateStore.Account? = nil, request: PAMRequest, conv: Conversation, log: Logger
+        _ plan: FirstLoginPlan, policy: DevicePolicy, pending: StateStore.Account? = nil, request: PAMRequest, conv: any PAMConversation, log: Logger
     ) async throws -> (ResultStatus, String) {
         let client = runtime.idps[plan.idp]!
         let identity = try await signIn(client: client, plan: plan, request: request, conv: conv, log: log)
@@ -209,7 +209,7 @@ struct LoginFlow: Sendable {
 
     /// Signs the user in at the IdP with the first flow the PAM service and
     /// the IdP allow that can start.
-    func signIn(client: IdPClient, plan: FirstLoginPlan, request: PAMRequest, conv: Conversation, log: Logger) async throws
+    func signIn(client: IdPClient, plan: FirstLoginPlan, request: PAMRequest, conv: any PAMConversation, log: Logger) async throws
         -> VerifiedIdentity
     {
         let idp = client.config
@@ -219,7 +219,7 @@ struct LoginFlow: Sendable {
         } catch let e as IdPError {
             throw Stop(status: .unavailable, userMessage: e.userMessage, reason: e.description)
         }
-        let deadline = Date().addingTimeInterval(config.signinTimeout(service: request.service))
+        let deadline = runtime.clock.now() + config.signinTimeout(service: request.service)
         var flows = config.flows(service: request.service, idp: idp)
         var i = -1
         while i + 1 < flows.count {
@@ -268,21 +268,21 @@ struct LoginFlow: Sendable {
             reason: "no usable flow among \(flows.map(\.rawValue))")
     }
 
-    static func timeLeft(_ deadline: Date) -> String {
-        let s = max(0, Int(deadline.timeIntervalSinceNow))
+    static func timeLeft(_ deadline: Double, now: Double) -> String {
+        let s = max(0, Int(deadline - now))
         return s >= 120 ? "\(s / 60) minutes" : "\(s) seconds"
     }
 
     /// The device authorization grant (RFC 8628): a code to enter on another
     /// device, with a QR code of the address; polls at the IdP's interval.
     func deviceSignIn(
-        client: IdPClient, start: IdPClient.DeviceAuthorization, plan: FirstLoginPlan, deadline: Date, conv: Conversation
+        client: IdPClient, start: IdPClient.DeviceAuthorization, plan: FirstLoginPlan, deadline: Double, conv: any PAMConversation
     ) async throws -> VerifiedIdentity {
         let idp = client.config
+        let clock = runtime.clock
         // The IdP says when the code expires (expired_token); a few seconds of
-        // grace let its answer, not a guess, end the wait.
-        let codeEnd = Date().addingTimeInterval(start.expiresIn)
-        let end = min(deadline, codeEnd.addingTimeInterval(5))
+        // grace let its answer, not a guess, end the wait (`DeviceGrantPoll`).
+        let poll = DeviceGrantPoll(interval: start.interval ?? DeviceTiming.defaultInterval, expiresIn: start.expiresIn, deadline: deadline, now: clock.now())
         var text = "Sign in with \(idp.displayName) \(plan.purpose).\n"
         // RFC 8628 §5.4: the person approving on another device must see what
         // they approve, so a code sent to them by someone else stands out.
@@ -292,44 +292,61 @@ struct LoginFlow: Sendable {
         if let complete = start.verificationURIComplete, let qr = QRCode.text(for: complete) {
             text += "Or scan this code, which opens it with the code filled in:\n\(qr)\n\(SafeText.escape(complete))\n"
         }
-        text += "You have \(Self.timeLeft(min(deadline, codeEnd)))."
+        text += "You have \(Self.timeLeft(poll.shownEnd, now: clock.now()))."
         try await conv.info(text)
-        _ = try await conv.ask("Press Enter once you have signed in: ", echo: true, timeout: max(1, end.timeIntervalSinceNow))
-        let firstInterval = start.interval ?? 5
+        _ = try await conv.ask("Press Enter once you have signed in: ", echo: true, timeout: poll.promptTimeout(now: clock.now()))
         let token: String = try await conv.keepingAlive {
-            var interval = firstInterval
-            while true {
-                guard Date() < end else {
-                    throw Stop(status: .authError, userMessage: "The sign-in took too long. Start the login again.", reason: "sign-in deadline passed")
-                }
-                let poll: IdPClient.DevicePoll
-                do {
-                    poll = try await client.pollDevice(code: start.deviceCode)
-                } catch let e as IdPError {
-                    throw Stop(status: .authError, userMessage: e.userMessage, reason: e.description)
-                }
-                switch poll {
-                case .token(let t): return t
-                case .pending: break
-                case .slowDown: interval = DeviceTiming.slowedDown(interval)  // RFC 8628 §3.5, at most 60 s
-                case .denied:
-                    throw Stop(status: .authError, userMessage: "The sign-in was cancelled or denied at \(idp.displayName).", reason: "device grant: access_denied")
-                case .expired:
-                    throw Stop(status: .authError, userMessage: "The code expired before the sign-in finished. Start the login again.", reason: "device grant: expired_token")
-                }
-                try await Task.sleep(nanoseconds: DeviceTiming.nanoseconds(interval))
+            try await Self.waitForDeviceToken(poll, clock: clock, idpName: idp.displayName) {
+                try await client.pollDevice(code: start.deviceCode)
             }
         }
         return try await verify(token, client: client, nonce: nil, conv: conv)
     }
 
+    /// The shell around `DeviceGrantPoll`: asks the token endpoint, sleeps
+    /// on `clock` as the machine says, and turns its failures into `Stop`s.
+    static func waitForDeviceToken(
+        _ machine: DeviceGrantPoll, clock: any WallClock, idpName: String,
+        poll: @Sendable () async throws -> IdPClient.DevicePoll
+    ) async throws -> String {
+        var machine = machine
+        var action = machine.woke(now: clock.now())
+        while true {
+            switch action {
+            case .poll:
+                let answer: IdPClient.DevicePoll
+                do {
+                    answer = try await poll()
+                } catch let e as IdPError {
+                    throw Stop(status: .authError, userMessage: e.userMessage, reason: e.description)
+                }
+                switch answer {
+                case .token(let t): return t
+                case .pending: action = machine.received(.pending)
+                case .slowDown: action = machine.received(.slowDown)
+                case .denied: action = machine.received(.denied)
+                case .expired: action = machine.received(.expired)
+                }
+            case .wait(let seconds):
+                try await clock.sleep(seconds: seconds)
+                action = machine.woke(now: clock.now())
+            case .fail(.deadlinePassed):
+                throw Stop(status: .authError, userMessage: "The sign-in took too long. Start the login again.", reason: "sign-in deadline passed")
+            case .fail(.denied):
+                throw Stop(status: .authError, userMessage: "The sign-in was cancelled or denied at \(idpName).", reason: "device grant: access_denied")
+            case .fail(.expired):
+                throw Stop(status: .authError, userMessage: "The code expired before the sign-in finished. Start the login again.", reason: "device grant: expired_token")
+            }
+        }
+    }
+
     /// Verifies an ID token, mapping rejections to what the user is told.
-    func verify(_ token: String, client: IdPClient, nonce: String?, conv: Conversation) async throws -> VerifiedIdentity {
+    func verify(_ token: String, client: IdPClient, nonce: String?, conv: any PAMConversation) async throws -> VerifiedIdentity {
         let idp = client.config
         do {
             return try await conv.keepingAlive {
                 let expect = TokenExpectations(
-                    issuer: idp.issuerRule, clientID: idp.clientID, nonce: nonce, now: Date().timeIntervalSince1970,
+                    issuer: idp.issuerRule, clientID: idp.clientID, nonce: nonce, now: runtime.clock.now(),
                     skew: config.signin.clockSkew, allowedAlgorithms: idp.algorithms, emailClaim: idp.emailClaim,
                     hostedDomain: idp.hostedDomain, emailVerifiedString: idp.emailVerifiedString)
                 return try await TokenVerifier.verify(token, client: client, expect: expect)
@@ -346,7 +363,7 @@ struct LoginFlow: Sendable {
     /// The authorization code flow with PKCE and a loopback redirect; the
     /// user may paste the address the browser ended on instead.
     func loopbackSignIn(
-        client: IdPClient, listener: LoopbackListener, discovery: Discovery, plan: FirstLoginPlan, deadline: Date, conv: Conversation
+        client: IdPClient, listener: LoopbackListener, discovery: Discovery, plan: FirstLoginPlan, deadline: Double, conv: any PAMConversation
     ) async throws -> VerifiedIdentity {
         let idp = client.config
         let state = Self.randomToken()
@@ -367,10 +384,10 @@ struct LoginFlow: Sendable {
         let url = discovery.authorizationEndpoint + sep + query
 
         try await conv.info(
-            "Sign in with \(idp.displayName) \(plan.purpose).\nOpen this address in a browser on this machine:\n\(url)\nIf the browser cannot come back to this machine, paste the address it ends on at the prompt. You have \(Self.timeLeft(deadline)).")
+            "Sign in with \(idp.displayName) \(plan.purpose).\nOpen this address in a browser on this machine:\n\(url)\nIf the browser cannot come back to this machine, paste the address it ends on at the prompt. You have \(Self.timeLeft(deadline, now: runtime.clock.now())).")
         var response: AuthorizationResponse?
         while response == nil {
-            let left = deadline.timeIntervalSinceNow
+            let left = deadline - runtime.clock.now()
             guard left > 0 else {
                 throw Stop(status: .authError, userMessage: "The sign-in took too long. Start the login again.", reason: "sign-in timed out")
             }
@@ -411,7 +428,7 @@ struct LoginFlow: Sendable {
 
     /// Asks for a new passcode twice and checks it against the policy; returns its hash.
     /// Both answers are held in `SecretBytes`, wiped once hashed or refused.
-    func choosePasscode(user: String, policy: PasscodePolicy, timeout: Double, conv: Conversation) async throws -> String {
+    func choosePasscode(user: String, policy: PasscodePolicy, timeout: Double, conv: any PAMConversation) async throws -> String {
         for _ in 0..<3 {
             let first = try await conv.askSecret("Choose a passcode for \(user) on this machine: ", timeout: timeout)
             defer { first.wipe() }

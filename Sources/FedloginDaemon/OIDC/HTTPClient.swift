@@ -1,21 +1,37 @@
 import CCurl
 import Foundation
 
+/// The IdP client's HTTP: `HTTPClient` (libcurl) in fedlogind; a fake IdP
+/// in the daemon's in-process tests.
+public protocol HTTPTransport: Sendable {
+    func get(_ url: String, headers: [String]) async throws -> HTTPClient.Response
+    func post(_ url: String, headers: [String], body: Data) async throws -> HTTPClient.Response
+}
+
 /// HTTP for the IdP client, through libcurl: bounded by a timeout on every
 /// request, proxies from the environment, the system CA store plus an
 /// optional bundle. Requests run on a fixed set of threads of their own
 /// (`Blocking.http`), off the event loops and the Swift concurrency pool.
-public struct HTTPClient: Sendable {
+public struct HTTPClient: HTTPTransport {
     public var timeout: Double
     public var caBundle: String?
 
     public struct Response: Sendable {
         public var status: Int
         public var body: Data
+
+        public init(status: Int, body: Data) {
+            self.status = status
+            self.body = body
+        }
     }
 
     public struct Failure: Error, CustomStringConvertible {
         public var description: String
+
+        public init(description: String) {
+            self.description = description
+        }
     }
 
     /// libcurl's global setup: once, before the first request.

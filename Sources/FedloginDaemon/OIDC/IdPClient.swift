@@ -36,7 +36,7 @@ public struct Discovery: Decodable, Sendable {
 /// most once a minute), and the token endpoint.
 public final class IdPClient: Sendable {
     public let config: IdPConfig
-    let http: HTTPClient
+    let http: any HTTPTransport
     let timeout: Double
     let logger: Logger
     struct Cache {
@@ -48,11 +48,12 @@ public final class IdPClient: Sendable {
     }
     let cache = NIOLockedValueBox(Cache())
 
-    public init(config: IdPConfig, timeout: Double, logger: Logger) {
+    /// `transport` nil: libcurl (`HTTPClient`) with `timeout` and the IdP's CA bundle.
+    public init(config: IdPConfig, timeout: Double, logger: Logger, transport: (any HTTPTransport)? = nil) {
         self.config = config
         self.timeout = timeout
         self.logger = logger
-        http = HTTPClient(timeout: timeout, caBundle: config.caBundle)
+        http = transport ?? HTTPClient(timeout: timeout, caBundle: config.caBundle)
     }
 
     func get(_ url: String, what: String) async throws -> Data {

@@ -2,10 +2,24 @@ import FedloginCore
 import FedloginNIO
 import NIOCore
 
+/// What a request handler needs of the PAM conversation: messages, prompts
+/// with a timeout, keepalives while slow work runs, and who is asking.
+/// `Conversation` speaks the wire protocol; the daemon's in-process tests
+/// pass a scripted one. Every way a conversation ends early is
+/// `Conversation.Ended`.
+protocol PAMConversation: AnyObject, Sendable {
+    var peer: PeerCredentials { get }
+    func info(_ text: String) async throws
+    func error(_ text: String) async throws
+    func ask(_ prompt: String, echo: Bool, timeout: Double) async throws -> String
+    func askSecret(_ prompt: String, timeout: Double) async throws -> SecretBytes
+    func keepingAlive<T: Sendable>(_ body: @Sendable () async throws -> T) async throws -> T
+}
+
 /// The daemon's side of one PAM conversation over the wire protocol: show
 /// messages, ask and read answers, keep the shim's timer alive while slow work
 /// runs, and send the one final RESULT.
-public final class Conversation: @unchecked Sendable {
+public final class Conversation: PAMConversation, @unchecked Sendable {
     let channel: Channel
     let outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
     var inbound: NIOAsyncChannelInboundStream<ByteBuffer>.AsyncIterator
@@ -14,6 +28,10 @@ public final class Conversation: @unchecked Sendable {
 
     public struct Ended: Error, CustomStringConvertible {
         public var description: String
+
+        public init(description: String) {
+            self.description = description
+        }
     }
 
     init(

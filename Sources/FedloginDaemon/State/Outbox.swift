@@ -8,16 +8,18 @@ import ServiceLifecycle
 /// state database.
 public final class Outbox: Service, Sendable {
     let state: StateStore
-    let directory: DirectoryClient
+    let directory: any DirectoryService
+    let clock: any WallClock
+    let schedule: OutboxSchedule
     let logger: Logger
-    let retryMax: Double
     let kicks: AsyncStream<Void>
     let kicker: AsyncStream<Void>.Continuation
 
-    public init(state: StateStore, directory: DirectoryClient, retryMax: Double, logger: Logger) {
+    init(state: StateStore, directory: any DirectoryService, retryMax: Double, logger: Logger, clock: any WallClock = SystemClock()) {
         self.state = state
         self.directory = directory
-        self.retryMax = retryMax
+        self.clock = clock
+        schedule = OutboxSchedule(retryMax: retryMax)
         self.logger = logger
         (kicks, kicker) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
     }
@@ -31,11 +33,11 @@ public final class Outbox: Service, Sendable {
         for await _ in kicks.cancelOnGracefulShutdown() {
             await deliverDue()
             timer?.cancel()
-            if let next = try? state.nextAttempt() {
-                let wait = max(0.05, next - Date().timeIntervalSince1970)
+            if let wait = schedule.timer(nextAttempt: try? state.nextAttempt(), now: clock.now()) {
                 let kicker = self.kicker
+                let clock = self.clock
                 timer = Task {
-                    try? await Task.sleep(nanoseconds: UInt64(wait * 1e9))
+                    try? await clock.sleep(seconds: wait)
                     if !Task.isCancelled { kicker.yield() }
                 }
             }
@@ -48,7 +50,7 @@ public final class Outbox: Service, Sendable {
     public func deliverDue() async -> Int {
         let due: [StateStore.OutboxItem]
         do {
-            due = try state.dueReports(now: Date().timeIntervalSince1970)
+            due = try state.dueReports(now: clock.now())
         } catch {
             logger.error("cannot read the outbox: \(error)")
             return 0
@@ -67,8 +69,8 @@ public final class Outbox: Service, Sendable {
                         "attempts": "\(item.attempts + 1)",
                     ])
             } catch {
-                let delay = Backoff.delay(afterAttempts: item.attempts, max: retryMax)
-                try? state.markFailed(item.key, error: "\(error)", nextAttempt: Date().timeIntervalSince1970 + delay)
+                let (delay, next) = schedule.failed(attempts: item.attempts, now: clock.now())
+                try? state.markFailed(item.key, error: "\(error)", nextAttempt: next)
                 logger.warning(
                     "binding not delivered yet; will retry",
                     metadata: ["user": "\(item.username)", "retry_in": "\(delay)s", "error": "\(error)"])
