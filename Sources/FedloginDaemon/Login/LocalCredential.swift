@@ -18,7 +18,7 @@ extension LoginFlow {
 
     // MARK: - authfail: the local password was wrong
 
-    func authFailed(_ request: PAMRequest, conv: Conversation) async -> (ResultStatus, String) {
+    func authFailed(_ request: PAMRequest, conv: any PAMConversation) async -> (ResultStatus, String) {
         var log = logger
         log[metadataKey: "user"] = "\(request.user)"
         log[metadataKey: "service"] = "\(request.service)"
@@ -26,19 +26,14 @@ extension LoginFlow {
         if SafeText.hasUnsafe(request.user) { return (.userUnknown, "user name with control characters") }
         do {
             guard var rec = try activeAccount(request.user) else { return (.ignore, "not a fedlogin account") }
-            let now = Date().timeIntervalSince1970
-            if rec.lockoutMax > 0 {
-                if let until = rec.lockedUntil, until <= now {
-                    // An expired lockout starts a new count.
-                    rec.lockedUntil = nil
-                    rec.failedAttempts = 0
-                }
-                rec.failedAttempts += 1
-                if rec.failedAttempts >= rec.lockoutMax && rec.lockedUntil == nil {
-                    rec.lockedUntil = now + rec.lockoutDuration
+            let now = runtime.clock.now()
+            // `LockoutCounter`: an expired lockout starts a new count.
+            let counted = rec.lockout.failed(now: now)
+            if counted != .none {
+                if case .locked(let until) = counted {
                     log.notice(
                         "account locked after \(rec.failedAttempts) failed attempts",
-                        metadata: ["message_id": "\(MessageID.accountLocked)", "until": "\(Self.clock(rec.lockedUntil!))"])
+                        metadata: ["message_id": "\(MessageID.accountLocked)", "until": "\(Self.clock(until))"])
                 }
                 try runtime.state.update(rec)
                 // The lockout holds in /etc/shadow too (pam_unix refuses the
@@ -74,7 +69,7 @@ extension LoginFlow {
 
     /// Signs the account's owner in at the IdP again and sets the new
     /// passcode they choose; ends any lockout.
-    func resetPasscode(_ rec: StateStore.Account, service: String, conv: Conversation, log: Logger) async throws -> (ResultStatus, String) {
+    func resetPasscode(_ rec: StateStore.Account, service: String, conv: any PAMConversation, log: Logger) async throws -> (ResultStatus, String) {
         // A reset lifts fedlogin's own lockout, never a lock it did not
         // write: the directory's (through sync) or an administrator's on this
         // machine (usermod -L, passwd -l, an expiry date).
@@ -160,18 +155,17 @@ extension LoginFlow {
             guard let rec = try runtime.state.account(user), user != "root", rec.state != "provisioning" else {
                 return (.ignore, "no fedlogin account policy applies")
             }
-            if let stop = Self.lockStop(rec) { return (stop.status, stop.reason) }
-            if rec.state == "active" && (rec.failedAttempts != 0 || rec.lockedUntil != nil) {
-                var r = rec
-                r.failedAttempts = 0
-                r.lockedUntil = nil
+            let now = runtime.clock.now()
+            if let stop = Self.lockStop(rec, now: now) { return (stop.status, stop.reason) }
+            var r = rec
+            if rec.state == "active", case .cleared(let liftMirror) = r.lockout.accountChecked() {
                 try runtime.state.update(r)
                 // A lapsed lockout's mirror in /etc/shadow is lifted before
                 // pam_unix (next in the account stack) reads the expiry.
-                if rec.lockedUntil != nil {
+                if liftMirror {
                     let locks = AccountLocks(runtime: runtime)
                     let cleared = r
-                    try await Blocking.accountChange { try locks.reconcile(cleared) }
+                    try await Blocking.accountChange { try locks.reconcile(cleared, now: now) }
                 }
             }
             return (.success, "managed account, not locked")
@@ -195,7 +189,7 @@ extension LoginFlow {
         return (.success, "fedlogin handles this password change")
     }
 
-    func changePassword(user: String, service: String, peer: PeerCredentials, conv: Conversation) async -> (ResultStatus, String) {
+    func changePassword(user: String, service: String, peer: PeerCredentials, conv: any PAMConversation) async -> (ResultStatus, String) {
         var log = logger
         log[metadataKey: "user"] = "\(user)"
         log[metadataKey: "service"] = "\(service)"
@@ -292,7 +286,7 @@ extension LoginFlow {
         }
     }
 
-    func checkCurrent(_ rec: StateStore.Account, conv: Conversation, timeout: Double, what: String) async throws {
+    func checkCurrent(_ rec: StateStore.Account, conv: any PAMConversation, timeout: Double, what: String) async throws {
         let current = try await conv.askSecret("Current \(what): ", timeout: timeout)
         defer { current.wipe() }
         let accounts = runtime.accounts
@@ -306,7 +300,7 @@ extension LoginFlow {
 
     /// Asks for the new password twice; returns it in a `SecretBytes` the
     /// caller wipes (the refused and repeated answers are wiped here).
-    func askNew(what: String, user: String, policy: PasscodePolicy?, conv: Conversation, timeout: Double) async throws -> SecretBytes {
+    func askNew(what: String, user: String, policy: PasscodePolicy?, conv: any PAMConversation, timeout: Double) async throws -> SecretBytes {
         for _ in 0..<3 {
             let first = try await conv.askSecret("New \(what): ", timeout: timeout)
             let problems = policy.map { p in first.withUnsafeBytes { p.problems(withUTF8: $0) } } ?? (first.isEmpty ? ["it is empty"] : [])
@@ -338,7 +332,7 @@ extension LoginFlow {
 
     // MARK: - fedloginctl passcode reset: the caller's own account only
 
-    func ownPasscodeReset(peer: PeerCredentials, conv: Conversation) async -> (ResultStatus, String) {
+    func ownPasscodeReset(peer: PeerCredentials, conv: any PAMConversation) async -> (ResultStatus, String) {
         var log = logger
         do {
             guard let rec = try runtime.state.accounts().first(where: { $0.uid == peer.uid && $0.state == "active" }), peer.uid != 0,
