@@ -47,11 +47,14 @@ extension LoginFlow {
                 if let stop = Self.lockStop(rec) { try? await conv.error(stop.userMessage ?? "") }
                 return (.authError, "wrong password")
             }
+            // The lockout notice goes before the offer: a message with no
+            // prompt after it never reaches an SSH client (sshd sends PAM's
+            // messages with the next prompt of keyboard-interactive).
+            if let stop = Self.lockStop(rec) { try await conv.error(stop.userMessage ?? "") }
             let answer = try await conv.ask(
                 "Wrong passcode. Forgot it? Type \"reset\" to sign in with your identity provider and choose a new one, or press Enter: ",
                 echo: true, timeout: config.signinTimeout(service: request.service))
             guard answer.trimmingCharacters(in: .whitespaces).lowercased() == "reset" else {
-                if let stop = Self.lockStop(rec) { try? await conv.error(stop.userMessage ?? "") }
                 return (.authError, "wrong passcode")
             }
             return try await resetPasscode(rec, service: request.service, conv: conv, log: log)
