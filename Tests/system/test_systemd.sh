@@ -384,6 +384,7 @@ ssh_reset() {
         --expect 'Repeat the passcode:' --secret "$NEW_PASSCODE" --expect '(?m)^carol$'
 }
 check "ssh: a wrong passcode gets the reset offer; reset signs in at the IdP, sets a new passcode and logs in" ssh_reset
+say "   what carol's terminal showed:"; grep '^  |' "$W/tty.txt" | sed 's/^/   /'
 ssh_ok() { ssh_tty "$1" --expect 'Password:' --secret "$2" --expect "(?m)^$1\$"; }
 check "ssh: carol logs in with the new passcode" ssh_ok carol "$NEW_PASSCODE"
 ssh_old_refused() { ssh_tty carol --exit 255 --expect 'Password:' --secret "$PASSCODE" --expect "$OFFER" --send '' --expect 'Permission denied'; }
@@ -399,13 +400,19 @@ console_login() {
         --expect 'carol@[^ ]*\$ ' --send 'echo "console: $(id -un) on $(tty)"; exit' --expect 'console: carol on /dev/pts/[0-9]+'
 }
 check "login(1): a wrong passcode gets the reset offer, Enter fails it, the right passcode logs in" console_login
+say "   the console:"; grep '^  |' "$W/tty.txt" | grep -v '^  | *$' | sed 's/^/   /'
 
 # The lockout: the directory's policy allows 3 failed attempts.
 C sed -i 's/"min_classes": 3}}/"min_classes": 3}, "lockout": {"max_attempts": 3, "duration": 900}}/' /etc/fedlogin-directoryd/directory.json
 check "fedloginctl sync takes the directory's lockout policy (max_attempts 3)" C fedloginctl sync
 ssh_wrong() { ssh_tty carol --exit 255 --expect 'Password:' --secret Wrong-Horse9 --expect "$OFFER" --send '' --expect 'Permission denied'; }
-lock_out() { ssh_wrong && ssh_wrong && ssh_wrong; }
-check "ssh: three wrong passcodes (each: the offer, Enter, permission denied)" lock_out
+lock_out() {
+    ssh_wrong && ssh_wrong &&
+        ssh_tty carol --exit 255 --expect 'Password:' --secret Wrong-Horse9 \
+            --expect 'The account carol is locked after too many failed attempts until [0-9-]+ [0-9:]+ [A-Z]+\. Try again then, or ask an administrator to unlock it\.' \
+            --expect "$OFFER" --send '' --expect 'Permission denied'
+}
+check "ssh: the third wrong passcode locks carol out, and the SSH client shows until when (before the offer)" lock_out
 ssh_locked() { ssh_tty carol --exit 255 --absent 'Password:' --expect 'Permission denied'; }
 check "ssh: while locked out, carol is refused before any password prompt" ssh_locked
 expiry() { # USER: field 8 of /etc/shadow
