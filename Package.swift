@@ -105,5 +105,14 @@ let package = Package(
             dependencies: ["FedloginCore"],
             resources: []
         ),
+        // fedlogind's request handling in-process: fakes for the world, a fake clock; no root, no /etc.
+        .testTarget(
+            name: "FedloginDaemonTests",
+            dependencies: [
+                "FedloginDaemon", "FedloginCore", "FedloginNIO",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]
+        ),
     ]
 )
