@@ -426,8 +426,11 @@ mirrored() {
 check "carol is locked out: fedloginctl users says until when, /etc/shadow has expiry day 1 (chage -l)" mirrored
 C systemctl stop fedlogind.socket fedlogind.service
 ssh_expired() { ssh_tty carol --exit 255 --expect 'Password:' --secret "$NEW_PASSCODE" --expect 'Permission denied'; }
-offline_locked() { ! C systemctl is-active -q fedlogind.service fedlogind.socket && ssh_expired && ssh_ok alice "$PASSCODE"; }
-check "with fedlogind and its socket stopped, pam_unix refuses carol's right passcode (expired); alice logs in" offline_locked
+offline_locked() {
+    ! C systemctl is-active -q fedlogind.service fedlogind.socket && [ "$(expiry carol)" = 1 ] &&
+        ssh_expired && ssh_ok alice "$PASSCODE"
+}
+check "with fedlogind and its socket stopped, pam_unix refuses carol's right passcode (expiry day 1); alice logs in" offline_locked
 C systemctl start fedlogind.socket
 unlocked() { C fedloginctl unlock carol | tee /dev/stderr | grep -qx 'carol unlocked' && [ -z "$(expiry carol)" ]; }
 check "fedlogind started again: fedloginctl unlock carol lifts the lock and the expiry in /etc/shadow" unlocked
