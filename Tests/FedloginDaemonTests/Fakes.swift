@@ -164,6 +164,8 @@ final class ScriptedConversation: PAMConversation, @unchecked Sendable {
     let peer: PeerCredentials
     let lock = NIOLock()
     var answers: [String]
+    /// Answers made from what the conversation has shown so far (after `answers` run out).
+    var reply: (@Sendable ([String]) -> String?)?
     var shown: [String] = []
     var prompts: [String] = []
 
@@ -178,7 +180,8 @@ final class ScriptedConversation: PAMConversation, @unchecked Sendable {
     func ask(_ prompt: String, echo: Bool, timeout: Double) async throws -> String {
         let next: String? = lock.withLock {
             prompts.append(prompt)
-            return answers.isEmpty ? nil : answers.removeFirst()
+            if !answers.isEmpty { return answers.removeFirst() }
+            return reply?(shown)
         }
         guard let next else { throw Conversation.Ended(description: "no answer within \(Int(timeout)) s") }
         return next
@@ -201,7 +204,9 @@ struct TestWorld {
     let idp: FakeIdP
     let runtime: Runtime
 
-    init(tokenAnswers: [(Int, [String: Any])] = [], signinTimeout: Int = 300, lockout: LockoutPolicy = .init()) throws {
+    init(
+        tokenAnswers: [(Int, [String: Any])] = [], signinTimeout: Int = 300, lockout: LockoutPolicy = .init(), flows: String = "\"device\""
+    ) throws {
         dir = NSTemporaryDirectory() + "fedlogin-daemon-test-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         idp = FakeIdP(tokenAnswers: tokenAnswers)
@@ -221,7 +226,7 @@ struct TestWorld {
             issuer = "\(FakeIdP.issuer)"
             client_id = "fedlogin"
             client_auth = "none"
-            flows = ["device"]
+            flows = [\(flows)]
             """
         let config = try ConfigParser.parse(files: [("\(dir)/fedlogin.conf", toml)])
         directory.state.withLockedValue {

@@ -118,7 +118,7 @@ struct LoginFlow: Sendable {
 
     /// A managed account that is locked: by sync (disabled, removed,
     /// unassociated) or by failed attempts until a time.
-    static func lockStop(_ a: StateStore.Account, now: Double = Date().timeIntervalSince1970) -> Stop? {
+    static func lockStop(_ a: StateStore.Account, now: Double) -> Stop? {
         if let r = a.lockedReason {
             let why = SyncLock(rawValue: r)?.userMessage ?? r
             return Stop(

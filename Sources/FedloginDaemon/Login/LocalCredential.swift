@@ -44,13 +44,13 @@ extension LoginFlow {
             }
             log.notice("local password wrong", metadata: ["message_id": "\(MessageID.loginFailure)", "failed_attempts": "\(rec.failedAttempts)"])
             guard rec.passwordMode == PasswordMode.passcode.rawValue else {
-                if let stop = Self.lockStop(rec) { try? await conv.error(stop.userMessage ?? "") }
+                if let stop = Self.lockStop(rec, now: now) { try? await conv.error(stop.userMessage ?? "") }
                 return (.authError, "wrong password")
             }
             // The lockout notice goes before the offer: a message with no
             // prompt after it never reaches an SSH client (sshd sends PAM's
             // messages with the next prompt of keyboard-interactive).
-            if let stop = Self.lockStop(rec) { try await conv.error(stop.userMessage ?? "") }
+            if let stop = Self.lockStop(rec, now: now) { try await conv.error(stop.userMessage ?? "") }
             let answer = try await conv.ask(
                 "Wrong passcode. Forgot it? Type \"reset\" to sign in with your identity provider and choose a new one, or press Enter: ",
                 echo: true, timeout: config.signinTimeout(service: request.service))
