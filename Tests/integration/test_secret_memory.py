@@ -5,7 +5,7 @@ logins through the real PAM stack (pam/fedlogin.pam with libpam), then
 fedlogind's memory is read as root (/proc/PID/maps and /proc/PID/mem, every
 readable region) and each passcode's UTF-8 bytes are counted. The figure is
 printed (pytest -s) and is in docs/security.md with the one measured before
-passcodes were held in wiped byte buffers: 27 occurrences of 21 passcodes,
+passcodes were held in wiped byte buffers: 27 and 30 occurrences of 21 passcodes,
 copies left in the heap by the arrays and Swift strings the answers were
 decoded into, compared and hashed from.
 
