@@ -74,8 +74,54 @@ const char *fedlogin_strerror(int err)
 	case FEDLOGIN_E_STATUS: return "unknown result status or flag";
 	case FEDLOGIN_E_SPACE: return "frame does not fit the buffer";
 	case FEDLOGIN_E_SCHEMA: return "fields do not match the message type";
+	case FEDLOGIN_E_UTF8: return "string is not UTF-8";
 	}
 	return "unknown error";
+}
+
+/* Whether s[0..n) is well-formed UTF-8 (Unicode 15, table 3-7): no
+ * overlong forms, no surrogates, nothing above U+10FFFF, no sequence cut
+ * short. The same rule as the Swift codec's (docs/protocol.md, "Strings"). */
+static int utf8_valid(const uint8_t *s, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n) {
+		uint8_t c = s[i];
+		size_t more;
+		uint8_t lo = 0x80, hi = 0xBF;
+
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if (c >= 0xC2 && c <= 0xDF) {
+			more = 1;
+		} else if (c >= 0xE0 && c <= 0xEF) {
+			more = 2;
+			if (c == 0xE0)
+				lo = 0xA0;
+			else if (c == 0xED)
+				hi = 0x9F;
+		} else if (c >= 0xF0 && c <= 0xF4) {
+			more = 3;
+			if (c == 0xF0)
+				lo = 0x90;
+			else if (c == 0xF4)
+				hi = 0x8F;
+		} else {
+			return 0;
+		}
+		if (n - i - 1 < more)
+			return 0;
+		if (s[i + 1] < lo || s[i + 1] > hi)
+			return 0;
+		for (size_t k = 2; k <= more; k++)
+			if (s[i + k] < 0x80 || s[i + k] > 0xBF)
+				return 0;
+		i += more + 1;
+	}
+	return 1;
 }
 
 static uint32_t get_u32(const uint8_t *p)
@@ -146,6 +192,8 @@ int fedlogin_parse(const uint8_t *body, size_t len, struct fedlogin_msg *msg)
 				return FEDLOGIN_E_TRUNCATED;
 			if (memchr(body + pos, '\0', n) != NULL)
 				return FEDLOGIN_E_NUL;
+			if (!utf8_valid(body + pos, n))
+				return FEDLOGIN_E_UTF8;
 			f->str = (const char *)(body + pos);
 			f->len = n;
 			pos += n;
@@ -217,6 +265,10 @@ void fedlogin_build_str(struct fedlogin_builder *b, const char *s, size_t len)
 	}
 	if (len > 0 && memchr(s, '\0', len) != NULL) {
 		b->err = FEDLOGIN_E_NUL;
+		return;
+	}
+	if (!utf8_valid((const uint8_t *)s, len)) {
+		b->err = FEDLOGIN_E_UTF8;
 		return;
 	}
 	n[0] = (uint8_t)(len >> 8);

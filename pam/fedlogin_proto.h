@@ -134,6 +134,7 @@ enum fedlogin_err {
 	FEDLOGIN_E_STATUS = -8,   /* RESULT status outside the closed set, CONTROL_REPLY ok not 0 or 1 */
 	FEDLOGIN_E_SPACE = -9,    /* builder: the frame does not fit the buffer */
 	FEDLOGIN_E_SCHEMA = -10,  /* builder: fields do not match the type's signature */
+	FEDLOGIN_E_UTF8 = -11,    /* a string is not well-formed UTF-8 */
 };
 
 /*

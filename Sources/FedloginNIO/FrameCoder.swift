@@ -68,9 +68,20 @@ extension ChannelPipeline.SynchronousOperations {
 }
 
 extension WireMessage {
-    /// The frame body (without the length prefix) as a ByteBuffer.
+    /// The frame body (without the length prefix) as a ByteBuffer, with every
+    /// string fitted to the wire first (`fittedToWire()`): fedlogind's replies,
+    /// whose text it would rather show shortened than not at all.
     public func body(allocator: ByteBufferAllocator = .init()) -> ByteBuffer {
-        let frame = WireCodec.encodeFrame(self)
+        // Fitted strings are what the encoder accepts: it cannot throw here.
+        guard let frame = try? WireCodec.encodeFrame(fittedToWire()) else { preconditionFailure("a fitted message was refused") }
+        return allocator.buffer(bytes: frame.dropFirst(4))
+    }
+
+    /// The frame body exactly as given; throws `WireError` for a string the
+    /// wire does not carry, as the C encoder does (`WireCodec.encodeFrame`).
+    /// For requests and answers, which are sent whole or not at all.
+    public func exactBody(allocator: ByteBufferAllocator = .init()) throws(WireError) -> ByteBuffer {
+        let frame = try WireCodec.encodeFrame(self)
         return allocator.buffer(bytes: frame.dropFirst(4))
     }
 

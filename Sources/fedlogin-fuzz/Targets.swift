@@ -22,7 +22,7 @@ enum FuzzTarget: String, CaseIterable {
     static func wire(_ bytes: [UInt8]) {
         do {
             let m = try WireCodec.decodeFrame(bytes)
-            let again = WireCodec.encodeFrame(m)
+            let again = try WireCodec.encodeFrame(m)
             precondition(again == bytes, "a decoded frame does not encode back to its bytes")
         } catch is WireError {
         } catch {

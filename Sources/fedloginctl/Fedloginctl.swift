@@ -34,7 +34,7 @@ struct Connection: ParsableArguments {
         let answer: (ok: Bool, json: String)
         do {
             answer = try await FramedClient.with(socket: socket) { session in
-                try await session.send(WireMessage.control(body).body())
+                try await session.send(WireMessage.control(body).exactBody())
                 var text = ""
                 while true {
                     switch try WireMessage(body: try await session.receive(timeout: .seconds(Int64(wait)))) {

@@ -18,15 +18,15 @@ struct Passcode: AsyncParsableCommand {
             let status: ResultStatus
             do {
                 status = try await FramedClient.with(socket: socket) { session in
-                    try await session.send(WireMessage.passcodeReset.body())
+                    try await session.send(WireMessage.passcodeReset.exactBody())
                     while true {
                         let m = try WireMessage(body: try await session.receive(timeout: .seconds(30)))
                         switch m {
                         // Unbuffered: each message shows as soon as it comes, also through a pipe.
                         case .info(let t): FileHandle.standardOutput.write(Data((t + "\n").utf8))
                         case .error(let t): FileHandle.standardError.write(Data((t + "\n").utf8))
-                        case .promptEchoOn(let p): try await session.send(WireMessage.answer(Terminal.read(p, echo: true)).body())
-                        case .promptEchoOff(let p): try await session.send(WireMessage.answer(Terminal.read(p, echo: false)).body())
+                        case .promptEchoOn(let p): try await session.send(WireMessage.answer(Terminal.read(p, echo: true)).exactBody())
+                        case .promptEchoOff(let p): try await session.send(WireMessage.answer(Terminal.read(p, echo: false)).exactBody())
                         case .keepalive: continue
                         case .result(let s, _): return s
                         default: throw CLIError("fedlogind sent an unexpected answer")

@@ -8,7 +8,9 @@
  *   ok     - decoding succeeds, the type and every field equal the line;
  *            for client-to-daemon types the builder, fed the fields of the
  *            line, produces the same bytes;
- *   reject - decoding fails.
+ *   reject - decoding fails;
+ *   refuse - the builder, fed the fields of the line (strings in hex),
+ *            refuses them; and decoding the frame fails.
  * Prints "N passed, M failed" and exits non-zero if anything failed.
  */
 #include "../fedlogin_proto.h"
@@ -156,6 +158,68 @@ static int check_ok(const char *name, uint8_t type, char **cols, size_t ncols,
 	return 0;
 }
 
+/* Decodes a hex column into out (at most cap bytes); returns the length or -1. */
+static long unhex(const char *hex, uint8_t *out, size_t cap)
+{
+	size_t n = strlen(hex);
+
+	if (n % 2 != 0 || n / 2 > cap)
+		return -1;
+	for (size_t i = 0; i < n / 2; i++) {
+		unsigned int v;
+
+		if (sscanf(hex + 2 * i, "%2x", &v) != 1)
+			return -1;
+		out[i] = (uint8_t)v;
+	}
+	return (long)(n / 2);
+}
+
+/* Checks a `refuse` fixture: the builder refuses the fields, decoders the frame. */
+static void check_refuse(const char *name, uint8_t type, char **cols, size_t ncols,
+			 const uint8_t *frame, size_t len)
+{
+	static uint8_t buf[FEDLOGIN_FRAME_HEADER + FEDLOGIN_MAX_FRAME];
+	static uint8_t str[2 * FEDLOGIN_MAX_STR];
+	const char *sig = fedlogin_signature(type);
+	struct fedlogin_builder b;
+	struct fedlogin_msg msg;
+	size_t blen = 0;
+
+	if (sig == NULL || strlen(sig) != ncols) {
+		fail(name, "field count differs from the signature%s", "");
+		return;
+	}
+	fedlogin_build_begin(&b, buf, sizeof(buf), type);
+	for (size_t i = 0; i < ncols; i++) {
+		uint32_t num = 0;
+		long n;
+
+		switch (sig[i]) {
+		case FEDLOGIN_FIELD_STR:
+			n = unhex(cols[i], str, sizeof(str));
+			if (n < 0) {
+				fail(name, "bad hex column \"%s\"", cols[i]);
+				return;
+			}
+			fedlogin_build_str(&b, (const char *)str, (size_t)n);
+			break;
+		case FEDLOGIN_FIELD_U8:
+			parse_num(cols[i], &num);
+			fedlogin_build_u8(&b, (uint8_t)num);
+			break;
+		case FEDLOGIN_FIELD_U32:
+			parse_num(cols[i], &num);
+			fedlogin_build_u32(&b, num);
+			break;
+		}
+	}
+	if (fedlogin_build_finish(&b, &blen) == FEDLOGIN_OK)
+		fail(name, "built a frame whose fields must be refused%s", "");
+	if (fedlogin_decode_frame(frame, len, &msg) == FEDLOGIN_OK)
+		fail(name, "decoded a frame that must be rejected%s", "");
+}
+
 int main(int argc, char **argv)
 {
 	FILE *tsv;
@@ -227,6 +291,11 @@ int main(int argc, char **argv)
 
 			if (rc == FEDLOGIN_OK)
 				fail(name, "decoded a frame that must be rejected%s", "");
+		} else if (strcmp(verdict, "refuse") == 0) {
+			if (strcmp(cols[2], "-") == 0)
+				fail(name, "refuse fixture without a type%s", "");
+			else
+				check_refuse(name, (uint8_t)type, cols + 3, ncols - 3, frame, len);
 		} else {
 			fail(name, "unknown verdict \"%s\"", verdict);
 		}

@@ -28,12 +28,23 @@ public enum WireError: Error, Equatable, CustomStringConvertible {
 }
 
 public enum WireCodec {
-    /// Encodes a message as a whole frame (length prefix included).
-    public static func encodeFrame(_ message: WireMessage) -> [UInt8] {
+    /// Encodes a message as a whole frame (length prefix included). Refuses
+    /// what the C encoder refuses (docs/protocol.md, "Strings"): a string of
+    /// more than `Wire.maxString` bytes, or one holding a NUL byte. (A Swift
+    /// `String` is always valid UTF-8, the third rule.) Nothing is cut or
+    /// dropped here; text that may be too long is fitted first, on purpose
+    /// (`WireMessage.fittedToWire()`).
+    public static func encodeFrame(_ message: WireMessage) throws(WireError) -> [UInt8] {
         var body: [UInt8] = [Wire.version, message.type.rawValue]
+        var refused: WireError?
         func str(_ s: String) {
-            let bytes = Array(s.utf8.prefix(Wire.maxString)).filter { $0 != 0 }
-            body.append(UInt8(bytes.count >> 8))
+            let bytes = s.utf8
+            if bytes.count > Wire.maxString {
+                refused = refused ?? .stringTooLong(bytes.count)
+            } else if bytes.contains(0) {
+                refused = refused ?? .nulInString
+            }
+            body.append(UInt8((bytes.count >> 8) & 0xff))
             body.append(UInt8(bytes.count & 0xff))
             body.append(contentsOf: bytes)
         }
@@ -61,6 +72,7 @@ public enum WireCodec {
         case .controlReply(let ok, let json):
             body.append(ok ? 1 : 0); str(json)
         }
+        if let refused { throw refused }
         let n = UInt32(body.count)
         return [UInt8(n >> 24), UInt8((n >> 16) & 0xff), UInt8((n >> 8) & 0xff), UInt8(n & 0xff)] + body
     }
