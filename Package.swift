@@ -31,6 +31,16 @@ let package = Package(
         .systemLibrary(name: "CCurl", path: "Sources/CCurl"),
         // libqrencode, for the device grant's QR code only.
         .systemLibrary(name: "CQRencode", path: "Sources/CQRencode"),
+        // The system calls both services make: EINTR-safe reads and writes, atomic
+        // durable file writes, programs spawned and waited for, libcrypt, the
+        // thread pools that keep blocking work off the concurrency pool.
+        .target(
+            name: "FedloginSystem",
+            dependencies: [
+                "FedloginCore", "CFedloginSys",
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
         // Frame codec, peer credentials and Unix-socket clients shared by the executables.
         .target(
             name: "FedloginNIO",
@@ -44,7 +54,7 @@ let package = Package(
         .target(
             name: "FedloginDaemon",
             dependencies: [
-                "FedloginCore", "CFedloginSys", "CCurl", "CQRencode", "FedloginNIO",
+                "FedloginCore", "CFedloginSys", "CCurl", "CQRencode", "FedloginNIO", "FedloginSystem",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -59,7 +69,7 @@ let package = Package(
         .target(
             name: "FedloginDirectory",
             dependencies: [
-                "FedloginCore", "CFedloginSys", "FedloginNIO",
+                "FedloginCore", "CFedloginSys", "FedloginNIO", "FedloginSystem",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -1,5 +1,6 @@
 import CFedloginSys
 import FedloginCore
+import FedloginSystem
 import Foundation
 
 /// The reference directory: users, groups, policy and device associations from
@@ -190,45 +191,12 @@ public struct DirectoryError: Error, CustomStringConvertible {
     public init(_ d: String) { description = d }
 }
 
-/// Replaces a file atomically (temporary file, fsync, rename, fsync of the folder).
+/// Sys.writeDurably with its failure as a DirectoryError, which a reply carries.
 func writeDurably(_ data: Data, to path: String) throws {
-    let tmp = path + ".tmp"
-    let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-    guard fd >= 0 else { throw DirectoryError("cannot create \(tmp): \(String(cString: strerror(errno)))") }
-    let ok = data.withUnsafeBytes { raw in write(fd, raw.baseAddress, raw.count) == raw.count } && fsync(fd) == 0
-    close(fd)
-    guard ok, rename(tmp, path) == 0 else { throw DirectoryError("cannot write \(path): \(String(cString: strerror(errno)))") }
-    syncFolder(of: path)
+    do { try Sys.writeDurably(data, to: path) } catch let e as Sys.Failure { throw DirectoryError(e.description) }
 }
 
-func syncFolder(of path: String) {
-    let dir = (path as NSString).deletingLastPathComponent
-    let fd = open(dir.isEmpty ? "." : dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-    if fd >= 0 {
-        fsync(fd)
-        close(fd)
-    }
-}
-
-/// Appends bytes to a file and fsyncs it (and, when it is new, its folder) before returning.
+/// Sys.appendDurably with its failure as a DirectoryError, which a reply carries.
 func appendDurably(_ data: Data, to path: String) throws {
-    let isNew = access(path, F_OK) != 0
-    let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
-    guard fd >= 0 else { throw DirectoryError("cannot open \(path): \(String(cString: strerror(errno)))") }
-    defer {
-        close(fd)
-        if isNew { syncFolder(of: path) }
-    }
-    try data.withUnsafeBytes { raw in
-        var off = 0
-        while off < raw.count {
-            let n = write(fd, raw.baseAddress! + off, raw.count - off)
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw DirectoryError("cannot write \(path): \(String(cString: strerror(errno)))")
-            }
-            off += n
-        }
-    }
-    guard fsync(fd) == 0 else { throw DirectoryError("cannot fsync \(path): \(String(cString: strerror(errno)))") }
+    do { try Sys.appendDurably(data, to: path) } catch let e as Sys.Failure { throw DirectoryError(e.description) }
 }

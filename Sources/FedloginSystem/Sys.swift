@@ -102,6 +102,12 @@ public enum Sys {
         public var stderr: String
         /// The program was killed by a signal (`status` is its number).
         public var signaled = false
+
+        public init(status: Int32, stderr: String, signaled: Bool = false) {
+            self.status = status
+            self.stderr = stderr
+            self.signaled = signaled
+        }
     }
 
     /// Runs a program (no shell) with `input` on stdin; returns its status
