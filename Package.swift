@@ -41,6 +41,18 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
+        // The IdP client: discovery, keys, the device grant, token requests and
+        // their verification, over libcurl. fedlogind signs in with it,
+        // fedloginctl checks an IdP's configuration with it.
+        .target(
+            name: "FedloginOIDC",
+            dependencies: [
+                "FedloginCore", "FedloginSystem", "CCurl",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "JWTKit", package: "jwt-kit"),
+            ]
+        ),
         // Frame codec, peer credentials and Unix-socket clients shared by the executables.
         .target(
             name: "FedloginNIO",
@@ -54,7 +66,7 @@ let package = Package(
         .target(
             name: "FedloginDaemon",
             dependencies: [
-                "FedloginCore", "CFedloginSys", "CCurl", "CQRencode", "FedloginNIO", "FedloginSystem",
+                "FedloginCore", "CFedloginSys", "CQRencode", "FedloginNIO", "FedloginSystem", "FedloginOIDC",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -87,7 +99,7 @@ let package = Package(
         .executableTarget(
             name: "fedloginctl",
             dependencies: [
-                "FedloginCore", "FedloginNIO", "FedloginDaemon",
+                "FedloginCore", "FedloginNIO", "FedloginSystem", "FedloginOIDC",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

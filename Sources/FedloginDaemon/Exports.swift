@@ -1,2 +1,4 @@
-// The daemon's files see the system module (Sys, Blocking) without importing it.
+// The daemon's files see the system module (Sys, Blocking, ConfigLoader) and
+// the IdP client (IdPClient, HTTPClient, TokenVerifier) without importing them.
+@_exported import FedloginOIDC
 @_exported import FedloginSystem

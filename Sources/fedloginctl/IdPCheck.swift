@@ -1,6 +1,7 @@
 import ArgumentParser
 import FedloginCore
-import FedloginDaemon
+import FedloginOIDC
+import FedloginSystem
 import Foundation
 
 struct IdP: AsyncParsableCommand {

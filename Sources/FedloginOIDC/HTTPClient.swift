@@ -1,4 +1,5 @@
 import CCurl
+import FedloginSystem
 import Foundation
 
 /// The IdP client's HTTP: `HTTPClient` (libcurl) in fedlogind; a fake IdP

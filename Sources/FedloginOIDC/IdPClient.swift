@@ -1,4 +1,5 @@
 import FedloginCore
+import FedloginSystem
 import Foundation
 import Logging
 import NIOConcurrencyHelpers
