@@ -7,11 +7,52 @@ import Testing
 struct ResultMappingTests {
     struct Boom: Error {}
 
-    @Test func onlyRootMayAuthenticate() async throws {
+    @Test func onlyRootMaySendPAMRequests() {
+        let user = ScriptedConversation(root: false).peer
+        let root = ScriptedConversation().peer
+        let pam = PAMRequest(user: "alice", service: "login")
+        let refused: [(WireMessage, String)] = [
+            (.authenticate(pam), "only root may authenticate users"), (.authFailed(pam), "only root may report failed logins"),
+            (.acctMgmt(user: "alice", service: "login"), "only root may ask"), (.chauthtok(user: "alice", service: "passwd"), "only root may ask"),
+            (.chauthtokPrelim(user: "alice", service: "passwd"), "only root may ask"),
+        ]
+        for (request, refusal) in refused {
+            #expect(RequestAccess.refusal(of: request, peer: user)?.refusal == refusal)
+            #expect(RequestAccess.refusal(of: request, peer: root) == nil)
+        }
+        for request: WireMessage in [.passcodeReset, .nssGetpwnam("alice"), .nssGetpwuid(70000), .nssGetgrnam("alice"), .nssGetgrgid(70000)] {
+            #expect(RequestAccess.refusal(of: request, peer: user) == nil)
+        }
+        #expect(RequestAccess.of(.result) == .notARequest)
+        #expect(RequestAccess.of(.control) == .anyone)
+    }
+
+    @Test func aStopIsItsStatusExceptUnavailableAfterAFailedPassword() {
+        let stop = LoginFlow.Stop(status: .unavailable, userMessage: nil, reason: "directory down")
+        #expect(LoginFlow.result(of: stop, .login) == (.unavailable, "directory down"))
+        #expect(LoginFlow.result(of: stop, .failedLogin) == (.authError, "directory down"))
+        #expect(LoginFlow.result(of: stop, .passwordChange) == (.unavailable, "directory down"))
+        let denied = LoginFlow.Stop(status: .permissionDenied, userMessage: nil, reason: "locked")
+        for ending in [LoginFlow.Ending.login, .failedLogin, .passwordChange, .ownPasscodeReset] {
+            #expect(LoginFlow.result(of: denied, ending) == (.permissionDenied, "locked"))
+        }
+    }
+
+    @Test func endedConversationsAndInternalErrorsPerRequestKind() async throws {
         let w = try TestWorld()
         defer { w.remove() }
-        let (status, reason) = await w.authenticate(conv: ScriptedConversation(root: false))
-        #expect(status == .permissionDenied && reason == "only root may authenticate users")
+        let log = w.runtime.logger
+        let ended = Conversation.Ended(description: "the PAM client went away")
+        let cases: [(LoginFlow.Ending, ResultStatus, ResultStatus, Bool)] = [
+            (.login, .authError, .unavailable, true), (.failedLogin, .authError, .authError, false),
+            (.passwordChange, .authtokError, .authtokError, true), (.ownPasscodeReset, .authError, .authError, false),
+        ]
+        for (ending, endedStatus, internalStatus, tellsUser) in cases {
+            let conv = ScriptedConversation()
+            #expect(await w.flow.result(after: ended, ending, conv: conv, log: log) == (endedStatus, "the PAM client went away"))
+            #expect(await w.flow.result(after: Boom(), ending, conv: conv, log: log) == (internalStatus, "internal error"))
+            #expect(conv.shown.count == (tellsUser ? 1 : 0))
+        }
     }
 
     @Test func rootIsNotOursUnsafeNamesAndStrangersAreUnknown() async throws {

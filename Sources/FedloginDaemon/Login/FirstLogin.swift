@@ -22,10 +22,6 @@ struct LoginFlow: Sendable {
         var log = logger
         log[metadataKey: "user"] = "\(request.user)"
         log[metadataKey: "service"] = "\(request.service)"
-        guard conv.peer.isRoot else {
-            log.warning("authentication request from a non-root peer refused", metadata: ["peer": "\(conv.peer)"])
-            return (.permissionDenied, "only root may authenticate users")
-        }
         // No account name holds a control character: refuse it before any lookup
         // (the log handler shows it escaped).
         if SafeText.hasUnsafe(request.user) {
@@ -34,17 +30,8 @@ struct LoginFlow: Sendable {
         }
         do {
             return try await run(request, conv: conv, log: log)
-        } catch let stop as Stop {
-            if let m = stop.userMessage { try? await conv.error(m) }
-            log.notice("login refused: \(stop.reason)", metadata: ["message_id": "\(MessageID.loginFailure)"])
-            return (stop.status, stop.reason)
-        } catch let ended as Conversation.Ended {
-            log.notice("login abandoned: \(ended)", metadata: ["message_id": "\(MessageID.loginFailure)"])
-            return (.authError, ended.description)
         } catch {
-            log.error("login failed: \(error)")
-            try? await conv.error("The login could not be completed because of an internal error. Try again, or ask your administrator.")
-            return (.unavailable, "internal error")
+            return await result(after: error, .login, conv: conv, log: log)
         }
     }
 

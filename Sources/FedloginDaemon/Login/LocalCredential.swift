@@ -22,7 +22,6 @@ extension LoginFlow {
         var log = logger
         log[metadataKey: "user"] = "\(request.user)"
         log[metadataKey: "service"] = "\(request.service)"
-        guard conv.peer.isRoot else { return (.permissionDenied, "only root may report failed logins") }
         if SafeText.hasUnsafe(request.user) { return (.userUnknown, "user name with control characters") }
         do {
             guard var rec = try activeAccount(request.user) else { return (.ignore, "not a fedlogin account") }
@@ -58,15 +57,8 @@ extension LoginFlow {
                 return (.authError, "wrong passcode")
             }
             return try await resetPasscode(rec, service: request.service, conv: conv, log: log)
-        } catch let stop as Stop {
-            if let m = stop.userMessage { try? await conv.error(m) }
-            log.notice("passcode reset refused: \(stop.reason)", metadata: ["message_id": "\(MessageID.loginFailure)"])
-            return (stop.status == .unavailable ? .authError : stop.status, stop.reason)
-        } catch let ended as Conversation.Ended {
-            return (.authError, ended.description)
         } catch {
-            log.error("failed-login handling failed: \(error)")
-            return (.authError, "internal error")
+            return await result(after: error, .failedLogin, conv: conv, log: log)
         }
     }
 
@@ -153,7 +145,6 @@ extension LoginFlow {
     // MARK: - account: locks hold whatever the login path
 
     func accountCheck(user: String, service: String, peer: PeerCredentials) async -> (ResultStatus, String) {
-        guard peer.isRoot else { return (.permissionDenied, "only root may ask") }
         do {
             guard let rec = try runtime.state.account(user), user != "root", rec.state != "provisioning" else {
                 return (.ignore, "no fedlogin account policy applies")
@@ -185,7 +176,6 @@ extension LoginFlow {
     /// pam_unix's own check does not run twice; IGNORE otherwise, and
     /// pam_unix checks the current password as always.
     func passwordCheck(user: String, peer: PeerCredentials) -> (ResultStatus, String) {
-        guard peer.isRoot else { return (.permissionDenied, "only root may ask") }
         guard user != "root", let rec = try? runtime.state.account(user), rec.state == "active" || rec.state == "pending" else {
             return (.ignore, "not a fedlogin account")
         }
@@ -196,7 +186,6 @@ extension LoginFlow {
         var log = logger
         log[metadataKey: "user"] = "\(user)"
         log[metadataKey: "service"] = "\(service)"
-        guard peer.isRoot else { return (.permissionDenied, "only root may ask") }
         do {
             guard let rec = try runtime.state.account(user), user != "root", rec.state != "provisioning" else {
                 return (.ignore, "not a fedlogin account")
@@ -276,16 +265,8 @@ extension LoginFlow {
             try await conv.info("Passcode changed.")
             log.notice("passcode changed")
             return (.success, "passcode changed")
-        } catch let stop as Stop {
-            if let m = stop.userMessage { try? await conv.error(m) }
-            log.notice("password change refused: \(stop.reason)")
-            return (stop.status, stop.reason)
-        } catch let ended as Conversation.Ended {
-            return (.authtokError, ended.description)
         } catch {
-            log.error("password change failed: \(error)")
-            try? await conv.error("The password could not be changed because of an internal error.")
-            return (.authtokError, "internal error")
+            return await result(after: error, .passwordChange, conv: conv, log: log)
         }
     }
 
@@ -351,15 +332,8 @@ extension LoginFlow {
                 return (.authtokError, "not a passcode account")
             }
             return try await resetPasscode(rec, service: "fedloginctl", conv: conv, log: log)
-        } catch let stop as Stop {
-            if let m = stop.userMessage { try? await conv.error(m) }
-            log.notice("passcode reset refused: \(stop.reason)")
-            return (stop.status, stop.reason)
-        } catch let ended as Conversation.Ended {
-            return (.authError, ended.description)
         } catch {
-            log.error("passcode reset failed: \(error)")
-            return (.authError, "internal error")
+            return await result(after: error, .ownPasscodeReset, conv: conv, log: log)
         }
     }
 }

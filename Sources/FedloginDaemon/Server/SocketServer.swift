@@ -154,6 +154,11 @@ public struct SocketServer: Service {
     }
 
     func dispatch(_ request: WireMessage, conv: Conversation, runtime: Runtime) async throws {
+        if let (refusal, what) = RequestAccess.refusal(of: request, peer: conv.peer) {
+            runtime.logger.warning("\(what) request from a non-root peer refused", metadata: ["peer": "\(conv.peer)"])
+            await conv.finish(.permissionDenied, reason: refusal)
+            return
+        }
         switch request {
         case .authenticate(let r):
             let (status, reason) = await LoginFlow(runtime: runtime).authenticate(r, conv: conv)
