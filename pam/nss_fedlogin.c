@@ -75,6 +75,7 @@
  * Thread-safe: no mutable static state; each lookup has its own socket,
  * mapping and buffers. Silent: nothing is logged. libc only.
  */
+#include "fedlogin_client.h"
 #include "fedlogin_proto.h"
 #include "nss_cache.h"
 
@@ -143,141 +144,7 @@ struct fl_reply {
 	struct fedlogin_msg msg;
 };
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Waits until `fd` is ready for `events`, at most until `until`. 0 or -1. */
-static int wait_fd(int fd, short events, int64_t until)
-{
-	for (;;) {
-		int64_t left = until - now_ms();
-		struct pollfd p = { .fd = fd, .events = events };
-		int n;
-
-		if (left <= 0)
-			return -1;
-		n = poll(&p, 1, left > INT_MAX ? INT_MAX : (int)left);
-		if (n > 0)
-			return 0; /* ready, or an error for the next call to report */
-		if (n < 0 && errno != EINTR)
-			return -1;
-	}
-}
-
-/*
- * Connects to fedlogind at `path` after checking that it is a socket root
- * owns, and that the process behind it runs as root. Connecting is bounded
- * by FEDLOGIN_NSS_CONNECT_TIMEOUT_MS and `deadline`. Returns the descriptor
- * (non-blocking, close-on-exec, above 2) or -1.
- */
-static int fl_nss_connect(const char *path, int64_t deadline)
-{
-	int64_t until = now_ms() + FEDLOGIN_NSS_CONNECT_TIMEOUT_MS;
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	size_t plen = strlen(path);
-	struct ucred cred;
-	socklen_t len;
-	struct stat st;
-	int fd, err;
-
-	if (until > deadline)
-		until = deadline;
-	if (path[0] != '/' || plen >= sizeof(sa.sun_path))
-		return -1;
-	memcpy(sa.sun_path, path, plen + 1);
-
-	/* A missing socket (fedlogind not installed or stopped) fails here, at once. */
-	if (lstat(path, &st) != 0 || !S_ISSOCK(st.st_mode) || st.st_uid != 0)
-		return -1;
-
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return -1;
-	/* Keep off stdin/stdout/stderr: the caller may have closed them. */
-	if (fd <= STDERR_FILENO) {
-		int moved = fcntl(fd, F_DUPFD_CLOEXEC, STDERR_FILENO + 1);
-
-		close(fd);
-		if (moved < 0)
-			return -1;
-		fd = moved; /* O_NONBLOCK is shared with the duplicate */
-	}
-
-	while (connect(fd, (const struct sockaddr *)&sa, sizeof(sa)) != 0) {
-		if (errno == EAGAIN) {
-			/* The daemon's backlog is full: retry until the bound. */
-			int64_t left = until - now_ms();
-
-			if (left <= 0)
-				goto fail;
-			poll(NULL, 0, left < 10 ? (int)left : 10);
-			continue;
-		}
-		if (errno != EINPROGRESS && errno != EINTR)
-			goto fail;
-		if (wait_fd(fd, POLLOUT, until) != 0)
-			goto fail;
-		err = 0;
-		len = sizeof(err);
-		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0)
-			goto fail;
-		break;
-	}
-
-	len = sizeof(cred);
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || cred.uid != 0)
-		goto fail;
-	return fd;
-
-fail:
-	close(fd);
-	return -1;
-}
-
-/* Sends `len` bytes before `deadline`, polling before every send. 0 or -1. */
-static int send_all(int fd, const uint8_t *p, size_t len, int64_t deadline)
-{
-	size_t done = 0;
-
-	while (done < len) {
-		ssize_t n;
-
-		if (wait_fd(fd, POLLOUT, deadline) != 0)
-			return -1;
-		n = send(fd, p + done, len - done, MSG_NOSIGNAL);
-		if (n >= 0)
-			done += (size_t)n;
-		else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-			return -1;
-	}
-	return 0;
-}
-
-/* Reads exactly `len` bytes before `deadline`, polling before every read. 0 or -1. */
-static int recv_exact(int fd, uint8_t *p, size_t len, int64_t deadline)
-{
-	size_t done = 0;
-
-	while (done < len) {
-		ssize_t n;
-
-		if (wait_fd(fd, POLLIN, deadline) != 0)
-			return -1;
-		n = recv(fd, p + done, len - done, 0);
-		if (n > 0)
-			done += (size_t)n;
-		else if (n == 0)
-			return -1; /* closed before the whole frame */
-		else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-			return -1;
-	}
-	return 0;
-}
+#define now_ms fedlogin_now_ms
 
 /*
  * The transport: sends the request frame `req` to the daemon at `path` and
@@ -290,25 +157,25 @@ static int fl_nss_query(const char *path, const uint8_t *req, size_t req_len, st
 	const int64_t deadline = now_ms() + FEDLOGIN_NSS_TIMEOUT_MS;
 	uint8_t header[FEDLOGIN_FRAME_HEADER];
 	uint32_t len;
-	int fd;
+	/* Silent (no log): a lookup that fails is UNAVAIL, and NSS has no log of its own. */
+	struct fedlogin_client c = { .fd = -1, .deadline = deadline };
 
 	r->body = NULL;
-	fd = fl_nss_connect(path, deadline);
-	if (fd < 0)
+	if (fedlogin_client_connect(&c, path, FEDLOGIN_NSS_CONNECT_TIMEOUT_MS) != 0)
 		return -1;
-	if (send_all(fd, req, req_len, deadline) != 0 ||
-	    recv_exact(fd, header, sizeof(header), deadline) != 0 ||
+	if (fedlogin_client_send(&c, req, req_len, deadline, FEDLOGIN_NSS_TIMEOUT_MS) != 0 ||
+	    fedlogin_client_recv(&c, header, sizeof(header), deadline, FEDLOGIN_NSS_TIMEOUT_MS) != 0 ||
 	    fedlogin_frame_length(header, &len) != FEDLOGIN_OK || len > FL_NSS_MAX_REPLY)
 		goto fail;
 	r->body = malloc(len);
-	if (r->body == NULL || recv_exact(fd, r->body, len, deadline) != 0 ||
+	if (r->body == NULL || fedlogin_client_recv(&c, r->body, len, deadline, FEDLOGIN_NSS_TIMEOUT_MS) != 0 ||
 	    fedlogin_parse(r->body, len, &r->msg) != FEDLOGIN_OK)
 		goto fail;
-	close(fd);
+	close(c.fd);
 	return 0;
 
 fail:
-	close(fd);
+	close(c.fd);
 	free(r->body);
 	r->body = NULL;
 	return -1;

@@ -24,6 +24,7 @@
  *                        was wrong: it counts the attempt for the lockout policy
  *                        and may offer a passcode reset at the IdP
  */
+#include "fedlogin_client.h"
 #include "fedlogin_escape.h"
 #include "fedlogin_proto.h"
 
@@ -32,6 +33,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <stdbool.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,10 +64,10 @@ struct fl_args {
 struct fl_request {
 	pam_handle_t *pamh;
 	struct fl_args args;
-	int fd;
-	/* End of the max_time budget (CLOCK_MONOTONIC ms); moved later by the
-	 * time spent in the application's conversation function. */
-	int64_t deadline;
+	/* The connection; its deadline is the end of the max_time budget,
+	 * moved later by the time spent in the application's conversation
+	 * function. */
+	struct fedlogin_client client;
 	/* The last answer could not be sent (the daemon stopped reading): only
 	 * a failure RESULT already on its way is taken. */
 	bool answer_lost;
@@ -73,6 +75,8 @@ struct fl_request {
 	uint8_t rbuf[FEDLOGIN_MAX_FRAME];
 	uint8_t wbuf[FEDLOGIN_FRAME_HEADER + FEDLOGIN_MAX_FRAME];
 };
+
+#define now_ms fedlogin_now_ms
 
 /* PAM code of each RESULT status (docs/protocol.md, "Result status"). */
 static const int status_to_pam[] = {
@@ -91,14 +95,6 @@ static const char *const status_names[] = {
 	"SUCCESS", "IGNORE", "USER_UNKNOWN", "AUTH_ERR", "UNAVAIL",
 	"PERM_DENIED", "ACCT_EXPIRED", "NEW_AUTHTOK_REQD", "AUTHTOK_ERR",
 };
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Parses a decimal in [min, max]; false if `s` is not one. */
 static bool parse_int(const char *s, long min, long max, int *out)
@@ -157,184 +153,33 @@ static const char *get_item(pam_handle_t *pamh, int type)
 	return v;
 }
 
-/*
- * Waits until the socket is ready for `events`, at most until `until` and
- * never past the max_time deadline. Returns 0 when ready, -1 (logged) on
- * expiry or error.
- */
-static int wait_fd(struct fl_request *r, short events, int64_t until, int limit_ms, const char *what)
+/* Writes the client's failures to the system log (errno as it was, for %m). */
+static void fl_log(void *ctx, const char *fmt, ...)
 {
-	for (;;) {
-		int64_t end = until < r->deadline ? until : r->deadline;
-		int64_t left = end - now_ms();
-		struct pollfd p = { .fd = r->fd, .events = events };
-		int n;
+	va_list ap;
 
-		if (left <= 0) {
-			if (r->deadline <= until)
-				pam_syslog(r->pamh, LOG_ERR, "%s: request exceeded max_time=%ds",
-					   what, r->args.max_time_s);
-			else
-				pam_syslog(r->pamh, LOG_ERR, "%s: timed out after %d ms", what, limit_ms);
-			return -1;
-		}
-		n = poll(&p, 1, left > INT_MAX ? INT_MAX : (int)left);
-		if (n > 0)
-			return 0; /* readable, writable, or an error for recv/send to report */
-		if (n < 0 && errno != EINTR) {
-			pam_syslog(r->pamh, LOG_ERR, "%s: poll: %m", what);
-			return -1;
-		}
-	}
+	va_start(ap, fmt);
+	pam_vsyslog(ctx, LOG_ERR, fmt, ap);
+	va_end(ap);
 }
 
-/*
- * Connects to fedlogind after checking that the socket is one root owns, and
- * that the process behind it runs as root. Sets r->fd. Returns 0 or -1 (logged).
- */
+/* Connects to fedlogind (fedlogin_client.h: trust checks, bounds). 0 or -1 (logged). */
 static int fl_connect(struct fl_request *r)
 {
-	const char *path = r->args.socket;
-	const int64_t until = now_ms() + r->args.connect_timeout_ms;
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct ucred cred;
-	socklen_t len;
-	struct stat st;
-	int fd, err;
-
-	if (path[0] != '/' || strlen(path) >= sizeof(sa.sun_path)) {
-		pam_syslog(r->pamh, LOG_ERR, "socket path must be absolute and under %zu bytes: %s",
-			   sizeof(sa.sun_path), path);
-		return -1;
-	}
-	memcpy(sa.sun_path, path, strlen(path) + 1);
-
-	if (lstat(path, &st) != 0) {
-		pam_syslog(r->pamh, LOG_ERR, "cannot stat %s: %m", path);
-		return -1;
-	}
-	if (!S_ISSOCK(st.st_mode)) {
-		pam_syslog(r->pamh, LOG_ERR, "%s is not a socket", path);
-		return -1;
-	}
-	if (st.st_uid != 0) {
-		pam_syslog(r->pamh, LOG_ERR, "%s is owned by uid %u, not root", path, (unsigned)st.st_uid);
-		return -1;
-	}
-
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0) {
-		pam_syslog(r->pamh, LOG_ERR, "socket: %m");
-		return -1;
-	}
-	/* Keep off stdin/stdout/stderr: an application may have closed them. */
-	if (fd <= STDERR_FILENO) {
-		int moved = fcntl(fd, F_DUPFD_CLOEXEC, STDERR_FILENO + 1);
-
-		err = errno;
-		close(fd);
-		if (moved < 0) {
-			errno = err;
-			pam_syslog(r->pamh, LOG_ERR, "fcntl(F_DUPFD_CLOEXEC): %m");
-			return -1;
-		}
-		fd = moved; /* O_NONBLOCK is shared with the duplicate */
-	}
-	r->fd = fd;
-
-	while (connect(fd, (const struct sockaddr *)&sa, sizeof(sa)) != 0) {
-		if (errno == EAGAIN) {
-			/* The daemon's backlog is full: retry until connect_timeout. */
-			int64_t left = (until < r->deadline ? until : r->deadline) - now_ms();
-
-			if (left <= 0) {
-				pam_syslog(r->pamh, LOG_ERR, "connect to %s: timed out after %d ms",
-					   path, r->args.connect_timeout_ms);
-				return -1;
-			}
-			poll(NULL, 0, left < 10 ? (int)left : 10);
-			continue;
-		}
-		if (errno != EINPROGRESS && errno != EINTR) {
-			pam_syslog(r->pamh, LOG_ERR, "connect to %s: %m", path);
-			return -1;
-		}
-		if (wait_fd(r, POLLOUT, until, r->args.connect_timeout_ms, "connect to fedlogind") != 0)
-			return -1;
-		err = 0;
-		len = sizeof(err);
-		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) {
-			if (err != 0)
-				errno = err;
-			pam_syslog(r->pamh, LOG_ERR, "connect to %s: %m", path);
-			return -1;
-		}
-		break;
-	}
-
-	len = sizeof(cred);
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
-		pam_syslog(r->pamh, LOG_ERR, "SO_PEERCRED on %s: %m", path);
-		return -1;
-	}
-	if (cred.uid != 0) {
-		pam_syslog(r->pamh, LOG_ERR, "peer on %s runs as uid %u, not root", path, (unsigned)cred.uid);
-		return -1;
-	}
-	return 0;
+	return fedlogin_client_connect(&r->client, r->args.socket, r->args.connect_timeout_ms);
 }
 
-/*
- * Sends a whole frame from wbuf within `timeout`. Every send is preceded by a
- * poll that checks the deadlines, so a peer can never keep the loop going
- * past them. Returns 0 or -1 (logged).
- */
+/* Sends a whole frame from wbuf within `timeout`. 0 or -1 (logged). */
 static int send_frame(struct fl_request *r, size_t len)
 {
-	const int64_t until = now_ms() + r->args.timeout_ms;
-	size_t done = 0;
-
-	while (done < len) {
-		ssize_t n;
-
-		if (wait_fd(r, POLLOUT, until, r->args.timeout_ms, "send to fedlogind") != 0)
-			return -1;
-		n = send(r->fd, r->wbuf + done, len - done, MSG_NOSIGNAL);
-		if (n >= 0) {
-			done += (size_t)n;
-		} else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-			pam_syslog(r->pamh, LOG_ERR, "send to fedlogind: %m");
-			return -1;
-		}
-	}
-	return 0;
+	return fedlogin_client_send(&r->client, r->wbuf, len, now_ms() + r->args.timeout_ms,
+				    r->args.timeout_ms);
 }
 
-/*
- * Reads exactly `len` bytes into `buf` before `until` (and the max_time
- * deadline), polling before every read. Returns 0 or -1 (logged).
- */
+/* Reads exactly `len` bytes before `until` (and max_time). 0 or -1 (logged). */
 static int recv_exact(struct fl_request *r, uint8_t *buf, size_t len, int64_t until)
 {
-	size_t done = 0;
-
-	while (done < len) {
-		ssize_t n;
-
-		if (wait_fd(r, POLLIN, until, r->args.timeout_ms, "waiting for fedlogind") != 0)
-			return -1;
-		n = recv(r->fd, buf + done, len - done, 0);
-		if (n > 0) {
-			done += (size_t)n;
-		} else if (n == 0) {
-			pam_syslog(r->pamh, LOG_ERR, "fedlogind closed the connection before its result");
-			return -1;
-		} else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-			pam_syslog(r->pamh, LOG_ERR, "recv from fedlogind: %m");
-			return -1;
-		}
-	}
-	return 0;
+	return fedlogin_client_recv(&r->client, buf, len, until, r->args.timeout_ms);
 }
 
 /*
@@ -381,7 +226,7 @@ static int converse(struct fl_request *r, int style, const struct fedlogin_field
 	int64_t start = now_ms();
 	int rc = pam_prompt(r->pamh, style, resp, "%.*s", (int)text->len, text->str);
 
-	r->deadline += now_ms() - start;
+	r->client.deadline += now_ms() - start;
 	return rc;
 }
 
@@ -452,13 +297,16 @@ static int fl_transact(pam_handle_t *pamh, int flags, int argc, const char **arg
 		goto done;
 	}
 	r->pamh = pamh;
-	r->fd = -1;
+	r->client.fd = -1;
+	r->client.log = fl_log;
+	r->client.log_ctx = pamh;
 	parse_args(pamh, argc, argv, &r->args);
 	if (type == FEDLOGIN_MSG_AUTHENTICATE && r->args.authfail) {
 		type = FEDLOGIN_MSG_AUTH_FAILED;
 		op = "failed-login report";
 	}
-	r->deadline = now_ms() + (int64_t)r->args.max_time_s * 1000;
+	r->client.deadline = now_ms() + (int64_t)r->args.max_time_s * 1000;
+	r->client.max_time_s = r->args.max_time_s;
 
 	rc = pam_get_user(pamh, &user, NULL);
 	if (rc != PAM_SUCCESS) {
@@ -575,8 +423,8 @@ done:
 	if (status_out != NULL)
 		*status_out = status;
 	if (r != NULL) {
-		if (r->fd >= 0)
-			close(r->fd);
+		if (r->client.fd >= 0)
+			close(r->client.fd);
 		explicit_bzero(r, sizeof(*r));
 		free(r);
 	}
