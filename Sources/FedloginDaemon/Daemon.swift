@@ -47,7 +47,7 @@ public enum Daemon {
     /// The line `systemctl status` shows.
     static func statusLine(_ runtime: Runtime, prefix: String = "ready") async -> String {
         let idps = runtime.idps.count
-        let managed = (try? runtime.state.accounts().filter { $0.state == "active" }.count) ?? 0
+        let managed = (try? runtime.state.accounts().filter { $0.state == .active }.count) ?? 0
         let reachable: String
         do {
             _ = try await runtime.directory.policy(device: runtime.deviceID)

@@ -118,7 +118,7 @@ public final class Runtime: Sendable {
     /// being provisioned, with the same uid) and its record.
     func undoProvisioning(_ username: String) {
         do {
-            if let rec = try state.account(username), rec.state == "provisioning" {
+            if let rec = try state.account(username), rec.state == .provisioning {
                 if let local = try accounts.lookup(username), local.uid == rec.uid {
                     try accounts.delete(name: username)
                 }

@@ -10,7 +10,7 @@ struct OutboxTests {
         let w = try TestWorld()
         defer { w.remove() }
         let state = w.runtime.state
-        var a = StateStore.Account(username: "carol", uid: 70002, state: "provisioning", directoryUsername: "carol", email: "c@example.com", createdAt: "2026-01-01T00:00:00Z")
+        var a = StateStore.Account(username: "carol", uid: 70002, state: .provisioning, directoryUsername: "carol", email: "c@example.com", createdAt: "2026-01-01T00:00:00Z")
         try state.beginProvisioning(a)
         let report = BindingReport(
             key: "k1", deviceID: "device-1", username: "carol", localUsername: "carol", uid: 70002, email: "c@example.com",
@@ -19,7 +19,7 @@ struct OutboxTests {
         try state.commitBinding(
             username: "carol", issuer: FakeIdP.issuer, subject: "s", passwordMode: "passcode", boundAt: "2026-01-01T00:00:00Z",
             report: StateStore.OutboxItem(key: "k1", username: "carol", payload: payload, attempts: 0, nextAttempt: 0))
-        a.state = "active"
+        a.state = .active
         w.directory.state.withLockedValue { $0.failReports = 6 }
         let outbox = Outbox(state: state, directory: w.directory, retryMax: 10, logger: w.runtime.logger, clock: w.clock)
         var waits: [Double] = []

@@ -55,7 +55,7 @@ struct Lifecycle: Sendable {
         // In this order: an account listed here has its binding report either
         // still pending at the next read, or recorded by the directory before
         // the device's users are asked for. Either way it counts as associated.
-        let managed = try runtime.state.accounts().filter { $0.state == "active" || $0.state == "pending" }
+        let managed = try runtime.state.accounts().filter { $0.state == .active || $0.state == .pending }
         let pendingReports = Set(try runtime.state.pendingReports().map(\.username))
         let deviceUsers = Set(try await directory.deviceUsers(device: runtime.deviceID))
         let policy = try await directory.policy(device: runtime.deviceID)
@@ -198,7 +198,7 @@ struct Lifecycle: Sendable {
         }
         let now = Self.now()
         var record = StateStore.Account(
-            username: localName, uid: uid, state: "provisioning", directoryUsername: user.username, email: user.email, createdAt: now)
+            username: localName, uid: uid, state: .provisioning, directoryUsername: user.username, email: user.email, createdAt: now)
         record.applyLockout(policy.lockout, bypass: user.lockoutBypass)
         try state.beginProvisioning(record)
         do {
@@ -210,7 +210,7 @@ struct Lifecycle: Sendable {
             let groups = SyncPlanner.desiredGroups(user: user, policy: policy, groupMap: config.groupMap, adminGroup: config.adminGroup)
                 .filter(existing.contains).sorted()
             for g in groups { try accounts.addToGroup(name: localName, group: g) }
-            record.state = hash == nil ? "pending" : "active"
+            record.state = hash == nil ? .pending : .active
             record.passwordMode = hash == nil ? nil : PasswordMode.synced.rawValue
             try state.commitPending(
                 username: localName, state: record.state, passwordMode: record.passwordMode, managedGroups: groups.joined(separator: ","),
@@ -254,7 +254,7 @@ struct Lifecycle: Sendable {
         let rec = try await Blocking.accountChange {
             try provisionAhead(user: user, localName: name, policy: policy, applyDirectoryPassword: passwordSync)
         }
-        return rec.state == "active"
+        return rec.state == .active
             ? "\(name) bound (uid \(rec.uid)); the directory's password is the password on this machine"
             : "\(name) bound (uid \(rec.uid)); the account is locked until \(name) signs in with the identity provider"
     }
@@ -272,7 +272,7 @@ struct Lifecycle: Sendable {
         }
         let now = Self.now()
         var rec = StateStore.Account(
-            username: local.name, uid: local.uid, state: "active", directoryUsername: user.username, email: user.email, issuer: nil,
+            username: local.name, uid: local.uid, state: .active, directoryUsername: user.username, email: user.email, issuer: nil,
             subject: nil, passwordMode: mode.rawValue, createdAt: now, boundAt: now)
         rec.applyLockout(policy.lockout, bypass: user.lockoutBypass)
         try runtime.state.adopt(rec, report: report(account: rec, passwordMode: mode.rawValue))
@@ -286,7 +286,7 @@ struct Lifecycle: Sendable {
     /// `fedloginctl unbind USER`: fedlogin stops managing the account. The
     /// account and its data stay; the directory is told.
     func unbind(_ name: String) throws -> String {
-        guard let rec = try runtime.state.account(name), rec.state != "provisioning" else {
+        guard let rec = try runtime.state.account(name), rec.state != .provisioning else {
             throw Failure("\(name) is not managed by fedlogin")
         }
         try runtime.state.release(name, report: report(account: rec, action: "unbind", passwordMode: rec.passwordMode ?? "pending"))

@@ -44,13 +44,13 @@ struct LoginFlow: Sendable {
         var pending: StateStore.Account?
         if let record, let l = local, l.uid == record.uid {
             if let stop = Self.lockStop(record, now: runtime.clock.now()) { throw stop }
-            if record.state == "pending" {
+            if record.state == .pending {
                 // Made ahead of the first sign-in: the sign-in completes it.
                 pending = record
                 local = nil
             }
         }
-        let managed = record?.state == "active"
+        let managed = record?.state == .active
         var directoryUser: DirectoryUser?
         var policy: DevicePolicy?
         var access: DeviceAccess?
@@ -184,8 +184,8 @@ struct LoginFlow: Sendable {
         let record = try runtime.state.account(name)
         let stillOurs =
             pending == nil
-            ? try runtime.accounts.lookup(name) == nil && record?.state != "active" && record?.state != "pending"
-            : record?.state == "pending"
+            ? try runtime.accounts.lookup(name) == nil && record?.state != .active && record?.state != .pending
+            : record?.state == .pending
         guard stillOurs else {
             throw Stop(
                 status: .authError,
@@ -484,7 +484,7 @@ struct LoginFlow: Sendable {
         let now = Sys.iso8601()
         // 1. The intent, durable before anything changes on the system.
         var record = StateStore.Account(
-            username: plan.localUsername, uid: uid, state: "provisioning", directoryUsername: plan.directoryUser.username,
+            username: plan.localUsername, uid: uid, state: .provisioning, directoryUsername: plan.directoryUser.username,
             email: plan.directoryUser.email, createdAt: now)
         record.applyLockout(policy.lockout, bypass: plan.directoryUser.lockoutBypass)
         do {

@@ -10,7 +10,7 @@ import Logging
 extension LoginFlow {
     /// The active managed account of `user`, if it is one that exists locally with its uid.
     func activeAccount(_ user: String) throws -> StateStore.Account? {
-        guard user != "root", let rec = try runtime.state.account(user), rec.state == "active",
+        guard user != "root", let rec = try runtime.state.account(user), rec.state == .active,
             let local = try runtime.accounts.lookup(user), local.uid == rec.uid, local.uid != 0
         else { return nil }
         return rec
@@ -146,13 +146,13 @@ extension LoginFlow {
 
     func accountCheck(user: String, service: String, peer: PeerCredentials) async -> (ResultStatus, String) {
         do {
-            guard let rec = try runtime.state.account(user), user != "root", rec.state != "provisioning" else {
+            guard let rec = try runtime.state.account(user), user != "root", rec.state != .provisioning else {
                 return (.ignore, "no fedlogin account policy applies")
             }
             let now = runtime.clock.now()
             if let stop = Self.lockStop(rec, now: now) { return (stop.status, stop.reason) }
             var r = rec
-            if rec.state == "active", case .cleared(let liftMirror) = r.lockout.accountChecked() {
+            if rec.state == .active, case .cleared(let liftMirror) = r.lockout.accountChecked() {
                 try runtime.state.update(r)
                 // A lapsed lockout's mirror in /etc/shadow is lifted before
                 // pam_unix (next in the account stack) reads the expiry.
@@ -176,7 +176,7 @@ extension LoginFlow {
     /// pam_unix's own check does not run twice; IGNORE otherwise, and
     /// pam_unix checks the current password as always.
     func passwordCheck(user: String, peer: PeerCredentials) -> (ResultStatus, String) {
-        guard user != "root", let rec = try? runtime.state.account(user), rec.state == "active" || rec.state == "pending" else {
+        guard user != "root", let rec = try? runtime.state.account(user), rec.state == .active || rec.state == .pending else {
             return (.ignore, "not a fedlogin account")
         }
         return (.success, "fedlogin handles this password change")
@@ -187,10 +187,10 @@ extension LoginFlow {
         log[metadataKey: "user"] = "\(user)"
         log[metadataKey: "service"] = "\(service)"
         do {
-            guard let rec = try runtime.state.account(user), user != "root", rec.state != "provisioning" else {
+            guard let rec = try runtime.state.account(user), user != "root", rec.state != .provisioning else {
                 return (.ignore, "not a fedlogin account")
             }
-            guard rec.state == "active" else {
+            guard rec.state == .active else {
                 throw Stop(
                     status: .authtokError, userMessage: "\(user) has not signed in yet. Log in and sign in with your identity provider first.",
                     reason: "password change for a pending account")
@@ -319,7 +319,7 @@ extension LoginFlow {
     func ownPasscodeReset(peer: PeerCredentials, conv: any PAMConversation) async -> (ResultStatus, String) {
         var log = logger
         do {
-            guard let rec = try runtime.state.accounts().first(where: { $0.uid == peer.uid && $0.state == "active" }), peer.uid != 0,
+            guard let rec = try runtime.state.accounts().first(where: { $0.uid == peer.uid && $0.state == .active }), peer.uid != 0,
                 try activeAccount(rec.username) != nil
             else {
                 try? await conv.error("Your account is not one fedlogin manages, so it has no fedlogin passcode.")

@@ -22,7 +22,7 @@ struct Control {
             switch request {
             case .status:
                 let pending = try runtime.state.pendingReports().count
-                let managed = try runtime.state.accounts().filter { $0.state == "active" }.count
+                let managed = try runtime.state.accounts().filter { $0.state == .active }.count
                 return ok(
                     ControlReply.Status(
                         version: fedloginVersion, deviceID: runtime.deviceID, idps: runtime.idps.keys.sorted(), managedUsers: managed,
@@ -31,7 +31,7 @@ struct Control {
                 let delivered = Set(try runtime.state.pendingReports().map(\.username))
                 let users = try runtime.state.accounts().map { a in
                     ControlReply.User(
-                        username: a.username, uid: a.uid, email: a.email, state: a.state, passwordMode: a.passwordMode ?? "",
+                        username: a.username, uid: a.uid, email: a.email, state: a.state.rawValue, passwordMode: a.passwordMode ?? "",
                         issuer: a.issuer ?? "", subject: a.subject ?? "", boundAt: a.boundAt ?? "", reported: !delivered.contains(a.username),
                         locked: Self.lockText(a) ?? "", failedAttempts: a.failedAttempts,
                         groups: a.managedGroups.split(separator: ",").map(String.init))

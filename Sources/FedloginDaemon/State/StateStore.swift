@@ -13,8 +13,7 @@ public final class StateStore: Sendable {
         public static let databaseTableName = "account"
         public var username: String
         public var uid: UInt32
-        /// "provisioning" while the account is being made; "active" once bound.
-        public var state: String
+        public var state: AccountState
         public var directoryUsername: String
         public var email: String
         public var issuer: String?
@@ -264,10 +263,10 @@ public final class StateStore: Sendable {
     /// one transaction.
     public func commitBinding(username: String, issuer: String, subject: String, passwordMode: String, boundAt: String, report: OutboxItem) throws {
         try db.write { db in
-            guard var a = try Account.fetchOne(db, key: username), a.state == "provisioning" || a.state == "pending" else {
+            guard var a = try Account.fetchOne(db, key: username), a.state == .provisioning || a.state == .pending else {
                 throw Sys.Failure("no provisioning record for \(username)")
             }
-            a.state = "active"
+            a.state = .active
             a.issuer = issuer
             a.subject = subject
             a.passwordMode = passwordMode
@@ -286,10 +285,10 @@ public final class StateStore: Sendable {
     /// with its report queued, in one transaction. `active` (with a password
     /// mode) when the directory's password was applied already.
     public func commitPending(
-        username: String, state: String, passwordMode: String?, managedGroups: String, boundAt: String, report: OutboxItem
+        username: String, state: AccountState, passwordMode: String?, managedGroups: String, boundAt: String, report: OutboxItem
     ) throws {
         try db.write { db in
-            guard var a = try Account.fetchOne(db, key: username), a.state == "provisioning" else {
+            guard var a = try Account.fetchOne(db, key: username), a.state == .provisioning else {
                 throw Sys.Failure("no provisioning record for \(username)")
             }
             a.state = state
@@ -324,7 +323,7 @@ public final class StateStore: Sendable {
     }
 
     public func provisioning() throws -> [Account] {
-        try db.read { try Account.filter(Column("state") == "provisioning").fetchAll($0) }
+        try db.read { try Account.filter(Column("state") == AccountState.provisioning.rawValue).fetchAll($0) }
     }
 
     public func dueReports(now: Double) throws -> [OutboxItem] {
@@ -354,3 +353,6 @@ public final class StateStore: Sendable {
         }
     }
 }
+
+/// Stored as its name ("provisioning", "pending", "active").
+extension AccountState: DatabaseValueConvertible {}
