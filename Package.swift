@@ -123,6 +123,10 @@ let package = Package(
             dependencies: ["FedloginCore", "CFuzzer"]
         ),
         .testTarget(
+            name: "FedloginSystemTests",
+            dependencies: ["FedloginSystem"]
+        ),
+        .testTarget(
             name: "FedloginCoreTests",
             dependencies: ["FedloginCore"],
             resources: []
