@@ -17,7 +17,7 @@ struct OutboxTests {
             issuer: FakeIdP.issuer, subject: "s", passwordMode: "passcode", boundAt: "2026-01-01T00:00:00Z")
         let payload = String(decoding: try JSONEncoder().encode(report), as: UTF8.self)
         try state.commitBinding(
-            username: "carol", issuer: FakeIdP.issuer, subject: "s", passwordMode: "passcode", boundAt: "2026-01-01T00:00:00Z",
+            username: "carol", issuer: FakeIdP.issuer, subject: "s", passwordMode: .passcode, boundAt: "2026-01-01T00:00:00Z",
             report: StateStore.OutboxItem(key: "k1", username: "carol", payload: payload, attempts: 0, nextAttempt: 0))
         a.state = .active
         w.directory.state.withLockedValue { $0.failReports = 6 }

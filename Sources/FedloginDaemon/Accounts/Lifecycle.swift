@@ -15,19 +15,12 @@ struct Lifecycle: Sendable {
 
     static func now() -> String { Sys.iso8601() }
 
-    /// A binding (or unbinding) report for the outbox.
+    /// A binding (or unbinding) report for the outbox (`AccountProvisioner.report`).
     func report(
         account: StateStore.Account, action: String = "bind", issuer: String = "", subject: String = "", passwordMode: String
     ) throws -> StateStore.OutboxItem {
-        let r = BindingReport(
-            key: UUID().uuidString.lowercased(), deviceID: runtime.deviceID, username: account.directoryUsername,
-            localUsername: account.username, uid: account.uid, email: account.email, issuer: issuer, subject: subject,
-            passwordMode: passwordMode, boundAt: Self.now(), action: action)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        return StateStore.OutboxItem(
-            key: r.key, username: account.username, payload: String(decoding: try encoder.encode(r), as: UTF8.self), attempts: 0,
-            nextAttempt: 0)
+        try AccountProvisioner(runtime: runtime).report(
+            account: account, action: action, issuer: issuer, subject: subject, passwordMode: passwordMode)
     }
 
     // MARK: - Sync
@@ -183,47 +176,35 @@ struct Lifecycle: Sendable {
                 throw Failure("the uid the directory assigns to \(localName) (\(uid)) is taken on this machine")
             }
         }
-        // Chosen and reserved in one transaction (see LoginFlow.provision).
-        guard
-            let uid = try state.reserve(localName, gecos: NSSResolver.gecos(user.displayName ?? ""), wanted: user.uid, choose: { others in
-                try accounts.freeUID(in: config.uidMin...config.uidMax, reserved: others)
-            })?.uid
-        else { throw Failure("no free uid in \(config.uidMin)...\(config.uidMax), or the directory's uid is reserved for someone else") }
-
         var hash: String?
         if applyDirectoryPassword ?? policy.passwordSync(for: user), case .useDirectoryHash(let h) = LoginPlanner.passwordDecision(
             user: user, policy: DevicePolicy(passwordSync: true), hashSupported: Sys.hashSupported)
         {
             hash = h
         }
-        let now = Self.now()
-        var record = StateStore.Account(
-            username: localName, uid: uid, state: .provisioning, directoryUsername: user.username, email: user.email, createdAt: now)
-        record.applyLockout(policy.lockout, bypass: user.lockoutBypass)
-        try state.beginProvisioning(record)
-        do {
-            try accounts.create(
-                name: localName, uid: uid, gecos: NSSResolver.gecos(user.displayName ?? ""), shell: config.shell, homeRoot: config.homeRoot,
-                groups: config.groups)
-            if let hash { try accounts.setPasswordHash(name: localName, hash: hash) }
-            let existing = accounts.existingGroups()
-            let groups = SyncPlanner.desiredGroups(user: user, policy: policy, groupMap: config.groupMap, adminGroup: config.adminGroup)
-                .filter(existing.contains).sorted()
-            for g in groups { try accounts.addToGroup(name: localName, group: g) }
-            record.state = hash == nil ? .pending : .active
-            record.passwordMode = hash == nil ? nil : PasswordMode.synced.rawValue
-            try state.commitPending(
-                username: localName, state: record.state, passwordMode: record.passwordMode, managedGroups: groups.joined(separator: ","),
-                boundAt: now, report: report(account: record, passwordMode: record.passwordMode ?? "pending"))
+        let record: StateStore.Account
+        do throws(AccountProvisioner.Failure) {
+            record = try AccountProvisioner(runtime: runtime).make(
+                AccountProvisioner.Request(
+                    localName: localName, user: user, policy: policy, wantedUID: user.uid, hash: hash,
+                    groups: {
+                        let existing = accounts.existingGroups()
+                        return SyncPlanner.desiredGroups(user: user, policy: policy, groupMap: config.groupMap, adminGroup: config.adminGroup)
+                            .filter(existing.contains).sorted()
+                    }, binding: .ahead),
+                log: logger)
         } catch {
-            runtime.undoProvisioning(localName)
-            throw error
+            switch error {
+            case .noFreeUID:
+                throw Failure("no free uid in \(config.uidMin)...\(config.uidMax), or the directory's uid is reserved for someone else")
+            case .notStarted(let e), .undone(let e):
+                throw e
+            }
         }
+        let uid = record.uid
         logger.notice(
             hash == nil ? "account created ahead of the first sign-in (pending)" : "account created with the directory's password",
             metadata: ["user": "\(localName)", "uid": "\(uid)", "message_id": "\(MessageID.accountCreated)"])
-        runtime.nssCache.clear()
-        runtime.outbox.kick()
         return record
     }
 
@@ -273,7 +254,7 @@ struct Lifecycle: Sendable {
         let now = Self.now()
         var rec = StateStore.Account(
             username: local.name, uid: local.uid, state: .active, directoryUsername: user.username, email: user.email, issuer: nil,
-            subject: nil, passwordMode: mode.rawValue, createdAt: now, boundAt: now)
+            subject: nil, passwordMode: mode, createdAt: now, boundAt: now)
         rec.applyLockout(policy.lockout, bypass: user.lockoutBypass)
         try runtime.state.adopt(rec, report: report(account: rec, passwordMode: mode.rawValue))
         logger.notice("existing account adopted", metadata: ["user": "\(local.name)", "password_mode": "\(mode.rawValue)"])
@@ -289,7 +270,7 @@ struct Lifecycle: Sendable {
         guard let rec = try runtime.state.account(name), rec.state != .provisioning else {
             throw Failure("\(name) is not managed by fedlogin")
         }
-        try runtime.state.release(name, report: report(account: rec, action: "unbind", passwordMode: rec.passwordMode ?? "pending"))
+        try runtime.state.release(name, report: report(account: rec, action: "unbind", passwordMode: rec.passwordMode?.rawValue ?? "pending"))
         logger.notice("account unbound (kept, no longer managed)", metadata: ["user": "\(name)"])
         runtime.outbox.kick()
         return "\(name) is no longer managed by fedlogin; the account and its files stay"

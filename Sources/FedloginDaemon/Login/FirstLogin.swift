@@ -451,78 +451,37 @@ struct LoginFlow: Sendable {
         plan: FirstLoginPlan, policy: DevicePolicy, pending: StateStore.Account?, identity: VerifiedIdentity, hash: String,
         mode: PasswordMode, log: Logger
     ) throws {
-        let state = runtime.state
+        let provisioner = AccountProvisioner(runtime: runtime)
         if let pending {
             // Made ahead of this sign-in: the password and the binding complete it.
-            try runtime.accounts.setPasswordHash(name: pending.username, hash: hash)
-            try state.commitBinding(
-                username: pending.username, issuer: identity.issuer, subject: identity.subject, passwordMode: mode.rawValue,
-                boundAt: Lifecycle.now(),
-                report: try Lifecycle(runtime: runtime).report(
-                    account: pending, issuer: identity.issuer, subject: identity.subject, passwordMode: mode.rawValue))
+            try provisioner.complete(pending, hash: hash, issuer: identity.issuer, subject: identity.subject, mode: mode)
             log.notice("pending account completed by the first sign-in", metadata: ["uid": "\(pending.uid)"])
-            runtime.outbox.kick()
             return
         }
-        let accounts = runtime.accounts
-        let range = config.accounts.uidMin...config.accounts.uidMax
-        // The uid NSS announced for this user, if it did: the account gets
-        // exactly that one. Otherwise one is chosen and reserved in one
-        // transaction, so two first logins at once never pick the same uid.
-        let gecos = NSSResolver.gecos(plan.directoryUser.displayName ?? "")
-        let reservation: StateStore.Reservation?
-        do {
-            reservation = try state.reserve(plan.localUsername, gecos: gecos, wanted: plan.uid, choose: { others in
-                try accounts.freeUID(in: range, reserved: others)
-            })
-        } catch where StateStore.isDiskFull(error) {
-            throw Self.diskFull(error)
-        }
-        guard let uid = reservation?.uid else {
-            throw Stop(status: .authError, userMessage: "This machine has no free user id for a new account. Ask your administrator.", reason: "uid range \(range) exhausted")
-        }
-        let now = Sys.iso8601()
-        // 1. The intent, durable before anything changes on the system.
-        var record = StateStore.Account(
-            username: plan.localUsername, uid: uid, state: .provisioning, directoryUsername: plan.directoryUser.username,
-            email: plan.directoryUser.email, createdAt: now)
-        record.applyLockout(policy.lockout, bypass: plan.directoryUser.lockoutBypass)
-        do {
-            try state.beginProvisioning(record)
-        } catch where StateStore.isDiskFull(error) {
-            throw Self.diskFull(error)
-        }
-        do {
-            try runtime.failpoint("after-intent")
-            // 2. The account, locked until its password is set.
-            try accounts.create(
-                name: plan.localUsername, uid: uid, gecos: NSSResolver.gecos(plan.directoryUser.displayName ?? ""), shell: config.accounts.shell,
-                homeRoot: config.accounts.homeRoot, groups: config.accounts.groups)
-            try runtime.failpoint("after-useradd")
-            try accounts.setPasswordHash(name: plan.localUsername, hash: hash)
-            try runtime.failpoint("after-password")
-            // 3. Active + bound + report queued, in one transaction.
-            let report = BindingReport(
-                key: UUID().uuidString.lowercased(), deviceID: runtime.deviceID, username: plan.directoryUser.username,
-                localUsername: plan.localUsername, uid: uid, email: plan.directoryUser.email, issuer: identity.issuer,
-                subject: identity.subject, passwordMode: mode.rawValue, boundAt: now)
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            try state.commitBinding(
-                username: plan.localUsername, issuer: identity.issuer, subject: identity.subject, passwordMode: mode.rawValue,
-                boundAt: now,
-                report: StateStore.OutboxItem(
-                    key: report.key, username: plan.localUsername, payload: String(decoding: try encoder.encode(report), as: UTF8.self),
-                    attempts: 0, nextAttempt: 0))
+        let made: StateStore.Account
+        do throws(AccountProvisioner.Failure) {
+            made = try provisioner.make(
+                AccountProvisioner.Request(
+                    localName: plan.localUsername, user: plan.directoryUser, policy: policy, wantedUID: plan.uid, hash: hash,
+                    binding: .signedIn(issuer: identity.issuer, subject: identity.subject, mode: mode), failpoints: true),
+                log: log)
         } catch {
-            log.error("provisioning failed, undoing: \(error)")
-            runtime.undoProvisioning(plan.localUsername)
-            if StateStore.isDiskFull(error) { throw Self.diskFull(error) }
-            throw Stop(status: .authError, userMessage: "Your account could not be created on this machine. Ask your administrator.", reason: "provisioning failed: \(error)")
+            switch error {
+            case .noFreeUID(let range):
+                throw Stop(
+                    status: .authError, userMessage: "This machine has no free user id for a new account. Ask your administrator.",
+                    reason: "uid range \(range) exhausted")
+            case .notStarted(let e):
+                if StateStore.isDiskFull(e) { throw Self.diskFull(e) }
+                throw e
+            case .undone(let e):
+                if StateStore.isDiskFull(e) { throw Self.diskFull(e) }
+                throw Stop(
+                    status: .authError, userMessage: "Your account could not be created on this machine. Ask your administrator.",
+                    reason: "provisioning failed: \(e)")
+            }
         }
-        log.notice("account created", metadata: ["message_id": "\(MessageID.accountCreated)", "uid": "\(uid)"])
-        runtime.nssCache.clear()
-        runtime.outbox.kick()
+        log.notice("account created", metadata: ["message_id": "\(MessageID.accountCreated)", "uid": "\(made.uid)"])
     }
 
     /// The state database cannot be written: nothing was created.

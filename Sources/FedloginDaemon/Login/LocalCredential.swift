@@ -42,7 +42,7 @@ extension LoginFlow {
                 try await conv.keepingAlive { try await Blocking.accountChange { try locks.reconcile(current, now: now) } }
             }
             log.notice("local password wrong", metadata: ["message_id": "\(MessageID.loginFailure)", "failed_attempts": "\(rec.failedAttempts)"])
-            guard rec.passwordMode == PasswordMode.passcode.rawValue else {
+            guard rec.passwordMode == .passcode else {
                 if let stop = Self.lockStop(rec, now: now) { try? await conv.error(stop.userMessage ?? "") }
                 return (.authError, "wrong password")
             }
@@ -199,7 +199,7 @@ extension LoginFlow {
             // The caller is the process that runs passwd; its real uid tells a
             // user changing their own password from root changing it for them.
             let byRoot = Self.realUID(of: peer.pid) == 0
-            if rec.passwordMode == PasswordMode.synced.rawValue {
+            if rec.passwordMode == .synced {
                 let dirUser: DirectoryUser?
                 do {
                     dirUser = try await conv.keepingAlive { try await runtime.directory.lookup(rec.directoryUsername) }
@@ -327,7 +327,7 @@ extension LoginFlow {
             }
             log[metadataKey: "user"] = "\(rec.username)"
             log[metadataKey: "service"] = "fedloginctl"
-            guard rec.passwordMode == PasswordMode.passcode.rawValue else {
+            guard rec.passwordMode == .passcode else {
                 try? await conv.error("Your password comes from the directory; change it there (or with passwd).")
                 return (.authtokError, "not a passcode account")
             }

@@ -31,7 +31,7 @@ struct Control {
                 let delivered = Set(try runtime.state.pendingReports().map(\.username))
                 let users = try runtime.state.accounts().map { a in
                     ControlReply.User(
-                        username: a.username, uid: a.uid, email: a.email, state: a.state.rawValue, passwordMode: a.passwordMode ?? "",
+                        username: a.username, uid: a.uid, email: a.email, state: a.state.rawValue, passwordMode: a.passwordMode?.rawValue ?? "",
                         issuer: a.issuer ?? "", subject: a.subject ?? "", boundAt: a.boundAt ?? "", reported: !delivered.contains(a.username),
                         locked: Self.lockText(a) ?? "", failedAttempts: a.failedAttempts,
                         groups: a.managedGroups.split(separator: ",").map(String.init))

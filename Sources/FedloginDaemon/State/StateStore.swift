@@ -18,7 +18,7 @@ public final class StateStore: Sendable {
         public var email: String
         public var issuer: String?
         public var subject: String?
-        public var passwordMode: String?
+        public var passwordMode: PasswordMode?
         public var createdAt: String
         public var boundAt: String?
         public var lockedReason: String? = nil
@@ -261,7 +261,7 @@ public final class StateStore: Sendable {
 
     /// Step 3: the account becomes active, bound, and its report queued, in
     /// one transaction.
-    public func commitBinding(username: String, issuer: String, subject: String, passwordMode: String, boundAt: String, report: OutboxItem) throws {
+    public func commitBinding(username: String, issuer: String, subject: String, passwordMode: PasswordMode, boundAt: String, report: OutboxItem) throws {
         try db.write { db in
             guard var a = try Account.fetchOne(db, key: username), a.state == .provisioning || a.state == .pending else {
                 throw Sys.Failure("no provisioning record for \(username)")
@@ -285,7 +285,7 @@ public final class StateStore: Sendable {
     /// with its report queued, in one transaction. `active` (with a password
     /// mode) when the directory's password was applied already.
     public func commitPending(
-        username: String, state: AccountState, passwordMode: String?, managedGroups: String, boundAt: String, report: OutboxItem
+        username: String, state: AccountState, passwordMode: PasswordMode?, managedGroups: String, boundAt: String, report: OutboxItem
     ) throws {
         try db.write { db in
             guard var a = try Account.fetchOne(db, key: username), a.state == .provisioning else {
@@ -356,3 +356,6 @@ public final class StateStore: Sendable {
 
 /// Stored as its name ("provisioning", "pending", "active").
 extension AccountState: DatabaseValueConvertible {}
+
+/// Stored as its name ("synced", "passcode").
+extension PasswordMode: DatabaseValueConvertible {}

@@ -1,0 +1,145 @@
+import FedloginCore
+import Foundation
+import Logging
+
+/// Makes a managed account, for a first login and ahead of one (sync's
+/// pre-provisioning, `fedloginctl bind`): reserve the uid, record the
+/// intent, create it with shadow-utils, set its password and groups, then
+/// commit it with its binding report queued, or undo it. A crash at any
+/// point leaves nothing (the intent is undone at the next start,
+/// `Runtime.recover`) or a complete account with its report queued.
+struct AccountProvisioner {
+    let runtime: Runtime
+
+    /// What the new account is bound to when it is committed.
+    enum Binding {
+        /// A verified sign-in: active and bound to the identity.
+        case signedIn(issuer: String, subject: String, mode: PasswordMode)
+        /// Ahead of the first sign-in: active with the directory's password
+        /// (`hash` given) or pending without one.
+        case ahead
+    }
+
+    struct Request {
+        var localName: String
+        var user: DirectoryUser
+        var policy: DevicePolicy
+        /// The uid to give (the one NSS announced, or the directory's); nil: the first free one.
+        var wantedUID: UInt32?
+        /// The password hash to set; nil: none yet (pending).
+        var hash: String?
+        /// Local groups to add besides `accounts.groups`, chosen once the account exists.
+        var groups: () -> [String] = { [] }
+        var binding: Binding
+        /// Test-only crash points of a first login (FEDLOGIN_FAILPOINT).
+        var failpoints = false
+    }
+
+    /// Why no account was made. Nothing is left behind in either case.
+    enum Failure: Error {
+        /// No free uid in the range (or the wanted one is reserved for someone else).
+        case noFreeUID(ClosedRange<UInt32>)
+        /// Before anything changed on the system: the reservation or the intent could not be written.
+        case notStarted(any Error)
+        /// A step failed; what was made is undone.
+        case undone(any Error)
+
+        var cause: (any Error)? {
+            switch self {
+            case .noFreeUID: nil
+            case .notStarted(let e), .undone(let e): e
+            }
+        }
+    }
+
+    /// Runs the steps; returns the committed record.
+    func make(_ r: Request, log: Logger) throws(Failure) -> StateStore.Account {
+        let state = runtime.state
+        let accounts = runtime.accounts
+        let config = runtime.config.accounts
+        let range = config.uidMin...config.uidMax
+        let gecos = NSSResolver.gecos(r.user.displayName ?? "")
+        let now = Sys.iso8601()
+        var record: StateStore.Account
+        do {
+            // The uid NSS announced for this user, if it did: the account gets
+            // exactly that one. Otherwise one is chosen and reserved in one
+            // transaction, so two first logins at once never pick the same uid.
+            let reservation = try state.reserve(r.localName, gecos: gecos, wanted: r.wantedUID, choose: { others in
+                try accounts.freeUID(in: range, reserved: others)
+            })
+            guard let uid = reservation?.uid else { throw Failure.noFreeUID(range) }
+            // 1. The intent, durable before anything changes on the system.
+            record = StateStore.Account(
+                username: r.localName, uid: uid, state: .provisioning, directoryUsername: r.user.username, email: r.user.email,
+                createdAt: now)
+            record.applyLockout(r.policy.lockout, bypass: r.user.lockoutBypass)
+            try state.beginProvisioning(record)
+        } catch let f as Failure {
+            throw f
+        } catch {
+            throw .notStarted(error)
+        }
+        do {
+            if r.failpoints { try runtime.failpoint("after-intent") }
+            // 2. The account, locked until its password is set.
+            try accounts.create(
+                name: r.localName, uid: record.uid, gecos: gecos, shell: config.shell, homeRoot: config.homeRoot, groups: config.groups)
+            if r.failpoints { try runtime.failpoint("after-useradd") }
+            if let hash = r.hash { try accounts.setPasswordHash(name: r.localName, hash: hash) }
+            if r.failpoints { try runtime.failpoint("after-password") }
+            let groups = r.groups()
+            for g in groups { try accounts.addToGroup(name: r.localName, group: g) }
+            // 3. Committed with its report queued, in one transaction.
+            switch r.binding {
+            case .signedIn(let issuer, let subject, let mode):
+                record.state = .active
+                record.passwordMode = mode
+                try state.commitBinding(
+                    username: r.localName, issuer: issuer, subject: subject, passwordMode: mode, boundAt: now,
+                    report: report(account: record, issuer: issuer, subject: subject, passwordMode: mode.rawValue, boundAt: now))
+            case .ahead:
+                record.state = r.hash == nil ? .pending : .active
+                record.passwordMode = r.hash == nil ? nil : .synced
+                try state.commitPending(
+                    username: r.localName, state: record.state, passwordMode: record.passwordMode,
+                    managedGroups: groups.joined(separator: ","), boundAt: now,
+                    report: report(account: record, passwordMode: record.passwordMode?.rawValue ?? "pending", boundAt: now))
+            }
+        } catch {
+            log.error("provisioning failed, undoing: \(error)")
+            runtime.undoProvisioning(r.localName)
+            throw .undone(error)
+        }
+        runtime.nssCache.clear()
+        runtime.outbox.kick()
+        return record
+    }
+
+    /// An account made ahead of the first sign-in, completed by it: the
+    /// password, then active and bound with its report queued.
+    func complete(_ pending: StateStore.Account, hash: String, issuer: String, subject: String, mode: PasswordMode) throws {
+        try runtime.accounts.setPasswordHash(name: pending.username, hash: hash)
+        let now = Sys.iso8601()
+        try runtime.state.commitBinding(
+            username: pending.username, issuer: issuer, subject: subject, passwordMode: mode, boundAt: now,
+            report: try report(account: pending, issuer: issuer, subject: subject, passwordMode: mode.rawValue, boundAt: now))
+        runtime.outbox.kick()
+    }
+
+    /// A binding (or unbinding) report for the outbox: the one place a report is built.
+    func report(
+        account: StateStore.Account, action: String = "bind", issuer: String = "", subject: String = "", passwordMode: String,
+        boundAt: String = Sys.iso8601()
+    ) throws -> StateStore.OutboxItem {
+        let r = BindingReport(
+            key: UUID().uuidString.lowercased(), deviceID: runtime.deviceID, username: account.directoryUsername,
+            localUsername: account.username, uid: account.uid, email: account.email, issuer: issuer, subject: subject,
+            passwordMode: passwordMode, boundAt: boundAt, action: action)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return StateStore.OutboxItem(
+            key: r.key, username: account.username, payload: String(decoding: try encoder.encode(r), as: UTF8.self), attempts: 0,
+            nextAttempt: 0)
+    }
+}
