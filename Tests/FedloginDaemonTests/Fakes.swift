@@ -138,7 +138,11 @@ final class FakeIdP: HTTPTransport, @unchecked Sendable {
         HTTPClient.Response(status: status, body: try! JSONSerialization.data(withJSONObject: object))
     }
 
+    /// The JWKS the IdP publishes (`TestSigner.jwks`); empty: none.
+    let jwks = NIOLockedValueBox<[String: Any]>(["keys": [] as [Any]])
+
     func get(_ url: String, headers: [String]) async throws -> HTTPClient.Response {
+        if url == "\(Self.issuer)/jwks" { return json(200, jwks.withLockedValue { $0 }) }
         guard url.hasSuffix("/.well-known/openid-configuration") else { return json(404, [:]) }
         return json(
             200,

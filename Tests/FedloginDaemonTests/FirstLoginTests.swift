@@ -1,0 +1,61 @@
+import Crypto
+import FedloginCore
+import Foundation
+import Testing
+
+@testable import FedloginDaemon
+
+/// Signs ID tokens with an ES256 key the fake IdP publishes.
+struct TestSigner {
+    let key = P256.Signing.PrivateKey()
+
+    static func b64(_ d: Data) -> String {
+        d.base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+    }
+
+    var jwks: [String: Any] {
+        let raw = key.publicKey.rawRepresentation
+        return ["keys": [["kty": "EC", "crv": "P-256", "kid": "k1", "alg": "ES256", "use": "sig", "x": Self.b64(raw.prefix(32)), "y": Self.b64(raw.suffix(32))]]]
+    }
+
+    func token(_ claims: [String: Any]) throws -> String {
+        let header = Self.b64(try JSONSerialization.data(withJSONObject: ["alg": "ES256", "typ": "JWT", "kid": "k1"]))
+        let payload = Self.b64(try JSONSerialization.data(withJSONObject: claims))
+        let signature = try key.signature(for: Data("\(header).\(payload)".utf8))
+        return "\(header).\(payload).\(Self.b64(signature.rawRepresentation))"
+    }
+}
+
+/// A whole first login in-process: device grant, a verified ID token, a
+/// chosen passcode, the account made through `AccountProvisioner` and its
+/// binding report delivered by the outbox.
+struct FirstLoginTests {
+    @Test func aDeviceGrantFirstLoginMakesTheAccountAndQueuesItsReport() async throws {
+        let signer = TestSigner()
+        let w = try TestWorld(tokenAnswers: [])
+        defer { w.remove() }
+        let now = w.clock.now()
+        let token = try signer.token([
+            "iss": FakeIdP.issuer, "aud": "fedlogin", "sub": "alice-sub", "email": "alice@example.com", "email_verified": true,
+            "iat": now, "exp": now + 600, "name": "Alice",
+        ])
+        w.idp.jwks.withLockedValue { $0 = signer.jwks }
+        w.idp.state.withLockedValue { $0.tokenAnswers = [FakeIdP.error("authorization_pending"), (200, ["id_token": token])] }
+        let conv = ScriptedConversation(answers: ["", "Correct-Horse9", "Correct-Horse9"])
+        let (status, reason) = await w.authenticate(conv: conv)
+        #expect(status == .success, "\(reason) \(conv.shown)")
+        #expect(reason == "first login: account created")
+        let rec = try #require(try w.runtime.state.account("alice"))
+        #expect(rec.state == .active && rec.passwordMode == .passcode && rec.subject == "alice-sub")
+        #expect(rec.uid == 70000)
+        #expect(try w.accounts.lookup("alice")?.uid == 70000)
+        #expect(try w.accounts.shadowHash("alice")?.hasPrefix("$y$") == true)
+        #expect(conv.shown.last == "info: Welcome, Alice. Your account alice is ready on this machine.")
+        #expect(await w.runtime.outbox.deliverDue() == 1)
+        let report = try #require(w.directory.state.withLockedValue { $0.reports.first })
+        #expect(report.localUsername == "alice" && report.uid == 70000 && report.passwordMode == "passcode" && report.subject == "alice-sub")
+        // The account is the local credential's now.
+        #expect(await w.authenticate(conv: ScriptedConversation()).0 == .ignore)
+    }
+}
