@@ -96,7 +96,7 @@ public struct DirectoryServer: Service {
         case .lookup:
             guard let name = request.user else { throw DirectoryError("lookup needs \"user\"") }
             guard var user = await store.lookup(name) else {
-                logger.info("lookup: no such user", metadata: ["user": "\(name)", "peer": "\(peer)"])
+                logger.info("lookup: no such user", metadata: ["user": "\(SafeText.escape(name))", "peer": "\(peer)"])
                 return DirectoryResponse(ok: true)
             }
             if !peer.isRoot { user.passwordHash = nil }
@@ -112,7 +112,10 @@ public struct DirectoryServer: Service {
             let duplicate = try await store.record(report)
             logger.notice(
                 duplicate ? "binding report repeated (no effect)" : "binding recorded",
-                metadata: ["user": "\(report.username)", "device": "\(report.deviceID)", "key": "\(report.key)"])
+                metadata: [
+                    "user": "\(SafeText.escape(report.username))", "device": "\(SafeText.escape(report.deviceID))",
+                    "key": "\(SafeText.escape(report.key))",
+                ])
             return DirectoryResponse(ok: true, duplicate: duplicate)
         case .access:
             guard let name = request.user, let device = request.deviceID else { throw DirectoryError("access needs \"user\" and \"device_id\"") }
@@ -124,10 +127,10 @@ public struct DirectoryServer: Service {
             }
             switch try await store.changePassword(user: name, current: current, new: new) {
             case .accepted:
-                logger.notice("password changed", metadata: ["user": "\(name)"])
+                logger.notice("password changed", metadata: ["user": "\(SafeText.escape(name))"])
                 return DirectoryResponse(ok: true)
             case .refused(let why):
-                logger.notice("password change refused: \(why)", metadata: ["user": "\(name)"])
+                logger.notice("password change refused: \(why)", metadata: ["user": "\(SafeText.escape(name))"])
                 return DirectoryResponse(ok: false, error: why)
             }
         case .listReports:

@@ -122,3 +122,28 @@ def test_a_pasted_address_is_escaped_in_the_message_and_the_log(tmp_path, strict
         assert "fedlogind: login complete for root" not in log.splitlines()
     finally:
         w.stop()
+
+
+def test_a_name_any_user_sends_to_the_directory_is_logged_escaped(tmp_path, strict, in_namespace):
+    """The directory socket is open to every local user (0666): a lookup
+    with ESC and a newline in the name cannot forge a line of
+    fedlogin-directoryd's log. (Sent as root here: the test's socket lives
+    in a folder only root can enter.)"""
+    import json
+    import struct
+
+    import wire
+
+    name = unique("dirlog")
+    w = world(tmp_path, strict, name)
+    try:
+        body = json.dumps({"op": "lookup", "user": "nobody-such" + EVIL}).encode()
+        reply = json.loads(wire.exchange(w.directoryd.socket, struct.pack(">I", len(body)) + body))
+        assert reply == {"ok": True}
+        log = w.directoryd.log_text()
+        assert "lookup: no such user" in log
+        assert not raw_control(log)
+        assert not any(l.startswith("fedlogind: login complete") for l in log.splitlines())
+        assert "\\x1b[2J" in log and "\\n" in log
+    finally:
+        w.stop()
