@@ -80,7 +80,7 @@ final class FakeDirectory: DirectoryService {
     let state = NIOLockedValueBox(State())
 
     func check() throws {
-        if state.withLockedValue({ $0.unreachable }) { throw DirectoryClient.Unavailable(description: "directory at /fake: unreachable") }
+        if state.withLockedValue({ $0.unreachable }) { throw DirectoryClient.Unavailable(.unreachable, "directory at /fake: unreachable") }
     }
     func lookup(_ user: String) async throws -> DirectoryUser? {
         try check()
@@ -109,7 +109,7 @@ final class FakeDirectory: DirectoryService {
             s.reports.append(binding)
             return false
         }
-        if fail { throw DirectoryClient.Unavailable(description: "directory refused report_binding: busy") }
+        if fail { throw DirectoryClient.Unavailable(.refused, "directory refused report_binding: busy") }
     }
 }
 

@@ -11,8 +11,24 @@ public struct DirectoryClient: Sendable {
     public let socketPath: String
     public let timeout: Double
 
+    /// The directory cannot serve a request now. `kind` is set where the
+    /// error arises; `description` is for the log.
     public struct Unavailable: Error, CustomStringConvertible {
+        public enum Kind: Sendable, Equatable {
+            /// No connection, not root's, or no answer in time.
+            case unreachable
+            /// An answer that does not parse, or lacks what was asked for.
+            case invalidAnswer
+            /// `ok: false`: the directory answered that it cannot serve the request.
+            case refused
+        }
+        public var kind: Kind
         public var description: String
+
+        public init(_ kind: Kind, _ description: String) {
+            self.kind = kind
+            self.description = description
+        }
     }
 
     /// One request and its answer, whatever `ok` says. Unreachable, not
@@ -36,19 +52,19 @@ public struct DirectoryClient: Sendable {
                 return Data(try await session.receive(timeout: t).readableBytesView)
             }
         } catch {
-            throw Unavailable(description: "directory at \(socketPath): \(error)")
+            throw Unavailable(.unreachable, "directory at \(socketPath): \(error)")
         }
         do {
             return try JSONDecoder().decode(DirectoryResponse.self, from: data)
         } catch {
-            throw Unavailable(description: "directory at \(socketPath) sent an invalid response: \(error)")
+            throw Unavailable(.invalidAnswer, "directory at \(socketPath) sent an invalid response: \(error)")
         }
     }
 
     /// A request whose `ok: false` means the directory cannot serve it now.
     func call(_ request: DirectoryRequest) async throws -> DirectoryResponse {
         let response = try await exchange(request)
-        guard response.ok else { throw Unavailable(description: "directory refused \(request.op.rawValue): \(response.error ?? "no reason")") }
+        guard response.ok else { throw Unavailable(.refused, "directory refused \(request.op.rawValue): \(response.error ?? "no reason")") }
         return response
     }
 
@@ -58,7 +74,7 @@ public struct DirectoryClient: Sendable {
 
     public func policy(device: String) async throws -> DevicePolicy {
         guard let p = try await call(DirectoryRequest(op: .policy, deviceID: device)).policy else {
-            throw Unavailable(description: "directory sent no policy")
+            throw Unavailable(.invalidAnswer, "directory sent no policy")
         }
         return p
     }
