@@ -10,8 +10,10 @@
 # fedloginVersion in Sources/FedloginDaemon/Server/Control.swift; it must match
 # the top entry of packaging/debian/changelog.
 #
-# FEDLOGIN_DEB_COMPRESSION=none (or gzip) skips the ~1.5 min of xz for a
-# quick local iteration; release packages use the default, xz.
+# FEDLOGIN_DEB_COMPRESSION=gzip (and FEDLOGIN_DEB_LEVEL=1) skips the ~1.5 min
+# of xz for a quick local iteration (lintian refuses none); release packages
+# use the default, xz.
+# FEDLOGIN_DEB_BIN=DIR (with --no-build) packages the executables in DIR.
 #
 # Needs: the Swift toolchain, gcc/make, dpkg-dev (dpkg-shlibdeps), binutils
 # (strip), scdoc (man pages). Writes only under out/ and .build-release/.
@@ -62,7 +64,9 @@ if [ "$build" = 1 ]; then
     say "PAM and NSS modules"
     make -s -C "$ROOT/pam" OUT="$OUT" "$OUT/pam_fedlogin.so" "$OUT/libnss_fedlogin.so.2"
 fi
-BIN="$SCRATCH/release"
+# FEDLOGIN_DEB_BIN: take the executables from another build (make check packages
+# the debug build it tested, linked with the Swift runtime inside).
+BIN="${FEDLOGIN_DEB_BIN:-$SCRATCH/release}"
 for exe in "${EXECUTABLES[@]}"; do
     [ -x "$BIN/$exe" ] || die "$BIN/$exe is missing: the Swift release build failed or was not run"
 done
@@ -165,7 +169,7 @@ chmod 0644 "$STAGE/DEBIAN/md5sums"
 
 mkdir -p "$OUT"
 SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-$(git -C "$ROOT" log -1 --format=%ct 2>/dev/null || date +%s)}" \
-    dpkg-deb --root-owner-group -Z"${FEDLOGIN_DEB_COMPRESSION:-xz}" --build "$STAGE" "$DEB" >/dev/null
+    dpkg-deb --root-owner-group -Z"${FEDLOGIN_DEB_COMPRESSION:-xz}" ${FEDLOGIN_DEB_LEVEL:+-z"$FEDLOGIN_DEB_LEVEL"} --build "$STAGE" "$DEB" >/dev/null
 rm -rf "$STAGE" "$MANTMP"
 say "$DEB ($(du -h "$DEB" | cut -f1), installed $((INSTALLED_SIZE / 1024)) MiB)"
 say "Depends: $(dpkg-deb -f "$DEB" Depends)"

@@ -40,7 +40,7 @@ def unmount(path: Path):
 
 def control(w: World, op: str, timeout: float) -> tuple[bool, str]:
     """A CONTROL request as fedloginctl sends it, waiting up to `timeout`
-    (a sync that creates 1 000 accounts takes minutes). Returns (ok, the
+    (a sync that creates many accounts takes a while). Returns (ok, the
     reply's JSON text, CONTROL_REPLY_PART pieces joined)."""
     frame = wire.frame(CONTROL, json.dumps({"op": op}))
     text = ""
@@ -76,18 +76,21 @@ def wait_until(check, timeout: float, what: str, step: float = 0.5):
 
 
 # ---------------------------------------------------------------------------
-# 1. The directory down while 1 000 bindings are made
+# 1. The directory down while bindings are made
 # ---------------------------------------------------------------------------
 
-BULK = 1000
+# Enough bindings that the outbox delivers them in several rounds through
+# each fault; the cost is in making the accounts (~0.1 s each), so the
+# property is proved with 100. bench/ makes 500 first logins at once.
+BULK = 100
 
 
-def test_directory_down_while_1000_bindings_are_made(tmp_path, strict, in_namespace):
-    """1 000 accounts are bound while the directory cannot take a report; none
+def test_directory_down_while_bindings_are_made(tmp_path, strict, in_namespace):
+    """BULK accounts are bound while the directory cannot take a report; none
     is lost, and each binding reaches the directory once when it is back.
 
     The bindings are made the cheapest real way: one directory sync that
-    pre-provisions the 1 000 users the directory associates with this device
+    pre-provisions the BULK users the directory associates with this device
     (`sync`, as `fedloginctl sync` sends it), which creates each account and
     queues its `bind` report exactly as a first login does. Making them needs
     the directory's lookups, and fedlogind has a single directory socket, so
@@ -97,7 +100,7 @@ def test_directory_down_while_1000_bindings_are_made(tmp_path, strict, in_namesp
 
     1. up but unable to keep reports: its state folder is a read-only mount,
        so every `report_binding` is refused while lookups still work; the
-       1 000 reports pile up in the outbox;
+       the reports pile up in the outbox;
     2. gone: SIGKILL. fedlogind is restarted meanwhile (the outbox is in its
        state database);
     3. back, but hung at first: started again (state writable) and SIGSTOPped
@@ -107,8 +110,7 @@ def test_directory_down_while_1000_bindings_are_made(tmp_path, strict, in_namesp
        again and the directory must treat them as duplicates.
 
     Then every report is acked: one report per account, action `bind`, and
-    an empty outbox. Making the 1 000 accounts takes most of the run time
-    (about 3.5 minutes on 2 vCPUs with the debug build).
+    an empty outbox. Making the accounts takes most of the run time.
     """
     base = unique("bulk")
     names = [f"{base}n{i:04d}" for i in range(BULK)]
@@ -125,7 +127,7 @@ def test_directory_down_while_1000_bindings_are_made(tmp_path, strict, in_namesp
         # 1. The bindings are made; the directory refuses every report.
         ok, reply = control(w, "sync", timeout=900)
         assert ok, reply
-        # The reply's JSON is cut at 4 096 bytes, too short for 1 000 names:
+        # The reply may be cut at 4 096 bytes:
         # the log and the passwd file say how the sync went.
         assert re.search(r"errors=0 .*directory sync done", w.fedlogind.log_text())
         local = {line.split(":")[0] for line in Path("/etc/passwd").read_text().splitlines()}
