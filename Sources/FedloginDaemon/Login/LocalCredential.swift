@@ -108,7 +108,7 @@ extension LoginFlow {
         var plan = FirstLoginPlan(localUsername: rec.username, directoryUser: user, idp: idp, idpReason: why, uid: rec.uid)
         plan.passcodeReset = true
         let request = PAMRequest(user: rec.username, service: service, tty: "", rhost: "", ruser: "")
-        let identity = try await signIn(client: runtime.idps[idp]!, plan: plan, request: request, conv: conv, log: log)
+        let identity = try await SignIn(runtime: runtime).run(client: runtime.idps[idp]!, plan: plan, request: request, conv: conv, log: log)
         // The person who signed in must be the account's owner.
         let same: Bool
         if let iss = rec.issuer, let sub = rec.subject, !iss.isEmpty, !sub.isEmpty {
