@@ -31,6 +31,7 @@ TIMES := $(OUT)/check-times.txt
 TIMED = bash scripts/timed.sh $(TIMES)
 
 .PHONY: fuzz-replay fuzz-swift
+.PHONY: format format-check
 .PHONY: all deps build modules demo check test unit-tests c-tests integration-tests need-root clean bench deb lint-deb man-check system-tests fuzz static check-deb
 
 all: build modules
@@ -60,6 +61,17 @@ demo: build modules
 unit-tests: build
 	$(TIMED) "unit tests" 120 sh -c '$(SWIFT) build --build-tests && $(SWIFT) test --skip-build --disable-xctest'
 	$(MAKE) fuzz-replay
+
+# Formatting by the committed configurations: .swift-format (swift format,
+# part of the toolchain) and .clang-format (the C modules, Debian's
+# clang-format). `make format` applies both; check fails on any difference.
+C_SOURCES := pam/*.c pam/*.h pam/tests/*.c fuzz/*.c Tests/system/pam_client.c
+format:
+	$(SWIFT) format format -i -r Sources Tests Package.swift
+	clang-format -i $(C_SOURCES)
+
+format-check: deps
+	$(TIMED) "formatting" 30 sh -c '$(SWIFT) format lint --strict -r Sources Tests Package.swift && clang-format --dry-run --Werror $(C_SOURCES)'
 
 # The unit suites alone: Swift Testing and the C module tests. Needs no root
 # and installs nothing (the toolchain and libpam0g-dev must be there).
@@ -114,7 +126,7 @@ system-tests: $(DEB_TARGET)
 
 check: need-root
 	@mkdir -p $(OUT) && rm -f $(TIMES)
-	$(MAKE) unit-tests c-tests static integration-tests man-check
+	$(MAKE) format-check unit-tests c-tests static integration-tests man-check
 	$(MAKE) lint-deb system-tests DEB_TARGET=check-deb
 	@echo "make check: time per step"; cat $(TIMES)
 

@@ -35,13 +35,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CHECK(cond)                                                                  \
-	do {                                                                         \
-		if (!(cond)) {                                                       \
-			fprintf(stderr, "fuzz_build: check failed: %s (%s:%d)\n", #cond, \
-				__FILE__, __LINE__);                                 \
-			abort();                                                     \
-		}                                                                    \
+#define CHECK(cond)                                                                                \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			fprintf(stderr, "fuzz_build: check failed: %s (%s:%d)\n", #cond, __FILE__, \
+				__LINE__);                                                         \
+			abort();                                                                   \
+		}                                                                                  \
 	} while (0)
 
 #define FULL_CAP (FEDLOGIN_FRAME_HEADER + FEDLOGIN_MAX_FRAME)
@@ -152,7 +152,7 @@ static void check_rebuilds(const uint8_t *frame, size_t len, struct fedlogin_msg
 	fedlogin_build_begin(&b, again, sizeof(again), m->type);
 	for (size_t i = 0; i < m->nfields; i++) {
 		const struct fedlogin_field *f = &m->fields[i];
-		struct want w = { f->kind, f->num, f->str, f->len };
+		struct want w = {f->kind, f->num, f->str, f->len};
 
 		append(&b, &w);
 	}
@@ -162,7 +162,7 @@ static void check_rebuilds(const uint8_t *frame, size_t len, struct fedlogin_msg
 
 static int one_input(const uint8_t *data, size_t size)
 {
-	struct input in = { data, size };
+	struct input in = {data, size};
 	struct want fields[MAX_WANT];
 	struct fedlogin_builder b;
 	struct fedlogin_msg m;
@@ -181,8 +181,10 @@ static int one_input(const uint8_t *data, size_t size)
 		for (size_t i = 0; i < nfields; i++) {
 			uint8_t k = take_u8(&in) % 3;
 
-			take_field(&in, k == 0 ? FEDLOGIN_FIELD_STR : k == 1 ? FEDLOGIN_FIELD_U8
-									     : FEDLOGIN_FIELD_U32,
+			take_field(&in,
+				   k == 0   ? FEDLOGIN_FIELD_STR
+				   : k == 1 ? FEDLOGIN_FIELD_U8
+					    : FEDLOGIN_FIELD_U32,
 				   &fields[i], strings[i], &copied[i]);
 		}
 	} else if (sig != NULL) {
@@ -224,9 +226,8 @@ static int one_input(const uint8_t *data, size_t size)
 		else if (rc == FEDLOGIN_OK)
 			check_rebuilds(buf, frame_len, &m);
 		else /* fields read back in other kinds than they were written */
-			CHECK(rc == FEDLOGIN_E_SCHEMA || rc == FEDLOGIN_E_TYPE ||
-			      rc == FEDLOGIN_E_STATUS || rc == FEDLOGIN_E_NUL ||
-			      rc == FEDLOGIN_E_STRLEN);
+			CHECK(rc == FEDLOGIN_E_SCHEMA || rc == FEDLOGIN_E_TYPE || rc == FEDLOGIN_E_STATUS ||
+			      rc == FEDLOGIN_E_NUL || rc == FEDLOGIN_E_STRLEN);
 		free(buf);
 		return 0;
 	}
@@ -238,8 +239,8 @@ static int one_input(const uint8_t *data, size_t size)
 	if (expect == FEDLOGIN_OK && type == FEDLOGIN_MSG_CONTROL_REPLY && fields[0].num > 1)
 		expect = FEDLOGIN_E_STATUS;
 	if (rc != expect) {
-		fprintf(stderr, "fuzz_build: type 0x%02x: builder said %d (%s), expected %d (%s)\n",
-			type, rc, fedlogin_strerror(rc), expect, fedlogin_strerror(expect));
+		fprintf(stderr, "fuzz_build: type 0x%02x: builder said %d (%s), expected %d (%s)\n", type, rc,
+			fedlogin_strerror(rc), expect, fedlogin_strerror(expect));
 		abort();
 	}
 	if (rc == FEDLOGIN_OK) {

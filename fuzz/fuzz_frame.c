@@ -31,13 +31,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CHECK(cond)                                                                  \
-	do {                                                                         \
-		if (!(cond)) {                                                       \
-			fprintf(stderr, "fuzz_frame: check failed: %s (%s:%d)\n", #cond, \
-				__FILE__, __LINE__);                                 \
-			abort();                                                     \
-		}                                                                    \
+#define CHECK(cond)                                                                                \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			fprintf(stderr, "fuzz_frame: check failed: %s (%s:%d)\n", #cond, __FILE__, \
+				__LINE__);                                                         \
+			abort();                                                                   \
+		}                                                                                  \
 	} while (0)
 
 static uint8_t rebuilt[FEDLOGIN_FRAME_HEADER + FEDLOGIN_MAX_FRAME];

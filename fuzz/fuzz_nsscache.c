@@ -35,27 +35,29 @@
 
 #include <stdio.h>
 
-#define CHECK(cond)                                                                        \
-	do {                                                                               \
-		if (!(cond)) {                                                             \
-			fprintf(stderr, "fuzz_nsscache: check failed: %s (%s:%d)\n", #cond, \
-				__FILE__, __LINE__);                                       \
-			abort();                                                           \
-		}                                                                          \
+#define CHECK(cond)                                                                                   \
+	do {                                                                                          \
+		if (!(cond)) {                                                                        \
+			fprintf(stderr, "fuzz_nsscache: check failed: %s (%s:%d)\n", #cond, __FILE__, \
+				__LINE__);                                                            \
+			abort();                                                                      \
+		}                                                                                     \
 	} while (0)
 
 static const char *const names[] = {
-	"alice", "bob", "carol", "dave", "zed", "nobody-here", "erin", "a", "a-", "ab", "b", "zoe",
-	"\xc3\xa9mile", "\xc3\xa9", "n", "x",
+	"alice", "bob", "carol", "dave", "zed",		 "nobody-here", "erin", "a",
+	"a-",	 "ab",	"b",	 "zoe",	 "\xc3\xa9mile", "\xc3\xa9",	"n",	"x",
 };
 static const uint32_t ids[] = {
-	60001, 60002, 60003, 60004, 60005, 60099, 70001, 70002, 70003, 70004, 70005, 70100, 1000, 1, 4294967294u,
+	60001, 60002, 60003, 60004, 60005, 60099, 70001,       70002,
+	70003, 70004, 70005, 70100, 1000,  1,	  4294967294u,
 };
 
 static bool inside(const uint8_t *map, size_t size, const struct fedlogin_field *f)
 {
-	return f->len == 0 || ((const uint8_t *)f->str >= map && (size_t)((const uint8_t *)f->str - map) <= size &&
-			       f->len <= size - (size_t)((const uint8_t *)f->str - map));
+	return f->len == 0 ||
+	       ((const uint8_t *)f->str >= map && (size_t)((const uint8_t *)f->str - map) <= size &&
+		f->len <= size - (size_t)((const uint8_t *)f->str - map));
 }
 
 static void check_str(const uint8_t *map, size_t size, const struct fedlogin_field *f)
@@ -74,7 +76,8 @@ static bool same_str(const char *c, const struct fedlogin_field *f)
 }
 
 /* The answer `m` to `k` keeps the contract. */
-static void check_answer(const uint8_t *map, size_t size, const struct fl_key *k, const struct fedlogin_msg *m)
+static void check_answer(const uint8_t *map, size_t size, const struct fl_key *k,
+			 const struct fedlogin_msg *m)
 {
 	bool group = k->type == FEDLOGIN_MSG_NSS_GETGRNAM || k->type == FEDLOGIN_MSG_NSS_GETGRGID;
 	const struct fedlogin_field *name = &m->fields[0];
@@ -124,7 +127,8 @@ static void check_fill(const struct fl_key *k, const struct fedlogin_msg *m)
 	if (group)
 		need = sizeof(char *) + m->fields[0].len + 1 + 2; /* malloc'ed: aligned, no padding */
 	else
-		need = m->fields[0].len + 1 + 2 + m->fields[3].len + 1 + m->fields[4].len + 1 + m->fields[5].len + 1;
+		need = m->fields[0].len + 1 + 2 + m->fields[3].len + 1 + m->fields[4].len + 1 +
+		       m->fields[5].len + 1;
 
 	buf = malloc(need - 1);
 	CHECK(buf != NULL);
@@ -170,11 +174,11 @@ static void lookups(const uint8_t *data, size_t size, int64_t now, const char *n
 	int pr, gr;
 
 	if (name != NULL) {
-		pk = (struct fl_key){ FEDLOGIN_MSG_NSS_GETPWNAM, name, len, 0 };
-		gk = (struct fl_key){ FEDLOGIN_MSG_NSS_GETGRNAM, name, len, 0 };
+		pk = (struct fl_key){FEDLOGIN_MSG_NSS_GETPWNAM, name, len, 0};
+		gk = (struct fl_key){FEDLOGIN_MSG_NSS_GETGRNAM, name, len, 0};
 	} else {
-		pk = (struct fl_key){ FEDLOGIN_MSG_NSS_GETPWUID, NULL, 0, id };
-		gk = (struct fl_key){ FEDLOGIN_MSG_NSS_GETGRGID, NULL, 0, id };
+		pk = (struct fl_key){FEDLOGIN_MSG_NSS_GETPWUID, NULL, 0, id};
+		gk = (struct fl_key){FEDLOGIN_MSG_NSS_GETGRGID, NULL, 0, id};
 	}
 	pr = ask(data, size, now, &pk, &pm);
 	gr = ask(data, size, now, &gk, &gm);
@@ -198,7 +202,7 @@ static void lookups(const uint8_t *data, size_t size, int64_t now, const char *n
 
 static void all_lookups(const uint8_t *data, size_t size)
 {
-	int64_t times[3] = { 1700000100, 1700000004, 0 };
+	int64_t times[3] = {1700000100, 1700000004, 0};
 	char longest[FL_NSS_MAX_NAME];
 
 	/* The time the file says it was written: every comparison at its edge. */

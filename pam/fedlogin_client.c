@@ -15,9 +15,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define LOG(c, ...)                                     \
-	do {                                            \
-		if ((c)->log != NULL)                   \
+#define LOG(c, ...)                                          \
+	do {                                                 \
+		if ((c)->log != NULL)                        \
 			(c)->log((c)->log_ctx, __VA_ARGS__); \
 	} while (0)
 
@@ -35,7 +35,7 @@ int fedlogin_client_wait(struct fedlogin_client *c, short events, int64_t until,
 	for (;;) {
 		int64_t end = until < c->deadline ? until : c->deadline;
 		int64_t left = end - fedlogin_now_ms();
-		struct pollfd p = { .fd = c->fd, .events = events };
+		struct pollfd p = {.fd = c->fd, .events = events};
 		int n;
 
 		if (left <= 0) {
@@ -96,7 +96,7 @@ static int connect_bounded(struct fedlogin_client *c, const struct sockaddr_un *
 
 int fedlogin_client_connect(struct fedlogin_client *c, const char *path, int connect_timeout_ms)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	size_t plen = strlen(path);
 	struct ucred cred;
 	socklen_t len;
@@ -163,8 +163,7 @@ fail:
 	return -1;
 }
 
-int fedlogin_client_send(struct fedlogin_client *c, const uint8_t *p, size_t len, int64_t until,
-			 int limit_ms)
+int fedlogin_client_send(struct fedlogin_client *c, const uint8_t *p, size_t len, int64_t until, int limit_ms)
 {
 	size_t done = 0;
 

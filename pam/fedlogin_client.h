@@ -15,9 +15,9 @@
 #include <stdint.h>
 
 struct fedlogin_client {
-	int fd;           /* -1 until connected, and after a failed connect */
+	int fd; /* -1 until connected, and after a failed connect */
 	int64_t deadline; /* bound on the whole request, fedlogin_now_ms() time */
-	int max_time_s;   /* named in the log line when `deadline` passes */
+	int max_time_s; /* named in the log line when `deadline` passes */
 	/* Where failures are written (NULL: nowhere). errno is as the failed
 	 * call left it, so `fmt` may use %m. */
 	void (*log)(void *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

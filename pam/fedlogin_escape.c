@@ -23,7 +23,8 @@ static size_t utf8_len(const uint8_t *s, size_t left, uint32_t *cp)
 			return 0;
 		c = c << 6 | (s[i] & 0x3f);
 	}
-	if ((n == 3 && c < 0x800) || (n == 4 && (c < 0x10000 || c > 0x10ffff)) || (c >= 0xd800 && c <= 0xdfff))
+	if ((n == 3 && c < 0x800) || (n == 4 && (c < 0x10000 || c > 0x10ffff)) ||
+	    (c >= 0xd800 && c <= 0xdfff))
 		return 0; /* overlong, beyond Unicode, or a surrogate */
 	*cp = c;
 	return n;

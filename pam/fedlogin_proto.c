@@ -15,29 +15,29 @@ struct type_info {
 
 /* The schema table of docs/protocol.md. */
 static const struct type_info types[] = {
-	{ FEDLOGIN_MSG_AUTHENTICATE, "AUTHENTICATE", "sssss" },
-	{ FEDLOGIN_MSG_ANSWER, "ANSWER", "s" },
-	{ FEDLOGIN_MSG_ACCT_MGMT, "ACCT_MGMT", "ss" },
-	{ FEDLOGIN_MSG_CHAUTHTOK, "CHAUTHTOK", "ss" },
-	{ FEDLOGIN_MSG_AUTH_FAILED, "AUTH_FAILED", "sssss" },
-	{ FEDLOGIN_MSG_PASSCODE_RESET, "PASSCODE_RESET", "" },
-	{ FEDLOGIN_MSG_CHAUTHTOK_PRELIM, "CHAUTHTOK_PRELIM", "ss" },
-	{ FEDLOGIN_MSG_NSS_GETPWNAM, "NSS_GETPWNAM", "s" },
-	{ FEDLOGIN_MSG_NSS_GETPWUID, "NSS_GETPWUID", "u" },
-	{ FEDLOGIN_MSG_NSS_GETGRNAM, "NSS_GETGRNAM", "s" },
-	{ FEDLOGIN_MSG_NSS_GETGRGID, "NSS_GETGRGID", "u" },
-	{ FEDLOGIN_MSG_CONTROL, "CONTROL", "s" },
-	{ FEDLOGIN_MSG_INFO, "INFO", "s" },
-	{ FEDLOGIN_MSG_ERROR, "ERROR", "s" },
-	{ FEDLOGIN_MSG_PROMPT_ECHO_ON, "PROMPT_ECHO_ON", "s" },
-	{ FEDLOGIN_MSG_PROMPT_ECHO_OFF, "PROMPT_ECHO_OFF", "s" },
-	{ FEDLOGIN_MSG_KEEPALIVE, "KEEPALIVE", "" },
-	{ FEDLOGIN_MSG_RESULT, "RESULT", "bs" },
-	{ FEDLOGIN_MSG_NSS_PASSWD, "NSS_PASSWD", "suusss" },
-	{ FEDLOGIN_MSG_NSS_GROUP, "NSS_GROUP", "sus" },
-	{ FEDLOGIN_MSG_NSS_NOTFOUND, "NSS_NOTFOUND", "" },
-	{ FEDLOGIN_MSG_CONTROL_REPLY, "CONTROL_REPLY", "bs" },
-	{ FEDLOGIN_MSG_CONTROL_REPLY_PART, "CONTROL_REPLY_PART", "s" },
+	{FEDLOGIN_MSG_AUTHENTICATE, "AUTHENTICATE", "sssss"},
+	{FEDLOGIN_MSG_ANSWER, "ANSWER", "s"},
+	{FEDLOGIN_MSG_ACCT_MGMT, "ACCT_MGMT", "ss"},
+	{FEDLOGIN_MSG_CHAUTHTOK, "CHAUTHTOK", "ss"},
+	{FEDLOGIN_MSG_AUTH_FAILED, "AUTH_FAILED", "sssss"},
+	{FEDLOGIN_MSG_PASSCODE_RESET, "PASSCODE_RESET", ""},
+	{FEDLOGIN_MSG_CHAUTHTOK_PRELIM, "CHAUTHTOK_PRELIM", "ss"},
+	{FEDLOGIN_MSG_NSS_GETPWNAM, "NSS_GETPWNAM", "s"},
+	{FEDLOGIN_MSG_NSS_GETPWUID, "NSS_GETPWUID", "u"},
+	{FEDLOGIN_MSG_NSS_GETGRNAM, "NSS_GETGRNAM", "s"},
+	{FEDLOGIN_MSG_NSS_GETGRGID, "NSS_GETGRGID", "u"},
+	{FEDLOGIN_MSG_CONTROL, "CONTROL", "s"},
+	{FEDLOGIN_MSG_INFO, "INFO", "s"},
+	{FEDLOGIN_MSG_ERROR, "ERROR", "s"},
+	{FEDLOGIN_MSG_PROMPT_ECHO_ON, "PROMPT_ECHO_ON", "s"},
+	{FEDLOGIN_MSG_PROMPT_ECHO_OFF, "PROMPT_ECHO_OFF", "s"},
+	{FEDLOGIN_MSG_KEEPALIVE, "KEEPALIVE", ""},
+	{FEDLOGIN_MSG_RESULT, "RESULT", "bs"},
+	{FEDLOGIN_MSG_NSS_PASSWD, "NSS_PASSWD", "suusss"},
+	{FEDLOGIN_MSG_NSS_GROUP, "NSS_GROUP", "sus"},
+	{FEDLOGIN_MSG_NSS_NOTFOUND, "NSS_NOTFOUND", ""},
+	{FEDLOGIN_MSG_CONTROL_REPLY, "CONTROL_REPLY", "bs"},
+	{FEDLOGIN_MSG_CONTROL_REPLY_PART, "CONTROL_REPLY_PART", "s"},
 };
 
 static const struct type_info *lookup(uint8_t type)
@@ -63,18 +63,30 @@ const char *fedlogin_type_name(uint8_t type)
 const char *fedlogin_strerror(int err)
 {
 	switch (err) {
-	case FEDLOGIN_OK: return "ok";
-	case FEDLOGIN_E_LENGTH: return "frame length out of range";
-	case FEDLOGIN_E_VERSION: return "unsupported protocol version";
-	case FEDLOGIN_E_TYPE: return "unknown message type";
-	case FEDLOGIN_E_TRUNCATED: return "truncated field";
-	case FEDLOGIN_E_TRAILING: return "trailing bytes after the last field";
-	case FEDLOGIN_E_NUL: return "NUL byte inside a string";
-	case FEDLOGIN_E_STRLEN: return "string longer than the protocol allows";
-	case FEDLOGIN_E_STATUS: return "unknown result status or flag";
-	case FEDLOGIN_E_SPACE: return "frame does not fit the buffer";
-	case FEDLOGIN_E_SCHEMA: return "fields do not match the message type";
-	case FEDLOGIN_E_UTF8: return "string is not UTF-8";
+	case FEDLOGIN_OK:
+		return "ok";
+	case FEDLOGIN_E_LENGTH:
+		return "frame length out of range";
+	case FEDLOGIN_E_VERSION:
+		return "unsupported protocol version";
+	case FEDLOGIN_E_TYPE:
+		return "unknown message type";
+	case FEDLOGIN_E_TRUNCATED:
+		return "truncated field";
+	case FEDLOGIN_E_TRAILING:
+		return "trailing bytes after the last field";
+	case FEDLOGIN_E_NUL:
+		return "NUL byte inside a string";
+	case FEDLOGIN_E_STRLEN:
+		return "string longer than the protocol allows";
+	case FEDLOGIN_E_STATUS:
+		return "unknown result status or flag";
+	case FEDLOGIN_E_SPACE:
+		return "frame does not fit the buffer";
+	case FEDLOGIN_E_SCHEMA:
+		return "fields do not match the message type";
+	case FEDLOGIN_E_UTF8:
+		return "string is not UTF-8";
 	}
 	return "unknown error";
 }
@@ -244,7 +256,7 @@ static void append(struct fedlogin_builder *b, const void *p, size_t n)
 
 void fedlogin_build_begin(struct fedlogin_builder *b, uint8_t *buf, size_t cap, uint8_t type)
 {
-	uint8_t head[FEDLOGIN_FRAME_HEADER + 2] = { 0, 0, 0, 0, FEDLOGIN_PROTO_VERSION, type };
+	uint8_t head[FEDLOGIN_FRAME_HEADER + 2] = {0, 0, 0, 0, FEDLOGIN_PROTO_VERSION, type};
 
 	b->buf = buf;
 	b->cap = cap;

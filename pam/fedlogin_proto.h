@@ -39,11 +39,11 @@
  * module always asks FEDLOGIN_DEFAULT_SOCKET. */
 #define FEDLOGIN_DEFAULT_SOCKET "/run/fedlogin/fedlogind.sock"
 #define FEDLOGIN_DEFAULT_CONNECT_TIMEOUT_MS 2000 /* connect() to the daemon */
-#define FEDLOGIN_DEFAULT_TIMEOUT_MS 10000        /* each frame from the daemon */
-#define FEDLOGIN_DEFAULT_MAX_TIME_S 900          /* whole request, conversation excluded */
+#define FEDLOGIN_DEFAULT_TIMEOUT_MS 10000 /* each frame from the daemon */
+#define FEDLOGIN_DEFAULT_MAX_TIME_S 900 /* whole request, conversation excluded */
 /* Bounds of the NSS module (libnss_fedlogin.so.2), fixed: it takes no arguments. */
 #define FEDLOGIN_NSS_CONNECT_TIMEOUT_MS 1000 /* connect() to the daemon */
-#define FEDLOGIN_NSS_TIMEOUT_MS 3000         /* the whole lookup, connect included */
+#define FEDLOGIN_NSS_TIMEOUT_MS 3000 /* the whole lookup, connect included */
 /* The daemon sends KEEPALIVE at least this often while it works. */
 #define FEDLOGIN_KEEPALIVE_INTERVAL_MS 2000
 
@@ -102,15 +102,15 @@ enum fedlogin_msg_type {
 
 /* RESULT status: a closed set. Any other value is a protocol error. */
 enum fedlogin_status {
-	FEDLOGIN_STATUS_SUCCESS = 0,          /* PAM_SUCCESS */
-	FEDLOGIN_STATUS_IGNORE = 1,           /* PAM_IGNORE: not a fedlogin user */
-	FEDLOGIN_STATUS_USER_UNKNOWN = 2,     /* PAM_USER_UNKNOWN */
-	FEDLOGIN_STATUS_AUTH_ERR = 3,         /* PAM_AUTH_ERR */
-	FEDLOGIN_STATUS_UNAVAIL = 4,          /* PAM_AUTHINFO_UNAVAIL */
-	FEDLOGIN_STATUS_PERM_DENIED = 5,      /* PAM_PERM_DENIED */
-	FEDLOGIN_STATUS_ACCT_EXPIRED = 6,     /* PAM_ACCT_EXPIRED */
+	FEDLOGIN_STATUS_SUCCESS = 0, /* PAM_SUCCESS */
+	FEDLOGIN_STATUS_IGNORE = 1, /* PAM_IGNORE: not a fedlogin user */
+	FEDLOGIN_STATUS_USER_UNKNOWN = 2, /* PAM_USER_UNKNOWN */
+	FEDLOGIN_STATUS_AUTH_ERR = 3, /* PAM_AUTH_ERR */
+	FEDLOGIN_STATUS_UNAVAIL = 4, /* PAM_AUTHINFO_UNAVAIL */
+	FEDLOGIN_STATUS_PERM_DENIED = 5, /* PAM_PERM_DENIED */
+	FEDLOGIN_STATUS_ACCT_EXPIRED = 6, /* PAM_ACCT_EXPIRED */
 	FEDLOGIN_STATUS_NEW_AUTHTOK_REQD = 7, /* PAM_NEW_AUTHTOK_REQD */
-	FEDLOGIN_STATUS_AUTHTOK_ERR = 8,      /* PAM_AUTHTOK_ERR */
+	FEDLOGIN_STATUS_AUTHTOK_ERR = 8, /* PAM_AUTHTOK_ERR */
 };
 #define FEDLOGIN_STATUS_MAX FEDLOGIN_STATUS_AUTHTOK_ERR
 
@@ -124,17 +124,17 @@ enum fedlogin_field_kind {
 /* Codec results: 0 or one of these (negative). */
 enum fedlogin_err {
 	FEDLOGIN_OK = 0,
-	FEDLOGIN_E_LENGTH = -1,   /* length prefix outside [2, FEDLOGIN_MAX_FRAME], or frame size mismatch */
-	FEDLOGIN_E_VERSION = -2,  /* version is not FEDLOGIN_PROTO_VERSION */
-	FEDLOGIN_E_TYPE = -3,     /* unknown message type */
+	FEDLOGIN_E_LENGTH = -1, /* length prefix outside [2, FEDLOGIN_MAX_FRAME], or frame size mismatch */
+	FEDLOGIN_E_VERSION = -2, /* version is not FEDLOGIN_PROTO_VERSION */
+	FEDLOGIN_E_TYPE = -3, /* unknown message type */
 	FEDLOGIN_E_TRUNCATED = -4, /* a field runs past the end of the frame */
 	FEDLOGIN_E_TRAILING = -5, /* bytes left after the last field */
-	FEDLOGIN_E_NUL = -6,      /* a string holds a NUL byte */
-	FEDLOGIN_E_STRLEN = -7,   /* a string is longer than FEDLOGIN_MAX_STR */
-	FEDLOGIN_E_STATUS = -8,   /* RESULT status outside the closed set, CONTROL_REPLY ok not 0 or 1 */
-	FEDLOGIN_E_SPACE = -9,    /* builder: the frame does not fit the buffer */
-	FEDLOGIN_E_SCHEMA = -10,  /* builder: fields do not match the type's signature */
-	FEDLOGIN_E_UTF8 = -11,    /* a string is not well-formed UTF-8 */
+	FEDLOGIN_E_NUL = -6, /* a string holds a NUL byte */
+	FEDLOGIN_E_STRLEN = -7, /* a string is longer than FEDLOGIN_MAX_STR */
+	FEDLOGIN_E_STATUS = -8, /* RESULT status outside the closed set, CONTROL_REPLY ok not 0 or 1 */
+	FEDLOGIN_E_SPACE = -9, /* builder: the frame does not fit the buffer */
+	FEDLOGIN_E_SCHEMA = -10, /* builder: fields do not match the type's signature */
+	FEDLOGIN_E_UTF8 = -11, /* a string is not well-formed UTF-8 */
 };
 
 /*

@@ -68,8 +68,7 @@ static int64_t get_i64(const uint8_t *p)
 /* An index of `n` u32 entries at `off` lies after the header and inside the file. */
 static bool index_inside(size_t size, size_t off, uint32_t n)
 {
-	return n <= FL_CACHE_MAX_ENTRIES && off >= FL_CACHE_HEADER && off <= size &&
-	       (size - off) / 4 >= n;
+	return n <= FL_CACHE_MAX_ENTRIES && off >= FL_CACHE_HEADER && off <= size && (size - off) / 4 >= n;
 }
 
 /* Checks the header of a `size`-byte file at `now`, and fills *c. */
@@ -130,7 +129,8 @@ static bool read_record(const struct cache *c, size_t off, struct record *r)
 	r->gid = get_u32(p + 8);
 	r->expires = get_i64(p + 12);
 	pos = off + FL_CACHE_RECORD_FIXED;
-	if (!read_str(c, &pos, FL_NSS_MAX_NAME, &r->name) || !read_str(c, &pos, FEDLOGIN_MAX_STR, &r->gecos) ||
+	if (!read_str(c, &pos, FL_NSS_MAX_NAME, &r->name) ||
+	    !read_str(c, &pos, FEDLOGIN_MAX_STR, &r->gecos) ||
 	    !read_str(c, &pos, FEDLOGIN_MAX_STR, &r->dir) || !read_str(c, &pos, FEDLOGIN_MAX_STR, &r->shell))
 		return false;
 	if (!fl_nss_valid_name(r->name.str, r->name.len))
@@ -266,11 +266,24 @@ int fl_nss_cache_lookup(const uint8_t *map, size_t size, int64_t now, const stru
 	int found;
 
 	switch (key->type) {
-	case FEDLOGIN_MSG_NSS_GETPWNAM: by_name = true; group = false; break;
-	case FEDLOGIN_MSG_NSS_GETPWUID: by_name = false; group = false; break;
-	case FEDLOGIN_MSG_NSS_GETGRNAM: by_name = true; group = true; break;
-	case FEDLOGIN_MSG_NSS_GETGRGID: by_name = false; group = true; break;
-	default: return FL_CACHE_MISS;
+	case FEDLOGIN_MSG_NSS_GETPWNAM:
+		by_name = true;
+		group = false;
+		break;
+	case FEDLOGIN_MSG_NSS_GETPWUID:
+		by_name = false;
+		group = false;
+		break;
+	case FEDLOGIN_MSG_NSS_GETGRNAM:
+		by_name = true;
+		group = true;
+		break;
+	case FEDLOGIN_MSG_NSS_GETGRGID:
+		by_name = false;
+		group = true;
+		break;
+	default:
+		return FL_CACHE_MISS;
 	}
 	/* Keys the module never asks about have no answer here either. */
 	if (by_name ? key->name == NULL || !fl_nss_valid_name(key->name, key->name_len)

@@ -69,14 +69,14 @@
 
 /* Record kinds. */
 enum fl_cache_kind {
-	FL_CACHE_USER = 1,     /* a passwd entry, and its private group (same name and gid, no members) */
+	FL_CACHE_USER = 1, /* a passwd entry, and its private group (same name and gid, no members) */
 	FL_CACHE_NOTFOUND = 2, /* the name is neither a passwd nor a group entry */
-	FL_CACHE_ASK = 3,      /* a reserved uid with no fresh answer: ask fedlogind */
+	FL_CACHE_ASK = 3, /* a reserved uid with no fresh answer: ask fedlogind */
 };
 
 /* What a lookup asks: a request type and a name or an id. */
 struct fl_key {
-	uint8_t type;     /* FEDLOGIN_MSG_NSS_GET* */
+	uint8_t type; /* FEDLOGIN_MSG_NSS_GET* */
 	const char *name; /* by name; NULL when by id */
 	size_t name_len;
 	uint32_t id; /* by id */
@@ -85,8 +85,8 @@ struct fl_key {
 /* What the file says about a key. */
 enum fl_cache_result {
 	FL_CACHE_INVALID = -1, /* the file, or a record the lookup read, is malformed: ignore the file */
-	FL_CACHE_MISS = 0,     /* no answer here (ASK, expired, absent): ask fedlogind */
-	FL_CACHE_ANSWER = 1,   /* the reply fedlogind would give is in *reply */
+	FL_CACHE_MISS = 0, /* no answer here (ASK, expired, absent): ask fedlogind */
+	FL_CACHE_ANSWER = 1, /* the reply fedlogind would give is in *reply */
 };
 
 /*

@@ -104,14 +104,13 @@
 /* A request frame: header, version, type, a name of at most FL_NSS_MAX_NAME. */
 #define FL_NSS_MAX_REQUEST (FEDLOGIN_FRAME_HEADER + 2 + 2 + FL_NSS_MAX_NAME)
 
-enum nss_status _nss_fedlogin_getpwnam_r(const char *name, struct passwd *pwd, char *buf,
-					 size_t buflen, int *errnop);
-enum nss_status _nss_fedlogin_getpwuid_r(uid_t uid, struct passwd *pwd, char *buf,
-					 size_t buflen, int *errnop);
-enum nss_status _nss_fedlogin_getgrnam_r(const char *name, struct group *grp, char *buf,
-					 size_t buflen, int *errnop);
-enum nss_status _nss_fedlogin_getgrgid_r(gid_t gid, struct group *grp, char *buf,
-					 size_t buflen, int *errnop);
+enum nss_status _nss_fedlogin_getpwnam_r(const char *name, struct passwd *pwd, char *buf, size_t buflen,
+					 int *errnop);
+enum nss_status _nss_fedlogin_getpwuid_r(uid_t uid, struct passwd *pwd, char *buf, size_t buflen,
+					 int *errnop);
+enum nss_status _nss_fedlogin_getgrnam_r(const char *name, struct group *grp, char *buf, size_t buflen,
+					 int *errnop);
+enum nss_status _nss_fedlogin_getgrgid_r(gid_t gid, struct group *grp, char *buf, size_t buflen, int *errnop);
 
 #ifdef FEDLOGIN_NSS_TEST
 /* Test builds only (pam/tests/test_nss.c): the socket a lookup asks and the
@@ -158,7 +157,7 @@ static int fl_nss_query(const char *path, const uint8_t *req, size_t req_len, st
 	uint8_t header[FEDLOGIN_FRAME_HEADER];
 	uint32_t len;
 	/* Silent (no log): a lookup that fails is UNAVAIL, and NSS has no log of its own. */
-	struct fedlogin_client c = { .fd = -1, .deadline = deadline };
+	struct fedlogin_client c = {.fd = -1, .deadline = deadline};
 
 	r->body = NULL;
 	if (fedlogin_client_connect(&c, path, FEDLOGIN_NSS_CONNECT_TIMEOUT_MS) != 0)
@@ -168,7 +167,8 @@ static int fl_nss_query(const char *path, const uint8_t *req, size_t req_len, st
 	    fedlogin_frame_length(header, &len) != FEDLOGIN_OK || len > FL_NSS_MAX_REPLY)
 		goto fail;
 	r->body = malloc(len);
-	if (r->body == NULL || fedlogin_client_recv(&c, r->body, len, deadline, FEDLOGIN_NSS_TIMEOUT_MS) != 0 ||
+	if (r->body == NULL ||
+	    fedlogin_client_recv(&c, r->body, len, deadline, FEDLOGIN_NSS_TIMEOUT_MS) != 0 ||
 	    fedlogin_parse(r->body, len, &r->msg) != FEDLOGIN_OK)
 		goto fail;
 	close(c.fd);
@@ -235,8 +235,8 @@ static size_t key_len(const char *name)
 }
 
 /* Fills `pwd` from an NSS_PASSWD reply to `k`, or refuses it. */
-static enum nss_status fill_passwd(const struct fedlogin_msg *m, const struct fl_key *k,
-				   struct passwd *pwd, char *buf, size_t buflen, int *errnop)
+static enum nss_status fill_passwd(const struct fedlogin_msg *m, const struct fl_key *k, struct passwd *pwd,
+				   char *buf, size_t buflen, int *errnop)
 {
 	const struct fedlogin_field *name = &m->fields[0], *gecos = &m->fields[3];
 	const struct fedlogin_field *dir = &m->fields[4], *shell = &m->fields[5];
@@ -270,8 +270,8 @@ static enum nss_status fill_passwd(const struct fedlogin_msg *m, const struct fl
  * Fills `grp` from an NSS_GROUP reply to `k`, or refuses it. The buffer
  * holds the member pointer array first (aligned), then the strings.
  */
-static enum nss_status fill_group(const struct fedlogin_msg *m, const struct fl_key *k,
-				  struct group *grp, char *buf, size_t buflen, int *errnop)
+static enum nss_status fill_group(const struct fedlogin_msg *m, const struct fl_key *k, struct group *grp,
+				  char *buf, size_t buflen, int *errnop)
 {
 	const struct fedlogin_field *name = &m->fields[0], *members = &m->fields[2];
 	uint32_t gid = m->fields[1].num;
@@ -334,9 +334,8 @@ refuse:
  * result (see the table at the top): the entry in `pwd` or `grp`, NOTFOUND,
  * or UNAVAIL for anything that is no answer to this request.
  */
-static enum nss_status fl_answer(const struct fedlogin_msg *m, const struct fl_key *k,
-				 struct passwd *pwd, struct group *grp, char *buf, size_t buflen,
-				 int *errnop)
+static enum nss_status fl_answer(const struct fedlogin_msg *m, const struct fl_key *k, struct passwd *pwd,
+				 struct group *grp, char *buf, size_t buflen, int *errnop)
 {
 	if (m->type == FEDLOGIN_MSG_NSS_NOTFOUND) {
 		*errnop = ENOENT;
@@ -387,9 +386,8 @@ static bool read_all(int fd, uint8_t *p, size_t len)
  * or mapped for this lookup alone: the descriptor is closed at once, the
  * copy freed or the mapping undone before returning.
  */
-static bool fl_cache_lookup(const char *path, const struct fl_key *k, struct passwd *pwd,
-			    struct group *grp, char *buf, size_t buflen, enum nss_status *st,
-			    int *errnop)
+static bool fl_cache_lookup(const char *path, const struct fl_key *k, struct passwd *pwd, struct group *grp,
+			    char *buf, size_t buflen, enum nss_status *st, int *errnop)
 {
 	struct fedlogin_msg m;
 	struct timespec now;
@@ -448,8 +446,8 @@ static bool fl_cache_lookup(const char *path, const struct fl_key *k, struct pas
 }
 
 /* Answers `k` from the cache file, or else asks fedlogind (see the table at the top). */
-static enum nss_status fl_lookup(const struct fl_key *k, struct passwd *pwd, struct group *grp,
-				 char *buf, size_t buflen, int *errnop)
+static enum nss_status fl_lookup(const struct fl_key *k, struct passwd *pwd, struct group *grp, char *buf,
+				 size_t buflen, int *errnop)
 {
 	uint8_t req[FL_NSS_MAX_REQUEST];
 	struct fl_reply r;
@@ -476,34 +474,32 @@ static enum nss_status fl_lookup(const struct fl_key *k, struct passwd *pwd, str
 	return st;
 }
 
-enum nss_status _nss_fedlogin_getpwnam_r(const char *name, struct passwd *pwd, char *buf,
-					 size_t buflen, int *errnop)
+enum nss_status _nss_fedlogin_getpwnam_r(const char *name, struct passwd *pwd, char *buf, size_t buflen,
+					 int *errnop)
 {
-	struct fl_key k = { FEDLOGIN_MSG_NSS_GETPWNAM, name != NULL ? name : "", key_len(name), 0 };
+	struct fl_key k = {FEDLOGIN_MSG_NSS_GETPWNAM, name != NULL ? name : "", key_len(name), 0};
 
 	return fl_lookup(&k, pwd, NULL, buf, buflen, errnop);
 }
 
-enum nss_status _nss_fedlogin_getpwuid_r(uid_t uid, struct passwd *pwd, char *buf,
-					 size_t buflen, int *errnop)
+enum nss_status _nss_fedlogin_getpwuid_r(uid_t uid, struct passwd *pwd, char *buf, size_t buflen, int *errnop)
 {
-	struct fl_key k = { FEDLOGIN_MSG_NSS_GETPWUID, NULL, 0, (uint32_t)uid };
+	struct fl_key k = {FEDLOGIN_MSG_NSS_GETPWUID, NULL, 0, (uint32_t)uid};
 
 	return fl_lookup(&k, pwd, NULL, buf, buflen, errnop);
 }
 
-enum nss_status _nss_fedlogin_getgrnam_r(const char *name, struct group *grp, char *buf,
-					 size_t buflen, int *errnop)
+enum nss_status _nss_fedlogin_getgrnam_r(const char *name, struct group *grp, char *buf, size_t buflen,
+					 int *errnop)
 {
-	struct fl_key k = { FEDLOGIN_MSG_NSS_GETGRNAM, name != NULL ? name : "", key_len(name), 0 };
+	struct fl_key k = {FEDLOGIN_MSG_NSS_GETGRNAM, name != NULL ? name : "", key_len(name), 0};
 
 	return fl_lookup(&k, NULL, grp, buf, buflen, errnop);
 }
 
-enum nss_status _nss_fedlogin_getgrgid_r(gid_t gid, struct group *grp, char *buf,
-					 size_t buflen, int *errnop)
+enum nss_status _nss_fedlogin_getgrgid_r(gid_t gid, struct group *grp, char *buf, size_t buflen, int *errnop)
 {
-	struct fl_key k = { FEDLOGIN_MSG_NSS_GETGRGID, NULL, 0, (uint32_t)gid };
+	struct fl_key k = {FEDLOGIN_MSG_NSS_GETGRGID, NULL, 0, (uint32_t)gid};
 
 	return fl_lookup(&k, NULL, grp, buf, buflen, errnop);
 }

@@ -92,7 +92,7 @@ static const int status_to_pam[] = {
 };
 
 static const char *const status_names[] = {
-	"SUCCESS", "IGNORE", "USER_UNKNOWN", "AUTH_ERR", "UNAVAIL",
+	"SUCCESS",     "IGNORE",       "USER_UNKNOWN",	   "AUTH_ERR",	  "UNAVAIL",
 	"PERM_DENIED", "ACCT_EXPIRED", "NEW_AUTHTOK_REQD", "AUTHTOK_ERR",
 };
 
@@ -198,8 +198,8 @@ static int read_frame(struct fl_request *r)
 		return -1;
 	if (fedlogin_frame_length(header, &len) != FEDLOGIN_OK) {
 		pam_syslog(r->pamh, LOG_ERR, "protocol error: frame length %u out of range",
-			   (unsigned)header[0] << 24 | (unsigned)header[1] << 16 |
-			   (unsigned)header[2] << 8 | header[3]);
+			   (unsigned)header[0] << 24 | (unsigned)header[1] << 16 | (unsigned)header[2] << 8 |
+				   header[3]);
 		return -1;
 	}
 	if (recv_exact(r, r->rbuf, len, until) != 0)
@@ -211,8 +211,8 @@ static int read_frame(struct fl_request *r)
 		return -1;
 	}
 	if (r->args.debug)
-		pam_syslog(r->pamh, LOG_DEBUG, "received %s (%u bytes)",
-			   fedlogin_type_name(r->msg.type), (unsigned)len);
+		pam_syslog(r->pamh, LOG_DEBUG, "received %s (%u bytes)", fedlogin_type_name(r->msg.type),
+			   (unsigned)len);
 	return 0;
 }
 
@@ -275,8 +275,8 @@ static int relay_prompt(struct fl_request *r, int style)
  * conversation to its RESULT. `op` names the request in the audit line.
  * *status_out is the RESULT's status, or -1 when none was read.
  */
-static int fl_transact(pam_handle_t *pamh, int flags, int argc, const char **argv,
-		       uint8_t type, const char *op, int *status_out)
+static int fl_transact(pam_handle_t *pamh, int flags, int argc, const char **argv, uint8_t type,
+		       const char *op, int *status_out)
 {
 	struct fl_request *r = NULL;
 	struct fedlogin_builder b;
@@ -336,8 +336,8 @@ static int fl_transact(pam_handle_t *pamh, int flags, int argc, const char **arg
 	}
 	rc = fedlogin_build_finish(&b, &len);
 	if (rc != FEDLOGIN_OK) {
-		pam_syslog(pamh, LOG_ERR, "cannot encode the %s request: %s",
-			   fedlogin_type_name(type), fedlogin_strerror(rc));
+		pam_syslog(pamh, LOG_ERR, "cannot encode the %s request: %s", fedlogin_type_name(type),
+			   fedlogin_strerror(rc));
 		goto done;
 	}
 
@@ -367,7 +367,7 @@ static int fl_transact(pam_handle_t *pamh, int flags, int argc, const char **arg
 		case FEDLOGIN_MSG_PROMPT_ECHO_ON:
 		case FEDLOGIN_MSG_PROMPT_ECHO_OFF:
 			rc = relay_prompt(r, m->type == FEDLOGIN_MSG_PROMPT_ECHO_ON ? PAM_PROMPT_ECHO_ON
-										      : PAM_PROMPT_ECHO_OFF);
+										    : PAM_PROMPT_ECHO_OFF);
 			if (rc != PAM_SUCCESS) {
 				retval = rc;
 				goto done;
@@ -387,7 +387,8 @@ static int fl_transact(pam_handle_t *pamh, int flags, int argc, const char **arg
 			retval = status_to_pam[status];
 			if (r->answer_lost && status == FEDLOGIN_STATUS_SUCCESS) {
 				/* Success for an answer it never got: not believed. */
-				pam_syslog(pamh, LOG_ERR, "protocol error: SUCCESS after an answer that was not sent");
+				pam_syslog(pamh, LOG_ERR,
+					   "protocol error: SUCCESS after an answer that was not sent");
 				status = -1;
 				retval = PAM_AUTHINFO_UNAVAIL;
 			}
@@ -407,14 +408,15 @@ done:
 		fedlogin_escape(e_tty, sizeof(e_tty), tty, strlen(tty));
 		fedlogin_escape(e_rhost, sizeof(e_rhost), rhost, strlen(rhost));
 		if (status == FEDLOGIN_STATUS_SUCCESS)
-			pam_syslog(pamh, LOG_INFO, "%s success; user=%s service=%s tty=%s rhost=%s",
-				   op, e_user, e_service, e_tty, e_rhost);
+			pam_syslog(pamh, LOG_INFO, "%s success; user=%s service=%s tty=%s rhost=%s", op,
+				   e_user, e_service, e_tty, e_rhost);
 		else if (status >= 0)
 			pam_syslog(pamh, LOG_NOTICE,
 				   "%s %s; user=%s service=%s tty=%s rhost=%s status=%s reason=%s", op,
-				   status == FEDLOGIN_STATUS_IGNORE ? "ignored" : "failure", e_user, e_service,
-				   e_tty, e_rhost, status_names[status],
-				   fedlogin_escape(e_reason, sizeof(e_reason), (const char *)reason->str, reason->len));
+				   status == FEDLOGIN_STATUS_IGNORE ? "ignored" : "failure", e_user,
+				   e_service, e_tty, e_rhost, status_names[status],
+				   fedlogin_escape(e_reason, sizeof(e_reason), (const char *)reason->str,
+						   reason->len));
 		else
 			pam_syslog(pamh, LOG_NOTICE,
 				   "%s failure; user=%s service=%s tty=%s rhost=%s error=%s", op, e_user,
@@ -528,7 +530,8 @@ PAM_EXTERN int pam_sm_chauthtok(pam_handle_t *pamh, int flags, int argc, const c
 			set_owner(pamh, &owner_local);
 			return PAM_IGNORE;
 		}
-		rc = fl_transact(pamh, flags, argc, argv, FEDLOGIN_MSG_CHAUTHTOK_PRELIM, "password check", &status);
+		rc = fl_transact(pamh, flags, argc, argv, FEDLOGIN_MSG_CHAUTHTOK_PRELIM, "password check",
+				 &status);
 		if (status == FEDLOGIN_STATUS_SUCCESS) {
 			set_owner(pamh, &owner_fedlogin);
 			return PAM_SUCCESS;

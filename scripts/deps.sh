@@ -21,7 +21,8 @@ die() { printf 'deps: error: %s\n' "$*" >&2; exit 1; }
 # libraries (systemd, sqlite, libcrypt, libcurl for FoundationNetworking) and
 # what the Swift toolchain itself links against on Debian 12.
 # Tests: venv, shadow-utils (passwd), login, util-linux (unshare, mount),
-# tmux (console login), ssh client, libpam-modules (pam_unix).
+# tmux (console login), ssh client, libpam-modules (pam_unix); clang-format
+# (the C modules' formatting, checked by make check).
 APT_PACKAGES=(
     gcc make pkg-config binutils clang
     libpam0g-dev libpam-modules libpam-runtime
@@ -32,6 +33,7 @@ APT_PACKAGES=(
     util-linux passwd login procps tmux openssh-client sqlite3
     libqrencode-dev zbar-tools
     scdoc lintian mmdebstrap systemd-container dpkg-dev valgrind
+    clang-format
 )
 
 want_apt=1

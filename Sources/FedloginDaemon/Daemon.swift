@@ -26,7 +26,8 @@ public enum Daemon {
                 // sign-in that needs it tries again and otherwise falls back
                 // to the device grant.
                 logger.error(
-                    "redirect port of IdP \(idp.name) not available: \(error); its sign-ins try it again, and use the device grant where the IdP has one")
+                    "redirect port of IdP \(idp.name) not available: \(error); its sign-ins try it again, and use the device grant where the IdP has one"
+                )
             }
         }
         let runtime = try Runtime(config: config, logger: logger, fixedListeners: fixed, callbacks: callbacks)

@@ -47,9 +47,11 @@ public actor DirectoryStore {
         do {
             return try JSONDecoder().decode(DirectoryFile.self, from: data)
         } catch let DecodingError.keyNotFound(key, ctx) {
-            throw DirectoryError("\(directoryPath): missing key \"\(key.stringValue)\" at \(ctx.codingPath.map(\.stringValue).joined(separator: "."))")
+            throw DirectoryError(
+                "\(directoryPath): missing key \"\(key.stringValue)\" at \(ctx.codingPath.map(\.stringValue).joined(separator: "."))")
         } catch let DecodingError.typeMismatch(_, ctx) {
-            throw DirectoryError("\(directoryPath): wrong type at \(ctx.codingPath.map(\.stringValue).joined(separator: ".")): \(ctx.debugDescription)")
+            throw DirectoryError(
+                "\(directoryPath): wrong type at \(ctx.codingPath.map(\.stringValue).joined(separator: ".")): \(ctx.debugDescription)")
         } catch {
             throw DirectoryError("\(directoryPath): not a valid directory file: \(error)")
         }
@@ -99,8 +101,9 @@ public actor DirectoryStore {
     public func lookup(_ nameOrEmail: String) -> DirectoryUser? {
         refresh()
         let lowered = nameOrEmail.lowercased()
-        guard var user = file.users.first(where: { $0.username.lowercased() == lowered })
-            ?? file.users.first(where: { $0.email.lowercased() == lowered })
+        guard
+            var user = file.users.first(where: { $0.username.lowercased() == lowered })
+                ?? file.users.first(where: { $0.email.lowercased() == lowered })
         else { return nil }
         if let h = passwords[user.username] { user.passwordHash = h }
         return user

@@ -1,6 +1,6 @@
 import FedloginCore
-import NIOCore
 import NIOConcurrencyHelpers
+import NIOCore
 import NIOPosix
 
 /// A client connection speaking length-prefixed frames over a Unix socket,

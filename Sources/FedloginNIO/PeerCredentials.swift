@@ -2,7 +2,7 @@ import CFedloginSys
 import NIOCore
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The identity of the process at the other end of a Unix socket, read with

@@ -4,7 +4,6 @@ import Foundation
 import Logging
 import NIOConcurrencyHelpers
 
-
 /// An IdP failure, with the likely cause in words an admin can act on.
 public struct IdPError: Error, CustomStringConvertible {
     public var description: String
@@ -110,7 +109,10 @@ public final class IdPClient: Sendable {
         if let fresh { return fresh }
         let d = try await discovery()
         let data = try await get(d.jwksURI, what: "JWKS")
-        cache.withLockedValue { $0.jwks = data; $0.jwksFetchedAt = now }
+        cache.withLockedValue {
+            $0.jwks = data
+            $0.jwksFetchedAt = now
+        }
         return data
     }
 
@@ -185,7 +187,8 @@ public final class IdPClient: Sendable {
             let c = try decoder.container(keyedBy: CodingKeys.self)
             deviceCode = try c.decode(String.self, forKey: .deviceCode)
             userCode = try c.decode(String.self, forKey: .userCode)
-            verificationURI = try c.decodeIfPresent(String.self, forKey: .verificationURI)
+            verificationURI =
+                try c.decodeIfPresent(String.self, forKey: .verificationURI)
                 ?? c.decode(String.self, forKey: .verificationURL)
             verificationURIComplete = try c.decodeIfPresent(String.self, forKey: .verificationURIComplete)
             // A number the IdP sends is bounded, whatever it is (a value
@@ -221,7 +224,8 @@ public final class IdPClient: Sendable {
             }
             if !start.adjusted.isEmpty {
                 logger.warning(
-                    "\(config.name): the device authorization answer's numbers are out of range; using \(start.adjusted.joined(separator: ", ")) (interval 1-60 s, expires_in 1-3600 s)")
+                    "\(config.name): the device authorization answer's numbers are out of range; using \(start.adjusted.joined(separator: ", ")) (interval 1-60 s, expires_in 1-3600 s)"
+                )
             }
             return start
         }
@@ -326,12 +330,16 @@ public final class IdPClient: Sendable {
         case "invalid_grant":
             let d = (description ?? "").lowercased()
             if d.contains("redirect") {
-                return IdPError("\(idp.name): the redirect URI was refused (\(detail)); register http://127.0.0.1/callback (any port) as a redirect URI of the app at the IdP, or set idp.\(idp.name).redirect_port to the port it allows", user: user)
+                return IdPError(
+                    "\(idp.name): the redirect URI was refused (\(detail)); register http://127.0.0.1/callback (any port) as a redirect URI of the app at the IdP, or set idp.\(idp.name).redirect_port to the port it allows",
+                    user: user)
             }
             if d.contains("verifier") || d.contains("pkce") || d.contains("challenge") {
                 return IdPError("\(idp.name): PKCE verification failed (\(detail))", user: user)
             }
-            return IdPError("\(idp.name): the authorization code was refused (\(detail)); it may have expired or been used already", user: "The sign-in took too long or was already used. Please try again.")
+            return IdPError(
+                "\(idp.name): the authorization code was refused (\(detail)); it may have expired or been used already",
+                user: "The sign-in took too long or was already used. Please try again.")
         case nil:
             return IdPError("\(idp.name): the token endpoint answered HTTP \(status) without an OAuth error", user: user)
         default:

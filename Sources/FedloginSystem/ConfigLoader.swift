@@ -24,11 +24,15 @@ public enum ConfigLoader {
         for (name, idp) in config.idps {
             if let secret = idp.clientSecretFile {
                 guard FileManager.default.fileExists(atPath: secret) else {
-                    throw ConfigError(file: path, key: "idp.\(name).client_secret_file", problem: "\(secret) does not exist; put the client secret there (chmod 600, owned by root)")
+                    throw ConfigError(
+                        file: path, key: "idp.\(name).client_secret_file",
+                        problem: "\(secret) does not exist; put the client secret there (chmod 600, owned by root)")
                 }
                 let (uid, mode) = try Sys.ownerAndMode(secret)
                 guard uid == 0, mode & 0o077 == 0 else {
-                    throw ConfigError(file: path, key: "idp.\(name).client_secret_file", problem: "\(secret) must be owned by root and readable by root only (chown root: \(secret); chmod 600 \(secret))")
+                    throw ConfigError(
+                        file: path, key: "idp.\(name).client_secret_file",
+                        problem: "\(secret) must be owned by root and readable by root only (chown root: \(secret); chmod 600 \(secret))")
                 }
             }
         }
@@ -47,6 +51,8 @@ public enum ConfigLoader {
         let detail = r.stderr.split(separator: "\n").first { $0.contains("Assertion") }.map { " (\($0.suffix(120)))" } ?? ""
         throw ConfigError(
             file: path, key: "",
-            problem: "malformed TOML in this file or a drop-in in conf.d: the parser stopped\(detail). Check the brackets, braces, quotes and commas near what you changed (fedlogind --config \(path) --check-config prints the parser's own message)")
+            problem:
+                "malformed TOML in this file or a drop-in in conf.d: the parser stopped\(detail). Check the brackets, braces, quotes and commas near what you changed (fedlogind --config \(path) --check-config prints the parser's own message)"
+        )
     }
 }

@@ -118,7 +118,8 @@ public enum Sys {
         var errFDs: [Int32] = [-1, -1]
         guard fedlogin_pipe_cloexec(&inFDs) == 0 else { throw Failure("cannot run \(path): pipe: \(errnoText())") }
         guard fedlogin_pipe_cloexec(&errFDs) == 0 else {
-            close(inFDs[0]); close(inFDs[1])
+            close(inFDs[0])
+            close(inFDs[1])
             throw Failure("cannot run \(path): pipe: \(errnoText())")
         }
         var actions = posix_spawn_file_actions_t()
@@ -135,7 +136,8 @@ public enum Sys {
         close(inFDs[0])
         close(errFDs[1])
         guard rc == 0 else {
-            close(inFDs[1]); close(errFDs[0])
+            close(inFDs[1])
+            close(errFDs[0])
             throw Failure("cannot run \(path): \(errnoText(rc))")
         }
         if let input {

@@ -17,8 +17,6 @@ struct DirectoryCommand: AsyncParsableCommand {
         subcommands: [Serve.self, Reports.self],
         defaultSubcommand: Serve.self)
 
-
-
     struct Serve: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Serve the directory protocol on a Unix socket.")
 
@@ -83,9 +81,14 @@ struct DirectoryCommand: AsyncParsableCommand {
                 print(String(decoding: try e.encode(reports), as: UTF8.self))
                 return
             }
-            if reports.isEmpty { print("no binding reports"); return }
+            if reports.isEmpty {
+                print("no binding reports")
+                return
+            }
             for r in reports {
-                print("\(r.username) <-> \(r.deviceID)  local=\(r.localUsername) uid=\(r.uid) email=\(r.email) password=\(r.passwordMode) iss=\(r.issuer) sub=\(r.subject) at=\(r.boundAt) key=\(r.key)")
+                print(
+                    "\(r.username) <-> \(r.deviceID)  local=\(r.localUsername) uid=\(r.uid) email=\(r.email) password=\(r.passwordMode) iss=\(r.issuer) sub=\(r.subject) at=\(r.boundAt) key=\(r.key)"
+                )
             }
         }
     }

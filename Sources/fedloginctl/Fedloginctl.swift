@@ -82,7 +82,10 @@ struct Users: AsyncParsableCommand {
     func run() async throws {
         let users = try await connection.call(.users, ControlReply.Users.self).users
         guard !connection.json else { return }
-        if users.isEmpty { print("no managed users"); return }
+        if users.isEmpty {
+            print("no managed users")
+            return
+        }
         let rows = users.map { u -> [String] in
             [
                 u.username, "\(u.uid)", u.email, u.state, u.passwordMode.isEmpty ? "-" : u.passwordMode,
@@ -105,7 +108,10 @@ struct Outbox: AsyncParsableCommand {
         func run() async throws {
             let items = try await connection.call(.outbox, ControlReply.Outbox.self).pending
             guard !connection.json else { return }
-            if items.isEmpty { print("no pending reports"); return }
+            if items.isEmpty {
+                print("no pending reports")
+                return
+            }
             for i in items {
                 print("\(i.username)\tattempts=\(i.attempts)\t\(i.lastError)")
             }
@@ -136,7 +142,9 @@ func printTable(_ header: [String], _ rows: [[String]]) {
 struct Sync: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Sync the managed accounts with the directory now (root only).",
-        discussion: "Locks accounts disabled in or removed from the directory, or no longer associated with this machine (never deletes them), updates local groups, and creates the accounts of users associated with this machine.")
+        discussion:
+            "Locks accounts disabled in or removed from the directory, or no longer associated with this machine (never deletes them), updates local groups, and creates the accounts of users associated with this machine."
+    )
     @OptionGroup var connection: Connection
 
     func run() async throws {
@@ -157,10 +165,16 @@ extension PasswordSyncChoice: ExpressibleByArgument {}
 struct Bind: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Bind a directory user to this machine (root only).",
-        discussion: "Creates the user's account ahead of the first sign-in and reports the binding to the directory. With --adopt, an existing local account (not root, not a system account) becomes managed by fedlogin instead.")
+        discussion:
+            "Creates the user's account ahead of the first sign-in and reports the binding to the directory. With --adopt, an existing local account (not root, not a system account) becomes managed by fedlogin instead."
+    )
     @OptionGroup var connection: Connection
     @Argument(help: "The user's local name.") var user: String
-    @Option(name: .customLong("password-sync"), help: "yes: the directory's password becomes the password here; no: a local passcode, set at the first sign-in. Default: the directory's policy.")
+    @Option(
+        name: .customLong("password-sync"),
+        help:
+            "yes: the directory's password becomes the password here; no: a local passcode, set at the first sign-in. Default: the directory's policy."
+    )
     var passwordSync: PasswordSyncChoice?
     @Flag(help: "Take over the existing local account USER.") var adopt = false
 

@@ -71,7 +71,9 @@ struct IdP: AsyncParsableCommand {
                     print("  Check idp.\(idp.name).client_id against the app registered at the IdP.")
                 case .wrongSecret(let detail):
                     print("  PROBLEM: the IdP rejects the client secret (\(detail)).")
-                    print("  Check the secret in \(idp.clientSecretFile ?? "client_secret_file"); regenerate it at the IdP and try again if it keeps failing.")
+                    print(
+                        "  Check the secret in \(idp.clientSecretFile ?? "client_secret_file"); regenerate it at the IdP and try again if it keeps failing."
+                    )
                 case .rejected(let detail):
                     print("  PROBLEM: the IdP rejects fedlogin's client (\(detail)).")
                     print("  Check idp.\(idp.name).client_id, client_auth and the secret; regenerate the secret at the IdP if it keeps failing.")

@@ -7,11 +7,12 @@ struct AccountRulesTests {
         subordinateIDs: AccountRules.subordinateRanges("alice:90000:1000\n"))
 
     @Test func systemAndServiceNamesAreReserved() {
-        for n in ["root", "daemon", "bin", "sys", "sync", "games", "man", "lp", "mail", "news", "uucp", "proxy", "www-data",
+        for n in [
+            "root", "daemon", "bin", "sys", "sync", "games", "man", "lp", "mail", "news", "uucp", "proxy", "www-data",
             "backup", "list", "irc", "gnats", "nobody", "_apt", "sudo", "adm", "shadow", "staff", "users", "nogroup",
             "messagebus", "sshd", "postgres", "mysql", "nginx", "docker", "admin", "systemd-network", "systemd-timesync",
-            "_chrony", "WWW-Data"]
-        {
+            "_chrony", "WWW-Data",
+        ] {
             #expect(rules.nameProblem(n) != nil, "\(n)")
         }
     }
@@ -48,7 +49,8 @@ struct AccountRulesTests {
     }
 
     @Test func subordinateFilesAreParsed() {
-        let r = AccountRules.subordinateRanges("""
+        let r = AccountRules.subordinateRanges(
+            """
             alice:100000:65536
             1001:165536:65536
             # not a range
@@ -57,6 +59,6 @@ struct AccountRulesTests {
             big:4294967290:100
             neg:-1:5
             """)
-        #expect(r == [100000...165535, 165536...231071, 4294967290...4294967295])
+        #expect(r == [100000...165535, 165536...231071, 4_294_967_290...4_294_967_295])
     }
 }

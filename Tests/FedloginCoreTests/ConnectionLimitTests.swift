@@ -20,7 +20,10 @@ struct ConnectionLimitTests {
     @Test func allNonRootPeersTogetherAreLimitedButRootIsNot() {
         var c = ConnectionCounts()
         for uid in UInt32(1000)..<1005 { #expect(c.admit(uid: uid, limit: limit, now: 0) == .admitted) }
-        guard case .refused = c.admit(uid: 2000, limit: limit, now: 0) else { Issue.record("over the non-root limit"); return }
+        guard case .refused = c.admit(uid: 2000, limit: limit, now: 0) else {
+            Issue.record("over the non-root limit")
+            return
+        }
         #expect(c.admit(uid: 0, limit: limit, now: 0) == .admitted)
         c.release(uid: 1003)
         #expect(c.byUID[1003] == nil)

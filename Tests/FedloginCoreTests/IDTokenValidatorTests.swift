@@ -44,14 +44,23 @@ struct IDTokenValidatorTests {
     }
 
     @Test func issuer() {
-        #expect(rejection(claims { $0["iss"] = .string("https://evil.example") }) == .issuer(expected: "https://idp.example", got: "https://evil.example"))
+        #expect(
+            rejection(claims { $0["iss"] = .string("https://evil.example") }) == .issuer(expected: "https://idp.example", got: "https://evil.example")
+        )
     }
 
     @Test func audienceAndAuthorizedParty() {
         #expect(rejection(claims { $0["aud"] = .string("other") }) == .audience("[\"other\"]"))
-        #expect(rejection(claims { $0["aud"] = .array([.string("fedlogin"), .string("other")]) }) == .authorizedParty("(missing, with several audiences)"))
+        #expect(
+            rejection(claims { $0["aud"] = .array([.string("fedlogin"), .string("other")]) }) == .authorizedParty("(missing, with several audiences)")
+        )
         #expect(rejection(claims { $0["azp"] = .string("other") }) == .authorizedParty("other"))
-        #expect(rejection(claims { $0["aud"] = .array([.string("fedlogin"), .string("other")]); $0["azp"] = .string("fedlogin") }) == nil)
+        #expect(
+            rejection(
+                claims {
+                    $0["aud"] = .array([.string("fedlogin"), .string("other")])
+                    $0["azp"] = .string("fedlogin")
+                }) == nil)
     }
 
     @Test func times() {

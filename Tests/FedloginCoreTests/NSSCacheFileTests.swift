@@ -63,7 +63,8 @@ struct NSSCacheFileTests {
             NSSCacheFile.encode(records: [ok] + bad, generated: 1, idsUntil: 2) == NSSCacheFile.encode(records: [ok], generated: 1, idsUntil: 2))
         // A USER or ASK record left out: no claim about the uids not listed.
         let longUser = Self.user("longgecos", 60011, 60011, String(repeating: "g", count: 4097), "/", "/bin/sh")
-        #expect(NSSCacheFile.encode(records: [ok, longUser], generated: 1, idsUntil: 2) == NSSCacheFile.encode(records: [ok], generated: 1, idsUntil: 0))
+        #expect(
+            NSSCacheFile.encode(records: [ok, longUser], generated: 1, idsUntil: 2) == NSSCacheFile.encode(records: [ok], generated: 1, idsUntil: 0))
         let many = (0..<(NSSCacheFile.maxEntries + 1)).map {
             R(kind: .ask, name: String(format: "u%06d", $0), uid: UInt32(100_000 + $0), gid: UInt32(100_000 + $0), expires: 0)
         }

@@ -15,7 +15,10 @@ struct PolicyTests {
     }
 
     @Test func firstLoginForADirectoryUser() {
-        guard case .firstLogin(let p) = plan() else { Issue.record("expected a first login"); return }
+        guard case .firstLogin(let p) = plan() else {
+            Issue.record("expected a first login")
+            return
+        }
         #expect(p.localUsername == "alice")
         #expect(p.idp == "okta")
     }
@@ -24,7 +27,10 @@ struct PolicyTests {
         var bob = alice
         bob.username = "bob"
         bob.groups = ["contractors"]
-        guard case .firstLogin(let p) = plan("bob", user: bob) else { Issue.record("expected a first login"); return }
+        guard case .firstLogin(let p) = plan("bob", user: bob) else {
+            Issue.record("expected a first login")
+            return
+        }
         #expect(p.idp == "entra")
         #expect(p.idpReason.contains("contractors"))
     }
@@ -86,14 +92,17 @@ struct PolicyTests {
         if case .refuse = LoginPlanner.passwordDecision(user: u, policy: sync, hashSupported: { _ in false }) {} else { Issue.record("unsupported") }
         for weak in ["abJnggxhB/yWI", "$3$$8846f7eaee8fb117ad06bdd830b7586c"] {
             u.passwordHash = weak
-            if case .refuse = LoginPlanner.passwordDecision(user: u, policy: sync, hashSupported: { _ in true }) {} else {
+            if case .refuse = LoginPlanner.passwordDecision(user: u, policy: sync, hashSupported: { _ in true }) {
+            } else {
                 Issue.record("weak scheme \(weak) accepted")
             }
         }
         u.passwordHash = nil
         if case .askPasscode(let n) = LoginPlanner.passwordDecision(user: u, policy: sync, hashSupported: { _ in true }) {
             #expect(n != nil)
-        } else { Issue.record("no hash") }
+        } else {
+            Issue.record("no hash")
+        }
         u.passwordSync = false
         u.passwordHash = "$y$j9T$abc$def"
         #expect(LoginPlanner.passwordDecision(user: u, policy: sync, hashSupported: { _ in true }) == .askPasscode(notice: nil))

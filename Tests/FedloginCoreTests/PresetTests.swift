@@ -96,7 +96,8 @@ struct PresetTests {
         let (iss, endpoints) = try discovery("keycloak")
         #expect(i.discoveryProblem(issuer: iss, endpoints: endpoints)?.contains("set idp.x.issuer") == true)
         let j = try idp("issuer = \"https://sso.example.test/realms/corp\"\n")
-        #expect(j.discoveryProblem(issuer: iss, endpoints: [(key: "token_endpoint", url: "http://sso.example.test/t")])?.contains("not https") == true)
+        #expect(
+            j.discoveryProblem(issuer: iss, endpoints: [(key: "token_endpoint", url: "http://sso.example.test/t")])?.contains("not https") == true)
     }
 
     @Test func presetKeysBelongToTheirPreset() {

@@ -93,7 +93,9 @@ struct ProtocolFixtureTests {
         #expect(Wire.fit(long) == "a" + String(repeating: "é", count: Wire.maxString / 2 - 1))
         #expect(Wire.fit(String(repeating: "x", count: Wire.maxString)).utf8.count == Wire.maxString)
         #expect(throws: WireError.nulInString) { try WireCodec.encodeFrame(.info("a\0b")) }
-        #expect(throws: WireError.stringTooLong(Wire.maxString + 1)) { try WireCodec.encodeFrame(.error(String(repeating: "x", count: Wire.maxString + 1))) }
+        #expect(throws: WireError.stringTooLong(Wire.maxString + 1)) {
+            try WireCodec.encodeFrame(.error(String(repeating: "x", count: Wire.maxString + 1)))
+        }
     }
 
     static func unhex(_ hex: String) -> [UInt8] {

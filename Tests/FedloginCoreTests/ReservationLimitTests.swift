@@ -22,22 +22,26 @@ struct ReservationLimitTests {
     @Test func theOldestUnusedForTheMinimumAgeMakesRoom() {
         let now = 10 * hour
         let h = [held("new", at: now - 10), held("old", at: now - 3 * hour), held("older", at: now - 5 * hour)]
-        #expect(ReservationPlanner.decide(held: h, forRoot: false, now: now, limit: limit, busy: { _ in false })
-            == .reserve(release: ["older"]))
+        #expect(
+            ReservationPlanner.decide(held: h, forRoot: false, now: now, limit: limit, busy: { _ in false })
+                == .reserve(release: ["older"]))
     }
 
     @Test func neverOneWithASignInInProgressOrAnAccountOrRoots() {
         let now = 10 * hour
         let h = [held("a", at: now - 5 * hour), held("b", at: now - 5 * hour), held("c", at: now - 5 * hour), held("r", root: true, at: 0)]
-        #expect(ReservationPlanner.decide(held: h, forRoot: false, now: now, limit: limit, busy: { $0 != "b" })
-            == .reserve(release: ["b"]))
+        #expect(
+            ReservationPlanner.decide(held: h, forRoot: false, now: now, limit: limit, busy: { $0 != "b" })
+                == .reserve(release: ["b"]))
         #expect(ReservationPlanner.decide(held: h, forRoot: false, now: now, limit: limit, busy: { _ in true }) == .refuse)
     }
 
     @Test func unusedForADayTheyAreReleasedForAnyone() {
         let now = 100 * hour
-        let h = [held("stale", at: now - 25 * hour), held("busy", at: now - 30 * hour), held("fresh", at: now - 1),
-                 held("rootstale", root: true, at: 0)]
+        let h = [
+            held("stale", at: now - 25 * hour), held("busy", at: now - 30 * hour), held("fresh", at: now - 1),
+            held("rootstale", root: true, at: 0),
+        ]
         let busy: (String) -> Bool = { $0 == "busy" }
         #expect(ReservationPlanner.decide(held: h, forRoot: true, now: now, limit: limit, busy: busy) == .reserve(release: ["stale"]))
         #expect(ReservationPlanner.decide(held: h, forRoot: false, now: now, limit: limit, busy: busy) == .reserve(release: ["stale"]))

@@ -48,7 +48,8 @@ import Testing
         }
         // Not UTF-8: each bad byte is a symbol, as String(decoding:) would show it.
         let bad: [UInt8] = [0x61, 0x62, 0xff, 0x63, 0x64, 0x65, 0x66, 0x67]
-        #expect(bad.withUnsafeBytes { PasscodePolicy().problems(withUTF8: $0) } == PasscodePolicy().problems(with: String(decoding: bad, as: UTF8.self)))
+        #expect(
+            bad.withUnsafeBytes { PasscodePolicy().problems(withUTF8: $0) } == PasscodePolicy().problems(with: String(decoding: bad, as: UTF8.self)))
     }
 
     @Test func answerRangeChecksAnAnswerLikeTheDecoder() throws {

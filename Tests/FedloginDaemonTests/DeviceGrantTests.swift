@@ -54,7 +54,8 @@ struct DeviceGrantTests {
     }
 
     @Test func slowDownNeverWaitsMoreThanSixtySeconds() async throws {
-        let w = try TestWorld(tokenAnswers: Array(repeating: FakeIdP.error("slow_down"), count: 14) + [FakeIdP.error("access_denied")], signinTimeout: 3600)
+        let w = try TestWorld(
+            tokenAnswers: Array(repeating: FakeIdP.error("slow_down"), count: 14) + [FakeIdP.error("access_denied")], signinTimeout: 3600)
         defer { w.remove() }
         w.idp.state.withLockedValue { $0.deviceStart["expires_in"] = 3600 }
         _ = await w.authenticate(conv: ScriptedConversation(answers: [""]))

@@ -117,7 +117,9 @@ final class FakeDirectory: DirectoryService {
 final class FakeIdP: HTTPTransport, @unchecked Sendable {
     static let issuer = "https://idp.test"
     struct State {
-        var deviceStart: [String: Any] = ["device_code": "dc", "user_code": "ABCD-EFGH", "verification_uri": "https://idp.test/device", "interval": 5, "expires_in": 600]
+        var deviceStart: [String: Any] = [
+            "device_code": "dc", "user_code": "ABCD-EFGH", "verification_uri": "https://idp.test/device", "interval": 5, "expires_in": 600,
+        ]
         /// Token endpoint answers, in order; the last one repeats.
         var tokenAnswers: [(Int, [String: Any])] = []
         var polls = 0
@@ -161,7 +163,6 @@ final class FakeIdP: HTTPTransport, @unchecked Sendable {
         return json(status, object)
     }
 }
-
 
 /// A PAM conversation that answers prompts from a script and records what it was shown.
 final class ScriptedConversation: PAMConversation, @unchecked Sendable {

@@ -16,7 +16,14 @@ struct TestSigner {
 
     var jwks: [String: Any] {
         let raw = key.publicKey.rawRepresentation
-        return ["keys": [["kty": "EC", "crv": "P-256", "kid": "k1", "alg": "ES256", "use": "sig", "x": Self.b64(raw.prefix(32)), "y": Self.b64(raw.suffix(32))]]]
+        return [
+            "keys": [
+                [
+                    "kty": "EC", "crv": "P-256", "kid": "k1", "alg": "ES256", "use": "sig", "x": Self.b64(raw.prefix(32)),
+                    "y": Self.b64(raw.suffix(32)),
+                ]
+            ]
+        ]
     }
 
     func token(_ claims: [String: Any]) throws -> String {

@@ -7,7 +7,8 @@ import Testing
 struct LockoutTests {
     func managed(_ w: TestWorld, maxAttempts: Int) throws {
         w.accounts.add("bob", uid: 70001)
-        var a = StateStore.Account(username: "bob", uid: 70001, state: .active, directoryUsername: "bob", email: "bob@example.com", createdAt: "2026-01-01T00:00:00Z")
+        var a = StateStore.Account(
+            username: "bob", uid: 70001, state: .active, directoryUsername: "bob", email: "bob@example.com", createdAt: "2026-01-01T00:00:00Z")
         a.passwordMode = .synced
         a.lockoutMax = maxAttempts
         a.lockoutDuration = 900

@@ -10,7 +10,9 @@ struct OutboxTests {
         let w = try TestWorld()
         defer { w.remove() }
         let state = w.runtime.state
-        var a = StateStore.Account(username: "carol", uid: 70002, state: .provisioning, directoryUsername: "carol", email: "c@example.com", createdAt: "2026-01-01T00:00:00Z")
+        var a = StateStore.Account(
+            username: "carol", uid: 70002, state: .provisioning, directoryUsername: "carol", email: "c@example.com", createdAt: "2026-01-01T00:00:00Z"
+        )
         try state.beginProvisioning(a)
         let report = BindingReport(
             key: "k1", deviceID: "device-1", username: "carol", localUsername: "carol", uid: 70002, email: "c@example.com",

@@ -171,10 +171,10 @@ static int conv_stdio(int n, const struct pam_message **msg, struct pam_response
 	return PAM_SUCCESS;
 }
 
-static int interactive(const char *confdir, const char *service, const char *user,
-		       const char *tty, const char *rhost)
+static int interactive(const char *confdir, const char *service, const char *user, const char *tty,
+		       const char *rhost)
 {
-	struct pam_conv conv = { conv_stdio, NULL };
+	struct pam_conv conv = {conv_stdio, NULL};
 	pam_handle_t *h = NULL;
 	int rc;
 
@@ -244,11 +244,10 @@ static int count_fds(void)
 	return n - 1; /* the directory's own descriptor */
 }
 
-static int loop(long count, const char *answer, int expect, const char *confdir,
-		const char *service, const char *user, const char *tty, const char *rhost,
-		char **steps, int nsteps)
+static int loop(long count, const char *answer, int expect, const char *confdir, const char *service,
+		const char *user, const char *tty, const char *rhost, char **steps, int nsteps)
 {
-	struct pam_conv conv = { conv_fixed, (void *)answer };
+	struct pam_conv conv = {conv_fixed, (void *)answer};
 	long unexpected = 0, calls = 0;
 	int first_bad = -1;
 	int fds_before = count_fds(), fds_after;
@@ -277,8 +276,8 @@ static int loop(long count, const char *answer, int expect, const char *confdir,
 		pam_end(h, rc);
 	}
 	fds_after = count_fds();
-	printf("loop: %ld transactions, %ld steps, %ld unexpected (first: %d), fds %d -> %d\n",
-	       count, calls, unexpected, first_bad, fds_before, fds_after);
+	printf("loop: %ld transactions, %ld steps, %ld unexpected (first: %d), fds %d -> %d\n", count, calls,
+	       unexpected, first_bad, fds_before, fds_after);
 	return unexpected == 0 && fds_after <= fds_before ? 0 : 1;
 }
 

@@ -26,7 +26,7 @@ static void check(const char *name, const char *in, size_t len, size_t size, con
 
 int main(void)
 {
-	const size_t big = sizeof(((char[FEDLOGIN_ESCAPED_MAX]){ 0 }));
+	const size_t big = sizeof(((char[FEDLOGIN_ESCAPED_MAX]){0}));
 
 	CHECK("plain text is copied", "alice pts/7 198.51.100.7", big, "alice pts/7 198.51.100.7");
 	CHECK("empty", "", big, "");
@@ -38,8 +38,14 @@ int main(void)
 	CHECK("a NUL inside the field", "a\0b", big, "a\\x00b");
 	CHECK("UTF-8 above U+009F is kept", "J\xc3\xbcrgen \xe2\x82\xac \xf0\x9f\x94\x91", big,
 	      "J\xc3\xbcrgen \xe2\x82\xac \xf0\x9f\x94\x91");
-	CHECK("C1 control CSI (U+009B) encoded in UTF-8", "a\xc2\x9b" "31m", big, "a\\xc2\\x9b31m");
-	CHECK("raw 8-bit CSI byte", "a\x9b" "31m", big, "a\\x9b31m");
+	CHECK("C1 control CSI (U+009B) encoded in UTF-8",
+	      "a\xc2\x9b"
+	      "31m",
+	      big, "a\\xc2\\x9b31m");
+	CHECK("raw 8-bit CSI byte",
+	      "a\x9b"
+	      "31m",
+	      big, "a\\x9b31m");
 	CHECK("overlong encoding of ESC", "\xc0\x9b", big, "\\xc0\\x9b");
 	CHECK("truncated sequence at the end", "ok\xe2\x82", big, "ok\\xe2\\x82");
 	CHECK("surrogate", "\xed\xa0\x80", big, "\\xed\\xa0\\x80");
@@ -47,7 +53,8 @@ int main(void)
 	CHECK("cut with ... when the buffer is small", "abcdefghij", 8, "abcd...");
 	CHECK("exactly fits", "abcdefg", 8, "abcdefg");
 	CHECK("never cut inside an escape", "abc\x1b\x1b", 8, "abc...");
-	CHECK("never cut inside a character", "ab\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac", 9, "ab\xe2\x82\xac...");
+	CHECK("never cut inside a character", "ab\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac", 9,
+	      "ab\xe2\x82\xac...");
 	CHECK("smallest buffer", "abcdef", 4, "...");
 
 	if (failures) {

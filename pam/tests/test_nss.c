@@ -63,11 +63,16 @@ static void check(bool ok, const char *fmt, ...)
 static const char *status_name(enum nss_status st)
 {
 	switch (st) {
-	case NSS_STATUS_TRYAGAIN: return "TRYAGAIN";
-	case NSS_STATUS_UNAVAIL: return "UNAVAIL";
-	case NSS_STATUS_NOTFOUND: return "NOTFOUND";
-	case NSS_STATUS_SUCCESS: return "SUCCESS";
-	default: return "RETURN";
+	case NSS_STATUS_TRYAGAIN:
+		return "TRYAGAIN";
+	case NSS_STATUS_UNAVAIL:
+		return "UNAVAIL";
+	case NSS_STATUS_NOTFOUND:
+		return "NOTFOUND";
+	case NSS_STATUS_SUCCESS:
+		return "SUCCESS";
+	default:
+		return "RETURN";
 	}
 }
 
@@ -90,7 +95,7 @@ static size_t nloaded;
 static struct bytes load_bin(const char *dir, const char *name)
 {
 	char path[4096];
-	struct bytes b = { NULL, 0 };
+	struct bytes b = {NULL, 0};
 	FILE *f;
 	long n;
 
@@ -134,7 +139,7 @@ static struct bytes passwd_frame(const char *name, uint32_t uid, uint32_t gid, c
 {
 	uint8_t *buf = frame_buf[frame_next++ % 8];
 	struct fedlogin_builder b;
-	struct bytes r = { buf, 0 };
+	struct bytes r = {buf, 0};
 
 	fedlogin_build_begin(&b, buf, sizeof(frame_buf[0]), FEDLOGIN_MSG_NSS_PASSWD);
 	fedlogin_build_str(&b, name, strlen(name));
@@ -152,7 +157,7 @@ static struct bytes group_frame(const char *name, uint32_t gid, const char *memb
 {
 	uint8_t *buf = frame_buf[frame_next++ % 8];
 	struct fedlogin_builder b;
-	struct bytes r = { buf, 0 };
+	struct bytes r = {buf, 0};
 
 	fedlogin_build_begin(&b, buf, sizeof(frame_buf[0]), FEDLOGIN_MSG_NSS_GROUP);
 	fedlogin_build_str(&b, name, strlen(name));
@@ -167,7 +172,7 @@ static struct bytes request_frame(uint8_t type, const char *name, uint32_t id)
 {
 	uint8_t *buf = frame_buf[frame_next++ % 8];
 	struct fedlogin_builder b;
-	struct bytes r = { buf, 0 };
+	struct bytes r = {buf, 0};
 
 	fedlogin_build_begin(&b, buf, sizeof(frame_buf[0]), type);
 	if (name != NULL)
@@ -181,25 +186,25 @@ static struct bytes request_frame(uint8_t type, const char *name, uint32_t id)
 
 static struct bytes raw(const void *p, size_t len)
 {
-	struct bytes r = { (uint8_t *)p, len };
+	struct bytes r = {(uint8_t *)p, len};
 	return r;
 }
 
 /* --- the fake daemon ------------------------------------------------------------- */
 
 struct daemon_script {
-	struct bytes reply;   /* sent after the request has been read */
-	struct bytes expect;  /* the request must be these bytes (if .p) */
-	int drip_ms;          /* > 0: send the reply a byte at a time, this far apart */
-	bool silent;          /* read the request, then never answer */
-	bool hold;            /* after the reply, keep the connection open */
-	int connections;      /* serve this many (default 1) */
-	uid_t listen_uid;     /* != 0: listen() as this uid (the socket file stays root's) */
+	struct bytes reply; /* sent after the request has been read */
+	struct bytes expect; /* the request must be these bytes (if .p) */
+	int drip_ms; /* > 0: send the reply a byte at a time, this far apart */
+	bool silent; /* read the request, then never answer */
+	bool hold; /* after the reply, keep the connection open */
+	int connections; /* serve this many (default 1) */
+	uid_t listen_uid; /* != 0: listen() as this uid (the socket file stays root's) */
 };
 
 static int listen_socket(int backlog)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
 	unlink(sock_path);
@@ -227,7 +232,7 @@ static int read_exact_blocking(int fd, uint8_t *p, size_t len)
 /* The child: serves the script, exits 0 if every request was the expected one. */
 static void serve(const struct daemon_script *s)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	int connections = s->connections > 0 ? s->connections : 1;
 	int lfd, bad = 0;
 
@@ -255,12 +260,12 @@ static void serve(const struct daemon_script *s)
 		if (fd < 0)
 			_exit(2);
 		if (read_exact_blocking(fd, req, FEDLOGIN_FRAME_HEADER) != 0 ||
-		    fedlogin_frame_length(req, &len) != FEDLOGIN_OK || len > sizeof(req) - FEDLOGIN_FRAME_HEADER ||
+		    fedlogin_frame_length(req, &len) != FEDLOGIN_OK ||
+		    len > sizeof(req) - FEDLOGIN_FRAME_HEADER ||
 		    read_exact_blocking(fd, req + FEDLOGIN_FRAME_HEADER, len) != 0) {
 			bad = 1;
-		} else if (s->expect.p != NULL &&
-			   (s->expect.len != len + FEDLOGIN_FRAME_HEADER ||
-			    memcmp(s->expect.p, req, s->expect.len) != 0)) {
+		} else if (s->expect.p != NULL && (s->expect.len != len + FEDLOGIN_FRAME_HEADER ||
+						   memcmp(s->expect.p, req, s->expect.len) != 0)) {
 			bad = 1;
 		}
 		if (s->silent) {
@@ -341,10 +346,18 @@ static struct result lookup(enum op op, const char *name, uint32_t id, char *buf
 	memset(&r, 0, sizeof(r));
 	r.err = -12345;
 	switch (op) {
-	case GETPWNAM: r.st = _nss_fedlogin_getpwnam_r(name, &r.pw, buf, buflen, &r.err); break;
-	case GETPWUID: r.st = _nss_fedlogin_getpwuid_r(id, &r.pw, buf, buflen, &r.err); break;
-	case GETGRNAM: r.st = _nss_fedlogin_getgrnam_r(name, &r.gr, buf, buflen, &r.err); break;
-	case GETGRGID: r.st = _nss_fedlogin_getgrgid_r(id, &r.gr, buf, buflen, &r.err); break;
+	case GETPWNAM:
+		r.st = _nss_fedlogin_getpwnam_r(name, &r.pw, buf, buflen, &r.err);
+		break;
+	case GETPWUID:
+		r.st = _nss_fedlogin_getpwuid_r(id, &r.pw, buf, buflen, &r.err);
+		break;
+	case GETGRNAM:
+		r.st = _nss_fedlogin_getgrnam_r(name, &r.gr, buf, buflen, &r.err);
+		break;
+	case GETGRGID:
+		r.st = _nss_fedlogin_getgrgid_r(id, &r.gr, buf, buflen, &r.err);
+		break;
 	}
 	r.ms = now_ms() - t0;
 	return r;
@@ -384,12 +397,11 @@ static void expect_passwd(const char *what, const struct result *r, const char *
 	expect_status(what, r, NSS_STATUS_SUCCESS, -12345);
 	if (r->st != NSS_STATUS_SUCCESS)
 		return;
-	check(strcmp(r->pw.pw_name, name) == 0 && strcmp(r->pw.pw_passwd, "x") == 0 &&
-		      r->pw.pw_uid == uid && r->pw.pw_gid == gid && strcmp(r->pw.pw_gecos, gecos) == 0 &&
+	check(strcmp(r->pw.pw_name, name) == 0 && strcmp(r->pw.pw_passwd, "x") == 0 && r->pw.pw_uid == uid &&
+		      r->pw.pw_gid == gid && strcmp(r->pw.pw_gecos, gecos) == 0 &&
 		      strcmp(r->pw.pw_dir, dir) == 0 && strcmp(r->pw.pw_shell, shell) == 0,
-	      "%s: entry %s:%s:%u:%u:%s:%s:%s", what, r->pw.pw_name, r->pw.pw_passwd,
-	      (unsigned)r->pw.pw_uid, (unsigned)r->pw.pw_gid, r->pw.pw_gecos, r->pw.pw_dir,
-	      r->pw.pw_shell);
+	      "%s: entry %s:%s:%u:%u:%s:%s:%s", what, r->pw.pw_name, r->pw.pw_passwd, (unsigned)r->pw.pw_uid,
+	      (unsigned)r->pw.pw_gid, r->pw.pw_gecos, r->pw.pw_dir, r->pw.pw_shell);
 }
 
 static void expect_group(const char *what, const struct result *r, const char *name, uint32_t gid,
@@ -404,8 +416,8 @@ static void expect_group(const char *what, const struct result *r, const char *n
 	      "%s: group %s:%s:%u", what, r->gr.gr_name, r->gr.gr_passwd, (unsigned)r->gr.gr_gid);
 	for (i = 0; members[i] != NULL; i++)
 		check(r->gr.gr_mem[i] != NULL && strcmp(r->gr.gr_mem[i], members[i]) == 0,
-		      "%s: member %zu is %s, expected %s", what, i, r->gr.gr_mem[i] ? r->gr.gr_mem[i] : "(null)",
-		      members[i]);
+		      "%s: member %zu is %s, expected %s", what, i,
+		      r->gr.gr_mem[i] ? r->gr.gr_mem[i] : "(null)", members[i]);
 	check(r->gr.gr_mem[i] == NULL, "%s: more members than %zu", what, i);
 }
 
@@ -416,18 +428,20 @@ static const char *ALICE_GECOS = "Alice \xc3\x85ngstr\xc3\xb6m"; /* nss_passwd.b
 
 static void test_passwd(void)
 {
-	struct daemon_script s = { .reply = fixture("nss_passwd"), .expect = fixture("nss_getpwnam") };
+	struct daemon_script s = {.reply = fixture("nss_passwd"), .expect = fixture("nss_getpwnam")};
 	/* "alice" x "Alice Ångström" /home/alice /bin/bash */
 	size_t need = 6 + 2 + strlen(ALICE_GECOS) + 1 + 12 + 10;
 	struct result r;
 
 	r = ask("getpwnam alice", &s, GETPWNAM, "alice", 0, BIG);
-	expect_passwd("getpwnam alice (NSS_PASSWD)", &r, "alice", 70001, 70001, ALICE_GECOS, "/home/alice", "/bin/bash");
+	expect_passwd("getpwnam alice (NSS_PASSWD)", &r, "alice", 70001, 70001, ALICE_GECOS, "/home/alice",
+		      "/bin/bash");
 	r = ask("getpwnam alice, exact buffer", &s, GETPWNAM, "alice", 0, need);
-	expect_passwd("getpwnam alice, buffer of exactly the size needed", &r, "alice", 70001, 70001, ALICE_GECOS,
-		      "/home/alice", "/bin/bash");
+	expect_passwd("getpwnam alice, buffer of exactly the size needed", &r, "alice", 70001, 70001,
+		      ALICE_GECOS, "/home/alice", "/bin/bash");
 	r = ask("getpwnam alice, buffer one short", &s, GETPWNAM, "alice", 0, need - 1);
-	expect_status("getpwnam alice, buffer one byte short: TRYAGAIN/ERANGE", &r, NSS_STATUS_TRYAGAIN, ERANGE);
+	expect_status("getpwnam alice, buffer one byte short: TRYAGAIN/ERANGE", &r, NSS_STATUS_TRYAGAIN,
+		      ERANGE);
 	r = ask("getpwnam alice, 16 bytes", &s, GETPWNAM, "alice", 0, 16);
 	expect_status("getpwnam alice, 16-byte buffer: TRYAGAIN/ERANGE", &r, NSS_STATUS_TRYAGAIN, ERANGE);
 	r = ask("getpwnam alice, no buffer", &s, GETPWNAM, "alice", 0, 0);
@@ -435,7 +449,8 @@ static void test_passwd(void)
 
 	s.expect = request_frame(FEDLOGIN_MSG_NSS_GETPWUID, NULL, 70001);
 	r = ask("getpwuid 70001", &s, GETPWUID, NULL, 70001, BIG);
-	expect_passwd("getpwuid 70001 (NSS_PASSWD)", &r, "alice", 70001, 70001, ALICE_GECOS, "/home/alice", "/bin/bash");
+	expect_passwd("getpwuid 70001 (NSS_PASSWD)", &r, "alice", 70001, 70001, ALICE_GECOS, "/home/alice",
+		      "/bin/bash");
 
 	s.reply = fixture("nss_passwd_empty_gecos");
 	s.expect = request_frame(FEDLOGIN_MSG_NSS_GETPWNAM, "bob", 0);
@@ -445,9 +460,9 @@ static void test_passwd(void)
 
 static void test_group(void)
 {
-	static const char *const dev[] = { "alice", "bob", NULL };
-	static const char *const none[] = { NULL };
-	struct daemon_script s = { .reply = fixture("nss_group"), .expect = fixture("nss_getgrnam") };
+	static const char *const dev[] = {"alice", "bob", NULL};
+	static const char *const none[] = {NULL};
+	struct daemon_script s = {.reply = fixture("nss_group"), .expect = fixture("nss_getgrnam")};
 	size_t strings = 11 + 2 + 10; /* "developers", "x", "alice\0bob\0" */
 	size_t need = 3 * sizeof(char *) + strings;
 	struct result r;
@@ -459,7 +474,8 @@ static void test_group(void)
 	r = ask("getgrnam developers, exact buffer", &s, GETGRNAM, "developers", 0, need);
 	expect_group("getgrnam developers, buffer of exactly the size needed", &r, "developers", 70100, dev);
 	r = ask("getgrnam developers, buffer one short", &s, GETGRNAM, "developers", 0, need - 1);
-	expect_status("getgrnam developers, buffer one byte short: TRYAGAIN/ERANGE", &r, NSS_STATUS_TRYAGAIN, ERANGE);
+	expect_status("getgrnam developers, buffer one byte short: TRYAGAIN/ERANGE", &r, NSS_STATUS_TRYAGAIN,
+		      ERANGE);
 	r = ask("getgrnam developers, 8 bytes", &s, GETGRNAM, "developers", 0, 8);
 	expect_status("getgrnam developers, 8-byte buffer: TRYAGAIN/ERANGE", &r, NSS_STATUS_TRYAGAIN, ERANGE);
 
@@ -469,7 +485,8 @@ static void test_group(void)
 		pid_t pid = start_daemon(&s);
 		struct group gr;
 		int err = 0;
-		enum nss_status st = _nss_fedlogin_getgrnam_r("developers", &gr, odd + 1, need + sizeof(char *), &err);
+		enum nss_status st =
+			_nss_fedlogin_getgrnam_r("developers", &gr, odd + 1, need + sizeof(char *), &err);
 
 		stop_daemon(pid, st != NSS_STATUS_SUCCESS);
 		check(st == NSS_STATUS_SUCCESS && (uintptr_t)gr.gr_mem % sizeof(char *) == 0 &&
@@ -489,7 +506,7 @@ static void test_group(void)
 
 static void test_not_found(void)
 {
-	struct daemon_script s = { .reply = fixture("nss_notfound"), .expect = fixture("nss_getpwnam") };
+	struct daemon_script s = {.reply = fixture("nss_notfound"), .expect = fixture("nss_getpwnam")};
 	struct result r;
 
 	r = ask("getpwnam alice -> NSS_NOTFOUND", &s, GETPWNAM, "alice", 0, BIG);
@@ -521,7 +538,7 @@ static void test_not_found(void)
 static void test_unavailable_replies(void)
 {
 	static const char junk[] = "hello, this is not a frame";
-	static const uint8_t big_len[] = { 0, 0, 0x4e, 0x20, 1, 0x90 }; /* 20000: more than any NSS reply */
+	static const uint8_t big_len[] = {0, 0, 0x4e, 0x20, 1, 0x90}; /* 20000: more than any NSS reply */
 	struct {
 		const char *what;
 		enum op op;
@@ -529,54 +546,60 @@ static void test_unavailable_replies(void)
 		uint32_t id;
 		struct bytes reply;
 	} cases[] = {
-		{ "RESULT UNAVAIL (directory unreachable)", GETPWNAM, "alice", 0, fixture("result_unavail") },
-		{ "RESULT SUCCESS", GETPWNAM, "alice", 0, fixture("result_success") },
-		{ "RESULT IGNORE", GETGRNAM, "developers", 0, fixture("result_ignore") },
-		{ "RESULT PERM_DENIED", GETPWUID, NULL, 70001, fixture("result_perm_denied") },
-		{ "KEEPALIVE", GETPWNAM, "alice", 0, fixture("keepalive") },
-		{ "INFO", GETPWNAM, "alice", 0, fixture("info") },
-		{ "CONTROL_REPLY", GETGRGID, NULL, 70100, fixture("control_reply_ok") },
-		{ "NSS_GROUP to getpwnam", GETPWNAM, "developers", 0, fixture("nss_group") },
-		{ "NSS_PASSWD to getgrnam", GETGRNAM, "alice", 0, fixture("nss_passwd") },
-		{ "NSS_PASSWD for alice to getpwnam bob", GETPWNAM, "bob", 0, fixture("nss_passwd") },
-		{ "NSS_PASSWD for alice to getpwnam Alice", GETPWNAM, "Alice", 0, fixture("nss_passwd") },
-		{ "NSS_PASSWD for alice to getpwnam alic", GETPWNAM, "alic", 0, fixture("nss_passwd") },
-		{ "NSS_PASSWD for uid 70001 to getpwuid 1000", GETPWUID, NULL, 1000, fixture("nss_passwd") },
-		{ "NSS_GROUP for developers to getgrnam staff", GETGRNAM, "staff", 0, fixture("nss_group") },
-		{ "NSS_GROUP for gid 70101 to getgrgid 70100", GETGRGID, NULL, 70100, fixture("nss_group_no_members") },
-		{ "NSS_PASSWD with uid 0", GETPWNAM, "mallory", 0,
-		  passwd_frame("mallory", 0, 70003, "", "/home/mallory", "/bin/bash") },
-		{ "NSS_PASSWD with gid 0", GETPWNAM, "mallory", 0,
-		  passwd_frame("mallory", 70003, 0, "", "/home/mallory", "/bin/bash") },
-		{ "NSS_PASSWD with uid 4294967295", GETPWNAM, "mallory", 0,
-		  passwd_frame("mallory", 4294967295u, 70003, "", "/home/mallory", "/bin/bash") },
-		{ "NSS_PASSWD named root", GETPWUID, NULL, 70003,
-		  passwd_frame("root", 70003, 70003, "", "/root", "/bin/bash") },
-		{ "NSS_PASSWD with ':' in gecos", GETPWNAM, "mallory", 0,
-		  passwd_frame("mallory", 70003, 70003, "a:b", "/home/mallory", "/bin/bash") },
-		{ "NSS_PASSWD with a newline in dir", GETPWNAM, "mallory", 0,
-		  passwd_frame("mallory", 70003, 70003, "", "/home/m\nroot::0:0::/:/bin/sh", "/bin/bash") },
-		{ "NSS_PASSWD with ':' in shell", GETPWNAM, "mallory", 0,
-		  passwd_frame("mallory", 70003, 70003, "", "/home/mallory", "/bin/sh:x") },
-		{ "NSS_PASSWD with an empty name", GETPWUID, NULL, 70003,
-		  passwd_frame("", 70003, 70003, "", "/home/mallory", "/bin/bash") },
-		{ "NSS_GROUP with gid 0", GETGRNAM, "wheel", 0, group_frame("wheel", 0, "alice") },
-		{ "NSS_GROUP named root", GETGRGID, NULL, 70100, group_frame("root", 70100, "") },
-		{ "NSS_GROUP with an empty member", GETGRNAM, "developers", 0, group_frame("developers", 70100, "alice,,bob") },
-		{ "NSS_GROUP with a leading comma", GETGRNAM, "developers", 0, group_frame("developers", 70100, ",alice") },
-		{ "NSS_GROUP with a trailing comma", GETGRNAM, "developers", 0, group_frame("developers", 70100, "alice,") },
-		{ "NSS_GROUP with ':' in members", GETGRNAM, "developers", 0, group_frame("developers", 70100, "alice:bob") },
-		{ "length 65537", GETPWNAM, "alice", 0, fixture("reject_length_65537") },
-		{ "length 0xffffffff", GETPWNAM, "alice", 0, fixture("reject_length_ffffffff") },
-		{ "length 20000 (more than an NSS reply)", GETPWNAM, "alice", 0, raw(big_len, sizeof(big_len)) },
-		{ "version 2", GETPWNAM, "alice", 0, fixture("reject_version_2") },
-		{ "unknown type 0x87", GETPWNAM, "alice", 0, fixture("reject_type_87") },
-		{ "RESULT status 9", GETPWNAM, "alice", 0, fixture("reject_result_status_9") },
-		{ "garbage", GETPWNAM, "alice", 0, raw(junk, sizeof(junk) - 1) },
+		{"RESULT UNAVAIL (directory unreachable)", GETPWNAM, "alice", 0, fixture("result_unavail")},
+		{"RESULT SUCCESS", GETPWNAM, "alice", 0, fixture("result_success")},
+		{"RESULT IGNORE", GETGRNAM, "developers", 0, fixture("result_ignore")},
+		{"RESULT PERM_DENIED", GETPWUID, NULL, 70001, fixture("result_perm_denied")},
+		{"KEEPALIVE", GETPWNAM, "alice", 0, fixture("keepalive")},
+		{"INFO", GETPWNAM, "alice", 0, fixture("info")},
+		{"CONTROL_REPLY", GETGRGID, NULL, 70100, fixture("control_reply_ok")},
+		{"NSS_GROUP to getpwnam", GETPWNAM, "developers", 0, fixture("nss_group")},
+		{"NSS_PASSWD to getgrnam", GETGRNAM, "alice", 0, fixture("nss_passwd")},
+		{"NSS_PASSWD for alice to getpwnam bob", GETPWNAM, "bob", 0, fixture("nss_passwd")},
+		{"NSS_PASSWD for alice to getpwnam Alice", GETPWNAM, "Alice", 0, fixture("nss_passwd")},
+		{"NSS_PASSWD for alice to getpwnam alic", GETPWNAM, "alic", 0, fixture("nss_passwd")},
+		{"NSS_PASSWD for uid 70001 to getpwuid 1000", GETPWUID, NULL, 1000, fixture("nss_passwd")},
+		{"NSS_GROUP for developers to getgrnam staff", GETGRNAM, "staff", 0, fixture("nss_group")},
+		{"NSS_GROUP for gid 70101 to getgrgid 70100", GETGRGID, NULL, 70100,
+		 fixture("nss_group_no_members")},
+		{"NSS_PASSWD with uid 0", GETPWNAM, "mallory", 0,
+		 passwd_frame("mallory", 0, 70003, "", "/home/mallory", "/bin/bash")},
+		{"NSS_PASSWD with gid 0", GETPWNAM, "mallory", 0,
+		 passwd_frame("mallory", 70003, 0, "", "/home/mallory", "/bin/bash")},
+		{"NSS_PASSWD with uid 4294967295", GETPWNAM, "mallory", 0,
+		 passwd_frame("mallory", 4294967295u, 70003, "", "/home/mallory", "/bin/bash")},
+		{"NSS_PASSWD named root", GETPWUID, NULL, 70003,
+		 passwd_frame("root", 70003, 70003, "", "/root", "/bin/bash")},
+		{"NSS_PASSWD with ':' in gecos", GETPWNAM, "mallory", 0,
+		 passwd_frame("mallory", 70003, 70003, "a:b", "/home/mallory", "/bin/bash")},
+		{"NSS_PASSWD with a newline in dir", GETPWNAM, "mallory", 0,
+		 passwd_frame("mallory", 70003, 70003, "", "/home/m\nroot::0:0::/:/bin/sh", "/bin/bash")},
+		{"NSS_PASSWD with ':' in shell", GETPWNAM, "mallory", 0,
+		 passwd_frame("mallory", 70003, 70003, "", "/home/mallory", "/bin/sh:x")},
+		{"NSS_PASSWD with an empty name", GETPWUID, NULL, 70003,
+		 passwd_frame("", 70003, 70003, "", "/home/mallory", "/bin/bash")},
+		{"NSS_GROUP with gid 0", GETGRNAM, "wheel", 0, group_frame("wheel", 0, "alice")},
+		{"NSS_GROUP named root", GETGRGID, NULL, 70100, group_frame("root", 70100, "")},
+		{"NSS_GROUP with an empty member", GETGRNAM, "developers", 0,
+		 group_frame("developers", 70100, "alice,,bob")},
+		{"NSS_GROUP with a leading comma", GETGRNAM, "developers", 0,
+		 group_frame("developers", 70100, ",alice")},
+		{"NSS_GROUP with a trailing comma", GETGRNAM, "developers", 0,
+		 group_frame("developers", 70100, "alice,")},
+		{"NSS_GROUP with ':' in members", GETGRNAM, "developers", 0,
+		 group_frame("developers", 70100, "alice:bob")},
+		{"length 65537", GETPWNAM, "alice", 0, fixture("reject_length_65537")},
+		{"length 0xffffffff", GETPWNAM, "alice", 0, fixture("reject_length_ffffffff")},
+		{"length 20000 (more than an NSS reply)", GETPWNAM, "alice", 0,
+		 raw(big_len, sizeof(big_len))},
+		{"version 2", GETPWNAM, "alice", 0, fixture("reject_version_2")},
+		{"unknown type 0x87", GETPWNAM, "alice", 0, fixture("reject_type_87")},
+		{"RESULT status 9", GETPWNAM, "alice", 0, fixture("reject_result_status_9")},
+		{"garbage", GETPWNAM, "alice", 0, raw(junk, sizeof(junk) - 1)},
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct daemon_script s = { .reply = cases[i].reply, .hold = true };
+		struct daemon_script s = {.reply = cases[i].reply, .hold = true};
 		struct result r = ask(cases[i].what, &s, cases[i].op, cases[i].name, cases[i].id, BIG);
 		char what[200];
 
@@ -589,13 +612,14 @@ static void test_unavailable_replies(void)
 	 * a frame 3 bytes shorter than its length prefix says. */
 	{
 		struct bytes whole = fixture("nss_passwd");
-		struct bytes cut[] = { raw("", 0), raw("\0\0", 2), raw(whole.p, 10),
-				       fixture("reject_nss_passwd_truncated") };
-		const char *what[] = { "closed without a reply", "closed after 2 bytes",
-				       "closed after 10 bytes of NSS_PASSWD", "closed 3 bytes short of NSS_PASSWD" };
+		struct bytes cut[] = {raw("", 0), raw("\0\0", 2), raw(whole.p, 10),
+				      fixture("reject_nss_passwd_truncated")};
+		const char *what[] = {"closed without a reply", "closed after 2 bytes",
+				      "closed after 10 bytes of NSS_PASSWD",
+				      "closed 3 bytes short of NSS_PASSWD"};
 
 		for (size_t i = 0; i < sizeof(cut) / sizeof(cut[0]); i++) {
-			struct daemon_script s = { .reply = cut[i] };
+			struct daemon_script s = {.reply = cut[i]};
 			struct result r = ask(what[i], &s, GETPWNAM, "alice", 0, BIG);
 
 			expect_status(what[i], &r, NSS_STATUS_UNAVAIL, ENOENT);
@@ -606,8 +630,8 @@ static void test_unavailable_replies(void)
 
 static void test_time_bounds(void)
 {
-	struct daemon_script silent = { .silent = true, .expect = fixture("nss_getpwnam") };
-	struct daemon_script drip = { .reply = fixture("nss_passwd"), .drip_ms = 150 };
+	struct daemon_script silent = {.silent = true, .expect = fixture("nss_getpwnam")};
+	struct daemon_script drip = {.reply = fixture("nss_passwd"), .drip_ms = 150};
 	struct result r;
 
 	r = ask("daemon that never answers", &silent, GETPWNAM, "alice", 0, BIG);
@@ -626,7 +650,7 @@ static void test_time_bounds(void)
 	/* A full backlog: connect() says EAGAIN until FEDLOGIN_NSS_CONNECT_TIMEOUT_MS. */
 	{
 		int lfd = listen_socket(0), fillers[64], n = 0;
-		struct sockaddr_un sa = { .sun_family = AF_UNIX };
+		struct sockaddr_un sa = {.sun_family = AF_UNIX};
 
 		memcpy(sa.sun_path, sock_path, strlen(sock_path) + 1);
 		while (n < 64) {
@@ -640,7 +664,8 @@ static void test_time_bounds(void)
 		}
 		r = lookup(GETPWNAM, "alice", 0, NULL, 0);
 		expect_status("a full backlog: UNAVAIL/ENOENT", &r, NSS_STATUS_UNAVAIL, ENOENT);
-		check(r.ms >= FEDLOGIN_NSS_CONNECT_TIMEOUT_MS - 50 && r.ms < FEDLOGIN_NSS_CONNECT_TIMEOUT_MS + 500,
+		check(r.ms >= FEDLOGIN_NSS_CONNECT_TIMEOUT_MS - 50 &&
+			      r.ms < FEDLOGIN_NSS_CONNECT_TIMEOUT_MS + 500,
 		      "a full backlog: gave up after %" PRId64 " ms, expected ~%d", r.ms,
 		      FEDLOGIN_NSS_CONNECT_TIMEOUT_MS);
 		while (n > 0)
@@ -653,7 +678,7 @@ static void test_time_bounds(void)
 /* Serves nothing: true if a connection is waiting on `lfd` (taken and closed). */
 static bool connected(int lfd)
 {
-	struct pollfd p = { .fd = lfd, .events = POLLIN };
+	struct pollfd p = {.fd = lfd, .events = POLLIN};
 	bool any = false;
 
 	while (poll(&p, 1, 0) > 0) {
@@ -712,7 +737,7 @@ static void test_trust(void)
 
 	/* A root-owned socket whose listener runs as uid 65534 (SO_PEERCRED). */
 	{
-		struct daemon_script s = { .reply = fixture("nss_passwd"), .listen_uid = 65534 };
+		struct daemon_script s = {.reply = fixture("nss_passwd"), .listen_uid = 65534};
 		pid_t pid = start_daemon(&s);
 
 		static char buf[BIG];
@@ -735,20 +760,20 @@ static void test_guards(void)
 		const char *name;
 		uint32_t id;
 	} refused[] = {
-		{ "getpwnam root", GETPWNAM, "root", 0 },
-		{ "getgrnam root", GETGRNAM, "root", 0 },
-		{ "getpwuid 0", GETPWUID, NULL, 0 },
-		{ "getgrgid 0", GETGRGID, NULL, 0 },
-		{ "getpwuid 4294967295", GETPWUID, NULL, 4294967295u },
-		{ "getgrgid 4294967295", GETGRGID, NULL, 4294967295u },
-		{ "getpwnam \"\"", GETPWNAM, "", 0 },
-		{ "getgrnam \"\"", GETGRNAM, "", 0 },
-		{ "getpwnam NULL", GETPWNAM, NULL, 0 },
-		{ "getpwnam a:b", GETPWNAM, "a:b", 0 },
-		{ "getgrnam a:b", GETGRNAM, "a:b", 0 },
-		{ "getpwnam with a newline", GETPWNAM, "alice\nroot", 0 },
-		{ "getpwnam of 257 bytes", GETPWNAM, long_name, 0 },
-		{ "getgrnam of 257 bytes", GETGRNAM, long_name, 0 },
+		{"getpwnam root", GETPWNAM, "root", 0},
+		{"getgrnam root", GETGRNAM, "root", 0},
+		{"getpwuid 0", GETPWUID, NULL, 0},
+		{"getgrgid 0", GETGRGID, NULL, 0},
+		{"getpwuid 4294967295", GETPWUID, NULL, 4294967295u},
+		{"getgrgid 4294967295", GETGRGID, NULL, 4294967295u},
+		{"getpwnam \"\"", GETPWNAM, "", 0},
+		{"getgrnam \"\"", GETGRNAM, "", 0},
+		{"getpwnam NULL", GETPWNAM, NULL, 0},
+		{"getpwnam a:b", GETPWNAM, "a:b", 0},
+		{"getgrnam a:b", GETGRNAM, "a:b", 0},
+		{"getpwnam with a newline", GETPWNAM, "alice\nroot", 0},
+		{"getpwnam of 257 bytes", GETPWNAM, long_name, 0},
+		{"getgrnam of 257 bytes", GETGRNAM, long_name, 0},
 	};
 	struct result r;
 	char what[200];
@@ -765,7 +790,8 @@ static void test_guards(void)
 	setenv("FEDLOGIN_NSS_DISABLE", "1", 1);
 	for (enum op op = GETPWNAM; op <= GETGRGID; op++) {
 		r = lookup(op, op == GETPWNAM || op == GETGRNAM ? "alice" : NULL, 70001, NULL, 0);
-		snprintf(what, sizeof(what), "FEDLOGIN_NSS_DISABLE=1, op %d: UNAVAIL/ENOENT without asking", op);
+		snprintf(what, sizeof(what), "FEDLOGIN_NSS_DISABLE=1, op %d: UNAVAIL/ENOENT without asking",
+			 op);
 		expect_status(what, &r, NSS_STATUS_UNAVAIL, ENOENT);
 		check(!connected(lfd), "FEDLOGIN_NSS_DISABLE=1, op %d: the module connected", op);
 	}
@@ -827,7 +853,8 @@ static void *thread_lookups(void *arg)
 		int err = 0;
 
 		if (_nss_fedlogin_getpwnam_r("alice", &pw, buf, sizeof(buf), &err) == NSS_STATUS_SUCCESS &&
-		    strcmp(pw.pw_name, "alice") == 0 && pw.pw_uid == 70001 && strcmp(pw.pw_dir, "/home/alice") == 0)
+		    strcmp(pw.pw_name, "alice") == 0 && pw.pw_uid == 70001 &&
+		    strcmp(pw.pw_dir, "/home/alice") == 0)
 			(*ok)++;
 	}
 	return NULL;
@@ -835,10 +862,11 @@ static void *thread_lookups(void *arg)
 
 static void test_threads(void)
 {
-	struct daemon_script s = { .reply = fixture("nss_passwd"), .expect = fixture("nss_getpwnam"),
-				   .connections = THREADS * PER_THREAD };
+	struct daemon_script s = {.reply = fixture("nss_passwd"),
+				  .expect = fixture("nss_getpwnam"),
+				  .connections = THREADS * PER_THREAD};
 	pthread_t t[THREADS];
-	long ok[THREADS] = { 0 }, total = 0;
+	long ok[THREADS] = {0}, total = 0;
 	pid_t pid = start_daemon(&s);
 
 	for (int i = 0; i < THREADS; i++)
@@ -848,7 +876,8 @@ static void test_threads(void)
 		total += ok[i];
 	}
 	check(stop_daemon(pid, total != THREADS * PER_THREAD), "threads: the fake daemon saw a bad request");
-	check(total == THREADS * PER_THREAD, "threads: %ld of %d lookups succeeded", total, THREADS * PER_THREAD);
+	check(total == THREADS * PER_THREAD, "threads: %ld of %d lookups succeeded", total,
+	      THREADS * PER_THREAD);
 }
 
 /* --- the cache file ------------------------------------------------------------------ */
@@ -906,7 +935,8 @@ static void remove_cache(void)
  * over the old one: `len` bytes of `p`, then zeros (a hole) up to
  * `file_size`, with `mode`, owned by `uid`:`gid`.
  */
-static void install_cache_as(const uint8_t *p, size_t len, size_t file_size, mode_t mode, uid_t uid, gid_t gid)
+static void install_cache_as(const uint8_t *p, size_t len, size_t file_size, mode_t mode, uid_t uid,
+			     gid_t gid)
 {
 	char tmp[sizeof(cache_path) + 8];
 	int fd;
@@ -915,8 +945,9 @@ static void install_cache_as(const uint8_t *p, size_t len, size_t file_size, mod
 	unlink(tmp);
 	rmdir(cache_path); /* a directory left there; a file is replaced by the rename */
 	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0 || (len > 0 && write(fd, p, len) != (ssize_t)len) || ftruncate(fd, (off_t)file_size) != 0 ||
-	    fchown(fd, uid, gid) != 0 || fchmod(fd, mode) != 0 || close(fd) != 0 || rename(tmp, cache_path) != 0) {
+	if (fd < 0 || (len > 0 && write(fd, p, len) != (ssize_t)len) ||
+	    ftruncate(fd, (off_t)file_size) != 0 || fchown(fd, uid, gid) != 0 || fchmod(fd, mode) != 0 ||
+	    close(fd) != 0 || rename(tmp, cache_path) != 0) {
 		perror("installing the cache file");
 		exit(2);
 	}
@@ -927,9 +958,9 @@ static void install_cache(const uint8_t *p, size_t len)
 	install_cache_as(p, len, len, 0644, 0, 0);
 }
 
-static const char *const op_names[] = { "getpwnam", "getpwuid", "getgrnam", "getgrgid" };
-static const uint8_t op_types[] = { FEDLOGIN_MSG_NSS_GETPWNAM, FEDLOGIN_MSG_NSS_GETPWUID,
-				    FEDLOGIN_MSG_NSS_GETGRNAM, FEDLOGIN_MSG_NSS_GETGRGID };
+static const char *const op_names[] = {"getpwnam", "getpwuid", "getgrnam", "getgrgid"};
+static const uint8_t op_types[] = {FEDLOGIN_MSG_NSS_GETPWNAM, FEDLOGIN_MSG_NSS_GETPWUID,
+				   FEDLOGIN_MSG_NSS_GETGRNAM, FEDLOGIN_MSG_NSS_GETGRGID};
 
 /*
  * A lookup the cache file must leave to fedlogind: the fake daemon must get
@@ -938,8 +969,8 @@ static const uint8_t op_types[] = { FEDLOGIN_MSG_NSS_GETPWNAM, FEDLOGIN_MSG_NSS_
  */
 static void expect_from_socket(const char *what, enum op op, const char *name, uint32_t id)
 {
-	static const char *const none[] = { NULL };
-	struct daemon_script s = { .expect = request_frame(op_types[op], name, id) };
+	static const char *const none[] = {NULL};
+	struct daemon_script s = {.expect = request_frame(op_types[op], name, id)};
 	char w[300], *buf = malloc(BIG);
 	struct result r;
 	bool from_daemon;
@@ -947,10 +978,18 @@ static void expect_from_socket(const char *what, enum op op, const char *name, u
 
 	snprintf(w, sizeof(w), "%s: asked fedlogind", what);
 	switch (op) {
-	case GETPWNAM: s.reply = passwd_frame(name, 61000, 61000, "from fedlogind", "/home/x", "/bin/sh"); break;
-	case GETPWUID: s.reply = passwd_frame("fromsocket", id, id, "from fedlogind", "/home/x", "/bin/sh"); break;
-	case GETGRNAM: s.reply = group_frame(name, 61000, ""); break;
-	case GETGRGID: s.reply = group_frame("fromsocket", id, ""); break;
+	case GETPWNAM:
+		s.reply = passwd_frame(name, 61000, 61000, "from fedlogind", "/home/x", "/bin/sh");
+		break;
+	case GETPWUID:
+		s.reply = passwd_frame("fromsocket", id, id, "from fedlogind", "/home/x", "/bin/sh");
+		break;
+	case GETGRNAM:
+		s.reply = group_frame(name, 61000, "");
+		break;
+	case GETGRGID:
+		s.reply = group_frame("fromsocket", id, "");
+		break;
 	}
 	pid = start_daemon(&s);
 	r = lookup(op, name, id, buf, BIG);
@@ -958,15 +997,23 @@ static void expect_from_socket(const char *what, enum op op, const char *name, u
 	 * Anything else: it may never have been asked, so it is stopped. */
 	from_daemon = r.st == NSS_STATUS_SUCCESS &&
 		      (op == GETPWNAM || op == GETPWUID ? strcmp(r.pw.pw_gecos, "from fedlogind") == 0
-		       : op == GETGRNAM		     ? r.gr.gr_gid == 61000
-						     : strcmp(r.gr.gr_name, "fromsocket") == 0);
+		       : op == GETGRNAM			? r.gr.gr_gid == 61000
+							: strcmp(r.gr.gr_name, "fromsocket") == 0);
 	check(stop_daemon(pid, !from_daemon) && from_daemon, "%s: no answer from the fake daemon (%s)", w,
 	      status_name(r.st));
 	switch (op) {
-	case GETPWNAM: expect_passwd(w, &r, name, 61000, 61000, "from fedlogind", "/home/x", "/bin/sh"); break;
-	case GETPWUID: expect_passwd(w, &r, "fromsocket", id, id, "from fedlogind", "/home/x", "/bin/sh"); break;
-	case GETGRNAM: expect_group(w, &r, name, 61000, none); break;
-	case GETGRGID: expect_group(w, &r, "fromsocket", id, none); break;
+	case GETPWNAM:
+		expect_passwd(w, &r, name, 61000, 61000, "from fedlogind", "/home/x", "/bin/sh");
+		break;
+	case GETPWUID:
+		expect_passwd(w, &r, "fromsocket", id, id, "from fedlogind", "/home/x", "/bin/sh");
+		break;
+	case GETGRNAM:
+		expect_group(w, &r, name, 61000, none);
+		break;
+	case GETGRGID:
+		expect_group(w, &r, "fromsocket", id, none);
+		break;
 	}
 	free(buf);
 }
@@ -991,7 +1038,7 @@ static struct result from_file(enum op op, const char *name, uint32_t id, size_t
 /* Every lookup of expected.tsv at CACHE_NOW, through the module. */
 static void test_cache_expected(void)
 {
-	static const char *const none[] = { NULL };
+	static const char *const none[] = {NULL};
 	char path[4096], installed[128] = "", *line = NULL, *cols[CACHE_COLUMNS];
 	size_t cap = 0, lines = 0;
 	ssize_t len;
@@ -1113,14 +1160,16 @@ static void test_cache_erange(void)
 	expect_passwd("cache: getpwnam alice, buffer of exactly the size needed", &r, "alice", 60001, 60001,
 		      "Alice Example", "/home/alice", "/bin/bash");
 	r = from_file(GETPWNAM, "alice", 0, alice - 1);
-	expect_status("cache: getpwnam alice, buffer one byte short: TRYAGAIN/ERANGE", &r, NSS_STATUS_TRYAGAIN, ERANGE);
+	expect_status("cache: getpwnam alice, buffer one byte short: TRYAGAIN/ERANGE", &r,
+		      NSS_STATUS_TRYAGAIN, ERANGE);
 	r = from_file(GETPWUID, NULL, 60001, 0);
 	expect_status("cache: getpwuid 60001, no buffer: TRYAGAIN/ERANGE", &r, NSS_STATUS_TRYAGAIN, ERANGE);
 	r = from_file(GETGRNAM, "bob", 0, bob);
 	check(r.st == NSS_STATUS_SUCCESS && strcmp(r.gr.gr_name, "bob") == 0 && r.gr.gr_mem[0] == NULL,
 	      "cache: getgrnam bob, buffer of exactly the size needed: %s", status_name(r.st));
 	r = from_file(GETGRNAM, "bob", 0, bob - 1);
-	expect_status("cache: getgrnam bob, buffer one byte short: TRYAGAIN/ERANGE", &r, NSS_STATUS_TRYAGAIN, ERANGE);
+	expect_status("cache: getgrnam bob, buffer one byte short: TRYAGAIN/ERANGE", &r, NSS_STATUS_TRYAGAIN,
+		      ERANGE);
 
 	install_cache(edge.p, edge.len);
 	memset(long_name, 'x', FL_NSS_MAX_NAME);
@@ -1130,8 +1179,8 @@ static void test_cache_erange(void)
 		      strlen(r.pw.pw_dir) == 4096 && strlen(r.pw.pw_shell) == 4096,
 	      "cache: the largest entry in a buffer of exactly its size: %s", status_name(r.st));
 	r = from_file(GETPWNAM, long_name, 0, longest - 1);
-	expect_status("cache: the largest entry, buffer one byte short: TRYAGAIN/ERANGE", &r, NSS_STATUS_TRYAGAIN,
-		      ERANGE);
+	expect_status("cache: the largest entry, buffer one byte short: TRYAGAIN/ERANGE", &r,
+		      NSS_STATUS_TRYAGAIN, ERANGE);
 	remove_cache();
 }
 
@@ -1192,18 +1241,20 @@ static void test_cache_trust(void)
 		const char *what;
 		mode_t mode;
 		uid_t uid;
-	} refused[] = {
-		{ "a cache file owned by uid 65534", 0644, 65534 },
-		{ "a cache file owned by uid 65534, mode 0444", 0444, 65534 },
-		{ "a group-writable cache file", 0664, 0 },
-		{ "a cache file others may write", 0646, 0 },
-		{ "a cache file of mode 0666", 0666, 0 },
-		{ "a cache file of mode 0620", 0620, 0 },
-	}, used[] = {
-		{ "a cache file of mode 0600", 0600, 0 },
-		{ "a cache file of mode 0444", 0444, 0 },
-		{ "a cache file of mode 0755", 0755, 0 },
-	};
+	} refused[] =
+		{
+			{"a cache file owned by uid 65534", 0644, 65534},
+			{"a cache file owned by uid 65534, mode 0444", 0444, 65534},
+			{"a group-writable cache file", 0664, 0},
+			{"a cache file others may write", 0646, 0},
+			{"a cache file of mode 0666", 0666, 0},
+			{"a cache file of mode 0620", 0620, 0},
+		},
+	  used[] = {
+		  {"a cache file of mode 0600", 0600, 0},
+		  {"a cache file of mode 0444", 0444, 0},
+		  {"a cache file of mode 0755", 0755, 0},
+	  };
 
 	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
 		install_cache_as(basic.p, basic.len, basic.len, refused[i].mode, refused[i].uid, 0);
@@ -1281,11 +1332,13 @@ static void test_cache_guards(void)
 	install_cache(basic.p, basic.len);
 	setenv("FEDLOGIN_NSS_DISABLE", "1", 1);
 	r = from_file(GETPWNAM, "alice", 0, BIG);
-	expect_status("cache: FEDLOGIN_NSS_DISABLE=1, getpwnam alice: UNAVAIL/ENOENT", &r, NSS_STATUS_UNAVAIL, ENOENT);
+	expect_status("cache: FEDLOGIN_NSS_DISABLE=1, getpwnam alice: UNAVAIL/ENOENT", &r, NSS_STATUS_UNAVAIL,
+		      ENOENT);
 	unsetenv("FEDLOGIN_NSS_DISABLE");
 	install_cache(root.p, root.len);
 	r = from_file(GETPWNAM, "root", 0, BIG);
-	expect_status("cache with a USER root: getpwnam root: NOTFOUND/ENOENT", &r, NSS_STATUS_NOTFOUND, ENOENT);
+	expect_status("cache with a USER root: getpwnam root: NOTFOUND/ENOENT", &r, NSS_STATUS_NOTFOUND,
+		      ENOENT);
 	r = from_file(GETPWUID, NULL, 0, BIG);
 	expect_status("cache: getpwuid 0: NOTFOUND/ENOENT", &r, NSS_STATUS_NOTFOUND, ENOENT);
 	remove_cache();
@@ -1390,7 +1443,7 @@ static void test_cache_threads(void)
 	struct bytes basic = cache_fixture("basic");
 	uint8_t *p = dup_bytes(basic);
 	pthread_t t[CACHE_THREADS];
-	long ok[CACHE_THREADS] = { 0 }, total = 0;
+	long ok[CACHE_THREADS] = {0}, total = 0;
 	int replaced = 0;
 
 	p[name_record(p, 0) + 20 + 2 + 5 + 2 + 8] = 'b';
@@ -1407,8 +1460,8 @@ static void test_cache_threads(void)
 		pthread_join(t[i], NULL);
 		total += ok[i];
 	}
-	check(total == 2L * CACHE_THREADS * CACHE_PER_THREAD, "cache threads: %ld of %d lookups answered", total,
-	      2 * CACHE_THREADS * CACHE_PER_THREAD);
+	check(total == 2L * CACHE_THREADS * CACHE_PER_THREAD, "cache threads: %ld of %d lookups answered",
+	      total, 2 * CACHE_THREADS * CACHE_PER_THREAD);
 	check(replaced > 1, "cache threads: the file was replaced %d times", replaced);
 	free(p);
 	remove_cache();
@@ -1421,12 +1474,12 @@ typedef enum nss_status (*getpwuid_fn)(uid_t, struct passwd *, char *, size_t, i
 
 static void test_shipped(const char *so)
 {
-	static const char *const entry[] = { "_nss_fedlogin_getpwnam_r", "_nss_fedlogin_getpwuid_r",
-					     "_nss_fedlogin_getgrnam_r", "_nss_fedlogin_getgrgid_r" };
-	static const char *const absent[] = { "fl_nss_test_set_socket", "fl_nss_test_set_cache", "fl_nss_query",
-					      "fl_nss_cache_lookup", "fedlogin_parse",
-					      "_nss_fedlogin_setpwent", "_nss_fedlogin_getpwent_r",
-					      "_nss_fedlogin_setgrent", "_nss_fedlogin_getgrent_r" };
+	static const char *const entry[] = {"_nss_fedlogin_getpwnam_r", "_nss_fedlogin_getpwuid_r",
+					    "_nss_fedlogin_getgrnam_r", "_nss_fedlogin_getgrgid_r"};
+	static const char *const absent[] = {
+		"fl_nss_test_set_socket",   "fl_nss_test_set_cache",  "fl_nss_query",
+		"fl_nss_cache_lookup",	    "fedlogin_parse",	      "_nss_fedlogin_setpwent",
+		"_nss_fedlogin_getpwent_r", "_nss_fedlogin_setgrent", "_nss_fedlogin_getgrent_r"};
 	void *h = dlopen(so, RTLD_NOW | RTLD_LOCAL);
 	struct stat st;
 	getpwnam_fn mod_getpwnam;
@@ -1450,14 +1503,16 @@ static void test_shipped(const char *so)
 
 	err = 0;
 	s = mod_getpwnam("root", &pw, buf, sizeof(buf), &err);
-	check(s == NSS_STATUS_NOTFOUND && err == ENOENT, "shipped: getpwnam root: %s %d", status_name(s), err);
+	check(s == NSS_STATUS_NOTFOUND && err == ENOENT, "shipped: getpwnam root: %s %d", status_name(s),
+	      err);
 	err = 0;
 	s = mod_getpwuid(0, &pw, buf, sizeof(buf), &err);
 	check(s == NSS_STATUS_NOTFOUND && err == ENOENT, "shipped: getpwuid 0: %s %d", status_name(s), err);
 	setenv("FEDLOGIN_NSS_DISABLE", "1", 1);
 	err = 0;
 	s = mod_getpwnam("alice", &pw, buf, sizeof(buf), &err);
-	check(s == NSS_STATUS_UNAVAIL && err == ENOENT, "shipped: FEDLOGIN_NSS_DISABLE: %s %d", status_name(s), err);
+	check(s == NSS_STATUS_UNAVAIL && err == ENOENT, "shipped: FEDLOGIN_NSS_DISABLE: %s %d",
+	      status_name(s), err);
 	unsetenv("FEDLOGIN_NSS_DISABLE");
 
 	if (lstat(FEDLOGIN_DEFAULT_SOCKET, &st) == 0) {
@@ -1471,7 +1526,8 @@ static void test_shipped(const char *so)
 		err = 0;
 		s = mod_getpwnam("fedlogin-test-nosuchuser", &pw, buf, sizeof(buf), &err);
 		check(s == NSS_STATUS_UNAVAIL && err == ENOENT && now_ms() - t0 < 50,
-		      "shipped, no fedlogind: %s %d after %" PRId64 " ms", status_name(s), err, now_ms() - t0);
+		      "shipped, no fedlogind: %s %d after %" PRId64 " ms", status_name(s), err,
+		      now_ms() - t0);
 
 		/* Through glibc: it loads libnss_fedlogin.so.2, which it finds
 		 * already loaded (the soname matches). */
@@ -1487,13 +1543,15 @@ static void test_shipped(const char *so)
 			check(res == NULL, "glibc getpwnam_r root through fedlogin alone: an entry");
 			__nss_configure_lookup("passwd", "files");
 			rc = getpwnam_r("root", &pw, buf, sizeof(buf), &res);
-			check(rc == 0 && res != NULL && res->pw_uid == 0, "glibc getpwnam_r root through files: rc %d", rc);
+			check(rc == 0 && res != NULL && res->pw_uid == 0,
+			      "glibc getpwnam_r root through files: rc %d", rc);
 		}
 	}
 	dlclose(h);
 	/* glibc keeps its own reference: it did load the module. */
 	h = dlopen("libnss_fedlogin.so.2", RTLD_NOW | RTLD_NOLOAD);
-	check(lstat(FEDLOGIN_DEFAULT_SOCKET, &st) == 0 || h != NULL, "glibc did not load libnss_fedlogin.so.2");
+	check(lstat(FEDLOGIN_DEFAULT_SOCKET, &st) == 0 || h != NULL,
+	      "glibc did not load libnss_fedlogin.so.2");
 	if (h != NULL)
 		dlclose(h);
 }
@@ -1501,7 +1559,8 @@ static void test_shipped(const char *so)
 int main(int argc, char **argv)
 {
 	if (argc != 4) {
-		fprintf(stderr, "usage: %s PATH/libnss_fedlogin.so.2 PROTOCOL_FIXTURES_DIR NSSCACHE_FIXTURES_DIR\n",
+		fprintf(stderr,
+			"usage: %s PATH/libnss_fedlogin.so.2 PROTOCOL_FIXTURES_DIR NSSCACHE_FIXTURES_DIR\n",
 			argv[0]);
 		return 2;
 	}
@@ -1511,7 +1570,8 @@ int main(int argc, char **argv)
 
 	test_shipped(argv[1]);
 	if (geteuid() != 0) {
-		printf("SKIP: the lookups against a fake fedlogind need root (a root-owned socket, a root peer)\n");
+		printf("SKIP: the lookups against a fake fedlogind need root (a root-owned socket, a root "
+		       "peer)\n");
 	} else {
 		if (mkdtemp(tmpdir) == NULL) {
 			perror("mkdtemp");

@@ -71,7 +71,8 @@ static const struct file *load(const char *name)
 	}
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	fp = fopen(path, "rb");
-	if (fp == NULL || fseek(fp, 0, SEEK_END) != 0 || (n = ftell(fp)) <= 0 || fseek(fp, 0, SEEK_SET) != 0) {
+	if (fp == NULL || fseek(fp, 0, SEEK_END) != 0 || (n = ftell(fp)) <= 0 ||
+	    fseek(fp, 0, SEEK_SET) != 0) {
 		fprintf(stderr, "cannot read %s\n", path);
 		exit(2);
 	}
@@ -120,7 +121,7 @@ static uint32_t get_u32(const uint8_t *p)
 
 /* --- lookups -------------------------------------------------------------------- */
 
-static const char *const result_names[] = { "invalid", "miss", "answer" };
+static const char *const result_names[] = {"invalid", "miss", "answer"};
 
 static const char *result_name(int r)
 {
@@ -133,10 +134,10 @@ static bool op_type(const char *op, uint8_t *type)
 		const char *name;
 		uint8_t type;
 	} ops[] = {
-		{ "getpwnam", FEDLOGIN_MSG_NSS_GETPWNAM },
-		{ "getpwuid", FEDLOGIN_MSG_NSS_GETPWUID },
-		{ "getgrnam", FEDLOGIN_MSG_NSS_GETGRNAM },
-		{ "getgrgid", FEDLOGIN_MSG_NSS_GETGRGID },
+		{"getpwnam", FEDLOGIN_MSG_NSS_GETPWNAM},
+		{"getpwuid", FEDLOGIN_MSG_NSS_GETPWUID},
+		{"getgrnam", FEDLOGIN_MSG_NSS_GETGRNAM},
+		{"getgrgid", FEDLOGIN_MSG_NSS_GETGRGID},
 	};
 
 	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
@@ -155,7 +156,7 @@ static bool by_name(uint8_t type)
 
 static struct fl_key make_key(uint8_t type, const char *key)
 {
-	struct fl_key k = { type, NULL, 0, 0 };
+	struct fl_key k = {type, NULL, 0, 0};
 
 	if (by_name(type)) {
 		k.name = key;
@@ -168,7 +169,8 @@ static struct fl_key make_key(uint8_t type, const char *key)
 
 static bool str_is(const struct fedlogin_field *f, const char *s)
 {
-	return f->kind == FEDLOGIN_FIELD_STR && f->len == strlen(s) && (f->len == 0 || memcmp(f->str, s, f->len) == 0);
+	return f->kind == FEDLOGIN_FIELD_STR && f->len == strlen(s) &&
+	       (f->len == 0 || memcmp(f->str, s, f->len) == 0);
 }
 
 static bool num_is(const struct fedlogin_field *f, const char *s)
@@ -189,7 +191,8 @@ static bool answer_keeps_contract(const uint8_t *map, size_t size, const struct 
 
 	if (m->type == FEDLOGIN_MSG_NSS_NOTFOUND)
 		return m->nfields == 0;
-	if (m->type != (group ? FEDLOGIN_MSG_NSS_GROUP : FEDLOGIN_MSG_NSS_PASSWD) || m->nfields != (group ? 3u : 6u))
+	if (m->type != (group ? FEDLOGIN_MSG_NSS_GROUP : FEDLOGIN_MSG_NSS_PASSWD) ||
+	    m->nfields != (group ? 3u : 6u))
 		return false;
 	for (size_t i = 0; i < m->nfields; i++) {
 		const struct fedlogin_field *f = &m->fields[i];
@@ -200,7 +203,8 @@ static bool answer_keeps_contract(const uint8_t *map, size_t size, const struct 
 		    fl_nss_has_separator(f->str, f->len))
 			return false;
 		/* Inside the file (an empty member list may be a literal). */
-		if (f->len > 0 && ((const uint8_t *)f->str < map || (const uint8_t *)f->str + f->len > map + size))
+		if (f->len > 0 &&
+		    ((const uint8_t *)f->str < map || (const uint8_t *)f->str + f->len > map + size))
 			return false;
 	}
 	if (!fl_nss_valid_name(name->str, name->len))
@@ -277,13 +281,15 @@ static void test_expected(void)
 		r = fl_nss_cache_lookup(f->p, f->len, now, &k, &m);
 
 		if (strcmp(outcome, "passwd") == 0) {
-			ok = n == 11 && r == FL_CACHE_ANSWER && m.type == FEDLOGIN_MSG_NSS_PASSWD && m.nfields == 6 &&
-			     str_is(&m.fields[0], cols[5]) && num_is(&m.fields[1], cols[6]) &&
-			     num_is(&m.fields[2], cols[7]) && str_is(&m.fields[3], cols[8]) &&
-			     str_is(&m.fields[4], cols[9]) && str_is(&m.fields[5], cols[10]);
+			ok = n == 11 && r == FL_CACHE_ANSWER && m.type == FEDLOGIN_MSG_NSS_PASSWD &&
+			     m.nfields == 6 && str_is(&m.fields[0], cols[5]) &&
+			     num_is(&m.fields[1], cols[6]) && num_is(&m.fields[2], cols[7]) &&
+			     str_is(&m.fields[3], cols[8]) && str_is(&m.fields[4], cols[9]) &&
+			     str_is(&m.fields[5], cols[10]);
 		} else if (strcmp(outcome, "group") == 0) {
-			ok = n == 7 && r == FL_CACHE_ANSWER && m.type == FEDLOGIN_MSG_NSS_GROUP && m.nfields == 3 &&
-			     str_is(&m.fields[0], cols[5]) && num_is(&m.fields[1], cols[6]) && str_is(&m.fields[2], "");
+			ok = n == 7 && r == FL_CACHE_ANSWER && m.type == FEDLOGIN_MSG_NSS_GROUP &&
+			     m.nfields == 3 && str_is(&m.fields[0], cols[5]) &&
+			     num_is(&m.fields[1], cols[6]) && str_is(&m.fields[2], "");
 		} else if (strcmp(outcome, "notfound") == 0) {
 			ok = n == 5 && r == FL_CACHE_ANSWER && m.type == FEDLOGIN_MSG_NSS_NOTFOUND;
 		} else if (strcmp(outcome, "ask") == 0) {
@@ -294,11 +300,12 @@ static void test_expected(void)
 			check(false, "expected.tsv:%zu: unknown outcome %s", lineno, outcome);
 			continue;
 		}
-		check(ok, "expected.tsv:%zu: %s at %s: %s %.40s: expected %s, got %s (type 0x%02x)", lineno, cols[0],
-		      cols[1], cols[2], cols[3], outcome, result_name(r), r == FL_CACHE_ANSWER ? m.type : 0);
+		check(ok, "expected.tsv:%zu: %s at %s: %s %.40s: expected %s, got %s (type 0x%02x)", lineno,
+		      cols[0], cols[1], cols[2], cols[3], outcome, result_name(r),
+		      r == FL_CACHE_ANSWER ? m.type : 0);
 		if (r == FL_CACHE_ANSWER)
-			check(answer_keeps_contract(f->p, f->len, &k, &m), "expected.tsv:%zu: the answer breaks the contract",
-			      lineno);
+			check(answer_keeps_contract(f->p, f->len, &k, &m),
+			      "expected.tsv:%zu: the answer breaks the contract", lineno);
 	}
 	free(line);
 	fclose(fp);
@@ -339,13 +346,13 @@ static const struct {
 	uint8_t type;
 	const char *key;
 } probes[] = {
-	{ FEDLOGIN_MSG_NSS_GETPWNAM, "alice" },   { FEDLOGIN_MSG_NSS_GETPWNAM, "bob" },
-	{ FEDLOGIN_MSG_NSS_GETPWNAM, "carol" },   { FEDLOGIN_MSG_NSS_GETPWNAM, "dave" },
-	{ FEDLOGIN_MSG_NSS_GETPWNAM, "zed" },     { FEDLOGIN_MSG_NSS_GETPWNAM, "erin" },
-	{ FEDLOGIN_MSG_NSS_GETGRNAM, "nobody-here" }, { FEDLOGIN_MSG_NSS_GETGRNAM, "bob" },
-	{ FEDLOGIN_MSG_NSS_GETPWUID, "60001" },   { FEDLOGIN_MSG_NSS_GETPWUID, "60003" },
-	{ FEDLOGIN_MSG_NSS_GETPWUID, "60099" },   { FEDLOGIN_MSG_NSS_GETGRGID, "60002" },
-	{ FEDLOGIN_MSG_NSS_GETGRGID, "60004" },
+	{FEDLOGIN_MSG_NSS_GETPWNAM, "alice"},	    {FEDLOGIN_MSG_NSS_GETPWNAM, "bob"},
+	{FEDLOGIN_MSG_NSS_GETPWNAM, "carol"},	    {FEDLOGIN_MSG_NSS_GETPWNAM, "dave"},
+	{FEDLOGIN_MSG_NSS_GETPWNAM, "zed"},	    {FEDLOGIN_MSG_NSS_GETPWNAM, "erin"},
+	{FEDLOGIN_MSG_NSS_GETGRNAM, "nobody-here"}, {FEDLOGIN_MSG_NSS_GETGRNAM, "bob"},
+	{FEDLOGIN_MSG_NSS_GETPWUID, "60001"},	    {FEDLOGIN_MSG_NSS_GETPWUID, "60003"},
+	{FEDLOGIN_MSG_NSS_GETPWUID, "60099"},	    {FEDLOGIN_MSG_NSS_GETGRGID, "60002"},
+	{FEDLOGIN_MSG_NSS_GETGRGID, "60004"},
 };
 
 /* Asks every probe of `map`; counts the results; checks every answer. */
@@ -382,16 +389,18 @@ static void test_truncations(const struct file *f)
 {
 	for (size_t len = 0; len < f->len; len++) {
 		uint8_t *p = copy(f->p, len);
-		int counts[3] = { 0 };
+		int counts[3] = {0};
 		char what[sizeof(f->name) + 96];
 
 		snprintf(what, sizeof(what), "%s cut to %zu bytes", f->name, len);
 		probe_all(what, p, len, NOW, counts);
-		check(counts[0] == (int)(sizeof(probes) / sizeof(probes[0])), "%s: not every lookup ignores it", what);
+		check(counts[0] == (int)(sizeof(probes) / sizeof(probes[0])),
+		      "%s: not every lookup ignores it", what);
 		if (len >= 16) {
 			memset(counts, 0, sizeof(counts));
 			put_u32(p + 12, (uint32_t)len);
-			snprintf(what, sizeof(what), "%s cut to %zu bytes, size field %zu", f->name, len, len);
+			snprintf(what, sizeof(what), "%s cut to %zu bytes, size field %zu", f->name, len,
+				 len);
 			probe_all(what, p, len, NOW, counts);
 		}
 		free(p);
@@ -401,8 +410,8 @@ static void test_truncations(const struct file *f)
 /* Every byte of basic.bin set to a few values: no read outside the file, every answer valid. */
 static void test_byte_changes(const struct file *basic)
 {
-	static const uint8_t values[] = { 0x00, 0x01, 0x3a, 0x7f, 0x80, 0xff };
-	int counts[3] = { 0 };
+	static const uint8_t values[] = {0x00, 0x01, 0x3a, 0x7f, 0x80, 0xff};
+	int counts[3] = {0};
 
 	for (size_t i = 0; i < basic->len; i++) {
 		for (size_t v = 0; v < sizeof(values); v++) {
@@ -416,8 +425,8 @@ static void test_byte_changes(const struct file *basic)
 		}
 	}
 	/* The header's bytes alone make some variants invalid; record bytes others. */
-	check(counts[0] > 0 && counts[1] > 0 && counts[2] > 0, "byte changes: %d invalid, %d miss, %d answers",
-	      counts[0], counts[1], counts[2]);
+	check(counts[0] > 0 && counts[1] > 0 && counts[2] > 0,
+	      "byte changes: %d invalid, %d miss, %d answers", counts[0], counts[1], counts[2]);
 }
 
 /* The limits: 8 MiB, 65536 index entries. */
@@ -435,7 +444,8 @@ static void test_limits(const struct file *basic)
 	memcpy(p, basic->p, basic->len);
 	put_u32(p + 12, (uint32_t)size);
 	r = lookup(p, size, NOW, FEDLOGIN_MSG_NSS_GETPWNAM, "alice", &m);
-	check(r == FL_CACHE_ANSWER && m.type == FEDLOGIN_MSG_NSS_PASSWD, "a file of 8 MiB: %s", result_name(r));
+	check(r == FL_CACHE_ANSWER && m.type == FEDLOGIN_MSG_NSS_PASSWD, "a file of 8 MiB: %s",
+	      result_name(r));
 	put_u32(p + 12, (uint32_t)size + 1);
 	r = lookup(p, size + 1, NOW, FEDLOGIN_MSG_NSS_GETPWNAM, "alice", &m);
 	check(r == FL_CACHE_INVALID, "a file of 8 MiB + 1 byte: %s", result_name(r));
@@ -460,7 +470,8 @@ static void test_limits(const struct file *basic)
 		free(p);
 	}
 
-	r = fl_nss_cache_lookup(NULL, 0, NOW, &(struct fl_key){ FEDLOGIN_MSG_NSS_GETPWUID, NULL, 0, 60001 }, &m);
+	r = fl_nss_cache_lookup(NULL, 0, NOW, &(struct fl_key){FEDLOGIN_MSG_NSS_GETPWUID, NULL, 0, 60001},
+				&m);
 	check(r == FL_CACHE_INVALID, "no file: %s", result_name(r));
 }
 
@@ -487,7 +498,8 @@ static void test_signed_times(const struct file *basic)
 	      result_name(r));
 	put_i64(p + 24, INT64_MAX);
 	r = lookup(p, basic->len, INT64_MAX - 1, FEDLOGIN_MSG_NSS_GETPWUID, "60099", &m);
-	check(r == FL_CACHE_ANSWER && m.type == FEDLOGIN_MSG_NSS_NOTFOUND, "ids_until INT64_MAX: %s", result_name(r));
+	check(r == FL_CACHE_ANSWER && m.type == FEDLOGIN_MSG_NSS_NOTFOUND, "ids_until INT64_MAX: %s",
+	      result_name(r));
 	free(p);
 }
 
@@ -500,18 +512,18 @@ static void test_keys(const struct file *basic)
 		struct fl_key k;
 		const char *what;
 	} keys[] = {
-		{ { FEDLOGIN_MSG_NSS_GETPWNAM, "", 0, 0 }, "an empty name" },
-		{ { FEDLOGIN_MSG_NSS_GETPWNAM, NULL, 0, 0 }, "no name" },
-		{ { FEDLOGIN_MSG_NSS_GETPWNAM, "root", 4, 0 }, "root" },
-		{ { FEDLOGIN_MSG_NSS_GETGRNAM, "a:b", 3, 0 }, "a:b" },
-		{ { FEDLOGIN_MSG_NSS_GETGRNAM, "a\nb", 3, 0 }, "a newline" },
-		{ { FEDLOGIN_MSG_NSS_GETPWNAM, long_name, FL_NSS_MAX_NAME + 1, 0 }, "257 bytes" },
-		{ { FEDLOGIN_MSG_NSS_GETPWUID, NULL, 0, 0 }, "uid 0" },
-		{ { FEDLOGIN_MSG_NSS_GETGRGID, NULL, 0, 0 }, "gid 0" },
-		{ { FEDLOGIN_MSG_NSS_GETPWUID, NULL, 0, UINT32_MAX }, "uid 4294967295" },
-		{ { FEDLOGIN_MSG_NSS_GETGRGID, NULL, 0, UINT32_MAX }, "gid 4294967295" },
-		{ { FEDLOGIN_MSG_NSS_PASSWD, "alice", 5, 0 }, "a reply type" },
-		{ { FEDLOGIN_MSG_CONTROL, "alice", 5, 0 }, "CONTROL" },
+		{{FEDLOGIN_MSG_NSS_GETPWNAM, "", 0, 0}, "an empty name"},
+		{{FEDLOGIN_MSG_NSS_GETPWNAM, NULL, 0, 0}, "no name"},
+		{{FEDLOGIN_MSG_NSS_GETPWNAM, "root", 4, 0}, "root"},
+		{{FEDLOGIN_MSG_NSS_GETGRNAM, "a:b", 3, 0}, "a:b"},
+		{{FEDLOGIN_MSG_NSS_GETGRNAM, "a\nb", 3, 0}, "a newline"},
+		{{FEDLOGIN_MSG_NSS_GETPWNAM, long_name, FL_NSS_MAX_NAME + 1, 0}, "257 bytes"},
+		{{FEDLOGIN_MSG_NSS_GETPWUID, NULL, 0, 0}, "uid 0"},
+		{{FEDLOGIN_MSG_NSS_GETGRGID, NULL, 0, 0}, "gid 0"},
+		{{FEDLOGIN_MSG_NSS_GETPWUID, NULL, 0, UINT32_MAX}, "uid 4294967295"},
+		{{FEDLOGIN_MSG_NSS_GETGRGID, NULL, 0, UINT32_MAX}, "gid 4294967295"},
+		{{FEDLOGIN_MSG_NSS_PASSWD, "alice", 5, 0}, "a reply type"},
+		{{FEDLOGIN_MSG_CONTROL, "alice", 5, 0}, "CONTROL"},
 	};
 
 	memset(long_name, 'a', sizeof(long_name) - 1);
@@ -529,7 +541,8 @@ static void test_keys(const struct file *basic)
 		memset(long_name, 'x', FL_NSS_MAX_NAME);
 		long_name[FL_NSS_MAX_NAME] = '\0';
 		r = lookup(edge->p, edge->len, NOW, FEDLOGIN_MSG_NSS_GETGRNAM, long_name, &m);
-		check(r == FL_CACHE_ANSWER && m.type == FEDLOGIN_MSG_NSS_GROUP && m.fields[0].len == FL_NSS_MAX_NAME,
+		check(r == FL_CACHE_ANSWER && m.type == FEDLOGIN_MSG_NSS_GROUP &&
+			      m.fields[0].len == FL_NSS_MAX_NAME,
 		      "a 256-byte name: %s", result_name(r));
 	}
 }

@@ -84,8 +84,8 @@ static int parse_num(const char *s, uint32_t *out)
 }
 
 /* Checks an `ok` fixture: decoded fields equal the columns; rebuilds client frames. */
-static int check_ok(const char *name, uint8_t type, char **cols, size_t ncols,
-		    const uint8_t *frame, size_t len)
+static int check_ok(const char *name, uint8_t type, char **cols, size_t ncols, const uint8_t *frame,
+		    size_t len)
 {
 	struct fedlogin_msg msg;
 	const char *sig = fedlogin_signature(type);
@@ -176,8 +176,8 @@ static long unhex(const char *hex, uint8_t *out, size_t cap)
 }
 
 /* Checks a `refuse` fixture: the builder refuses the fields, decoders the frame. */
-static void check_refuse(const char *name, uint8_t type, char **cols, size_t ncols,
-			 const uint8_t *frame, size_t len)
+static void check_refuse(const char *name, uint8_t type, char **cols, size_t ncols, const uint8_t *frame,
+			 size_t len)
 {
 	static uint8_t buf[FEDLOGIN_FRAME_HEADER + FEDLOGIN_MAX_FRAME];
 	static uint8_t str[2 * FEDLOGIN_MAX_STR];

@@ -136,7 +136,8 @@ public enum ConfigParser {
             // domain the tenant has verified.
             if !idp.emailClaimSet { idp.emailClaim = "preferred_username" }
             guard let tenant = idp.tenant, !tenant.isEmpty else {
-                throw fail("\(k).tenant", "is required with preset = \"entra\": the directory (tenant) id, or \"organizations\" for a multi-tenant app")
+                throw fail(
+                    "\(k).tenant", "is required with preset = \"entra\": the directory (tenant) id, or \"organizations\" for a multi-tenant app")
             }
             let multi = ["common", "organizations", "consumers"].contains(tenant.lowercased())
             if idp.issuer.isEmpty {
@@ -145,7 +146,8 @@ public enum ConfigParser {
             if multi && idp.allowedTenants.isEmpty {
                 throw fail(
                     "\(k).allowed_tenants",
-                    "is required with tenant = \"\(tenant)\": list the tenant ids whose users may sign in (a multi-tenant app would otherwise accept any Microsoft tenant)")
+                    "is required with tenant = \"\(tenant)\": list the tenant ids whose users may sign in (a multi-tenant app would otherwise accept any Microsoft tenant)"
+                )
             }
         }
         return idp
@@ -165,7 +167,8 @@ public enum ConfigParser {
             throw fail("accounts.uid_min", "must be at least 1000: fedlogin never creates system accounts (got \(c.accounts.uidMin))")
         }
         guard c.accounts.directoryUIDMin >= 1000 else {
-            throw fail("accounts.directory_uid_min", "must be at least 1000: a directory user never gets a system uid (got \(c.accounts.directoryUIDMin))")
+            throw fail(
+                "accounts.directory_uid_min", "must be at least 1000: a directory user never gets a system uid (got \(c.accounts.directoryUIDMin))")
         }
         guard c.accounts.directoryUIDMax >= c.accounts.directoryUIDMin else {
             throw fail("accounts.directory_uid_max", "must be at least accounts.directory_uid_min (\(c.accounts.directoryUIDMin))")
@@ -173,7 +176,8 @@ public enum ConfigParser {
         guard c.accounts.directoryUIDMax < c.accounts.uidMin || c.accounts.directoryUIDMin > c.accounts.uidMax else {
             throw fail(
                 "accounts.directory_uid_min",
-                "the directory's uid range \(c.accounts.directoryUIDMin)-\(c.accounts.directoryUIDMax) overlaps fedlogin's own \(c.accounts.uidMin)-\(c.accounts.uidMax) (uid_min, uid_max); make them separate")
+                "the directory's uid range \(c.accounts.directoryUIDMin)-\(c.accounts.directoryUIDMax) overlaps fedlogin's own \(c.accounts.uidMin)-\(c.accounts.uidMax) (uid_min, uid_max); make them separate"
+            )
         }
         guard c.accounts.uidMax > c.accounts.uidMin else {
             throw fail("accounts.uid_max", "must be greater than accounts.uid_min (\(c.accounts.uidMin))")

@@ -9,7 +9,8 @@ extension IdPConfig {
     public func discoveryProblem(issuer found: String, endpoints: [(key: String, url: String)]) -> String? {
         let expected = issuerRule.discoveryIssuer
         guard found == expected else {
-            return "discovery says the issuer is \"\(found)\", but idp.\(name) expects \"\(expected)\"; set idp.\(name).issuer to the IdP's exact issuer"
+            return
+                "discovery says the issuer is \"\(found)\", but idp.\(name) expects \"\(expected)\"; set idp.\(name).issuer to the IdP's exact issuer"
         }
         for (key, url) in endpoints {
             guard let parts = URLParts(url),

@@ -55,11 +55,13 @@ struct JSONBytes {
         for b in bytes {
             switch b {
             case UInt8(ascii: "\""), UInt8(ascii: "\\"):
-                byte(UInt8(ascii: "\\")); byte(b)
+                byte(UInt8(ascii: "\\"))
+                byte(b)
             case 0..<0x20:
                 let hex = Array("0123456789abcdef".utf8)
                 for c in Array("\\u00".utf8) { byte(c) }
-                byte(hex[Int(b >> 4)]); byte(hex[Int(b & 0xf)])
+                byte(hex[Int(b >> 4)])
+                byte(hex[Int(b & 0xf)])
             default:
                 byte(b)
             }

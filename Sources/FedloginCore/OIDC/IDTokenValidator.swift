@@ -151,7 +151,8 @@ public enum IDTokenValidator {
 
     /// Equal UTF-8 bytes, where only A-Z and a-z are folded.
     public static func asciiCaseInsensitiveEqual(_ a: String, _ b: String) -> Bool {
-        let x = Array(a.utf8), y = Array(b.utf8)
+        let x = Array(a.utf8)
+        let y = Array(b.utf8)
         guard x.count == y.count else { return false }
         for i in 0..<x.count where asciiLower(x[i]) != asciiLower(y[i]) { return false }
         return true
@@ -167,7 +168,8 @@ public enum IDTokenValidator {
     }
 
     static func constantTimeEqual(_ a: String, _ b: String) -> Bool {
-        let x = Array(a.utf8), y = Array(b.utf8)
+        let x = Array(a.utf8)
+        let y = Array(b.utf8)
         guard x.count == y.count else { return false }
         var diff: UInt8 = 0
         for i in 0..<x.count { diff |= x[i] ^ y[i] }

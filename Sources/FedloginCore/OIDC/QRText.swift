@@ -7,7 +7,8 @@ public enum QRText {
         let n = modules.count
         let size = n + 2 * quiet
         func dark(_ r: Int, _ c: Int) -> Bool {
-            let rr = r - quiet, cc = c - quiet
+            let rr = r - quiet
+            let cc = c - quiet
             guard rr >= 0, rr < n, cc >= 0, cc < n else { return false }
             return modules[rr][cc]
         }

@@ -106,12 +106,14 @@ public enum LoginPlanner {
             }
             if let why = rules.uidProblem(uid) {
                 return .refuse(
-                    .authError, userMessage: "The uid the directory assigns to \(localName) (\(uid)) cannot be used on this machine. Ask your administrator.",
+                    .authError,
+                    userMessage: "The uid the directory assigns to \(localName) (\(uid)) cannot be used on this machine. Ask your administrator.",
                     reason: "directory uid refused: \(why)")
             }
             guard !uidTaken(uid) else {
                 return .refuse(
-                    .authError, userMessage: "The uid the directory assigns to \(localName) (\(uid)) is taken on this machine. Ask your administrator.",
+                    .authError,
+                    userMessage: "The uid the directory assigns to \(localName) (\(uid)) is taken on this machine. Ask your administrator.",
                     reason: "directory uid \(uid) already in use")
             }
         }

@@ -55,12 +55,20 @@ public struct PasscodePolicy: Codable, Sendable, Equatable {
             out.append("use at least \(minLength) characters (this one has \(length))")
         }
         var classes = 0
-        var lower = false, upper = false, digit = false, symbol = false
+        var lower = false
+        var upper = false
+        var digit = false
+        var symbol = false
         for ch in scalars {
-            if ch.properties.isLowercase { lower = true }
-            else if ch.properties.isUppercase { upper = true }
-            else if ("0"..."9").contains(ch) { digit = true }
-            else { symbol = true }
+            if ch.properties.isLowercase {
+                lower = true
+            } else if ch.properties.isUppercase {
+                upper = true
+            } else if ("0"..."9").contains(ch) {
+                digit = true
+            } else {
+                symbol = true
+            }
         }
         classes = [lower, upper, digit, symbol].filter { $0 }.count
         if classes < minClasses {

@@ -53,24 +53,38 @@ public enum WireCodec {
         }
         switch message {
         case .authenticate(let r), .authFailed(let r):
-            str(r.user); str(r.service); str(r.tty); str(r.rhost); str(r.ruser)
+            str(r.user)
+            str(r.service)
+            str(r.tty)
+            str(r.rhost)
+            str(r.ruser)
         case .answer(let s), .nssGetpwnam(let s), .nssGetgrnam(let s), .control(let s),
             .info(let s), .error(let s), .promptEchoOn(let s), .promptEchoOff(let s), .controlReplyPart(let s):
             str(s)
         case .acctMgmt(let user, let service), .chauthtok(let user, let service), .chauthtokPrelim(let user, let service):
-            str(user); str(service)
+            str(user)
+            str(service)
         case .nssGetpwuid(let v), .nssGetgrgid(let v):
             u32(v)
         case .keepalive, .nssNotFound, .passcodeReset:
             break
         case .result(let status, let reason):
-            body.append(status.rawValue); str(reason)
+            body.append(status.rawValue)
+            str(reason)
         case .nssPasswd(let e):
-            str(e.name); u32(e.uid); u32(e.gid); str(e.gecos); str(e.dir); str(e.shell)
+            str(e.name)
+            u32(e.uid)
+            u32(e.gid)
+            str(e.gecos)
+            str(e.dir)
+            str(e.shell)
         case .nssGroup(let name, let gid, let members):
-            str(name); u32(gid); str(members)
+            str(name)
+            u32(gid)
+            str(members)
         case .controlReply(let ok, let json):
-            body.append(ok ? 1 : 0); str(json)
+            body.append(ok ? 1 : 0)
+            str(json)
         }
         if let refused { throw refused }
         let n = UInt32(body.count)

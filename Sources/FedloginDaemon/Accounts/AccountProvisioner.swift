@@ -65,9 +65,11 @@ struct AccountProvisioner {
             // The uid NSS announced for this user, if it did: the account gets
             // exactly that one. Otherwise one is chosen and reserved in one
             // transaction, so two first logins at once never pick the same uid.
-            let reservation = try state.reserve(r.localName, gecos: gecos, wanted: r.wantedUID, choose: { others in
-                try accounts.freeUID(in: range, reserved: others)
-            })
+            let reservation = try state.reserve(
+                r.localName, gecos: gecos, wanted: r.wantedUID,
+                choose: { others in
+                    try accounts.freeUID(in: range, reserved: others)
+                })
             guard let uid = reservation?.uid else { throw Failure.noFreeUID(range) }
             // 1. The intent, durable before anything changes on the system.
             record = StateStore.Account(

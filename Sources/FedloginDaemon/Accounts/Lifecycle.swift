@@ -130,7 +130,8 @@ struct Lifecycle: Sendable {
             updated.lockedReason = lock.rawValue
             try AccountLocks(runtime: runtime).reconcile(updated)
             result.locked.append(account.username)
-            logger.notice("account locked: \(lock.userMessage)", metadata: ["user": "\(account.username)", "message_id": "\(MessageID.accountLocked)"])
+            logger.notice(
+                "account locked: \(lock.userMessage)", metadata: ["user": "\(account.username)", "message_id": "\(MessageID.accountLocked)"])
         }
         if actions.unlock {
             updated.lockedReason = nil
@@ -148,7 +149,8 @@ struct Lifecycle: Sendable {
         }
         if !actions.addGroups.isEmpty || !actions.removeGroups.isEmpty {
             logger.notice(
-                "local groups changed", metadata: ["user": "\(account.username)", "added": "\(actions.addGroups)", "removed": "\(actions.removeGroups)"])
+                "local groups changed",
+                metadata: ["user": "\(account.username)", "added": "\(actions.addGroups)", "removed": "\(actions.removeGroups)"])
         }
         updated.managedGroups = actions.managedGroups.joined(separator: ",")
         if let user { updated.applyLockout(policy.lockout, bypass: user.lockoutBypass) }
@@ -177,8 +179,9 @@ struct Lifecycle: Sendable {
             }
         }
         var hash: String?
-        if applyDirectoryPassword ?? policy.passwordSync(for: user), case .useDirectoryHash(let h) = LoginPlanner.passwordDecision(
-            user: user, policy: DevicePolicy(passwordSync: true), hashSupported: Sys.hashSupported)
+        if applyDirectoryPassword ?? policy.passwordSync(for: user),
+            case .useDirectoryHash(let h) = LoginPlanner.passwordDecision(
+                user: user, policy: DevicePolicy(passwordSync: true), hashSupported: Sys.hashSupported)
         {
             hash = h
         }

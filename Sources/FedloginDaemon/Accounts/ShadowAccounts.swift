@@ -62,10 +62,11 @@ public struct ShadowAccounts: Sendable {
 
     func groupIDs() throws -> Set<UInt32> {
         let text = (try? Sys.readText(etc + "/group")) ?? ""
-        return Set(text.split(separator: "\n").compactMap { line in
-            let f = line.split(separator: ":", omittingEmptySubsequences: false)
-            return f.count >= 3 ? UInt32(f[2]) : nil
-        })
+        return Set(
+            text.split(separator: "\n").compactMap { line in
+                let f = line.split(separator: ":", omittingEmptySubsequences: false)
+                return f.count >= 3 ? UInt32(f[2]) : nil
+            })
     }
 
     /// UID_MIN from login.defs (default 1000): below it are system accounts.
@@ -89,15 +90,22 @@ public struct ShadowAccounts: Sendable {
     /// so the ids fedlogin announces before creation are the ones it gets.
     public func create(name: String, uid: UInt32, gecos: String, shell: String, homeRoot: String, groups: [String]) throws {
         let g = try Sys.run("/usr/sbin/groupadd", prefixArgs + ["--gid", String(uid), name], environment: environment)
-        guard g.status == 0 else { throw Sys.Failure("groupadd \(name) failed (\(g.status)): \(g.stderr.trimmingCharacters(in: .whitespacesAndNewlines))") }
-        var args = prefixArgs + ["--create-home", "--uid", String(uid), "--gid", String(uid), "--shell", shell,
-                                 "--home-dir", homeRoot + "/" + name, "--comment", gecos]
+        guard g.status == 0 else {
+            throw Sys.Failure("groupadd \(name) failed (\(g.status)): \(g.stderr.trimmingCharacters(in: .whitespacesAndNewlines))")
+        }
+        var args =
+            prefixArgs + [
+                "--create-home", "--uid", String(uid), "--gid", String(uid), "--shell", shell,
+                "--home-dir", homeRoot + "/" + name, "--comment", gecos,
+            ]
         let existing = existingGroups()
         let wanted = groups.filter { existing.contains($0) }
         if !wanted.isEmpty { args += ["--groups", wanted.joined(separator: ",")] }
         args.append(name)
         let r = try Sys.run("/usr/sbin/useradd", args, environment: environment)
-        guard r.status == 0 else { throw Sys.Failure("useradd \(name) failed (\(r.status)): \(r.stderr.trimmingCharacters(in: .whitespacesAndNewlines))") }
+        guard r.status == 0 else {
+            throw Sys.Failure("useradd \(name) failed (\(r.status)): \(r.stderr.trimmingCharacters(in: .whitespacesAndNewlines))")
+        }
     }
 
     func existingGroups() -> Set<String> {
@@ -109,7 +117,9 @@ public struct ShadowAccounts: Sendable {
     public func setPasswordHash(name: String, hash: String) throws {
         let args = root == "/" ? ["-e"] : ["-e", "--root", root]
         let r = try Sys.run("/usr/sbin/chpasswd", args, input: Data("\(name):\(hash)\n".utf8), environment: environment)
-        guard r.status == 0 else { throw Sys.Failure("chpasswd for \(name) failed (\(r.status)): \(r.stderr.trimmingCharacters(in: .whitespacesAndNewlines))") }
+        guard r.status == 0 else {
+            throw Sys.Failure("chpasswd for \(name) failed (\(r.status)): \(r.stderr.trimmingCharacters(in: .whitespacesAndNewlines))")
+        }
     }
 
     /// Removes an account and its home (used to undo a provisioning that did
@@ -135,7 +145,8 @@ public struct ShadowAccounts: Sendable {
     func usermod(_ args: [String], _ name: String) throws {
         let r = try Sys.run("/usr/sbin/usermod", prefixArgs + args + [name], environment: environment)
         guard r.status == 0 else {
-            throw Sys.Failure("usermod \(args.joined(separator: " ")) \(name) failed (\(r.status)): \(r.stderr.trimmingCharacters(in: .whitespacesAndNewlines))")
+            throw Sys.Failure(
+                "usermod \(args.joined(separator: " ")) \(name) failed (\(r.status)): \(r.stderr.trimmingCharacters(in: .whitespacesAndNewlines))")
         }
     }
 

@@ -138,14 +138,16 @@ struct LoginFlow: Sendable {
         guard IDTokenValidator.emailsMatch(identity.email, plan.directoryUser.email) else {
             throw Stop(
                 status: .authError,
-                userMessage: "You signed in as \(SafeText.escape(identity.email)), but \(plan.localUsername) belongs to another person. Sign in with your own account.",
+                userMessage:
+                    "You signed in as \(SafeText.escape(identity.email)), but \(plan.localUsername) belongs to another person. Sign in with your own account.",
                 reason: "email mismatch: token has a different email than the directory user")
         }
         // The first verified sign-in makes the account; any other is told it exists.
         guard runtime.inFlight.begin(plan.localUsername) else {
             throw Stop(
                 status: .authError,
-                userMessage: "Another sign-in is setting up \(plan.localUsername) right now. Log in again in a moment, with the password or passcode chosen there.",
+                userMessage:
+                    "Another sign-in is setting up \(plan.localUsername) right now. Log in again in a moment, with the password or passcode chosen there.",
                 reason: "another first login for this user is making the account")
         }
         defer { runtime.inFlight.end(plan.localUsername) }
@@ -170,7 +172,8 @@ struct LoginFlow: Sendable {
         try await conv.keepingAlive {
             try await provision(plan: plan, policy: policy, pending: pending, identity: identity, hash: hash, mode: mode, log: log)
         }
-        try await conv.info("Welcome, \(SafeText.escape(identity.name ?? plan.localUsername)). Your account \(plan.localUsername) is ready on this machine.")
+        try await conv.info(
+            "Welcome, \(SafeText.escape(identity.name ?? plan.localUsername)). Your account \(plan.localUsername) is ready on this machine.")
         log.notice(
             "first login complete: account created and bound",
             metadata: ["message_id": "\(MessageID.loginSuccess)", "password_mode": "\(mode.rawValue)"])
@@ -189,7 +192,8 @@ struct LoginFlow: Sendable {
         guard stillOurs else {
             throw Stop(
                 status: .authError,
-                userMessage: "The account \(name) now exists on this machine: another sign-in just made it. Log in again with its password or passcode.",
+                userMessage:
+                    "The account \(name) now exists on this machine: another sign-in just made it. Log in again with its password or passcode.",
                 reason: "account made by another sign-in meanwhile")
         }
     }
@@ -213,7 +217,8 @@ struct LoginFlow: Sendable {
             }
             return try await conv.keepingAlive { try await Blocking.compute { try Sys.hashPasscode(first) } }
         }
-        throw Stop(status: .authError, userMessage: "No passcode was set. Start the login again to try once more.", reason: "passcode not set after 3 tries")
+        throw Stop(
+            status: .authError, userMessage: "No passcode was set. Start the login again to try once more.", reason: "passcode not set after 3 tries")
     }
 
     /// Creates the account so that a crash at any point leaves either nothing

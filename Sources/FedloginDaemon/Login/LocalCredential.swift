@@ -71,14 +71,16 @@ extension LoginFlow {
         if let reason = rec.lockedReason {
             let why = SyncLock(rawValue: reason)?.userMessage ?? reason
             throw Stop(
-                status: .authError, userMessage: "The account \(rec.username) is locked: it is \(why). A passcode reset cannot unlock it. Ask your administrator.",
+                status: .authError,
+                userMessage: "The account \(rec.username) is locked: it is \(why). A passcode reset cannot unlock it. Ask your administrator.",
                 reason: "reset: the account is locked by directory sync (\(reason))")
         }
         let locks = AccountLocks(runtime: runtime)
         if try await Blocking.accountChange({ try locks.lockedByOthers(rec.username) }) {
             throw Stop(
                 status: .authError,
-                userMessage: "The account \(rec.username) is locked or expired by an administrator of this machine. A passcode reset cannot unlock it. Ask your administrator.",
+                userMessage:
+                    "The account \(rec.username) is locked or expired by an administrator of this machine. A passcode reset cannot unlock it. Ask your administrator.",
                 reason: "reset: the account is locked or expired by someone other than fedlogin")
         }
         let (user, policy, access): (DirectoryUser?, DevicePolicy?, DeviceAccess?)
@@ -92,7 +94,9 @@ extension LoginFlow {
                 reason: e.description)
         }
         guard let user, let policy, let access, !user.disabled else {
-            throw Stop(status: .authError, userMessage: "The account \(rec.username) is not active in the directory.", reason: "reset: user disabled or gone")
+            throw Stop(
+                status: .authError, userMessage: "The account \(rec.username) is not active in the directory.", reason: "reset: user disabled or gone"
+            )
         }
         if let refusal = access.refusal {
             throw Stop(
@@ -100,7 +104,8 @@ extension LoginFlow {
                 reason: "reset: the directory does not let the user use this device: \(refusal.rawValue)")
         }
         guard let (idp, why) = policy.idp(for: user), runtime.idps[idp] != nil else {
-            throw Stop(status: .authError, userMessage: "No identity provider is set up for \(rec.username) on this machine.", reason: "reset: no IdP")
+            throw Stop(
+                status: .authError, userMessage: "No identity provider is set up for \(rec.username) on this machine.", reason: "reset: no IdP")
         }
         var log = log
         log[metadataKey: "idp"] = "\(idp)"
@@ -222,7 +227,8 @@ extension LoginFlow {
                 if dirUser.passwordAuthority != .directory {
                     throw Stop(
                         status: .authtokError,
-                        userMessage: "The password of \(user) comes from the directory and cannot be changed on this machine. Ask your administrator.",
+                        userMessage:
+                            "The password of \(user) comes from the directory and cannot be changed on this machine. Ask your administrator.",
                         reason: "synced password the directory does not take changes for")
                 }
                 // The directory checks the current password itself (the local
@@ -239,7 +245,8 @@ extension LoginFlow {
                     }
                 } catch let e as DirectoryClient.Refused {
                     throw Stop(
-                        status: .authtokError, userMessage: "The directory did not accept the new password: \(SafeText.escape(e.description)). Your password is unchanged.",
+                        status: .authtokError,
+                        userMessage: "The directory did not accept the new password: \(SafeText.escape(e.description)). Your password is unchanged.",
                         reason: "directory refused the password change: \(e.description)")
                 } catch let e as DirectoryClient.Unavailable {
                     throw Stop(

@@ -88,13 +88,15 @@ struct SignIn: Sendable {
         let clock = runtime.clock
         // The IdP says when the code expires (expired_token); a few seconds of
         // grace let its answer, not a guess, end the wait (`DeviceGrantPoll`).
-        let poll = DeviceGrantPoll(interval: start.interval ?? DeviceTiming.defaultInterval, expiresIn: start.expiresIn, deadline: deadline, now: clock.now())
+        let poll = DeviceGrantPoll(
+            interval: start.interval ?? DeviceTiming.defaultInterval, expiresIn: start.expiresIn, deadline: deadline, now: clock.now())
         var text = "Sign in with \(idp.displayName) \(plan.purpose).\n"
         // RFC 8628 §5.4: the person approving on another device must see what
         // they approve, so a code sent to them by someone else stands out.
         text += "This code signs you in to \(plan.localUsername) on the machine \(SafeText.escape(Sys.hostname())); "
         text += "if you did not start this login there yourself, do not enter it.\n"
-        text += "On your phone or computer, open this address and enter the code \(SafeText.escape(start.userCode)):\n\(SafeText.escape(start.verificationURI))\n"
+        text +=
+            "On your phone or computer, open this address and enter the code \(SafeText.escape(start.userCode)):\n\(SafeText.escape(start.verificationURI))\n"
         if let complete = start.verificationURIComplete, let qr = QRCode.text(for: complete) {
             text += "Or scan this code, which opens it with the code filled in:\n\(qr)\n\(SafeText.escape(complete))\n"
         }
@@ -139,9 +141,12 @@ struct SignIn: Sendable {
             case .fail(.deadlinePassed):
                 throw Stop(status: .authError, userMessage: "The sign-in took too long. Start the login again.", reason: "sign-in deadline passed")
             case .fail(.denied):
-                throw Stop(status: .authError, userMessage: "The sign-in was cancelled or denied at \(idpName).", reason: "device grant: access_denied")
+                throw Stop(
+                    status: .authError, userMessage: "The sign-in was cancelled or denied at \(idpName).", reason: "device grant: access_denied")
             case .fail(.expired):
-                throw Stop(status: .authError, userMessage: "The code expired before the sign-in finished. Start the login again.", reason: "device grant: expired_token")
+                throw Stop(
+                    status: .authError, userMessage: "The code expired before the sign-in finished. Start the login again.",
+                    reason: "device grant: expired_token")
             }
         }
     }
@@ -161,7 +166,8 @@ struct SignIn: Sendable {
             throw Stop(status: .authError, userMessage: e.userMessage, reason: e.description)
         } catch let e as TokenRejection {
             throw Stop(
-                status: .authError, userMessage: "The identity provider's answer could not be verified, so you are not signed in. Ask your administrator.",
+                status: .authError,
+                userMessage: "The identity provider's answer could not be verified, so you are not signed in. Ask your administrator.",
                 reason: "ID token rejected: \(e)")
         }
     }
@@ -190,7 +196,8 @@ struct SignIn: Sendable {
         let url = discovery.authorizationEndpoint + sep + query
 
         try await conv.info(
-            "Sign in with \(idp.displayName) \(plan.purpose).\nOpen this address in a browser on this machine:\n\(url)\nIf the browser cannot come back to this machine, paste the address it ends on at the prompt. You have \(Self.timeLeft(deadline, now: runtime.clock.now())).")
+            "Sign in with \(idp.displayName) \(plan.purpose).\nOpen this address in a browser on this machine:\n\(url)\nIf the browser cannot come back to this machine, paste the address it ends on at the prompt. You have \(Self.timeLeft(deadline, now: runtime.clock.now()))."
+        )
         var response: AuthorizationResponse?
         while response == nil {
             let left = deadline - runtime.clock.now()
@@ -202,7 +209,9 @@ struct SignIn: Sendable {
                 // Paste-back: the address the browser ended on.
                 let pasted = AuthorizationResponse(target: answer.trimmingCharacters(in: .whitespaces))
                 guard pasted.state == state else {
-                    throw Stop(status: .authError, userMessage: "That address belongs to another sign-in. Start the login again.", reason: "pasted address with a wrong state")
+                    throw Stop(
+                        status: .authError, userMessage: "That address belongs to another sign-in. Start the login again.",
+                        reason: "pasted address with a wrong state")
                 }
                 runtime.callbacks.unregister(state: state)
                 response = pasted
@@ -217,7 +226,9 @@ struct SignIn: Sendable {
         }
         guard let response else { throw Stop(status: .authError, userMessage: nil, reason: "no callback") }
         if let error = response.error {
-            let why = error == "access_denied" ? "The sign-in was cancelled or denied at \(idp.displayName)." : "\(idp.displayName) did not sign you in (\(SafeText.escape(error)))."
+            let why =
+                error == "access_denied"
+                ? "The sign-in was cancelled or denied at \(idp.displayName)." : "\(idp.displayName) did not sign you in (\(SafeText.escape(error)))."
             throw Stop(status: .authError, userMessage: why, reason: "authorization error from the IdP: \(SafeText.escape(error))")
         }
         guard let code = response.code, !code.isEmpty else {

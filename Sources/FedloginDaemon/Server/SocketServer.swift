@@ -68,7 +68,8 @@ public struct SocketServer: Service {
             // Anyone may connect (NSS lookups, fedloginctl); each request is authorized by uid.
             chmod(path, 0o666)
         }
-        runtime.logger.notice("fedlogind ready", metadata: ["socket": "\(path)", "device": "\(runtime.deviceID)", "idps": "\(runtime.idps.keys.sorted())"])
+        runtime.logger.notice(
+            "fedlogind ready", metadata: ["socket": "\(path)", "device": "\(runtime.deviceID)", "idps": "\(runtime.idps.keys.sorted())"])
         // The NSS cache file of an earlier run is replaced before the first
         // request, and removed when the daemon stops serving.
         runtime.nssCache.publish(force: true)

@@ -261,7 +261,9 @@ public final class StateStore: Sendable {
 
     /// Step 3: the account becomes active, bound, and its report queued, in
     /// one transaction.
-    public func commitBinding(username: String, issuer: String, subject: String, passwordMode: PasswordMode, boundAt: String, report: OutboxItem) throws {
+    public func commitBinding(username: String, issuer: String, subject: String, passwordMode: PasswordMode, boundAt: String, report: OutboxItem)
+        throws
+    {
         try db.write { db in
             guard var a = try Account.fetchOne(db, key: username), a.state == .provisioning || a.state == .pending else {
                 throw Sys.Failure("no provisioning record for \(username)")
