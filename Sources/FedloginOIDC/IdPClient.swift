@@ -282,17 +282,26 @@ public final class IdPClient: Sendable {
         case accepted
         case unknownClient(String)
         case wrongSecret(String)
+        case redirectRefused(String)
         case rejected(String)
     }
 
+    /// The redirect URI a sign-in sends: the loopback listener's, on
+    /// `redirect_port` when one is set. With no fixed port a sign-in uses an
+    /// ephemeral port, which an IdP following RFC 8252 §7.3 matches against
+    /// the portless registration this returns.
+    public static func signInRedirectURI(_ idp: IdPConfig) -> String {
+        idp.redirectPort == 0 ? "http://127.0.0.1/callback" : "http://127.0.0.1:\(idp.redirectPort)/callback"
+    }
+
     /// Checks the client credentials without a user: an authorization-code
-    /// request with a made-up code. An IdP that accepts the client refuses the
-    /// code (invalid_grant); one that does not says invalid_client.
+    /// request with a made-up code and the redirect URI a sign-in would use.
+    /// An IdP that accepts the client refuses the code.
     public func probeClient() async throws -> ClientProbe {
         let d = try await discovery()
         var form: [(String, String)] = [
             ("grant_type", "authorization_code"), ("code", "fedlogin-idp-check"),
-            ("redirect_uri", "http://127.0.0.1/callback"), ("code_verifier", String(repeating: "fedlogin-check-", count: 4)),
+            ("redirect_uri", Self.signInRedirectURI(config)), ("code_verifier", String(repeating: "fedlogin-check-", count: 4)),
         ]
         var headers = ["Content-Type: application/x-www-form-urlencoded", "Accept: application/json"]
         try addClientAuth(&form, &headers)
@@ -301,20 +310,36 @@ public final class IdPClient: Sendable {
             try await http.post(d.tokenEndpoint, headers: headers, body: body)
         }
         let parsed = try? JSONDecoder().decode(TokenResponse.self, from: response.body)
-        let detail = [parsed?.error, parsed?.errorDescription].compactMap { $0 }.joined(separator: ": ")
-        switch parsed?.error {
-        case "invalid_grant": return .accepted
+        return Self.classifyProbe(status: response.status, error: parsed?.error, description: parsed?.errorDescription)
+    }
+
+    /// What a token endpoint's answer to the made-up code says about the
+    /// client. Real IdPs refuse an unknown code with `invalid_grant`, and some
+    /// with `invalid_code` or `invalid_request` and a description about the
+    /// code: each means the client itself was accepted.
+    public static func classifyProbe(status: Int, error: String?, description: String?) -> ClientProbe {
+        let detail = [error, description].compactMap { $0 }.joined(separator: ": ")
+        let text = (description ?? "").lowercased()
+        let aboutRedirect = text.contains("redirect")
+        let aboutClient = text.contains("client") || text.contains("secret") || text.contains("credential")
+        switch error {
+        case "invalid_grant", "invalid_code":
+            return aboutRedirect ? .redirectRefused(detail) : .accepted
+        case "invalid_request":
+            if aboutRedirect { return .redirectRefused(detail) }
+            if text.contains("code") && !aboutClient && !text.contains("grant_type") { return .accepted }
+            return .rejected(detail)
         case "invalid_client", "unauthorized_client":
-            let text = (parsed?.errorDescription ?? "").lowercased()
             if text.contains("secret") || text.contains("credential") { return .wrongSecret(detail) }
             if text.contains("unknown") || text.contains("not found") || text.contains("does not exist") || text.contains("client id")
                 || text.contains("client_id")
             {
                 return .unknownClient(detail)
             }
+            if aboutRedirect { return .redirectRefused(detail) }
             return .rejected(detail)
         default:
-            return .rejected(detail.isEmpty ? "HTTP \(response.status)" : detail)
+            return .rejected(detail.isEmpty ? "HTTP \(status)" : detail)
         }
     }
 

@@ -70,18 +70,48 @@ struct IdP: AsyncParsableCommand {
                     print("  PROBLEM: the IdP does not know client id \(idp.clientID) (\(detail)).")
                     print("  Check idp.\(idp.name).client_id against the app registered at the IdP.")
                 case .wrongSecret(let detail):
-                    print("  PROBLEM: the IdP rejects the client secret (\(detail)).")
-                    print(
-                        "  Check the secret in \(idp.clientSecretFile ?? "client_secret_file"); regenerate it at the IdP and try again if it keeps failing."
-                    )
+                    if idp.clientAuth == .none {
+                        print(
+                            "  PROBLEM: the IdP wants a client secret, but idp.\(idp.name) is a public client (client_auth = \"none\") (\(detail)).")
+                        print(
+                            "  Register the app at the IdP as a public client (no secret, PKCE), or set idp.\(idp.name).client_auth and client_secret_file to the secret the IdP issued."
+                        )
+                    } else {
+                        print("  PROBLEM: the IdP rejects the client secret (\(detail)).")
+                        print(
+                            "  Check the secret in \(idp.clientSecretFile ?? "client_secret_file"); regenerate it at the IdP and try again if it keeps failing."
+                        )
+                    }
+                case .redirectRefused(let detail):
+                    print("  PROBLEM: the IdP refuses the redirect URI \(IdPClient.signInRedirectURI(idp)) (\(detail)).")
+                    print(redirectAdvice(idp))
                 case .rejected(let detail):
                     print("  PROBLEM: the IdP rejects fedlogin's client (\(detail)).")
-                    print("  Check idp.\(idp.name).client_id, client_auth and the secret; regenerate the secret at the IdP if it keeps failing.")
+                    if idp.clientAuth == .none {
+                        print(
+                            "  Check idp.\(idp.name).client_id, that the app at the IdP is a public client (no secret, PKCE) allowed the authorization code grant, and its redirect URIs."
+                        )
+                    } else {
+                        print(
+                            "  Check idp.\(idp.name).client_id, client_auth (\(idp.clientAuth.rawValue)) and the secret; regenerate the secret at the IdP if it keeps failing."
+                        )
+                    }
+                    print(redirectAdvice(idp))
                 }
             } catch {
                 print("  PROBLEM: \(error)")
             }
             return false
+        }
+
+        /// Where the redirect URI a sign-in sends must be registered.
+        func redirectAdvice(_ idp: IdPConfig) -> String {
+            if idp.redirectPort == 0 {
+                return
+                    "  A sign-in sends http://127.0.0.1:<any port>/callback: register http://127.0.0.1/callback as a redirect URI with any loopback port allowed, or set idp.\(idp.name).redirect_port to the port registered."
+            }
+            return
+                "  A sign-in sends \(IdPClient.signInRedirectURI(idp)) (redirect_port \(idp.redirectPort)): register exactly that redirect URI at the IdP."
         }
     }
 }

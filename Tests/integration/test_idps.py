@@ -55,6 +55,62 @@ def test_idp_check_tells_an_unreachable_idp(tmp_path, in_namespace):
     assert "is the IdP reachable from this machine?" in out
 
 
+def exact_port_idp(port, public):
+    redirect = f"http://127.0.0.1:{port}/callback"
+    if public:
+        return StrictIdP(client_auth="none", client_secret=None, redirect_uris=[redirect], exact_port=True)
+    return StrictIdP(redirect_uris=[redirect], exact_port=True)
+
+
+def client_keys(idp, public, **more):
+    keys = {"issuer": idp.issuer, "client_id": "fedlogin", **more}
+    if public:
+        keys["client_auth"] = "none"
+    else:
+        keys["client_secret"] = "fedlogin-test-secret"
+    return keys
+
+
+@pytest.mark.parametrize("public", [True, False], ids=["public", "confidential"])
+def test_idp_check_probes_with_the_redirect_uri_a_sign_in_sends(tmp_path, in_namespace, public):
+    port = free_port()
+    with exact_port_idp(port, public) as idp:
+        rc, out = idp_check(tmp_path, {"corp": client_keys(idp, public, redirect_port=port)})
+        assert rc == 0, out
+        assert "client         ok" in out
+        assert idp.token_requests[-1]["redirect_uri"] == f"http://127.0.0.1:{port}/callback"
+
+
+@pytest.mark.parametrize("public", [True, False], ids=["public", "confidential"])
+def test_idp_check_tells_a_redirect_port_the_idp_does_not_match(tmp_path, in_namespace, public):
+    port = free_port()
+    with exact_port_idp(port, public) as idp:
+        rc, out = idp_check(tmp_path, {"corp": client_keys(idp, public)})
+        assert rc == 1, out
+        assert "the IdP refuses the redirect URI http://127.0.0.1/callback" in out
+        assert "redirect_port" in out
+        assert "regenerate" not in out and "secret" not in out.split("redirect URI", 1)[1]
+
+
+@pytest.mark.parametrize("answer", [("invalid_code", "code is not valid"),
+                                    ("invalid_request", "The authorization code is invalid or expired")])
+def test_idp_check_accepts_other_answers_for_a_made_up_code(tmp_path, in_namespace, answer):
+    with StrictIdP(client_auth="none", client_secret=None) as idp:
+        idp.unknown_code_answer = answer
+        rc, out = idp_check(tmp_path, {"corp": client_keys(idp, True)})
+        assert rc == 0, out
+        assert "client         ok" in out
+
+
+def test_idp_check_gives_a_public_client_no_secret_advice(tmp_path, in_namespace):
+    with StrictIdP(client_auth="none", client_secret=None) as idp:
+        idp.unknown_code_answer = ("invalid_request", "grant_type not allowed for this client")
+        rc, out = idp_check(tmp_path, {"corp": client_keys(idp, True)})
+        assert rc == 1, out
+        assert "the IdP rejects fedlogin's client" in out and "public client" in out
+        assert "regenerate" not in out
+
+
 def test_routing_by_group_picks_the_idp(tmp_path, in_namespace):
     corp, partner = StrictIdP(), StrictIdP()
     staff, contractor = unique("staff"), unique("contractor")

@@ -310,6 +310,9 @@ class StrictIdP:
         port: int = 0,
     ):
         self.exact_port = exact_port
+        # The token endpoint's answer to a code it never issued: real IdPs
+        # say invalid_grant, and some invalid_code or invalid_request.
+        self.unknown_code_answer: tuple[str, str] = ("invalid_grant", "unknown or already used code")
         self.require_nonce = require_nonce
         self.scope_gated_claims = scope_gated_claims
         self.include_azp = include_azp
@@ -614,9 +617,11 @@ class StrictIdP:
         code = form.get("code")
         if not code:
             raise OAuthError("invalid_request", "code missing")
+        if not self.redirect_uri_registered(client, form.get("redirect_uri") or ""):
+            raise OAuthError("unauthorized_client", "redirect_uri is not registered for this client")
         entry = self._codes.pop(code, None)  # single use, whatever happens next
         if entry is None:
-            raise OAuthError("invalid_grant", "unknown or already used code")
+            raise OAuthError(*self.unknown_code_answer)
         if time.time() > entry.expires:
             raise OAuthError("invalid_grant", "code expired")
         if entry.client_id != client.client_id:
