@@ -87,7 +87,7 @@ public struct DirectoryServer: Service {
                 }
             }
         } catch {
-            logger.debug("connection ended: \(error)")
+            logger.debug("connection ended: \(ErrorText.describe(error))")
         }
     }
 

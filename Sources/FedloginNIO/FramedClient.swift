@@ -17,7 +17,7 @@ public enum FramedClient {
             case .untrustedPeer(let path, let uid): "\(path) is served by uid \(uid), not root: refusing to use it"
             case .timeout(let what): "no answer from \(what) in time"
             case .closed(let what): "\(what) closed the connection before answering"
-            case .connect(let path, let e): "cannot connect to \(path): \(e)"
+            case .connect(let path, let e): "cannot connect to \(path): \(ErrorText.reason(e))"
             }
         }
     }

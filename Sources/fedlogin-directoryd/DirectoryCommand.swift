@@ -44,7 +44,7 @@ struct DirectoryCommand: AsyncParsableCommand {
             do {
                 store = try DirectoryStore(directoryPath: directory, stateDir: stateDir)
             } catch {
-                logger.error("\(error)")
+                logger.error("\(ErrorText.describe(error))")
                 throw ExitCode(78)
             }
             let server = DirectoryServer(socketPath: socket, store: store, logger: logger)

@@ -45,7 +45,7 @@ struct Connection: ParsableArguments {
                 }
             }
         } catch let e as FramedClient.ClientError {
-            throw CLIError("fedlogind is not reachable at \(socket) (\(e)). Is it running? Try: systemctl status fedlogind")
+            throw CLIError("fedlogind is not reachable: \(e). Is it running? Try: systemctl status fedlogind")
         }
         let data = Data(answer.json.utf8)
         guard answer.ok else {

@@ -34,7 +34,7 @@ struct Passcode: AsyncParsableCommand {
                     }
                 }
             } catch let e as FramedClient.ClientError {
-                throw CLIError("fedlogind is not reachable at \(socket) (\(e)). Is it running? Try: systemctl status fedlogind")
+                throw CLIError("fedlogind is not reachable: \(e). Is it running? Try: systemctl status fedlogind")
             }
             guard status == .success else { throw ExitCode(1) }
         }

@@ -8,4 +8,12 @@ public enum MessageID {
     public static let configReloaded = "7d1c9b8a6f5e4d3ca2b1908f7e6d5c55"
     public static let accountLocked = "e1f2a3b4c5d64e7f8a9b0c1d2e3f4a66"
     public static let passcodeReset = "3c4d5e6f7a8b4c9d8e0f1a2b3c4d5e77"
+    /// A first login or passcode reset showed a device-grant code.
+    public static let deviceCodeShown = "7c805ba2c7a14d2b97460dc2869d31df"
+    /// The IdP's ID token passed every check.
+    public static let tokenVerified = "3b3d68842f744f5f90e4fe31caabbc14"
+    /// The signed-in email is the directory user's.
+    public static let emailMatched = "3b8b37730e5b472ea5b603ae166d3679"
+    /// A later login to a managed account passed the account check.
+    public static let localLogin = "2dbe725fbb0b4ef7842b8912bdf87c0b"
 }

@@ -1,4 +1,5 @@
 import FedloginCore
+import FedloginNIO
 import Foundation
 import Logging
 
@@ -77,7 +78,7 @@ struct Lifecycle: Sendable {
                     return r
                 }
             } catch {
-                logger.error("sync of \(account.username) failed: \(error)")
+                logger.error("sync of \(account.username) failed: \(ErrorText.describe(error))")
                 result.errors.append("\(account.username): \(error)")
             }
         }
@@ -97,7 +98,7 @@ struct Lifecycle: Sendable {
                 }
                 result.provisioned.append(localName)
             } catch {
-                logger.error("pre-provisioning of \(name) failed: \(error)")
+                logger.error("pre-provisioning of \(name) failed: \(ErrorText.describe(error))")
                 result.errors.append("\(name): \(error)")
             }
         }

@@ -155,7 +155,12 @@ extension LoginFlow {
                 return (.ignore, "no fedlogin account policy applies")
             }
             let now = runtime.clock.now()
-            if let stop = Self.lockStop(rec, now: now) { return (stop.status, stop.reason) }
+            if let stop = Self.lockStop(rec, now: now) {
+                logger.notice(
+                    "login refused: \(stop.reason)",
+                    metadata: ["message_id": "\(MessageID.loginFailure)", "user": "\(user)", "service": "\(service)"])
+                return (stop.status, stop.reason)
+            }
             var r = rec
             if rec.state == .active, case .cleared(let liftMirror) = r.lockout.accountChecked() {
                 try runtime.state.update(r)
@@ -167,9 +172,11 @@ extension LoginFlow {
                     try await Blocking.accountChange { try locks.reconcile(cleared, now: now) }
                 }
             }
+            logger.notice(
+                "account check passed", metadata: ["message_id": "\(MessageID.localLogin)", "user": "\(user)", "service": "\(service)"])
             return (.success, "managed account, not locked")
         } catch {
-            logger.error("account check of \(user) failed: \(error)")
+            logger.error("account check of \(user) failed: \(ErrorText.describe(error))")
             return (.unavailable, "internal error")
         }
     }

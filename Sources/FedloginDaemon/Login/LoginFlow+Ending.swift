@@ -1,4 +1,5 @@
 import FedloginCore
+import FedloginNIO
 import Logging
 
 /// How a request handled by `LoginFlow` ends early: one mapping from a
@@ -63,7 +64,7 @@ extension LoginFlow {
             if let abandoned = ending.abandoned { log.notice("\(abandoned): \(ended)", metadata: metadata) }
             return (ending.endedStatus, ended.description)
         default:
-            log.error("\(ending.failed): \(error)")
+            log.error("\(ending.failed): \(ErrorText.describe(error))")
             if let m = ending.internalMessage { try? await conv.error(m) }
             return (ending.internalStatus, "internal error")
         }

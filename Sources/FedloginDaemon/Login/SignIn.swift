@@ -46,6 +46,9 @@ struct SignIn: Sendable {
                     continue
                 }
                 log.info("sign-in flow: device grant", metadata: ["flows": "\(flows.map(\.rawValue))"])
+                log.notice(
+                    "device code shown, waiting for the sign-in at \(idp.name)",
+                    metadata: ["message_id": "\(MessageID.deviceCodeShown)", "expires_in": "\(Int(start.expiresIn))s"])
                 return try await deviceSignIn(client: client, start: start, plan: plan, deadline: deadline, conv: conv)
             case .loopback:
                 let listener: (listener: LoopbackListener, temporary: Bool)

@@ -1,4 +1,5 @@
 import FedloginCore
+import FedloginNIO
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -98,7 +99,7 @@ public final class LoopbackListener: Sendable {
         do {
             return try await start(port: port, registry: registry, logger: logger)
         } catch {
-            throw PortUnavailable(port: port, owner: listenerUID(port: port), underlying: "\(error)")
+            throw PortUnavailable(port: port, owner: listenerUID(port: port), underlying: ErrorText.describe(error))
         }
     }
 

@@ -52,7 +52,7 @@ public struct DirectoryClient: Sendable {
                 return Data(try await session.receive(timeout: t).readableBytesView)
             }
         } catch {
-            throw Unavailable(.unreachable, "directory at \(socketPath): \(error)")
+            throw Unavailable(.unreachable, "directory at \(socketPath): \(ErrorText.describe(error))")
         }
         do {
             return try JSONDecoder().decode(DirectoryResponse.self, from: data)

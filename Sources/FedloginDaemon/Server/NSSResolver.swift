@@ -81,7 +81,7 @@ struct NSSResolver {
         do {
             (directoryUser, policy, access) = try await runtime.directory.userOnDevice(name, device: runtime.deviceID)
         } catch {
-            runtime.logger.warning("NSS lookup of \(name): the directory cannot be reached: \(error)")
+            runtime.logger.warning("NSS lookup of \(name): the directory cannot be reached: \(ErrorText.describe(error))")
             return .unavailable("\(error)")
         }
         let state = runtime.state

@@ -119,7 +119,7 @@ public struct SocketServer: Service {
                 try await dispatch(request, conv: conv, runtime: runtime)
             }
         } catch {
-            holder.current.logger.debug("connection ended: \(error)", metadata: ["peer": "\(peer)"])
+            holder.current.logger.debug("connection ended: \(ErrorText.describe(error))", metadata: ["peer": "\(peer)"])
         }
     }
 

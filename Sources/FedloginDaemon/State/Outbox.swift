@@ -1,4 +1,5 @@
 import FedloginCore
+import FedloginNIO
 import Foundation
 import Logging
 import ServiceLifecycle
@@ -70,10 +71,10 @@ public final class Outbox: Service, Sendable {
                     ])
             } catch {
                 let (delay, next) = schedule.failed(attempts: item.attempts, now: clock.now())
-                try? state.markFailed(item.key, error: "\(error)", nextAttempt: next)
+                try? state.markFailed(item.key, error: ErrorText.describe(error), nextAttempt: next)
                 logger.warning(
                     "binding not delivered yet; will retry",
-                    metadata: ["user": "\(item.username)", "retry_in": "\(delay)s", "error": "\(error)"])
+                    metadata: ["user": "\(item.username)", "retry_in": "\(delay)s", "error": "\(ErrorText.describe(error))"])
             }
         }
         return delivered
