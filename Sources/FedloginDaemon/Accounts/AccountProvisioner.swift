@@ -1,4 +1,5 @@
 import FedloginCore
+import FedloginNIO
 import Foundation
 import Logging
 
@@ -109,7 +110,7 @@ struct AccountProvisioner {
                     report: report(account: record, passwordMode: record.passwordMode?.rawValue ?? "pending", boundAt: now))
             }
         } catch {
-            log.error("provisioning failed, undoing: \(error)")
+            log.error("provisioning failed, undoing: \(ErrorText.describe(error))")
             runtime.undoProvisioning(r.localName)
             throw .undone(error)
         }

@@ -135,6 +135,8 @@ struct LoginFlow: Sendable {
     ) async throws -> (ResultStatus, String) {
         let client = runtime.idps[plan.idp]!
         let identity = try await SignIn(runtime: runtime).run(client: client, plan: plan, request: request, conv: conv, log: log)
+        log.notice(
+            "ID token verified", metadata: ["message_id": "\(MessageID.tokenVerified)", "issuer": "\(identity.issuer)", "sub": "\(identity.subject)"])
         guard IDTokenValidator.emailsMatch(identity.email, plan.directoryUser.email) else {
             throw Stop(
                 status: .authError,
@@ -142,6 +144,9 @@ struct LoginFlow: Sendable {
                     "You signed in as \(SafeText.escape(identity.email)), but \(plan.localUsername) belongs to another person. Sign in with your own account.",
                 reason: "email mismatch: token has a different email than the directory user")
         }
+        log.notice(
+            "the signed-in email matches the directory user",
+            metadata: ["message_id": "\(MessageID.emailMatched)", "email": "\(identity.email)"])
         // The first verified sign-in makes the account; any other is told it exists.
         guard runtime.inFlight.begin(plan.localUsername) else {
             throw Stop(
