@@ -482,3 +482,26 @@ def test_a_weak_directory_policy_is_raised_to_the_floor(tmp_path, idp_mock, in_n
         assert "use at least 8 characters (this one has 3)" in errors[1]
     finally:
         w.stop()
+
+
+def test_an_admin_is_in_sudo_right_after_the_first_login(tmp_path, strict, in_namespace):
+    import grp
+    name = unique("adm")
+    for g in ("sudo", "developers"):
+        subprocess.run(["groupadd", "-f", g], check=True)
+    strict.add_user(name, email=f"{name}@example.test", name=name.capitalize())
+    w = World(tmp_path, strict, [{"username": name, "groups": ["it-admins", "eng"]}], policy={"admin_groups": ["it-admins"]},
+              config={"accounts": {"group_map": {"eng": "developers"}}})
+    try:
+        codes, a = w.login(name, ["", PASSCODE, PASSCODE])
+        assert codes == [pc.PAM_SUCCESS, pc.PAM_SUCCESS], a.transcript
+        # No sync ran (sync_interval = 0): the account was made with its groups.
+        assert name in grp.getgrnam("sudo").gr_mem and name in grp.getgrnam("developers").gr_mem
+        groups = subprocess.run(["id", "-nG", name], capture_output=True, text=True, check=True).stdout.split()
+        assert "sudo" in groups and "developers" in groups
+        row = next(u for u in w.ctl_json("users")["users"] if u["username"] == name)
+        assert row["groups"] == ["developers", "sudo"]
+        # Recorded as managed exactly as a sync would: the sync changes nothing.
+        assert w.ctl_json("sync")["group_changes"] == []
+    finally:
+        w.stop()

@@ -91,8 +91,11 @@ struct AccountProvisioner {
             if r.failpoints { try runtime.failpoint("after-useradd") }
             if let hash = r.hash { try accounts.setPasswordHash(name: r.localName, hash: hash) }
             if r.failpoints { try runtime.failpoint("after-password") }
-            let groups = r.groups()
-            for g in groups { try accounts.addToGroup(name: r.localName, group: g) }
+            // The groups a sync would give it, recorded as managed the same way,
+            // so the first session has them and the next sync changes nothing.
+            let extra = Set(r.groups()).subtracting(accounts.groups(of: r.localName))
+            record.managedGroups = try applyGroups(r.localName, user: r.user, policy: r.policy, managed: [], extra: extra)
+            try state.update(record)
             // 3. Committed with its report queued, in one transaction.
             switch r.binding {
             case .signedIn(let issuer, let subject, let mode):
@@ -106,7 +109,7 @@ struct AccountProvisioner {
                 record.passwordMode = r.hash == nil ? nil : .synced
                 try state.commitPending(
                     username: r.localName, state: record.state, passwordMode: record.passwordMode,
-                    managedGroups: groups.joined(separator: ","), boundAt: now,
+                    managedGroups: record.managedGroups, boundAt: now,
                     report: report(account: record, passwordMode: record.passwordMode?.rawValue ?? "pending", boundAt: now))
             }
         } catch {
@@ -119,15 +122,39 @@ struct AccountProvisioner {
         return record
     }
 
-    /// An account made ahead of the first sign-in, completed by it: the
-    /// password, then active and bound with its report queued.
-    func complete(_ pending: StateStore.Account, hash: String, issuer: String, subject: String, mode: PasswordMode) throws {
+    /// An account made ahead of the first sign-in, completed by it: its
+    /// groups brought up to date as a sync would, the password, then active
+    /// and bound with its report queued.
+    func complete(
+        _ pending: StateStore.Account, user: DirectoryUser, policy: DevicePolicy, hash: String, issuer: String, subject: String,
+        mode: PasswordMode
+    ) throws {
+        var updated = pending
+        updated.managedGroups = try applyGroups(
+            pending.username, user: user, policy: policy, managed: Set(pending.managedGroups.split(separator: ",").map(String.init)))
+        if updated != pending { try runtime.state.update(updated) }
         try runtime.accounts.setPasswordHash(name: pending.username, hash: hash)
         let now = Sys.iso8601()
         try runtime.state.commitBinding(
             username: pending.username, issuer: issuer, subject: subject, passwordMode: mode, boundAt: now,
             report: try report(account: pending, issuer: issuer, subject: subject, passwordMode: mode.rawValue, boundAt: now))
         runtime.outbox.kick()
+    }
+
+    /// Adds and removes the account's local groups as a sync would
+    /// (`SyncPlanner.plan`: the mapped directory groups and the admin group,
+    /// those that exist) plus `extra`; returns the managed groups to record.
+    func applyGroups(_ name: String, user: DirectoryUser, policy: DevicePolicy, managed: Set<String>, extra: Set<String> = []) throws
+        -> String
+    {
+        let accounts = runtime.accounts
+        let config = runtime.config.accounts
+        let actions = SyncPlanner.plan(
+            user: user, associated: true, lockedBySync: nil, managedGroups: managed, memberOf: accounts.groups(of: name),
+            existingGroups: accounts.existingGroups(), policy: policy, groupMap: config.groupMap, adminGroup: config.adminGroup)
+        for g in Set(actions.addGroups).union(extra).sorted() { try accounts.addToGroup(name: name, group: g) }
+        for g in actions.removeGroups { try accounts.removeFromGroup(name: name, group: g) }
+        return Set(actions.managedGroups).union(extra).sorted().joined(separator: ",")
     }
 
     /// A binding (or unbinding) report for the outbox: the one place a report is built.

@@ -245,7 +245,8 @@ struct LoginFlow: Sendable {
         let provisioner = AccountProvisioner(runtime: runtime)
         if let pending {
             // Made ahead of this sign-in: the password and the binding complete it.
-            try provisioner.complete(pending, hash: hash, issuer: identity.issuer, subject: identity.subject, mode: mode)
+            try provisioner.complete(
+                pending, user: plan.directoryUser, policy: policy, hash: hash, issuer: identity.issuer, subject: identity.subject, mode: mode)
             log.notice("pending account completed by the first sign-in", metadata: ["uid": "\(pending.uid)"])
             return
         }
