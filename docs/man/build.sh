@@ -8,7 +8,8 @@
 #   docs/man/build.sh --check    render to a temporary folder, and check that
 #                                fedlogin.conf.5.scd documents exactly the keys
 #                                the configuration parser accepts (and that
-#                                docs/configuration.md, when generated, is current)
+#                                docs/configuration.md, when generated, is current),
+#                                and that packaging/fedlogin.conf lists them all
 #
 # fedlogin.conf.5.scd is the one reference of the configuration keys. The
 # check reads the parser (Sources/FedloginCore/Config/ConfigParser.swift), so
@@ -57,6 +58,16 @@ documented_keys() {
     ' "$HERE/fedlogin.conf.5.scd" | sort -u
 }
 
+# The keys the shipped /etc/fedlogin/fedlogin.conf lists (commented out):
+# "key = " lines under "[section]", "# [idp.NAME]" or "# [service.NAME]".
+shipped_keys() {
+    awk '
+        /^\[/ { s = $1; gsub(/[\[\]]/, "", s); sub(/\..*/, "", s) }
+        /^# \[(idp|service)\./ { s = $2; gsub(/[\[\]]/, "", s); sub(/\..*/, "", s) }
+        s != "" && match($0, /^# ?[a-z_]+ = /) { k = $0; sub(/^# ?/, "", k); sub(/ = .*/, "", k); print s "." k }
+    ' "$ROOT/packaging/fedlogin.conf" | sort -u
+}
+
 case "${1:-}" in
     --check)
         tmp="$(mktemp -d)"
@@ -67,12 +78,16 @@ case "${1:-}" in
         extra="$(comm -13 <(parser_keys) <(documented_keys))"
         [ -z "$missing" ] || die "fedlogin.conf.5.scd does not document: $(echo $missing)"
         [ -z "$extra" ] || die "fedlogin.conf.5.scd documents keys the parser does not accept: $(echo $extra)"
+        unshipped="$(comm -23 <(parser_keys) <(shipped_keys))"
+        [ -z "$unshipped" ] || die "packaging/fedlogin.conf does not list: $(echo $unshipped)"
+        unknown="$(comm -13 <(parser_keys) <(shipped_keys))"
+        [ -z "$unknown" ] || die "packaging/fedlogin.conf lists keys the parser does not accept: $(echo $unknown)"
         md="$ROOT/docs/configuration.md"
         if [ -f "$md" ] && grep -q 'Generated from docs/man/fedlogin.conf.5.scd' "$md"; then
             python3 "$HERE/scd2md.py" "$HERE/fedlogin.conf.5.scd" | cmp -s - "$md" ||
                 die "docs/configuration.md is out of date: docs/man/build.sh --markdown docs/configuration.md"
         fi
-        echo "man: $n pages render; fedlogin.conf(5) documents all $(parser_keys | wc -l) configuration keys"
+        echo "man: $n pages render; fedlogin.conf(5) documents and packaging/fedlogin.conf lists all $(parser_keys | wc -l) configuration keys"
         ;;
     --markdown)
         [ -n "${2:-}" ] || die "usage: $0 --markdown FILE"
