@@ -96,11 +96,11 @@ inst() { # MODE SRC DEST
 inst 0755 "$BIN/fedlogind" /usr/sbin/fedlogind
 inst 0755 "$BIN/fedlogin-directoryd" /usr/sbin/fedlogin-directoryd
 inst 0755 "$BIN/fedloginctl" /usr/bin/fedloginctl
-inst 0644 "$OUT/pam_fedlogin.so" "/usr/lib/$MULTIARCH/security/pam_fedlogin.so"
+inst 0644 "$OUT/pam_fedlogin.so" "/lib/$MULTIARCH/security/pam_fedlogin.so"
 inst 0644 "$OUT/libnss_fedlogin.so.2" "/usr/lib/$MULTIARCH/libnss_fedlogin.so.2"
 strip --strip-unneeded --remove-section=.comment --remove-section=.note \
     "$STAGE/usr/sbin/fedlogind" "$STAGE/usr/sbin/fedlogin-directoryd" "$STAGE/usr/bin/fedloginctl" \
-    "$STAGE/usr/lib/$MULTIARCH/security/pam_fedlogin.so" "$STAGE/usr/lib/$MULTIARCH/libnss_fedlogin.so.2"
+    "$STAGE/lib/$MULTIARCH/security/pam_fedlogin.so" "$STAGE/usr/lib/$MULTIARCH/libnss_fedlogin.so.2"
 
 for unit in fedlogind.service fedlogind.socket fedlogin-directoryd.service; do
     inst 0644 "$ROOT/systemd/$unit" "/lib/systemd/system/$unit"
@@ -141,7 +141,7 @@ rm -rf "$SHL" && mkdir -p "$SHL/debian"
 printf 'Source: fedlogin\n\nPackage: fedlogin\nArchitecture: any\n' > "$SHL/debian/control"
 SHLIBS="$(cd "$SHL" && dpkg-shlibdeps -O \
     "$STAGE/usr/sbin/fedlogind" "$STAGE/usr/sbin/fedlogin-directoryd" "$STAGE/usr/bin/fedloginctl" \
-    "$STAGE/usr/lib/$MULTIARCH/security/pam_fedlogin.so" "$STAGE/usr/lib/$MULTIARCH/libnss_fedlogin.so.2" \
+    "$STAGE/lib/$MULTIARCH/security/pam_fedlogin.so" "$STAGE/usr/lib/$MULTIARCH/libnss_fedlogin.so.2" \
     2>/dev/null | sed -n 's/^shlibs:Depends=//p')"
 rm -rf "$SHL"
 [ -n "$SHLIBS" ] || die "dpkg-shlibdeps found no dependencies"

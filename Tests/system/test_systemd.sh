@@ -134,6 +134,11 @@ NSS_BEFORE="$(C grep -E '^(passwd|group):' /etc/nsswitch.conf)"
 # --- install ------------------------------------------------------------------------
 T0=$(date +%s.%N)
 check "dpkg -i installs the package" C dpkg -i /srv/test/fedlogin.deb
+module_place() { # where bookworm's libpam-modules keeps its modules, named by name only in the profiles
+    C dpkg -S /lib/x86_64-linux-gnu/security/pam_fedlogin.so /lib/x86_64-linux-gnu/security/pam_unix.so &&
+        ! C grep -rq '/security/' /usr/share/pam-configs/fedlogin /usr/share/pam-configs/fedlogin-authfail /usr/share/pam-configs/fedlogin-password
+}
+check "pam_fedlogin.so is in /lib/x86_64-linux-gnu/security, beside pam_unix.so" module_place
 pam_first() { # The first auth line: pam_fedlogin, with a jump past pam_deny on success.
     C cat /etc/pam.d/common-auth | grep -v '^#' | grep .
     C awk '$1 == "auth" { print; exit }' /etc/pam.d/common-auth |
@@ -512,7 +517,11 @@ C journalctl -u fedlogind -u fedlogin-directoryd -p warning --no-pager -o cat | 
 
 # --- remove and purge ----------------------------------------------------------------------
 T0=$(date +%s.%N)
-check "dpkg -r removes the package" C dpkg -r fedlogin
+quiet_dpkg() { # dpkg ARGS...: succeeds and warns about no directory left behind
+    C dpkg "$@" > "$W/dpkg-$1.txt" 2>&1 || { cat "$W/dpkg-$1.txt"; return 1; }
+    ! grep -i 'warning' "$W/dpkg-$1.txt"
+}
+check "dpkg -r removes the package, without warnings" quiet_dpkg -r fedlogin
 same_pam() { diff <(echo "$BEFORE") <(C sh -c 'sha256sum /etc/pam.d/common-* /etc/nsswitch.conf'); }
 check "after dpkg -r: common-* PAM files and nsswitch.conf as before" same_pam
 units_gone() {
@@ -527,7 +536,7 @@ check "after dpkg -r: units gone, nothing running, no socket" units_gone
 check "after dpkg -r: alice still logs in with her passcode (pam_unix)" pam_login alice "$PASSCODE"
 check "after dpkg -r: libnss_fedlogin.so.2 is gone, getent passwd root works" \
     sh -c "! nsenter -t $LEADER -a test -e /usr/lib/x86_64-linux-gnu/libnss_fedlogin.so.2 && nsenter -t $LEADER -a getent passwd root | grep -q '^root:'"
-check "dpkg -P purges the package" C dpkg -P fedlogin
+check "dpkg -P purges the package, without warnings (no directory 'not empty')" quiet_dpkg -P fedlogin
 check "after dpkg -P: common-* PAM files and nsswitch.conf as before" same_pam
 purged() {
     local left
