@@ -135,8 +135,8 @@ def test_a_passcode_that_fails_policy_is_explained_and_asked_again(tmp_path, idp
         assert codes == [pc.PAM_SUCCESS, pc.PAM_SUCCESS], a.transcript
         errors = a.messages(pc.PAM_ERROR_MSG)
         assert errors[0] == ("That passcode is too weak: mix at least 3 kinds of characters (it has 2); "
-                             "add an uppercase letter or a symbol.")
-        assert errors[1] == "The passcodes do not match."
+                             "add an uppercase letter or a symbol. 2 tries left.")
+        assert errors[1] == "The passcodes do not match. 1 try left."
     finally:
         w.stop()
 

@@ -72,14 +72,23 @@ def qr_block(info):
     return block
 
 
+def modules(block):
+    """The module rows a text QR code draws (True: light), two per line."""
+    rows = []
+    for line in block:
+        rows += [[ch in "\u2588\u2580" for ch in line], [ch in "\u2588\u2584" for ch in line]]
+    return rows
+
+
 def decode_qr(block, tmp_path):
-    """Draws the text as an image (glyphs = light modules) and reads it with zbarimg."""
+    """Draws the text exactly as sent as an image (glyphs = light modules, no
+    border added: the quiet zone is the text's own) and reads it with zbarimg."""
     rows = []
     for line in block:
         top = [ch in "\u2588\u2580" for ch in line]
         bottom = [ch in "\u2588\u2584" for ch in line]
         rows += [top, bottom]
-    scale, border = 8, 4
+    scale, border = 8, 0
     width = len(rows[0]) + 2 * border
     height = len(rows) + 2 * border
     pixels = bytearray()
@@ -106,7 +115,17 @@ def test_the_qr_code_sent_in_the_conversation_decodes_to_the_address(tmp_path, s
         info = a.messages(pc.PAM_TEXT_INFO)[0]
         complete = f"{strict.issuer}/device?user_code={user_code(a)}"
         assert complete in info.split("\n")
-        assert decode_qr(qr_block(info), tmp_path) == complete
+        block = qr_block(info)
+        assert decode_qr(block, tmp_path) == complete
+        # ISO/IEC 18004: a quiet zone of 4 light modules on every side (the
+        # last line's lower half, below an odd number of rows, is the terminal's).
+        rows = modules(block)
+        size = len(block[0])
+        assert (size - 8) % 4 == 1  # a QR version's width: 17 + 4 * version
+        rows = rows[:size]
+        assert all(rows[r] == [True] * size for r in (0, 1, 2, 3, size - 4, size - 3, size - 2, size - 1))
+        assert all(row[:4] == [True] * 4 and row[-4:] == [True] * 4 for row in rows)
+        assert not all(rows[4][4:-4])  # the code itself begins right after the zone (a finder pattern)
     finally:
         w.stop()
 

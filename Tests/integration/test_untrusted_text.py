@@ -46,15 +46,17 @@ def test_a_user_name_with_control_characters_is_refused_and_logged_escaped(tmp_p
         w.stop()
 
 
-def test_a_claim_shown_to_the_user_is_escaped(tmp_path, strict, in_namespace):
+def test_the_welcome_greets_by_the_directory_display_name_escaped_not_the_name_claim(tmp_path, strict, in_namespace):
     name = unique("claim")
-    w = world(tmp_path, strict, name, name="Eve" + EVIL)
+    w = world(tmp_path, strict, name, users=[{"username": name, "display_name": "Eve" + EVIL}], name="Mallory" + EVIL)
     try:
         codes, a = w.login(name, ["", PASSCODE, PASSCODE])
         assert codes == [pc.PAM_SUCCESS, pc.PAM_SUCCESS], a.transcript
         welcome = next(m for m in a.messages(pc.PAM_TEXT_INFO) if m.startswith("Welcome"))
         assert not raw_control(welcome) and "\n" not in welcome
-        assert "Eve\\x1b[2J\\x1b]0;owned\\x07\\nfedlogind" in welcome
+        # The account's GECOS: the display name, its newline and colon made spaces.
+        assert welcome.startswith("Welcome, Eve\\x1b[2J\\x1b]0;owned\\x07 fedlogind  login complete for root. ")
+        assert "Mallory" not in welcome
     finally:
         w.stop()
 

@@ -1,9 +1,12 @@
 /// Draws a QR code's modules as text with Unicode half blocks, two module
 /// rows per line. The glyphs are the light modules, so the code reads
 /// correctly on the usual light-on-dark terminal; a quiet zone of `quiet`
-/// modules surrounds it.
+/// light modules surrounds it, 4 as ISO/IEC 18004 asks.
 public enum QRText {
-    public static func render(modules: [[Bool]], quiet: Int = 2) -> String {
+    /// The quiet zone ISO/IEC 18004 asks for, in modules.
+    public static let quietZone = 4
+
+    public static func render(modules: [[Bool]], quiet: Int = quietZone) -> String {
         let n = modules.count
         let size = n + 2 * quiet
         func dark(_ r: Int, _ c: Int) -> Bool {

@@ -177,8 +177,10 @@ struct LoginFlow: Sendable {
         try await conv.keepingAlive {
             try await provision(plan: plan, policy: policy, pending: pending, identity: identity, hash: hash, mode: mode, log: log)
         }
+        // Greeted by the directory's display name, the account's GECOS (not the IdP's name claim).
+        let gecos = NSSResolver.gecos(plan.directoryUser.displayName ?? "").trimmingCharacters(in: .whitespaces)
         try await conv.info(
-            "Welcome, \(SafeText.escape(identity.name ?? plan.localUsername)). Your account \(plan.localUsername) is ready on this machine.")
+            "Welcome, \(gecos.isEmpty ? plan.localUsername : gecos). Your account \(plan.localUsername) is ready on this machine.")
         log.notice(
             "first login complete: account created and bound",
             metadata: ["message_id": "\(MessageID.loginSuccess)", "password_mode": "\(mode.rawValue)"])
@@ -206,18 +208,19 @@ struct LoginFlow: Sendable {
     /// Asks for a new passcode twice and checks it against the policy; returns its hash.
     /// Both answers are held in `SecretBytes`, wiped once hashed or refused.
     func choosePasscode(user: String, policy: PasscodePolicy, timeout: Double, conv: any PAMConversation) async throws -> String {
-        for _ in 0..<3 {
+        for attempt in 1...PasscodePolicy.choiceTries {
+            let left = PasscodePolicy.triesLeftText(PasscodePolicy.choiceTries - attempt)
             let first = try await conv.askSecret("Choose a passcode for \(user) on this machine: ", timeout: timeout)
             defer { first.wipe() }
             let problems = first.withUnsafeBytes { policy.problems(withUTF8: $0) }
             guard problems.isEmpty else {
-                try await conv.error("That passcode is too weak: \(problems.joined(separator: "; ")).")
+                try await conv.error("That passcode is too weak: \(problems.joined(separator: "; ")).\(left)")
                 continue
             }
             let second = try await conv.askSecret("Repeat the passcode: ", timeout: timeout)
             defer { second.wipe() }
             guard first.constantTimeEquals(second) else {
-                try await conv.error("The passcodes do not match.")
+                try await conv.error("The passcodes do not match.\(left)")
                 continue
             }
             return try await conv.keepingAlive { try await Blocking.compute { try Sys.hashPasscode(first) } }

@@ -78,8 +78,7 @@ struct SignIn: Sendable {
     }
 
     static func timeLeft(_ deadline: Double, now: Double) -> String {
-        let s = max(0, Int(deadline - now))
-        return s >= 120 ? "\(s / 60) minutes" : "\(s) seconds"
+        TimeLeft.text(until: deadline, now: now)
     }
 
     /// The device authorization grant (RFC 8628): a code to enter on another

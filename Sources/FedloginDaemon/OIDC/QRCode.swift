@@ -10,6 +10,6 @@ enum QRCode {
         let width = Int(code.pointee.width)
         let data = code.pointee.data!
         let modules = (0..<width).map { r in (0..<width).map { c in data[r * width + c] & 1 == 1 } }
-        return QRText.render(modules: modules)
+        return QRText.render(modules: modules, quiet: QRText.quietZone)
     }
 }
