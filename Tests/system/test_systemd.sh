@@ -512,6 +512,17 @@ check "after the upgrade: socket and daemon active, alice still managed, common-
 say "      status: $(prop fedlogind.service StatusText)"
 check "after the upgrade: alice logs in with her passcode" pam_login alice "$PASSCODE"
 check "fedlogind never crashed (NRestarts=0)" test "$(prop fedlogind.service NRestarts)" = 0
+# libdispatch renices its worker threads (down to nice -4, its manager thread);
+# without CAP_SYS_NICE that needs RLIMIT_NICE 24 (the units' LimitNICE=-4).
+check "the units set LimitNICE=-4 (RLIMIT_NICE 24)" \
+    test "$(prop fedlogind.service LimitNICE) $(prop fedlogin-directoryd.service LimitNICE)" = "24 24"
+NICE_LIMIT="$(C awk '/^Max nice priority/ { print $4 }' "/proc/$(prop fedlogind.service MainPID)/limits")"
+if [ "$NICE_LIMIT" = 24 ]; then
+    check "no thread priority noise from libdispatch in the journal" \
+        sh -c "! nsenter -t $LEADER -a journalctl -u fedlogind -u fedlogin-directoryd --no-pager -o cat | grep -q 'Failed to set thread priority'"
+else
+    say "skip  no thread priority noise: the container's systemd cannot raise RLIMIT_NICE (fedlogind has $NICE_LIMIT; the host withholds CAP_SYS_RESOURCE)"
+fi
 say "   fedlogind's warnings in the journal:"
 C journalctl -u fedlogind -u fedlogin-directoryd -p warning --no-pager -o cat | sed 's/^/      /'
 
