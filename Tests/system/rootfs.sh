@@ -4,9 +4,9 @@
 #
 #   Tests/system/rootfs.sh [--rebuild] [PACKAGE...]
 #
-# PACKAGEs are installed beside the base set: the test passes the Depends of
-# the .deb under test, so the package installs with dpkg -i and no network.
-# --rebuild builds afresh.
+# PACKAGEs are installed beside the base set. The system test passes none:
+# it installs the .deb with apt-get, which fetches its Depends from the
+# mirror, so a missing dependency fails the install. --rebuild builds afresh.
 #
 # Cache: $FEDLOGIN_TEST_CACHE (default /var/cache/fedlogin-test)/rootfs-KEY,
 # where KEY hashes this script, the package list and the mirror, so a change
@@ -17,10 +17,10 @@ set -euo pipefail
 
 CACHE="${FEDLOGIN_TEST_CACHE:-/var/cache/fedlogin-test}"
 SUITE=bookworm
-# What fedlogin's package needs beside an installed minimal Debian: systemd
-# as init, sshd, PAM, and the libraries fedlogind links (libsystemd0 comes
-# with systemd, libcrypt1 and libc6 are essential).
-PACKAGES=systemd,systemd-sysv,dbus,openssh-server,libpam-modules,libpam-runtime,procps,iproute2,libcurl4,libsqlite3-0,ca-certificates
+# A minimal Debian that boots: systemd as init, sshd and PAM for the logins
+# under test. None of fedlogin's own dependencies (libcurl4, libsqlite3-0,
+# libqrencode4, procps): apt-get brings them from the package's Depends.
+PACKAGES=systemd,systemd-sysv,dbus,openssh-server,libpam-modules,libpam-runtime,iproute2,ca-certificates
 
 say() { printf 'rootfs: %s\n' "$*" >&2; }
 die() { printf 'rootfs: error: %s\n' "$*" >&2; exit 1; }
