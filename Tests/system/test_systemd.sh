@@ -346,6 +346,9 @@ journal_event() { # MESSAGE_ID FIELD=VALUE...: at least one such journal entry
 }
 check "journal: account created (MESSAGE_ID, FEDLOGIN_USER)" journal_event 9a3b7c2d1e4f4a5b8c6d7e8f9a0b1c33 FEDLOGIN_USER=alice
 check "journal: login success (MESSAGE_ID, FEDLOGIN_USER, FEDLOGIN_SERVICE)" journal_event 5b1f0c9e7d2a4c43a6e1f08d3c2b7a11 FEDLOGIN_USER=alice FEDLOGIN_SERVICE=sshd
+check "journal: ID token verified (MESSAGE_ID, FEDLOGIN_USER)" journal_event 3b3d68842f744f5f90e4fe31caabbc14 FEDLOGIN_USER=alice
+check "journal: email matched (MESSAGE_ID, FEDLOGIN_USER)" journal_event 3b8b37730e5b472ea5b603ae166d3679 FEDLOGIN_USER=alice
+check "journal: account check passed (MESSAGE_ID, FEDLOGIN_USER)" journal_event 2dbe725fbb0b4ef7842b8912bdf87c0b FEDLOGIN_USER=alice
 reported() { C fedlogin-directoryd reports | grep -q '^alice <-> test-device-1'; }
 check "the directory received alice's binding" until_ok 30 reported
 check "no secret in the journal" sh -c "! nsenter -t $LEADER -a journalctl -b --no-pager -o export | grep -aq -e '$PASSCODE' -e mock-client-secret"
