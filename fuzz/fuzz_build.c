@@ -31,6 +31,7 @@
  */
 #include "../pam/fedlogin_proto.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -160,6 +161,50 @@ static void check_rebuilds(const uint8_t *frame, size_t len, struct fedlogin_msg
 	CHECK(again_len == len && memcmp(again, frame, len) == 0);
 }
 
+/*
+ * Well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing above
+ * U+10FFFF), written apart from the codec's own check so the two are compared.
+ */
+static bool model_utf8(const uint8_t *s, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n) {
+		uint8_t c = s[i];
+		uint32_t cp;
+		size_t more;
+
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf) {
+			more = 1;
+			cp = c & 0x1f;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			more = 2;
+			cp = c & 0x0f;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			more = 3;
+			cp = c & 0x07;
+		} else {
+			return false;
+		}
+		if (n - i - 1 < more)
+			return false;
+		for (size_t k = 1; k <= more; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				return false;
+			cp = cp << 6 | (s[i + k] & 0x3f);
+		}
+		if ((more == 2 && cp < 0x800) || (more == 3 && cp < 0x10000) || cp > 0x10ffff ||
+		    (cp >= 0xd800 && cp <= 0xdfff))
+			return false;
+		i += more + 1;
+	}
+	return true;
+}
+
 static int one_input(const uint8_t *data, size_t size)
 {
 	struct input in = {data, size};
@@ -208,6 +253,8 @@ static int one_input(const uint8_t *data, size_t size)
 				expect = FEDLOGIN_E_STRLEN;
 			else if (w->len > 0 && memchr(w->str, '\0', w->len) != NULL)
 				expect = FEDLOGIN_E_NUL;
+			else if (!model_utf8((const uint8_t *)w->str, w->len))
+				expect = FEDLOGIN_E_UTF8;
 			else if ((need += 2 + w->len) > cap)
 				expect = FEDLOGIN_E_SPACE;
 		} else if ((need += w->kind == FEDLOGIN_FIELD_U8 ? 1 : 4) > cap) {
@@ -227,7 +274,7 @@ static int one_input(const uint8_t *data, size_t size)
 			check_rebuilds(buf, frame_len, &m);
 		else /* fields read back in other kinds than they were written */
 			CHECK(rc == FEDLOGIN_E_SCHEMA || rc == FEDLOGIN_E_TYPE || rc == FEDLOGIN_E_STATUS ||
-			      rc == FEDLOGIN_E_NUL || rc == FEDLOGIN_E_STRLEN);
+			      rc == FEDLOGIN_E_NUL || rc == FEDLOGIN_E_STRLEN || rc == FEDLOGIN_E_UTF8);
 		free(buf);
 		return 0;
 	}

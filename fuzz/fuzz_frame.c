@@ -95,7 +95,7 @@ static void check_accepted(const uint8_t *body, size_t len, const struct fedlogi
 
 static void check_error(int rc)
 {
-	CHECK(rc >= FEDLOGIN_E_SCHEMA && rc < 0);
+	CHECK(rc >= FEDLOGIN_E_UTF8 && rc < 0);
 	/* Parsing never reports a builder-only error. */
 	CHECK(rc != FEDLOGIN_E_SPACE && rc != FEDLOGIN_E_SCHEMA);
 	CHECK(strcmp(fedlogin_strerror(rc), "unknown error") != 0);
