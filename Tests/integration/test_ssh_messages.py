@@ -2,8 +2,9 @@
 with the fedlogin stack: the keyboard-interactive requests and the text
 printed when the session starts. sshd keeps PAM's information text until the
 next prompt; after the last prompt (the repeated passcode) the welcome is
-held until the authentication succeeds and printed once, as the session
-starts (sshd's loginmsg). The welcome greets by the directory's display name
+held until the authentication succeeds (sshd's loginmsg), then sent as the
+userauth banner and printed again as a terminal session starts: twice for
+the OpenSSH client at its default LogLevel. The welcome greets by the directory's display name
 (the account's GECOS), not the IdP's name claim."""
 import time
 
@@ -32,7 +33,8 @@ def device_browser(sub):
 
 def pty_login(port, user, answer_fn, timeout=120):
     """A keyboard-interactive login, then a login shell on a pseudo-terminal
-    (as `ssh USER@HOST` gives): returns (the requests' texts, the session's output)."""
+    (as `ssh USER@HOST` gives): returns (the requests' texts, the userauth
+    banner, the session's output)."""
     texts = []
 
     def handler(title, instructions, prompts):
@@ -61,25 +63,33 @@ def pty_login(port, user, answer_fn, timeout=120):
                 out += chan.recv(65536)
             else:
                 time.sleep(0.01)
-        return texts, out.decode(errors="replace")
+        return texts, (t.get_banner() or b"").decode(errors="replace"), out.decode(errors="replace")
     finally:
         t.close()
 
 
-def test_the_welcome_is_shown_once_over_openssh(tmp_path, strict, in_namespace):
+def test_the_welcome_greets_by_the_display_name_in_the_banner_and_the_session(tmp_path, strict, in_namespace):
     name = unique("welc")
     strict.add_user(name, email=f"{name}@example.test", name="Claim Name")
     w = World(tmp_path, strict, [{"username": name, "display_name": "Wendy Welcome"}],
               config={"daemon": {"socket": str(socket_dir() / "fedlogind.sock")}})
     try:
         with world_ssh(w) as sshd:
-            texts, out = pty_login(sshd.port, name, SignInAnswerer(device_browser(name), ["", PASSCODE, PASSCODE]))
-            seen = "\n".join(texts) + "\n" + out
-            assert seen.count("Welcome, Wendy Welcome.") == 1, seen
+            texts, banner, out = pty_login(sshd.port, name, SignInAnswerer(device_browser(name), ["", PASSCODE, PASSCODE]))
+            # Not in a keyboard-interactive request: sshd holds the text past the
+            # last prompt, then sends it as the userauth banner and prints it
+            # again as the session starts (see the next test).
+            assert not any("Welcome" in t for t in texts), texts
+            assert banner.startswith("Welcome, Wendy Welcome. Your account "), banner
+            assert out.count("Welcome, Wendy Welcome.") == 1, out
     finally:
         w.stop()
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "sshd 9.2 shows PAM text left when keyboard-interactive succeeds twice: userauth_finish (auth2.c) sends "
+    "loginmsg as a userauth banner after do_pam_account (the OpenSSH client prints banners at its default "
+    "LogLevel INFO), and the session prints the same loginmsg when it starts on a terminal"))
 def test_the_welcome_is_shown_once_by_the_openssh_client(tmp_path, strict, in_namespace):
     import shutil
     import subprocess
@@ -108,7 +118,7 @@ def test_the_welcome_is_shown_once_by_the_openssh_client(tmp_path, strict, in_na
             driver = Path(__file__).resolve().parents[1] / "system" / "driver.py"
             opts = ["-F", "/dev/null", "-p", str(sshd.port), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
                     "-o", "GlobalKnownHostsFile=/dev/null", "-o", "PreferredAuthentications=keyboard-interactive",
-                    "-o", "PubkeyAuthentication=no", "-o", "LogLevel=ERROR"]
+                    "-o", "PubkeyAuthentication=no"]  # LogLevel INFO, the default: banners shown
             r = subprocess.run([sys.executable, str(driver), "tty", "--timeout", "60",
                                 "--expect", "Press Enter once you have signed in:", "--send", "",
                                 "--expect", "Choose a passcode for", "--secret", PASSCODE,
