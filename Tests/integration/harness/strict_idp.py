@@ -617,10 +617,12 @@ class StrictIdP:
         code = form.get("code")
         if not code:
             raise OAuthError("invalid_request", "code missing")
-        if not self.redirect_uri_registered(client, form.get("redirect_uri") or ""):
-            raise OAuthError("unauthorized_client", "redirect_uri is not registered for this client")
         entry = self._codes.pop(code, None)  # single use, whatever happens next
         if entry is None:
+            # A code it never issued, sent with a redirect URI the client did not
+            # register: refused for the redirect URI, as exact-matching IdPs do.
+            if not self.redirect_uri_registered(client, form.get("redirect_uri") or ""):
+                raise OAuthError("unauthorized_client", "redirect_uri is not registered for this client")
             raise OAuthError(*self.unknown_code_answer)
         if time.time() > entry.expires:
             raise OAuthError("invalid_grant", "code expired")
