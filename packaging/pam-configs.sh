@@ -6,7 +6,9 @@
 #   fedlogin           priority 320, above pam_unix (256): the first auth line
 #                      and the account line (Primary, so it comes before
 #                      pam_unix, whose new_authtok_reqd=done would skip a
-#                      later one)
+#                      later one), and the session line (Additional: it shows
+#                      the text a login kept for the session, e.g. a first
+#                      login's welcome)
 #   fedlogin-authfail  priority 64, below pam_unix: the authfail line, after
 #                      pam_unix and before pam_deny
 #   fedlogin-password  priority 1088, above pam_unix and libpam-pwquality
@@ -34,16 +36,18 @@ line() {
     awk -v type="$1" -v authfail="$2" '
         $1 == type && $0 ~ /pam_fedlogin\.so/ && (($0 ~ / authfail/) == (authfail == 1)) {
             $1 = ""; sub(/^[ \t]+/, ""); print; exit
-        }' "$STACK" | sed 's/success=done/success=end/; s/\] *pam_fedlogin/]\tpam_fedlogin/'
+        }' "$STACK" | sed 's/success=done/success=end/; s/\([]l]\) *pam_fedlogin/\1\tpam_fedlogin/'
 }
 
 AUTH="$(line auth 0)"
 AUTHFAIL="$(line auth 1)"
 ACCOUNT="$(line account 0)"
 PASSWORD="$(line password 0)"
+SESSION="$(line session 0)"
 case "$AUTH" in *success=end*pam_fedlogin.so*) ;; *) die "pam/fedlogin.pam: no 'auth [success=done ...] pam_fedlogin.so' line" ;; esac
 case "$AUTHFAIL" in *success=end*pam_fedlogin.so*authfail*) ;; *) die "pam/fedlogin.pam: no 'auth [success=done ...] pam_fedlogin.so authfail' line" ;; esac
 case "$ACCOUNT" in *pam_fedlogin.so*) ;; *) die "pam/fedlogin.pam: no 'account ... pam_fedlogin.so' line" ;; esac
+case "$SESSION" in *optional*pam_fedlogin.so*) ;; *) die "pam/fedlogin.pam: no 'session optional pam_fedlogin.so' line" ;; esac
 case "$PASSWORD" in *success=end*pam_fedlogin.so*) ;; *) die "pam/fedlogin.pam: no 'password [success=done ...] pam_fedlogin.so' line" ;; esac
 
 mkdir -p "$DIR"
@@ -61,6 +65,11 @@ Account:
 	$ACCOUNT
 Account-Initial:
 	$ACCOUNT
+Session-Type: Additional
+Session:
+	$SESSION
+Session-Initial:
+	$SESSION
 EOF
 cat > "$DIR/fedlogin-authfail" <<EOF
 Name: fedlogin: count failed passwords, offer a passcode reset

@@ -88,6 +88,8 @@ enum fedlogin_msg_type {
 	FEDLOGIN_MSG_KEEPALIVE = 0x85,
 	/* u8 status, str reason: the final answer; the daemon closes after it */
 	FEDLOGIN_MSG_RESULT = 0x86,
+	/* str text: show to the user as PAM_TEXT_INFO when the session opens; no answer */
+	FEDLOGIN_MSG_SESSION_INFO = 0x87,
 	/* str name, u32 uid, u32 gid, str gecos, str dir, str shell: a passwd entry */
 	FEDLOGIN_MSG_NSS_PASSWD = 0x90,
 	/* str name, u32 gid, str members (comma-separated): a group entry */

@@ -35,6 +35,7 @@
 #include <stdbool.h>
 #include <stdarg.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -230,6 +231,41 @@ static int converse(struct fl_request *r, int style, const struct fedlogin_field
 	return rc;
 }
 
+/*
+ * Text for the start of the session (SESSION_INFO), such as a first login's
+ * welcome. It is kept in the PAM environment, not shown now: sshd keeps PAM
+ * text that follows the last keyboard-interactive prompt and then shows it
+ * twice (as the userauth banner and as the session starts), and it runs the
+ * authentication in a process of its own that hands only the PAM environment
+ * on to the one that opens the session. pam_sm_open_session shows it and
+ * removes the variable, so the session's environment never holds it.
+ */
+#define SESSION_INFO_VAR "FEDLOGIN_SESSION_INFO"
+#define SESSION_INFO_MAX 8192
+
+static void hold_session_info(pam_handle_t *pamh, const struct fedlogin_field *text)
+{
+	const char *held = pam_getenv(pamh, SESSION_INFO_VAR);
+	size_t hlen = held != NULL ? strlen(held) : 0;
+	size_t need = sizeof(SESSION_INFO_VAR) + hlen + 1 + text->len + 1;
+	char *entry;
+	int n;
+
+	if (hlen + text->len >= SESSION_INFO_MAX || memchr(text->str, 0, text->len) != NULL) {
+		pam_syslog(pamh, LOG_NOTICE, "session text not kept: over %d bytes or not text",
+			   SESSION_INFO_MAX);
+		return;
+	}
+	entry = malloc(need);
+	if (entry == NULL)
+		return;
+	n = snprintf(entry, need, "%s=%s%s%.*s", SESSION_INFO_VAR, held != NULL ? held : "",
+		     held != NULL ? "\n" : "", (int)text->len, text->str);
+	if (n > 0 && (size_t)n < need && pam_putenv(pamh, entry) != PAM_SUCCESS)
+		pam_syslog(pamh, LOG_NOTICE, "session text not kept: pam_putenv failed");
+	free(entry);
+}
+
 /* Relays a prompt and sends the answer. Returns a PAM code. */
 static int relay_prompt(struct fl_request *r, int style)
 {
@@ -363,6 +399,10 @@ static int fl_transact(pam_handle_t *pamh, int flags, int argc, const char **arg
 				retval = PAM_CONV_ERR;
 				goto done;
 			}
+			break;
+		case FEDLOGIN_MSG_SESSION_INFO:
+			if (!(flags & PAM_SILENT))
+				hold_session_info(pamh, &m->fields[0]);
 			break;
 		case FEDLOGIN_MSG_PROMPT_ECHO_ON:
 		case FEDLOGIN_MSG_PROMPT_ECHO_OFF:
@@ -563,7 +603,20 @@ PAM_EXTERN int pam_sm_chauthtok(pam_handle_t *pamh, int flags, int argc, const c
 
 PAM_EXTERN int pam_sm_open_session(pam_handle_t *pamh, int flags, int argc, const char **argv)
 {
-	(void)pamh, (void)flags, (void)argc, (void)argv;
+	const char *held = pam_getenv(pamh, SESSION_INFO_VAR);
+	char *text;
+
+	(void)argc, (void)argv;
+	if (held == NULL)
+		return PAM_IGNORE;
+	text = strdup(held);
+	/* Removed first: the session's environment never holds it. */
+	(void)pam_putenv(pamh, SESSION_INFO_VAR);
+	if (text == NULL)
+		return PAM_IGNORE;
+	if (!(flags & PAM_SILENT))
+		(void)pam_prompt(pamh, PAM_TEXT_INFO, NULL, "%s", text);
+	free(text);
 	return PAM_SUCCESS;
 }
 

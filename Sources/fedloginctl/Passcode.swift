@@ -23,7 +23,7 @@ struct Passcode: AsyncParsableCommand {
                         let m = try WireMessage(body: try await session.receive(timeout: .seconds(30)))
                         switch m {
                         // Unbuffered: each message shows as soon as it comes, also through a pipe.
-                        case .info(let t): FileHandle.standardOutput.write(Data((t + "\n").utf8))
+                        case .info(let t), .sessionInfo(let t): FileHandle.standardOutput.write(Data((t + "\n").utf8))
                         case .error(let t): FileHandle.standardError.write(Data((t + "\n").utf8))
                         case .promptEchoOn(let p): try await session.send(WireMessage.answer(Terminal.read(p, echo: true)).exactBody())
                         case .promptEchoOff(let p): try await session.send(WireMessage.answer(Terminal.read(p, echo: false)).exactBody())

@@ -30,7 +30,7 @@ struct ProtocolFixtureTests {
     static func render(_ m: WireMessage) -> [String] {
         switch m {
         case .authenticate(let r), .authFailed(let r): [r.user, r.service, r.tty, r.rhost, r.ruser]
-        case .answer(let s), .nssGetpwnam(let s), .nssGetgrnam(let s), .control(let s), .info(let s), .error(let s),
+        case .answer(let s), .nssGetpwnam(let s), .nssGetgrnam(let s), .control(let s), .info(let s), .sessionInfo(let s), .error(let s),
             .promptEchoOn(let s), .promptEchoOff(let s), .controlReplyPart(let s):
             [s]
         case .acctMgmt(let u, let s), .chauthtok(let u, let s), .chauthtokPrelim(let u, let s): [u, s]

@@ -181,6 +181,7 @@ final class ScriptedConversation: PAMConversation, @unchecked Sendable {
 
     func info(_ text: String) async throws { lock.withLock { shown.append("info: " + text) } }
     func error(_ text: String) async throws { lock.withLock { shown.append("error: " + text) } }
+    func sessionInfo(_ text: String) async throws { lock.withLock { shown.append("session: " + text) } }
 
     func ask(_ prompt: String, echo: Bool, timeout: Double) async throws -> String {
         let next: String? = lock.withLock {

@@ -58,7 +58,7 @@ struct FirstLoginTests {
         #expect(rec.uid == 70000)
         #expect(try w.accounts.lookup("alice")?.uid == 70000)
         #expect(try w.accounts.shadowHash("alice")?.hasPrefix("$y$") == true)
-        #expect(conv.shown.last == "info: Welcome, Alice. Your account alice is ready on this machine.")
+        #expect(conv.shown.last == "session: Welcome, Alice. Your account alice is ready on this machine.")
         #expect(await w.runtime.outbox.deliverDue() == 1)
         let report = try #require(w.directory.state.withLockedValue { $0.reports.first })
         #expect(report.localUsername == "alice" && report.uid == 70000 && report.passwordMode == "passcode" && report.subject == "alice-sub")

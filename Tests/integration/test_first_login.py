@@ -37,15 +37,18 @@ def test_first_login_with_a_local_passcode(tmp_path, idp_mock, in_namespace):
     name = unique("alice")
     w = mock_world(tmp_path, idp_mock, name)
     try:
-        codes, a = w.login(name, ["", PASSCODE, PASSCODE])
-        assert codes == [pc.PAM_SUCCESS, pc.PAM_SUCCESS], a.transcript
+        codes, a = w.login(name, ["", PASSCODE, PASSCODE], steps=("authenticate", "acct_mgmt", "open_session"))
+        assert codes == [pc.PAM_SUCCESS] * 3, a.transcript
         info = a.messages(pc.PAM_TEXT_INFO)
         assert info[0].startswith("Sign in with Demo IdP")
         assert a.urls and a.urls[0].startswith(idp_mock.issuer + "/oauth2/authorize?")
         # The address is always followed by a prompt (SSH clients show info only with one).
         assert a.transcript[1] == (pc.PAM_PROMPT_ECHO_ON, "Press Enter once you have signed in: ")
         assert a.prompts[1:] == [f"Choose a passcode for {name} on this machine: ", "Repeat the passcode: "]
-        assert any("is ready on this machine" in m for m in info)
+        # The welcome comes as the session opens: the last message, once.
+        assert a.transcript[-1][0] == pc.PAM_TEXT_INFO
+        assert a.transcript[-1][1].startswith("Welcome, ") and a.transcript[-1][1].endswith(f"Your account {name} is ready on this machine.")
+        assert sum("is ready on this machine" in m for m in info) == 1
 
         entry = passwd_entry(name)
         assert entry is not None and 70000 <= int(entry[2]) <= 79999

@@ -92,11 +92,12 @@ def test_forgotten_passcode_is_reset_at_the_login_prompt(tmp_path, strict, in_na
     w = make_world(tmp_path, strict, name, policy={"lockout": {"max_attempts": 5, "duration": 600}})
     try:
         first_login(w, name)
-        codes, a = w.login(name, ["forgotten", "reset", "", NEW, NEW])
-        assert codes == [pc.PAM_SUCCESS, pc.PAM_SUCCESS], a.transcript
+        codes, a = w.login(name, ["forgotten", "reset", "", NEW, NEW], steps=("authenticate", "acct_mgmt", "open_session"))
+        assert codes == [pc.PAM_SUCCESS] * 3, a.transcript
         assert a.prompts[1] == OFFER
         assert any(m.startswith("Sign in with Demo IdP") for m in a.messages(pc.PAM_TEXT_INFO))
-        assert f"Your new passcode for {name} is set." in a.messages(pc.PAM_TEXT_INFO)
+        # Shown as the session opens (the last message), not after the last prompt.
+        assert a.transcript[-1] == (pc.PAM_TEXT_INFO, f"Your new passcode for {name} is set.")
         assert crypt.crypt(NEW, shadow_hash(name)) == shadow_hash(name)
         codes, _ = w.login(name, [PASSCODE, ""], steps=("authenticate",))
         assert codes == [pc.PAM_AUTH_ERR]

@@ -239,6 +239,9 @@ C_write /etc/fedlogin-directoryd/directory.json 0600 <<EOF
      "password_hash": "$BOB_HASH", "password_sync": true, "uid": null},
     {"username": "carol", "email": "carol@example.test", "display_name": "Carol Example",
      "groups": ["staff"], "disabled": false, "password_authority": "local",
+     "password_hash": null, "uid": null},
+    {"username": "dave", "email": "dave@example.test", "display_name": "Dave Example",
+     "groups": ["staff"], "disabled": false, "password_authority": "local",
      "password_hash": null, "uid": null}
   ],
   "devices": {"test-device-1": ["alice", "bob"]}
@@ -249,6 +252,7 @@ check "fedlogin-directoryd starts once its directory file exists" \
 "$PY" "$HERE/driver.py" idp-user --issuer "$ISSUER" --sub alice --email alice@example.test
 "$PY" "$HERE/driver.py" idp-user --issuer "$ISSUER" --sub bob --email bob@example.test
 "$PY" "$HERE/driver.py" idp-user --issuer "$ISSUER" --sub carol --email carol@example.test
+"$PY" "$HERE/driver.py" idp-user --issuer "$ISSUER" --sub dave --email dave@example.test
 
 printf 'mock-client-secret\n' | C_write /etc/fedlogin/demo.secret 0600
 C_write /etc/fedlogin/conf.d/50-test.conf 0644 <<EOF
@@ -407,6 +411,20 @@ ssh_reset() {
 check "ssh: a wrong passcode gets the reset offer; reset signs in at the IdP, sets a new passcode and logs in" ssh_reset
 say "   what carol's terminal showed:"; grep '^  |' "$W/tty.txt" | sed 's/^/   /'
 ssh_ok() { ssh_tty "$1" --expect 'Password:' --secret "$2" --expect "(?m)^$1\$"; }
+# The OpenSSH client at its default LogLevel (it prints userauth banners),
+# logging in to a shell as `ssh USER@HOST` does: the welcome comes once, as the
+# session starts (sshd prints session text for a login shell only).
+dave_first() {
+    "$PY" "$HERE/driver.py" tty --sub dave --expect 'Sign in with Demo IdP' --browser \
+        --expect 'Press Enter once you have signed in:' --send '' \
+        --expect 'Choose a passcode for dave on this machine:' --secret "$PASSCODE" \
+        --expect 'Repeat the passcode:' --secret "$PASSCODE" \
+        --expect 'Welcome, Dave Example\. Your account dave is ready on this machine\.' --expect '\$ $' \
+        --send 'echo "shell: $(id -un)"; exit' --expect '(?m)^shell: dave\r?$' \
+        -- ssh "${SSH_OPTS[@]/LogLevel=ERROR/LogLevel=INFO}" dave@127.0.0.1 | tee "$W/tty-dave.txt"
+    [ "$(grep -c '^  |.*Welcome, Dave Example\. Your account dave' "$W/tty-dave.txt")" = 1 ]
+}
+check "ssh (OpenSSH client, default LogLevel, terminal): dave's first login shows the welcome once" dave_first
 check "ssh: carol logs in with the new passcode" ssh_ok carol "$NEW_PASSCODE"
 ssh_old_refused() { ssh_tty carol --exit 255 --expect 'Password:' --secret "$PASSCODE" --expect "$OFFER" --send '' --expect 'Permission denied'; }
 check "ssh: the old passcode is refused (the offer, Enter, permission denied)" ssh_old_refused
@@ -521,7 +539,7 @@ T_LOGIN=$(elapsed "$T0")
 AUTH_BEFORE="$(C cat /etc/pam.d/common-auth)"
 check "dpkg -i again (upgrade path) succeeds" C dpkg -i /srv/test/fedlogin.deb
 upgraded() {
-    active fedlogind.socket && active fedlogind.service && status_matches '^ready: 1 IdP, 3 managed users, directory reachable' &&
+    active fedlogind.socket && active fedlogind.service && status_matches '^ready: 1 IdP, 4 managed users, directory reachable' &&
         [ "$(C cat /etc/pam.d/common-auth)" = "$AUTH_BEFORE" ]
 }
 check "after the upgrade: socket and daemon active, alice still managed, common-auth unchanged" until_ok 30 upgraded

@@ -593,7 +593,7 @@ static void test_unavailable_replies(void)
 		{"length 20000 (more than an NSS reply)", GETPWNAM, "alice", 0,
 		 raw(big_len, sizeof(big_len))},
 		{"version 2", GETPWNAM, "alice", 0, fixture("reject_version_2")},
-		{"unknown type 0x87", GETPWNAM, "alice", 0, fixture("reject_type_87")},
+		{"unknown type 0x88", GETPWNAM, "alice", 0, fixture("reject_type_88")},
 		{"RESULT status 9", GETPWNAM, "alice", 0, fixture("reject_result_status_9")},
 		{"garbage", GETPWNAM, "alice", 0, raw(junk, sizeof(junk) - 1)},
 	};

@@ -59,7 +59,7 @@ public enum WireCodec {
             str(r.rhost)
             str(r.ruser)
         case .answer(let s), .nssGetpwnam(let s), .nssGetgrnam(let s), .control(let s),
-            .info(let s), .error(let s), .promptEchoOn(let s), .promptEchoOff(let s), .controlReplyPart(let s):
+            .info(let s), .sessionInfo(let s), .error(let s), .promptEchoOn(let s), .promptEchoOff(let s), .controlReplyPart(let s):
             str(s)
         case .acctMgmt(let user, let service), .chauthtok(let user, let service), .chauthtokPrelim(let user, let service):
             str(user)
@@ -135,6 +135,7 @@ public enum WireCodec {
         case .nssGetgrgid: message = .nssGetgrgid(try r.u32())
         case .control: message = .control(try r.str())
         case .info: message = .info(try r.str())
+        case .sessionInfo: message = .sessionInfo(try r.str())
         case .error: message = .error(try r.str())
         case .promptEchoOn: message = .promptEchoOn(try r.str())
         case .promptEchoOff: message = .promptEchoOff(try r.str())

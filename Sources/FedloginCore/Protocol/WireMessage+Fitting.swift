@@ -39,6 +39,7 @@ extension WireMessage {
         case .nssGetgrnam(let s): return .nssGetgrnam(f(s))
         case .control(let s): return .control(f(s))
         case .info(let s): return .info(f(s))
+        case .sessionInfo(let s): return .sessionInfo(f(s))
         case .error(let s): return .error(f(s))
         case .promptEchoOn(let s): return .promptEchoOn(f(s))
         case .promptEchoOff(let s): return .promptEchoOff(f(s))

@@ -30,6 +30,7 @@ public enum MessageType: UInt8, Sendable, CaseIterable {
     case promptEchoOff = 0x84
     case keepalive = 0x85
     case result = 0x86
+    case sessionInfo = 0x87
     case nssPasswd = 0x90
     case nssGroup = 0x91
     case nssNotFound = 0x92
@@ -110,6 +111,9 @@ public enum WireMessage: Sendable, Equatable {
     case promptEchoOff(String)
     case keepalive
     case result(ResultStatus, reason: String)
+    /// Text for the start of the session (a first login's welcome): the PAM
+    /// module shows it when the session opens, not during authentication.
+    case sessionInfo(String)
     case nssPasswd(PasswdEntry)
     case nssGroup(name: String, gid: UInt32, members: String)
     case nssNotFound
@@ -137,6 +141,7 @@ public enum WireMessage: Sendable, Equatable {
         case .promptEchoOff: .promptEchoOff
         case .keepalive: .keepalive
         case .result: .result
+        case .sessionInfo: .sessionInfo
         case .nssPasswd: .nssPasswd
         case .nssGroup: .nssGroup
         case .nssNotFound: .nssNotFound

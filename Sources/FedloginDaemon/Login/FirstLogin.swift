@@ -177,9 +177,10 @@ struct LoginFlow: Sendable {
         try await conv.keepingAlive {
             try await provision(plan: plan, policy: policy, pending: pending, identity: identity, hash: hash, mode: mode, log: log)
         }
-        // Greeted by the directory's display name, the account's GECOS (not the IdP's name claim).
+        // Greeted by the directory's display name, the account's GECOS (not the IdP's name claim),
+        // as the session opens.
         let gecos = NSSResolver.gecos(plan.directoryUser.displayName ?? "").trimmingCharacters(in: .whitespaces)
-        try await conv.info(
+        try await conv.sessionInfo(
             "Welcome, \(gecos.isEmpty ? plan.localUsername : gecos). Your account \(plan.localUsername) is ready on this machine.")
         log.notice(
             "first login complete: account created and bound",

@@ -142,7 +142,7 @@ extension LoginFlow {
                 try locks.reconcile(updated)
             }
         }
-        try await conv.info("Your new passcode for \(rec.username) is set.")
+        try await conv.sessionInfo("Your new passcode for \(rec.username) is set.")
         log.notice("passcode reset after signing in at the IdP", metadata: ["message_id": "\(MessageID.passcodeReset)"])
         return (.success, "passcode reset")
     }

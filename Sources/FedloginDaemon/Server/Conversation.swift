@@ -11,6 +11,9 @@ protocol PAMConversation: AnyObject, Sendable {
     var peer: PeerCredentials { get }
     func info(_ text: String) async throws
     func error(_ text: String) async throws
+    /// Text for the start of the session: the PAM module shows it when the
+    /// session opens (sshd would show text after the last prompt twice).
+    func sessionInfo(_ text: String) async throws
     func ask(_ prompt: String, echo: Bool, timeout: Double) async throws -> String
     func askSecret(_ prompt: String, timeout: Double) async throws -> SecretBytes
     func keepingAlive<T: Sendable>(_ body: @Sendable () async throws -> T) async throws -> T
@@ -55,6 +58,7 @@ public final class Conversation: PAMConversation, @unchecked Sendable {
 
     public func info(_ text: String) async throws { try await send(.info(text)) }
     public func error(_ text: String) async throws { try await send(.error(text)) }
+    public func sessionInfo(_ text: String) async throws { try await send(.sessionInfo(text)) }
 
     /// Asks and returns the answer. The answer may be a secret: callers must
     /// not log it. When no answer comes within `timeout` it throws `Ended`

@@ -22,7 +22,7 @@ enum RequestAccess: Equatable {
         case .chauthtok: .rootOnly(refusal: "only root may ask", what: "password change")
         case .chauthtokPrelim: .rootOnly(refusal: "only root may ask", what: "password check")
         case .passcodeReset, .nssGetpwnam, .nssGetpwuid, .nssGetgrnam, .nssGetgrgid, .control: .anyone
-        case .answer, .info, .error, .promptEchoOn, .promptEchoOff, .keepalive, .result, .nssPasswd, .nssGroup, .nssNotFound,
+        case .answer, .info, .sessionInfo, .error, .promptEchoOn, .promptEchoOff, .keepalive, .result, .nssPasswd, .nssGroup, .nssNotFound,
             .controlReply, .controlReplyPart:
             .notARequest
         }
