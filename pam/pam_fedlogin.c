@@ -608,12 +608,12 @@ PAM_EXTERN int pam_sm_open_session(pam_handle_t *pamh, int flags, int argc, cons
 
 	(void)argc, (void)argv;
 	if (held == NULL)
-		return PAM_IGNORE;
+		return PAM_SUCCESS;
 	text = strdup(held);
 	/* Removed first: the session's environment never holds it. */
 	(void)pam_putenv(pamh, SESSION_INFO_VAR);
 	if (text == NULL)
-		return PAM_IGNORE;
+		return PAM_SUCCESS;
 	if (!(flags & PAM_SILENT))
 		(void)pam_prompt(pamh, PAM_TEXT_INFO, NULL, "%s", text);
 	free(text);

@@ -11,6 +11,7 @@ conftest.py skips these tests otherwise) and a built module:
 outside its temporary folders, so it runs inside or outside
 run-in-namespace.sh.
 """
+import ctypes
 import importlib.util
 import json
 import os
@@ -389,6 +390,61 @@ def test_success_after_an_answer_that_was_not_sent_is_not_believed(daemon, pamco
 def test_setcred_and_session_need_no_daemon(pamconf, sockdir):
     codes, _, _ = run(pamconf(), steps=("setcred", "open_session", "close_session"))
     assert codes == [pc.PAM_SUCCESS] * 3
+
+
+def held_session_info(t):
+    get = pc._libpam.pam_getenv
+    get.restype = ctypes.c_char_p
+    get.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+    v = get(t._handle, b"FEDLOGIN_SESSION_INFO")
+    return v.decode() if v is not None else None
+
+
+def test_session_info_is_shown_when_the_session_opens_and_leaves_no_variable(daemon, pamconf):
+    def script(p):
+        p.expect("AUTHENTICATE")
+        p.send("SESSION_INFO", "Welcome, Alice.")
+        p.send("SESSION_INFO", "Your account alice is ready.")
+        p.send("RESULT", 0, "")
+
+    daemon(script)
+    t = pc.Transaction(pamconf(), SERVICE, USER, pc.scripted([]))
+    try:
+        assert t.run("authenticate") == pc.PAM_SUCCESS
+        assert t.transcript == []  # nothing shown during authentication
+        assert held_session_info(t) == "Welcome, Alice.\nYour account alice is ready."
+        assert t.run("open_session") == pc.PAM_SUCCESS
+        assert t.transcript == [(pc.PAM_TEXT_INFO, "Welcome, Alice.\nYour account alice is ready.")]
+        assert held_session_info(t) is None  # the session's environment does not hold it
+        assert t.run("open_session") == pc.PAM_SUCCESS
+        assert len(t.transcript) == 1  # shown once
+    finally:
+        t.end()
+
+
+def test_session_info_over_8_kib_is_not_kept_and_silent_keeps_none(daemon, pamconf):
+    texts = [["a" * fx.MAX_STR, "b" * fx.MAX_STR], ["hidden"]]  # per connection
+
+    def script(p):
+        p.expect("AUTHENTICATE")
+        for text in texts.pop(0):
+            p.send("SESSION_INFO", text)
+        p.send("RESULT", 0, "")
+
+    daemon(script)
+    t = pc.Transaction(pamconf(), SERVICE, USER, pc.scripted([]))
+    try:
+        assert t.run("authenticate") == pc.PAM_SUCCESS
+        assert held_session_info(t) == "a" * fx.MAX_STR  # the second would make 8 KiB: dropped
+    finally:
+        t.end()
+    t = pc.Transaction(pamconf(), SERVICE, USER, pc.scripted([]))
+    try:
+        assert t.run("authenticate", PAM_SILENT) == pc.PAM_SUCCESS
+        assert held_session_info(t) is None
+        assert t.run("open_session") == pc.PAM_SUCCESS and t.transcript == []
+    finally:
+        t.end()
 
 
 def test_silent_flag_hides_messages_but_not_prompts(daemon, pamconf):
