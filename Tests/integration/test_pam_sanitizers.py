@@ -126,6 +126,12 @@ class DriverTransaction:
             else:
                 self._send("ok")
 
+    def getenv(self, name):
+        self._send(f"getenv {name}")
+        kind, _, rest = self._read().partition(" ")
+        assert kind in ("env", "noenv"), f"unexpected line from pam_driver: {kind} {rest}"
+        return bytes.fromhex(rest).decode() if kind == "env" else None
+
     def end(self, rc=pc.PAM_SUCCESS):
         """pam_end, then the process exits through LeakSanitizer; any report fails."""
         try:

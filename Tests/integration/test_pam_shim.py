@@ -11,7 +11,6 @@ conftest.py skips these tests otherwise) and a built module:
 outside its temporary folders, so it runs inside or outside
 run-in-namespace.sh.
 """
-import ctypes
 import importlib.util
 import json
 import os
@@ -393,11 +392,7 @@ def test_setcred_and_session_need_no_daemon(pamconf, sockdir):
 
 
 def held_session_info(t):
-    get = pc._libpam.pam_getenv
-    get.restype = ctypes.c_char_p
-    get.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
-    v = get(t._handle, b"FEDLOGIN_SESSION_INFO")
-    return v.decode() if v is not None else None
+    return t.getenv("FEDLOGIN_SESSION_INFO")
 
 
 def test_session_info_is_shown_when_the_session_opens_and_leaves_no_variable(daemon, pamconf):

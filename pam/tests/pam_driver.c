@@ -18,6 +18,7 @@
  *     <- "ok"               after a message that takes no answer
  *     <- "ans HEX" | "fail" after a prompt: the answer, or fail the conversation
  *     -> "rc N"             the step's return code
+ *     <- "getenv NAME"      -> "env HEX" (the PAM environment's value) or "noenv"
  *     <- "end N"            pam_end(N); the driver exits 0
  *   USER "-" starts the transaction without a user name.
  *
@@ -197,6 +198,18 @@ static int interactive(const char *confdir, const char *service, const char *use
 		if (sscanf(cmd, "run %31s %d", name, &flags) == 2) {
 			rc = step(h, name, flags);
 			printf("rc %d\n", rc);
+			fflush(stdout);
+		} else if (sscanf(cmd, "getenv %31s", name) == 1) {
+			const char *v = pam_getenv(h, name);
+
+			if (v == NULL)
+				printf("noenv\n");
+			else {
+				printf("env ");
+				for (const char *p = v; *p != '\0'; p++)
+					printf("%02x", (unsigned char)*p);
+				printf("\n");
+			}
 			fflush(stdout);
 		} else if (sscanf(cmd, "end %d", &end_rc) == 1) {
 			pam_end(h, end_rc);

@@ -104,6 +104,13 @@ class Transaction:
     def run(self, step, flags=0):
         return getattr(_libpam, "pam_" + step)(self._handle, flags)
 
+    def getenv(self, name):
+        get = _libpam.pam_getenv
+        get.restype = ctypes.c_char_p
+        get.argtypes = [c_void_p, ctypes.c_char_p]
+        v = get(self._handle, name.encode())
+        return v.decode() if v is not None else None
+
     def strerror(self, rc):
         return _libpam.pam_strerror(self._handle, rc).decode()
 
