@@ -1,5 +1,6 @@
 import FedloginCore
 import Foundation
+import Synchronization
 
 /// Local accounts through shadow-utils (useradd, chpasswd, userdel), inside a
 /// system root (`--prefix`) so the same code serves a real machine and a
@@ -7,9 +8,41 @@ import Foundation
 /// resolves names through its own NSS module.
 public struct ShadowAccounts: Sendable {
     public let root: String
+    let passwdFile: PasswdFile
 
     public init(root: String) {
         self.root = root
+        self.passwdFile = PasswdFile(path: (root == "/" ? "/etc" : root + "/etc") + "/passwd")
+    }
+
+    /// The passwd file as last read, kept with what identifies that version
+    /// of it (device, inode, size, modification and change times): a lookup
+    /// reads it again only when a stat says it changed (shadow-utils and
+    /// vipw replace the file; an edit in place changes its times).
+    final class PasswdFile: Sendable {
+        let path: String
+        private let last = Mutex<(version: [Int], lines: [ArraySlice<UInt8>])?>(nil)
+
+        init(path: String) {
+            self.path = path
+        }
+
+        func lines() throws -> [ArraySlice<UInt8>] {
+            var st = stat()
+            guard stat(path, &st) == 0 else { return try Self.read(path) }
+            let version = [
+                Int(st.st_dev), Int(st.st_ino), Int(st.st_size), st.st_mtim.tv_sec, st.st_mtim.tv_nsec, st.st_ctim.tv_sec,
+                st.st_ctim.tv_nsec,
+            ]
+            if let kept = last.withLock({ $0 }), kept.version == version { return kept.lines }
+            let lines = try Self.read(path)
+            last.withLock { $0 = (version, lines) }
+            return lines
+        }
+
+        static func read(_ path: String) throws -> [ArraySlice<UInt8>] {
+            try Sys.readBytes(path).split(separator: UInt8(ascii: "\n"))
+        }
     }
 
     var etc: String { root == "/" ? "/etc" : root + "/etc" }
@@ -34,7 +67,7 @@ public struct ShadowAccounts: Sendable {
     /// The lines of the passwd file, split as bytes (the file is read on
     /// every login, so no Character-level text processing).
     func passwdLines() throws -> [ArraySlice<UInt8>] {
-        try Sys.readBytes(etc + "/passwd").split(separator: UInt8(ascii: "\n"))
+        try passwdFile.lines()
     }
 
     static func parse(_ line: ArraySlice<UInt8>) -> PasswdLine? {

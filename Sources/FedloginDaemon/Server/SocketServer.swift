@@ -35,7 +35,7 @@ public struct SocketServer: Service {
                     try channel.syncOptions?.setOption(.recvAllocator, value: Self.rootReceiveBuffers)
                 }
                 try channel.pipeline.syncOperations.addFrameCodec()
-                try channel.pipeline.syncOperations.addHandler(QuickAnswers(peer: peer))
+                try channel.pipeline.syncOperations.addHandler(QuickAnswers(peer: peer, holder: holder))
                 return (peer, try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel))
             }.flatMapError { error in
                 // Not served (no credentials, refused, no pipeline): closed at once.

@@ -1,6 +1,7 @@
 import FedloginCore
 import Foundation
 import GRDB
+import Synchronization
 
 /// fedlogind's state: the accounts it manages, their bindings, and the outbox
 /// of binding reports not yet acked by the directory. SQLite (WAL) via GRDB;
@@ -8,6 +9,10 @@ import GRDB
 /// ever stored here.
 public final class StateStore: Sendable {
     let db: DatabaseQueue
+    /// Every account row, in memory: read once at start, then set from each
+    /// committed write in commit order (the writes are serialized), so the
+    /// login steps the event loop answers itself (QuickAnswers) read no file.
+    private let rows = Mutex<[String: Account]>([:])
 
     public struct Account: Codable, FetchableRecord, PersistableRecord, Sendable, Equatable {
         public static let databaseTableName = "account"
@@ -127,6 +132,28 @@ public final class StateStore: Sendable {
             }
         }
         try migrator.migrate(db)
+        let all = try db.read { try Account.fetchAll($0) }
+        rows.withLock { r in for a in all { r[a.username] = a } }
+    }
+
+    /// The account row of `username` as last committed, from memory.
+    public func cachedAccount(_ username: String) -> Account? {
+        rows.withLock { $0[username] }
+    }
+
+    /// A write that changes the account rows of `usernames`: their rows as
+    /// the transaction leaves them replace the ones in memory once it commits.
+    func writeAccounts<T>(_ usernames: [String], _ body: (Database) throws -> T) throws -> T {
+        try db.write { db in
+            let result = try body(db)
+            var rowsAfter: [String: Account?] = [:]
+            for name in usernames { rowsAfter.updateValue(try Account.fetchOne(db, key: name), forKey: name) }
+            let after = rowsAfter
+            db.afterNextTransaction(onCommit: { [self] _ in
+                rows.withLock { r in for (name, row) in after { r[name] = row } }
+            })
+            return result
+        }
     }
 
     public struct Reservation: Codable, FetchableRecord, PersistableRecord, Sendable, Equatable {
@@ -256,7 +283,7 @@ public final class StateStore: Sendable {
     /// Step 1 of provisioning: the intent, written before useradd runs, so a
     /// crash after it can be undone at the next start.
     public func beginProvisioning(_ a: Account) throws {
-        try db.write { try a.insert($0) }
+        try writeAccounts([a.username]) { try a.insert($0) }
     }
 
     /// Step 3: the account becomes active, bound, and its report queued, in
@@ -264,7 +291,7 @@ public final class StateStore: Sendable {
     public func commitBinding(username: String, issuer: String, subject: String, passwordMode: PasswordMode, boundAt: String, report: OutboxItem)
         throws
     {
-        try db.write { db in
+        try writeAccounts([username]) { db in
             guard var a = try Account.fetchOne(db, key: username), a.state == .provisioning || a.state == .pending else {
                 throw Sys.Failure("no provisioning record for \(username)")
             }
@@ -280,7 +307,7 @@ public final class StateStore: Sendable {
     }
 
     public func update(_ a: Account) throws {
-        try db.write { try a.update($0) }
+        try writeAccounts([a.username]) { try a.update($0) }
     }
 
     /// An account made ahead of its user's first sign-in becomes pending,
@@ -289,7 +316,7 @@ public final class StateStore: Sendable {
     public func commitPending(
         username: String, state: AccountState, passwordMode: PasswordMode?, managedGroups: String, boundAt: String, report: OutboxItem
     ) throws {
-        try db.write { db in
+        try writeAccounts([username]) { db in
             guard var a = try Account.fetchOne(db, key: username), a.state == .provisioning else {
                 throw Sys.Failure("no provisioning record for \(username)")
             }
@@ -306,7 +333,7 @@ public final class StateStore: Sendable {
     /// Records an account fedlogin did not create as managed (an admin's
     /// `bind --adopt`), with its report, in one transaction.
     public func adopt(_ a: Account, report: OutboxItem) throws {
-        try db.write { db in
+        try writeAccounts([a.username]) { db in
             try a.insert(db)
             try report.insert(db)
         }
@@ -314,14 +341,14 @@ public final class StateStore: Sendable {
 
     /// Stops managing an account (the account stays) and queues the unbind report.
     public func release(_ username: String, report: OutboxItem) throws {
-        try db.write { db in
+        try writeAccounts([username]) { db in
             _ = try Account.deleteOne(db, key: username)
             try report.insert(db)
         }
     }
 
     public func forget(_ username: String) throws {
-        _ = try db.write { try Account.deleteOne($0, key: username) }
+        _ = try writeAccounts([username]) { try Account.deleteOne($0, key: username) }
     }
 
     public func provisioning() throws -> [Account] {
