@@ -31,6 +31,15 @@ struct MemoryAnswerTests {
         #expect(
             await w.flow.accountCheck(user: "bob", service: "login", peer: ScriptedConversation().peer) == (.success, "managed account, not locked"))
         #expect(w.flow.answerFromMemory(authenticate("root"))! == (.ignore, "root is never a fedlogin account"))
+        // Local accounts fedlogin does not manage.
+        w.accounts.add("admin", uid: 1500)
+        w.accounts.add("daemonuser", uid: 12)
+        for name in ["admin", "daemonuser"] {
+            let full = await w.authenticate(name, conv: ScriptedConversation())
+            #expect(full.0 == .ignore)
+            #expect(w.flow.answerFromMemory(authenticate(name))! == full)
+        }
+        #expect(w.flow.answerFromMemory(authenticate("nobody-here")) == nil)  // a first login, perhaps
         #expect(w.flow.answerFromMemory(acct("someone-local"))! == (.ignore, "no fedlogin account policy applies"))
         #expect(await w.flow.accountCheck(user: "someone-local", service: "login", peer: ScriptedConversation().peer).0 == .ignore)
     }

@@ -11,13 +11,21 @@ extension LoginFlow {
         switch request {
         case .authenticate(let r):
             if r.user == "root" { return (.ignore, "root is never a fedlogin account") }
+            guard let local = try? runtime.accounts.lookup(r.user) else { return nil }
+            // A local account fedlogin does not manage (a system account, an
+            // administrator's): never fedlogin's, pam_unix decides.
+            guard let rec = runtime.state.cachedAccount(r.user) else {
+                guard !SafeText.hasUnsafe(r.user),
+                    case .notOurs(let reason) = LoginPlanner.plan(
+                        requested: r.user, local: local, managed: false, directoryUser: nil, policy: nil, configuredIdPs: [],
+                        uidMin: runtime.uidMin, rules: runtime.accountRules, uidTaken: { _ in true })
+                else { return nil }
+                return (.ignore, reason)
+            }
             // A managed account whose local password or passcode decides
             // (pam_unix checks it): active, not locked, still the local
             // account fedlogin made.
-            guard let rec = runtime.state.cachedAccount(r.user), rec.state == .active,
-                let local = try? runtime.accounts.lookup(r.user), local.uid == rec.uid,
-                Self.lockStop(rec, now: runtime.clock.now()) == nil
-            else { return nil }
+            guard rec.state == .active, local.uid == rec.uid, Self.lockStop(rec, now: runtime.clock.now()) == nil else { return nil }
             return (.ignore, "fedlogin account: the local credential decides")
         case .acctMgmt(let user, let service):
             if user == "root" { return (.ignore, "no fedlogin account policy applies") }
