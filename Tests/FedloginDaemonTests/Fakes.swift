@@ -250,6 +250,7 @@ struct TestWorld {
     }
 
     var flow: LoginFlow { LoginFlow(runtime: runtime) }
+    var credential: LocalCredential { LocalCredential(runtime: runtime) }
 
     func authenticate(_ user: String = "alice", service: String = "sshd", conv: ScriptedConversation) async -> (ResultStatus, String) {
         await flow.authenticate(PAMRequest(user: user, service: service, tty: "", rhost: "", ruser: ""), conv: conv)

@@ -131,7 +131,7 @@ struct NSSResolver {
     /// a set-user-ID program run by a user (su) asks for that user.
     var callerIsRoot: Bool {
         guard let caller, caller.isRoot else { return false }
-        return LoginFlow.realUID(of: caller.pid) == 0
+        return LocalCredential.realUID(of: caller.pid) == 0
     }
 
     /// The limit on reservations for non-root callers, from the uid range
