@@ -102,12 +102,9 @@ struct NSSResolver {
         let byRoot = callerIsRoot
         let inFlight = runtime.inFlight
         do {
-            reservation = try state.reserve(
+            reservation = try AccountProvisioner(runtime: runtime).reserve(
                 name, gecos: gecos, wanted: p.uid, byRoot: byRoot, limit: reservationLimit,
-                busy: { inFlight.names.withLockedValue { $0 }.contains($0) }
-            ) { others in
-                try accounts.freeUID(in: config.uidMin...config.uidMax, reserved: others)
-            }
+                busy: { inFlight.names.withLockedValue { $0 }.contains($0) })
         } catch let e as StateStore.ReservationLimitReached {
             // Not cached: a root caller's lookup of the name still gets its entry.
             Self.limitReports.report(runtime.logger, "NSS lookups by non-root callers: no uid reserved for \(name) and others: \(e)")
