@@ -86,7 +86,7 @@ public final class Runtime: Sendable {
         self.inFlightShared = inFlight
         accounts = seams.accounts(config)
         nssCache = NSSCache(
-            file: (config.socketPath as NSString).deletingLastPathComponent + "/nss.cache", state: state, logger: logger)
+            file: (config.socketPath as NSString).deletingLastPathComponent + "/nss.cache", state: state, logger: logger, clock: seams.clock)
         uidMin = accounts.uidMin()
         directory = seams.directory(config)
         idps = config.idps.mapValues {

@@ -173,6 +173,8 @@ final class ScriptedConversation: PAMConversation, @unchecked Sendable {
     var reply: (@Sendable ([String]) -> String?)?
     var shown: [String] = []
     var prompts: [String] = []
+    /// How long each prompt would have waited for its answer.
+    var timeouts: [Double] = []
 
     init(root: Bool = true, answers: [String] = []) {
         peer = PeerCredentials(pid: 4242, uid: root ? 0 : 1000, gid: root ? 0 : 1000)
@@ -186,6 +188,7 @@ final class ScriptedConversation: PAMConversation, @unchecked Sendable {
     func ask(_ prompt: String, echo: Bool, timeout: Double) async throws -> String {
         let next: String? = lock.withLock {
             prompts.append(prompt)
+            timeouts.append(timeout)
             if !answers.isEmpty { return answers.removeFirst() }
             return reply?(shown)
         }
@@ -251,6 +254,7 @@ struct TestWorld {
     }
 
     var flow: LoginFlow { LoginFlow(runtime: runtime) }
+    var credential: LocalCredential { LocalCredential(runtime: runtime) }
 
     func authenticate(_ user: String = "alice", service: String = "sshd", conv: ScriptedConversation) async -> (ResultStatus, String) {
         await flow.authenticate(PAMRequest(user: user, service: service, tty: "", rhost: "", ruser: ""), conv: conv)

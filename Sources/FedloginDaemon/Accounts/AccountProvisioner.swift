@@ -4,7 +4,8 @@ import Foundation
 import Logging
 
 /// Makes a managed account, for a first login and ahead of one (sync's
-/// pre-provisioning, `fedloginctl bind`): reserve the uid, record the
+/// pre-provisioning, `fedloginctl bind`), and reserves the uid an NSS
+/// lookup announces (`reserve` alone): reserve the uid, record the
 /// intent, create it with shadow-utils, set its password and groups, then
 /// commit it with its binding report queued, or undo it. A crash at any
 /// point leaves nothing (the intent is undone at the next start,
@@ -53,6 +54,23 @@ struct AccountProvisioner {
         }
     }
 
+    /// Step 0, and all an NSS lookup does ahead of a first login
+    /// (`NSSResolver.lookUp`): the uid for `name` (`wanted` if it is free,
+    /// else the first free one in the range) reserved in one transaction
+    /// of the state database; nil when the range has none. A non-root
+    /// caller's reservation is tentative and within `limit`
+    /// (`StateStore.reserve`); `busy` names the users with a sign-in in progress.
+    func reserve(
+        _ name: String, gecos: String, wanted: UInt32?, byRoot: Bool = true, limit: ReservationLimit? = nil,
+        busy: @escaping (String) -> Bool = { _ in false }
+    ) throws -> StateStore.Reservation? {
+        let accounts = runtime.accounts
+        let config = runtime.config.accounts
+        return try runtime.state.reserve(name, gecos: gecos, wanted: wanted, byRoot: byRoot, limit: limit, busy: busy) { others in
+            try accounts.freeUID(in: config.uidMin...config.uidMax, reserved: others)
+        }
+    }
+
     /// Runs the steps; returns the committed record.
     func make(_ r: Request, log: Logger) throws(Failure) -> StateStore.Account {
         let state = runtime.state
@@ -66,11 +84,7 @@ struct AccountProvisioner {
             // The uid NSS announced for this user, if it did: the account gets
             // exactly that one. Otherwise one is chosen and reserved in one
             // transaction, so two first logins at once never pick the same uid.
-            let reservation = try state.reserve(
-                r.localName, gecos: gecos, wanted: r.wantedUID,
-                choose: { others in
-                    try accounts.freeUID(in: range, reserved: others)
-                })
+            let reservation = try reserve(r.localName, gecos: gecos, wanted: r.wantedUID)
             guard let uid = reservation?.uid else { throw Failure.noFreeUID(range) }
             // 1. The intent, durable before anything changes on the system.
             record = StateStore.Account(

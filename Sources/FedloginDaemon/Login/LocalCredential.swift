@@ -3,11 +3,20 @@ import FedloginNIO
 import Foundation
 import Logging
 
-/// The requests about a managed account's local credential: a wrong
-/// password (lockout, and the offer to reset a forgotten passcode at the
-/// IdP), the account check, a password change by password authority, and a
-/// user's own passcode reset.
-extension LoginFlow {
+/// The requests about an existing managed account's local credential: a
+/// wrong password (lockout, and the offer to reset a forgotten passcode at
+/// the IdP), the account check, a password change by password authority,
+/// and a user's own passcode reset. A first login is `LoginFlow`'s; both
+/// end early with a `LoginFlow.Stop`, mapped to the RESULT in one place
+/// (`LoginFlow.result(after:)`, LoginFlow+Ending.swift).
+struct LocalCredential: Sendable {
+    typealias Stop = LoginFlow.Stop
+    let runtime: Runtime
+    var config: DaemonConfig { runtime.config }
+    var logger: Logger { runtime.logger }
+    /// The first-login side: the lock check, the passcode choice and the RESULT mapping it shares.
+    var flow: LoginFlow { LoginFlow(runtime: runtime) }
+
     /// The active managed account of `user`, if it is one that exists locally with its uid.
     func activeAccount(_ user: String) throws -> StateStore.Account? {
         guard user != "root", let rec = try runtime.state.account(user), rec.state == .active,
@@ -32,7 +41,7 @@ extension LoginFlow {
                 if case .locked(let until) = counted {
                     log.notice(
                         "account locked after \(rec.failedAttempts) failed attempts",
-                        metadata: ["message_id": "\(MessageID.accountLocked)", "until": "\(Self.clock(until))"])
+                        metadata: ["message_id": "\(MessageID.accountLocked)", "until": "\(LoginFlow.clock(until))"])
                 }
                 try runtime.state.update(rec)
                 // The lockout holds in /etc/shadow too (pam_unix refuses the
@@ -43,13 +52,13 @@ extension LoginFlow {
             }
             log.notice("local password wrong", metadata: ["message_id": "\(MessageID.loginFailure)", "failed_attempts": "\(rec.failedAttempts)"])
             guard rec.passwordMode == .passcode else {
-                if let stop = Self.lockStop(rec, now: now) { try? await conv.error(stop.userMessage ?? "") }
+                if let stop = LoginFlow.lockStop(rec, now: now) { try? await conv.error(stop.userMessage ?? "") }
                 return (.authError, "wrong password")
             }
             // The lockout notice goes before the offer: a message with no
             // prompt after it never reaches an SSH client (sshd sends PAM's
             // messages with the next prompt of keyboard-interactive).
-            if let stop = Self.lockStop(rec, now: now) { try await conv.error(stop.userMessage ?? "") }
+            if let stop = LoginFlow.lockStop(rec, now: now) { try await conv.error(stop.userMessage ?? "") }
             let answer = try await conv.ask(
                 "Wrong passcode. Forgot it? Type \"reset\" to sign in with your identity provider and choose a new one, or press Enter: ",
                 echo: true, timeout: config.signinTimeout(service: request.service))
@@ -58,7 +67,7 @@ extension LoginFlow {
             }
             return try await resetPasscode(rec, service: request.service, conv: conv, log: log)
         } catch {
-            return await result(after: error, .failedLogin, conv: conv, log: log)
+            return await flow.result(after: error, .failedLogin, conv: conv, log: log)
         }
     }
 
@@ -130,7 +139,7 @@ extension LoginFlow {
             throw Stop(status: .authError, userMessage: "Another change to \(rec.username) is in progress. Try again.", reason: "reset: busy")
         }
         defer { runtime.inFlight.end(rec.username) }
-        let hash = try await choosePasscode(
+        let hash = try await flow.choosePasscode(
             user: rec.username, policy: policy.passcode, timeout: config.signinTimeout(service: service), conv: conv)
         try await conv.keepingAlive { [runtime] in
             try await Blocking.accountChange {
@@ -155,7 +164,7 @@ extension LoginFlow {
                 return (.ignore, "no fedlogin account policy applies")
             }
             let now = runtime.clock.now()
-            if let stop = Self.lockStop(rec, now: now) {
+            if let stop = LoginFlow.lockStop(rec, now: now) {
                 logger.notice(
                     "login refused: \(stop.reason)",
                     metadata: ["message_id": "\(MessageID.loginFailure)", "user": "\(user)", "service": "\(service)"])
@@ -280,7 +289,7 @@ extension LoginFlow {
             log.notice("passcode changed")
             return (.success, "passcode changed")
         } catch {
-            return await result(after: error, .passwordChange, conv: conv, log: log)
+            return await flow.result(after: error, .passwordChange, conv: conv, log: log)
         }
     }
 
@@ -348,7 +357,7 @@ extension LoginFlow {
             }
             return try await resetPasscode(rec, service: "fedloginctl", conv: conv, log: log)
         } catch {
-            return await result(after: error, .ownPasscodeReset, conv: conv, log: log)
+            return await flow.result(after: error, .ownPasscodeReset, conv: conv, log: log)
         }
     }
 }

@@ -2,7 +2,7 @@ import FedloginCore
 import FedloginNIO
 import Logging
 
-/// How a request handled by `LoginFlow` ends early: one mapping from a
+/// How a request handled by `LoginFlow` or `LocalCredential` ends early: one mapping from a
 /// `Stop`, a conversation that ended, or any other error to the RESULT sent
 /// to pam_fedlogin, what the user is told and what the log says.
 extension LoginFlow {

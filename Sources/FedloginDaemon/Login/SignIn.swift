@@ -200,33 +200,8 @@ struct SignIn: Sendable {
         try await conv.info(
             "Sign in with \(idp.displayName) \(plan.purpose).\nOpen this address in a browser on this machine:\n\(url)\nIf the browser cannot come back to this machine, paste the address it ends on at the prompt. You have \(Self.timeLeft(deadline, now: runtime.clock.now()))."
         )
-        var response: AuthorizationResponse?
-        while response == nil {
-            let left = deadline - runtime.clock.now()
-            guard left > 0 else {
-                throw Stop(status: .authError, userMessage: "The sign-in took too long. Start the login again.", reason: "sign-in timed out")
-            }
-            let answer = try await conv.ask("Press Enter once you have signed in: ", echo: true, timeout: left)
-            if answer.contains("code=") || answer.contains("error=") {
-                // Paste-back: the address the browser ended on.
-                let pasted = AuthorizationResponse(target: answer.trimmingCharacters(in: .whitespaces))
-                guard pasted.state == state else {
-                    throw Stop(
-                        status: .authError, userMessage: "That address belongs to another sign-in. Start the login again.",
-                        reason: "pasted address with a wrong state")
-                }
-                runtime.callbacks.unregister(state: state)
-                response = pasted
-                break
-            }
-            // The redirect may still be on its way: wait a little, with keepalives.
-            let callbacks = runtime.callbacks
-            response = try await conv.keepingAlive { await callbacks.wait(state: state, within: 3) }
-            if response == nil {
-                try await conv.error("The sign-in has not finished yet. Finish it in the browser, then press Enter.")
-            }
-        }
-        guard let response else { throw Stop(status: .authError, userMessage: nil, reason: "no callback") }
+        let response = try await Self.waitForResponse(
+            LoopbackWait(state: state, deadline: deadline), callbacks: runtime.callbacks, clock: runtime.clock, conv: conv)
         if let error = response.error {
             let why =
                 error == "access_denied"
@@ -243,6 +218,41 @@ struct SignIn: Sendable {
             throw Stop(status: .authError, userMessage: e.userMessage, reason: e.description)
         }
         return try await verify(token, client: client, nonce: nonce, conv: conv)
+    }
+
+    /// The shell around `LoopbackWait`: prompts, awaits the redirect with
+    /// keepalives, reminds, and turns its failures into `Stop`s. The
+    /// sign-in's `state` is unregistered once it has its response, so a
+    /// later redirect with it gets the listener's error page.
+    static func waitForResponse(
+        _ machine: LoopbackWait, callbacks: CallbackRegistry, clock: any WallClock, conv: any PAMConversation
+    ) async throws -> AuthorizationResponse {
+        var machine = machine
+        let state = machine.state
+        var action = machine.started(now: clock.now())
+        while true {
+            switch action {
+            case .prompt(let timeout):
+                let answer = try await conv.ask("Press Enter once you have signed in: ", echo: true, timeout: timeout)
+                action = machine.answered(answer)
+            case .awaitCallback(let seconds):
+                // The redirect may still be on its way: wait a little, with keepalives.
+                let arrived = try await conv.keepingAlive { await callbacks.wait(state: state, within: seconds, clock: clock) }
+                action = machine.callbackWaited(arrived)
+            case .remind:
+                try await conv.error("The sign-in has not finished yet. Finish it in the browser, then press Enter.")
+                action = machine.reminded(now: clock.now())
+            case .finish(let response):
+                callbacks.unregister(state: state)
+                return response
+            case .fail(.deadlinePassed):
+                throw Stop(status: .authError, userMessage: "The sign-in took too long. Start the login again.", reason: "sign-in timed out")
+            case .fail(.wrongState):
+                throw Stop(
+                    status: .authError, userMessage: "That address belongs to another sign-in. Start the login again.",
+                    reason: "pasted address with a wrong state")
+            }
+        }
     }
 
     static func randomToken() -> String {

@@ -12,7 +12,8 @@ import NIOPosix
 /// callback with an unknown state gets an error page and ends nobody's login.
 public final class CallbackRegistry: Sendable {
     enum Slot: Sendable {
-        case waiting
+        /// Registered; `waiter` is resumed when the callback arrives.
+        case waiting(waiter: CheckedContinuation<Void, Never>?)
         case arrived(AuthorizationResponse)
         case taken
     }
@@ -22,21 +23,25 @@ public final class CallbackRegistry: Sendable {
     public init() {}
 
     public func register(state: String) {
-        slots.withLockedValue { $0[state] = .waiting }
+        slots.withLockedValue { $0[state] = .waiting(waiter: nil) }
     }
 
+    /// Forgets `state`; a wait for it ends.
     public func unregister(state: String) {
-        _ = slots.withLockedValue { $0.removeValue(forKey: state) }
+        let slot = slots.withLockedValue { $0.removeValue(forKey: state) }
+        if case .waiting(let waiter?) = slot { waiter.resume() }
     }
 
     /// Delivers a callback; false when its state is unknown or used already.
     func deliver(_ response: AuthorizationResponse) -> Bool {
         guard let state = response.state else { return false }
-        return slots.withLockedValue { slots in
-            guard case .waiting = slots[state] else { return false }
+        let (delivered, waiter) = slots.withLockedValue { slots -> (Bool, CheckedContinuation<Void, Never>?) in
+            guard case .waiting(let waiter) = slots[state] else { return (false, nil) }
             slots[state] = .arrived(response)
-            return true
+            return (true, waiter)
         }
+        waiter?.resume()
+        return delivered
     }
 
     /// Takes the callback for `state` if it has arrived (once).
@@ -48,13 +53,39 @@ public final class CallbackRegistry: Sendable {
         }
     }
 
-    /// Waits up to `seconds` for the callback of `state`.
-    public func wait(state: String, within seconds: Double) async -> AuthorizationResponse? {
-        let end = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
-        while true {
-            if let r = take(state: state) { return r }
-            if ContinuousClock.now >= end || Task.isCancelled { return nil }
-            try? await Task.sleep(for: .milliseconds(50))
+    /// Waits up to `seconds` on `clock` for the callback of `state`: woken
+    /// by its delivery, not by polling.
+    public func wait(state: String, within seconds: Double, clock: any WallClock) async -> AuthorizationResponse? {
+        if let r = take(state: state) { return r }
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.arrival(state: state) }
+            group.addTask { try? await clock.sleep(seconds: seconds) }
+            await group.next()
+            group.cancelAll()
+        }
+        return take(state: state)
+    }
+
+    /// Returns when the callback of `state` has arrived, `state` is not
+    /// (or no longer) waiting, or the task is cancelled.
+    func arrival(state: String) async {
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                let now = slots.withLockedValue { slots -> Bool in
+                    // Cancelled before the handler below could see the waiter: not installed.
+                    guard case .waiting(waiter: .none) = slots[state], !Task.isCancelled else { return true }
+                    slots[state] = .waiting(waiter: c)
+                    return false
+                }
+                if now { c.resume() }
+            }
+        } onCancel: {
+            let waiter = slots.withLockedValue { slots -> CheckedContinuation<Void, Never>? in
+                guard case .waiting(let waiter?) = slots[state] else { return nil }
+                slots[state] = .waiting(waiter: nil)
+                return waiter
+            }
+            waiter?.resume()
         }
     }
 }

@@ -102,12 +102,9 @@ struct NSSResolver {
         let byRoot = callerIsRoot
         let inFlight = runtime.inFlight
         do {
-            reservation = try state.reserve(
+            reservation = try AccountProvisioner(runtime: runtime).reserve(
                 name, gecos: gecos, wanted: p.uid, byRoot: byRoot, limit: reservationLimit,
-                busy: { inFlight.names.withLockedValue { $0 }.contains($0) }
-            ) { others in
-                try accounts.freeUID(in: config.uidMin...config.uidMax, reserved: others)
-            }
+                busy: { inFlight.names.withLockedValue { $0 }.contains($0) })
         } catch let e as StateStore.ReservationLimitReached {
             // Not cached: a root caller's lookup of the name still gets its entry.
             Self.limitReports.report(runtime.logger, "NSS lookups by non-root callers: no uid reserved for \(name) and others: \(e)")
@@ -131,7 +128,7 @@ struct NSSResolver {
     /// a set-user-ID program run by a user (su) asks for that user.
     var callerIsRoot: Bool {
         guard let caller, caller.isRoot else { return false }
-        return LoginFlow.realUID(of: caller.pid) == 0
+        return LocalCredential.realUID(of: caller.pid) == 0
     }
 
     /// The limit on reservations for non-root callers, from the uid range
@@ -161,26 +158,18 @@ struct NSSResolver {
 /// before it connects: a lookup the file answers costs no round trip. The
 /// file holds the fresh answers (each with its expiry), an ASK record for
 /// every reserved uid without one, and `ids_until`: until then, a uid the
-/// file does not list is not fedlogin's. A new passwd entry (and with it a
-/// new reservation) and a cleared cache are written before the request is
-/// answered; new NOTFOUND answers at most every 50 ms (and at the latest
-/// 50 ms after they came); any request that reaches
-/// the daemon renews a file half its lifetime old.
+/// file does not list is not fedlogin's. How long answers hold and how many
+/// are kept is `NSSCachePolicy`; when the file is written,
+/// `NSSCachePublishing` (both in FedloginCore, on `clock`'s time).
 final class NSSCache: Sendable {
-    let ttl: Double
+    let policy: NSSCachePolicy
+    let clock: any WallClock
     let entries = NIOLockedValueBox([String: (NSSResolver.Answer, Double)]())
     let file: String?
     let state: StateStore?
     let logger: Logger?
 
-    struct Published {
-        var at: Double = 0
-        var dirty = true
-        var failing = false
-        /// A write of the dirty answers is scheduled.
-        var scheduled = false
-    }
-    let published = NIOLockedValueBox(Published())
+    let published: NIOLockedValueBox<NSSCachePublishing>
     let writing = NIOLock()
     /// Names whose cached entry rests on a reservation made only for
     /// non-root callers (see `records`).
@@ -192,41 +181,41 @@ final class NSSCache: Sendable {
         tentative.withLockedValue { if on { $0.insert(name) } else { $0.remove(name) } }
     }
 
-    init(ttl: Double = 10, file: String? = nil, state: StateStore? = nil, logger: Logger? = nil) {
-        self.ttl = ttl
+    init(
+        ttl: Double = NSSCachePolicy.standardTTL, file: String? = nil, state: StateStore? = nil, logger: Logger? = nil,
+        clock: any WallClock = SystemClock()
+    ) {
+        policy = NSSCachePolicy(ttl: ttl)
+        published = NIOLockedValueBox(NSSCachePublishing(ttl: ttl))
+        self.clock = clock
         self.file = file
         self.state = state
         self.logger = logger
     }
 
     func get(_ name: String) -> NSSResolver.Answer? {
-        let now = Date().timeIntervalSince1970
+        let now = clock.now()
         return entries.withLockedValue { e in
-            guard let (a, at) = e[name], now - at < ttl else { return nil }
+            guard let (a, at) = e[name], policy.isFresh(storedAt: at, now: now) else { return nil }
             return a
         }
     }
 
     func put(_ name: String, _ answer: NSSResolver.Answer) {
-        let now = Date().timeIntervalSince1970
+        let now = clock.now()
         entries.withLockedValue { e in
-            if e[name] == nil && e.count >= Self.maxEntries { e = Self.trimmed(e, now: now, ttl: ttl) }
+            if e[name] == nil && e.count >= policy.maxEntries { e = Self.trimmed(e, now: now, policy: policy) }
             e[name] = (answer, now)
         }
         if case .passwd = answer { publish(force: true) } else { publish(changed: true) }
     }
 
-    /// At most this many answers are kept (a lookup of many names cannot grow the daemon).
-    static let maxEntries = 4096
-
-    /// Room for a new answer: the expired ones go, and if that is not
-    /// enough, the oldest quarter. An answer left out is asked again (a
-    /// reservation stays in the state database and in the file as ASK).
+    /// Room for a new answer (`NSSCachePolicy.evictions`).
     static func trimmed(
-        _ e: [String: (NSSResolver.Answer, Double)], now: Double, ttl: Double
+        _ e: [String: (NSSResolver.Answer, Double)], now: Double, policy: NSSCachePolicy
     ) -> [String: (NSSResolver.Answer, Double)] {
         var kept = e
-        for name in CacheBound.evictions(stored: e.mapValues(\.1), now: now, ttl: ttl, max: maxEntries) { kept[name] = nil }
+        for name in policy.evictions(stored: e.mapValues(\.1), now: now) { kept[name] = nil }
         return kept
     }
 
@@ -236,34 +225,24 @@ final class NSSCache: Sendable {
         publish(force: true)
     }
 
-    /// Writes the file when it is due (see the type's comment).
+    /// Writes the file when it is due (`NSSCachePublishing`).
     func publish(force: Bool = false, changed: Bool = false) {
         guard file != nil else { return }
-        let now = Date().timeIntervalSince1970
-        let (due, schedule) = published.withLockedValue { p -> (Bool, Double?) in
-            if force || now - p.at >= ttl / 2 || ((p.dirty || changed) && now - p.at >= Self.minInterval) {
-                p.at = now
-                p.dirty = false
-                return (true, nil)
-            }
-            if changed { p.dirty = true }
-            // Written when the interval is over, even if no request comes then.
-            guard p.dirty, !p.scheduled else { return (false, nil) }
-            p.scheduled = true
-            return (false, p.at + Self.minInterval - now)
-        }
-        if due { writing.withLock { write(now: now) } }
-        if let delay = schedule {
+        let now = clock.now()
+        let decision = published.withLockedValue { $0.publish(now: now, force: force, changed: changed) }
+        switch decision {
+        case .write:
+            writing.withLock { write(now: now) }
+        case .schedule(let delay):
             Task { [self] in
-                try? await Task.sleep(nanoseconds: UInt64(max(0, delay) * 1e9) + 1_000_000)
-                published.withLockedValue { $0.scheduled = false }
+                try? await clock.sleep(seconds: max(0, delay) + 0.001)
+                published.withLockedValue { $0.scheduledWriteWoke() }
                 publish()
             }
+        case .none:
+            break
         }
     }
-
-    /// The shortest time between two writes that only add NOTFOUND answers.
-    static let minInterval = 0.05
 
     func records(now: Double) -> [NSSCacheFile.Record] {
         var out: [NSSCacheFile.Record] = []
@@ -273,8 +252,8 @@ final class NSSCache: Sendable {
         // which makes the reservation root's.
         let tentative = Set(reserved.filter { !$0.byRoot }.map(\.username))
         entries.withLockedValue { e in
-            for (name, (answer, at)) in e where now - at < ttl {
-                let expires = Int64((at + ttl).rounded(.down))
+            for (name, (answer, at)) in e where policy.isFresh(storedAt: at, now: now) {
+                let expires = policy.expires(storedAt: at)
                 switch answer {
                 case .passwd(let p): if !tentative.contains(name) { out.append(.user(p, expires: expires)) }
                 case .notFound: out.append(NSSCacheFile.Record(kind: .notFound, name: name, expires: expires))
@@ -292,7 +271,7 @@ final class NSSCache: Sendable {
     func write(now: Double) {
         guard let file else { return }
         let bytes = NSSCacheFile.encode(
-            records: records(now: now), generated: Int64(now.rounded(.down)), idsUntil: Int64((now + ttl).rounded(.down)))
+            records: records(now: now), generated: Int64(now.rounded(.down)), idsUntil: policy.idsUntil(now: now))
         let tmp = file + ".new"
         var problem: String?
         let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o644)
@@ -316,16 +295,10 @@ final class NSSCache: Sendable {
             if problem != nil { unlink(tmp) }
         }
         // Lookups still work without the file (through the socket): say so once, not per lookup.
-        let report = published.withLockedValue { p -> Bool in
-            defer { p.failing = problem != nil }
-            return p.failing != (problem != nil)
-        }
-        if report {
-            if let problem {
-                logger?.warning("NSS cache file not updated, lookups go through the socket: \(problem)")
-            } else {
-                logger?.info("NSS cache file updated again", metadata: ["file": "\(file)"])
-            }
+        switch published.withLockedValue({ $0.wrote(ok: problem == nil) }) {
+        case .failing: logger?.warning("NSS cache file not updated, lookups go through the socket: \(problem ?? "")")
+        case .recovered: logger?.info("NSS cache file updated again", metadata: ["file": "\(file)"])
+        case nil: break
         }
     }
 

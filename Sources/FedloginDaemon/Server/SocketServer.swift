@@ -165,19 +165,19 @@ public struct SocketServer: Service {
             let (status, reason) = await LoginFlow(runtime: runtime).authenticate(r, conv: conv)
             await conv.finish(status, reason: reason)
         case .authFailed(let r):
-            let (status, reason) = await LoginFlow(runtime: runtime).authFailed(r, conv: conv)
+            let (status, reason) = await LocalCredential(runtime: runtime).authFailed(r, conv: conv)
             await conv.finish(status, reason: reason)
         case .acctMgmt(let user, let service):
-            let (status, reason) = await LoginFlow(runtime: runtime).accountCheck(user: user, service: service, peer: conv.peer)
+            let (status, reason) = await LocalCredential(runtime: runtime).accountCheck(user: user, service: service, peer: conv.peer)
             await conv.finish(status, reason: reason)
         case .chauthtok(let user, let service):
-            let (status, reason) = await LoginFlow(runtime: runtime).changePassword(user: user, service: service, peer: conv.peer, conv: conv)
+            let (status, reason) = await LocalCredential(runtime: runtime).changePassword(user: user, service: service, peer: conv.peer, conv: conv)
             await conv.finish(status, reason: reason)
         case .chauthtokPrelim(let user, _):
-            let (status, reason) = LoginFlow(runtime: runtime).passwordCheck(user: user, peer: conv.peer)
+            let (status, reason) = LocalCredential(runtime: runtime).passwordCheck(user: user, peer: conv.peer)
             await conv.finish(status, reason: reason)
         case .passcodeReset:
-            let (status, reason) = await LoginFlow(runtime: runtime).ownPasscodeReset(peer: conv.peer, conv: conv)
+            let (status, reason) = await LocalCredential(runtime: runtime).ownPasscodeReset(peer: conv.peer, conv: conv)
             await conv.finish(status, reason: reason)
         case .nssGetpwnam(let name):
             try await answerNSS(await NSSResolver(runtime: runtime, caller: conv.peer).passwd(name: name), conv: conv)
