@@ -29,7 +29,9 @@ struct MemoryAnswerTests {
         #expect(await w.authenticate("bob", conv: ScriptedConversation()) == (.ignore, "fedlogin account: the local credential decides"))
         #expect(w.flow.answerFromMemory(acct("bob"))! == (.success, "managed account, not locked"))
         #expect(
-            await w.flow.accountCheck(user: "bob", service: "login", peer: ScriptedConversation().peer) == (.success, "managed account, not locked"))
+            await w.credential.accountCheck(user: "bob", service: "login", peer: ScriptedConversation().peer) == (
+                .success, "managed account, not locked"
+            ))
         #expect(w.flow.answerFromMemory(authenticate("root"))! == (.ignore, "root is never a fedlogin account"))
         // Local accounts fedlogin does not manage.
         w.accounts.add("admin", uid: 1500)
@@ -41,7 +43,7 @@ struct MemoryAnswerTests {
         }
         #expect(w.flow.answerFromMemory(authenticate("nobody-here")) == nil)  // a first login, perhaps
         #expect(w.flow.answerFromMemory(acct("someone-local"))! == (.ignore, "no fedlogin account policy applies"))
-        #expect(await w.flow.accountCheck(user: "someone-local", service: "login", peer: ScriptedConversation().peer).0 == .ignore)
+        #expect(await w.credential.accountCheck(user: "someone-local", service: "login", peer: ScriptedConversation().peer).0 == .ignore)
     }
 
     @Test func everyWriteReachesMemoryAtOnce() async throws {
@@ -50,13 +52,13 @@ struct MemoryAnswerTests {
         let request = PAMRequest(user: "bob", service: "login")
         _ = try managed(w)
         // A failed attempt to clear: the account check goes the full way, which clears it.
-        _ = await w.flow.authFailed(request, conv: ScriptedConversation())
+        _ = await w.credential.authFailed(request, conv: ScriptedConversation())
         #expect(w.flow.answerFromMemory(acct("bob")) == nil)
         #expect(w.flow.answerFromMemory(authenticate("bob")) != nil)
-        #expect(await w.flow.accountCheck(user: "bob", service: "login", peer: ScriptedConversation().peer).0 == .success)
+        #expect(await w.credential.accountCheck(user: "bob", service: "login", peer: ScriptedConversation().peer).0 == .success)
         #expect(w.flow.answerFromMemory(acct("bob")) != nil)
         // Locked out: neither step is answered from memory; when it has run out, the full path clears it.
-        for _ in 0..<3 { _ = await w.flow.authFailed(request, conv: ScriptedConversation()) }
+        for _ in 0..<3 { _ = await w.credential.authFailed(request, conv: ScriptedConversation()) }
         #expect(w.flow.answerFromMemory(authenticate("bob")) == nil)
         #expect(w.flow.answerFromMemory(acct("bob")) == nil)
         w.clock.advance(900)
