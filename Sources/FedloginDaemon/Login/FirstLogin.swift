@@ -209,25 +209,18 @@ struct LoginFlow: Sendable {
     /// Asks for a new passcode twice and checks it against the policy; returns its hash.
     /// Both answers are held in `SecretBytes`, wiped once hashed or refused.
     func choosePasscode(user: String, policy: PasscodePolicy, timeout: Double, conv: any PAMConversation) async throws -> String {
-        for attempt in 1...PasscodePolicy.choiceTries {
-            let left = PasscodePolicy.triesLeftText(PasscodePolicy.choiceTries - attempt)
-            let first = try await conv.askSecret("Choose a passcode for \(user) on this machine: ", timeout: timeout)
-            defer { first.wipe() }
-            let problems = first.withUnsafeBytes { policy.problems(withUTF8: $0) }
-            guard problems.isEmpty else {
-                try await conv.error("That passcode is too weak: \(problems.joined(separator: "; ")).\(left)")
-                continue
-            }
-            let second = try await conv.askSecret("Repeat the passcode: ", timeout: timeout)
-            defer { second.wipe() }
-            guard first.constantTimeEquals(second) else {
-                try await conv.error("The passcodes do not match.\(left)")
-                continue
-            }
-            return try await conv.keepingAlive { try await Blocking.compute { try Sys.hashPasscode(first) } }
+        guard
+            let chosen = try await conv.askNewSecret(
+                prompt: "Choose a passcode for \(user) on this machine: ", repeatPrompt: "Repeat the passcode: ",
+                weak: "That passcode is too weak", mismatch: "The passcodes do not match.", timeout: timeout,
+                problems: { s in s.withUnsafeBytes { policy.problems(withUTF8: $0) } })
+        else {
+            throw Stop(
+                status: .authError, userMessage: "No passcode was set. Start the login again to try once more.",
+                reason: "passcode not set after 3 tries")
         }
-        throw Stop(
-            status: .authError, userMessage: "No passcode was set. Start the login again to try once more.", reason: "passcode not set after 3 tries")
+        defer { chosen.wipe() }
+        return try await conv.keepingAlive { try await Blocking.compute { try Sys.hashPasscode(chosen) } }
     }
 
     /// Creates the account so that a crash at any point leaves either nothing

@@ -308,25 +308,15 @@ struct LocalCredential: Sendable {
     /// Asks for the new password twice; returns it in a `SecretBytes` the
     /// caller wipes (the refused and repeated answers are wiped here).
     func askNew(what: String, user: String, policy: PasscodePolicy?, conv: any PAMConversation, timeout: Double) async throws -> SecretBytes {
-        for attempt in 1...PasscodePolicy.choiceTries {
-            let left = PasscodePolicy.triesLeftText(PasscodePolicy.choiceTries - attempt)
-            let first = try await conv.askSecret("New \(what): ", timeout: timeout)
-            let problems = policy.map { p in first.withUnsafeBytes { p.problems(withUTF8: $0) } } ?? (first.isEmpty ? ["it is empty"] : [])
-            guard problems.isEmpty else {
-                first.wipe()
-                try await conv.error("That \(what) is too weak: \(problems.joined(separator: "; ")).\(left)")
-                continue
-            }
-            let second = try await conv.askSecret("Repeat the new \(what): ", timeout: timeout)
-            defer { second.wipe() }
-            guard first.constantTimeEquals(second) else {
-                first.wipe()
-                try await conv.error("The \(what)s do not match.\(left)")
-                continue
-            }
-            return first
+        guard
+            let chosen = try await conv.askNewSecret(
+                prompt: "New \(what): ", repeatPrompt: "Repeat the new \(what): ", weak: "That \(what) is too weak",
+                mismatch: "The \(what)s do not match.", timeout: timeout,
+                problems: { s in policy.map { p in s.withUnsafeBytes { p.problems(withUTF8: $0) } } ?? (s.isEmpty ? ["it is empty"] : []) })
+        else {
+            throw Stop(status: .authtokError, userMessage: "The \(what) is unchanged.", reason: "no acceptable new \(what) after 3 tries")
         }
-        throw Stop(status: .authtokError, userMessage: "The \(what) is unchanged.", reason: "no acceptable new \(what) after 3 tries")
+        return chosen
     }
 
     /// The real uid of a process (from /proc), nil when it cannot be read.
