@@ -48,7 +48,9 @@ build: deps
 	$(TIMED) "swift build" 330 $(SWIFT) build
 
 # The executables linked again with the Swift runtime inside (a relink, no
-# compile): the integration tests and the package of `make check` use them.
+# compile): the integration tests run fedlogind, fedloginctl and
+# fedlogin-directoryd; the package of `make check` holds fedlogin, the three in
+# one executable.
 static: build
 	$(TIMED) "static relink" 60 $(SWIFT) build $(STATIC_LINK)
 
@@ -104,8 +106,8 @@ deb: deps
 # The package `make check` installs: the tested build, stripped, gzip -1
 # (the release package, `make deb`, adds 7 minutes of release
 # build and 1.5 of xz, and holds the same files).
-# Run after `make static` (check does): build-deb refuses executables that
-# link the Swift runtime dynamically.
+# Run after `make static` (check does): build-deb refuses a fedlogin that
+# links the Swift runtime dynamically.
 check-deb: modules
 	$(TIMED) "package" 60 env FEDLOGIN_DEB_COMPRESSION=gzip FEDLOGIN_DEB_LEVEL=1 FEDLOGIN_DEB_BIN=$(BIN) bash packaging/build-deb.sh --no-build
 

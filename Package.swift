@@ -5,6 +5,10 @@ let package = Package(
     name: "fedlogin",
     platforms: [.macOS(.v15)],
     products: [
+        // The package's one executable: the three commands below under their
+        // names, symlinks to it (Sources/fedlogin, docs/packaging.md).
+        .executable(name: "fedlogin", targets: ["fedlogin"]),
+        // Each command alone, with only what it links (the tests run these).
         .executable(name: "fedlogind", targets: ["fedlogind"]),
         .executable(name: "fedloginctl", targets: ["fedloginctl"]),
         .executable(name: "fedlogin-directoryd", targets: ["fedlogin-directoryd"]),
@@ -88,16 +92,19 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
-        .executableTarget(
-            name: "fedlogind",
+        // The three commands' command lines (ArgumentParser), each a library
+        // with a public entry point, so one executable can carry all three.
+        .target(
+            name: "FedlogindCLI",
             dependencies: [
-                "FedloginDaemon", "FedloginCore",
+                "FedloginDaemon", "FedloginCore", "CFedloginSys",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .executableTarget(
-            name: "fedloginctl",
+        // fedloginctl does not link FedloginDaemon.
+        .target(
+            name: "FedloginctlCLI",
             dependencies: [
                 "FedloginCore", "FedloginNIO", "FedloginSystem", "FedloginOIDC",
                 .product(name: "Logging", package: "swift-log"),
@@ -105,16 +112,25 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .executableTarget(
-            name: "fedlogin-directoryd",
+        .target(
+            name: "FedloginDirectorydCLI",
             dependencies: [
-                "FedloginDirectory", "FedloginCore", "FedloginNIO",
+                "FedloginDirectory", "FedloginCore", "FedloginNIO", "CFedloginSys",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // The multi-call executable the package ships: it runs the command
+        // named by the name it was started under.
+        .executableTarget(
+            name: "fedlogin",
+            dependencies: ["FedlogindCLI", "FedloginctlCLI", "FedloginDirectorydCLI"]
+        ),
+        .executableTarget(name: "fedlogind", dependencies: ["FedlogindCLI"]),
+        .executableTarget(name: "fedloginctl", dependencies: ["FedloginctlCLI"]),
+        .executableTarget(name: "fedlogin-directoryd", dependencies: ["FedloginDirectorydCLI"]),
         // libFuzzer's driver, declared for the fuzz build (fuzz/README.md).
         .systemLibrary(name: "CFuzzer", path: "Sources/CFuzzer"),
         // Fuzz targets of the Swift decoders; without -DFUZZING it replays corpora.

@@ -6,14 +6,17 @@
 #
 # The Swift executables come from
 #   swift build -c release --static-swift-stdlib --scratch-path .build-release -Xlinker -z -Xlinker now
-# so the package needs no Swift toolchain on the target. The version is
+# so the package needs no Swift toolchain on the target. The package holds
+# one of them, the multi-call fedlogin (/usr/libexec/fedlogin/fedlogin), with
+# fedlogind, fedloginctl and fedlogin-directoryd as symlinks to it: one copy
+# of the Swift runtime and Foundation instead of three. The version is
 # fedloginVersion in Sources/FedloginDaemon/Server/Control.swift; it must match
 # the top entry of packaging/debian/changelog.
 #
 # FEDLOGIN_DEB_COMPRESSION=gzip (and FEDLOGIN_DEB_LEVEL=1) skips the ~1.5 min
 # of xz for a quick local iteration (lintian refuses none); release packages
 # use the default, xz.
-# FEDLOGIN_DEB_BIN=DIR (with --no-build) packages the executables in DIR.
+# FEDLOGIN_DEB_BIN=DIR (with --no-build) packages DIR/fedlogin.
 #
 # Needs: the Swift toolchain, gcc/make, dpkg-dev (dpkg-shlibdeps), binutils
 # (strip), scdoc (man pages). Writes only under out/ and .build-release/.
@@ -24,7 +27,10 @@ PKG="$ROOT/packaging"
 OUT="${FEDLOGIN_OUT:-$ROOT/out}"
 SCRATCH="${FEDLOGIN_RELEASE_SCRATCH:-$ROOT/.build-release}"
 SWIFT="${SWIFT:-swift}"
-EXECUTABLES=(fedlogind fedloginctl fedlogin-directoryd)
+# The multi-call executable, installed once; each command is a symlink to it
+# under its name, where the units, the docs and the man pages say.
+EXE=/usr/libexec/fedlogin/fedlogin
+declare -A COMMANDS=([fedlogind]=/usr/sbin [fedloginctl]=/usr/bin [fedlogin-directoryd]=/usr/sbin)
 
 say() { printf 'build-deb: %s\n' "$*"; }
 die() { printf 'build-deb: error: %s\n' "$*" >&2; exit 1; }
@@ -33,7 +39,7 @@ build=1
 case "${1:-}" in
     "") ;;
     --no-build) build=0 ;;
-    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown option: $1 (try --help)" ;;
 esac
 
@@ -64,23 +70,21 @@ if [ "$build" = 1 ]; then
     say "PAM and NSS modules"
     make -s -C "$ROOT/pam" OUT="$OUT" "$OUT/pam_fedlogin.so" "$OUT/libnss_fedlogin.so.2"
 fi
-# FEDLOGIN_DEB_BIN: take the executables from another build (make check packages
+# FEDLOGIN_DEB_BIN: take the executable from another build (make check packages
 # the debug build it tested, linked with the Swift runtime inside).
 BIN="${FEDLOGIN_DEB_BIN:-$SCRATCH/release}"
-for exe in "${EXECUTABLES[@]}"; do
-    [ -x "$BIN/$exe" ] || die "$BIN/$exe is missing: the Swift release build failed or was not run"
-done
+[ -x "$BIN/fedlogin" ] || die "$BIN/fedlogin is missing: the Swift release build failed or was not run"
 for module in pam_fedlogin.so libnss_fedlogin.so.2; do
     [ -f "$OUT/$module" ] || die "$OUT/$module is missing (make -C pam OUT=$OUT)"
 done
 # The nsswitch.conf edit of postinst and postrm.
 sh "$PKG/test-nsswitch.sh" >/dev/null || die "packaging/debian/nsswitch.sh fails its test (sh packaging/test-nsswitch.sh)"
 if [ "$build" = 0 ]; then
-    newer="$(find "$ROOT/Sources" "$ROOT/Package.swift" -name '*.swift' -newer "$BIN/fedlogind" -print -quit)"
-    [ -z "$newer" ] || say "warning: $newer is newer than $BIN/fedlogind: the package may hold stale binaries"
+    newer="$(find "$ROOT/Sources" "$ROOT/Package.swift" -name '*.swift' -newer "$BIN/fedlogin" -print -quit)"
+    [ -z "$newer" ] || say "warning: $newer is newer than $BIN/fedlogin: the package may hold a stale binary"
 fi
-if ldd "$BIN/fedlogind" | grep -q 'libswift'; then
-    die "$BIN/fedlogind links the Swift runtime dynamically: build with --static-swift-stdlib"
+if ldd "$BIN/fedlogin" | grep -q 'libswift'; then
+    die "$BIN/fedlogin links the Swift runtime dynamically: build with --static-swift-stdlib (make static)"
 fi
 
 # --- stage the file tree ----------------------------------------------------------
@@ -93,14 +97,16 @@ inst() { # MODE SRC DEST
     install -D -m "$1" "$2" "$STAGE$3"
 }
 
-inst 0755 "$BIN/fedlogind" /usr/sbin/fedlogind
-inst 0755 "$BIN/fedlogin-directoryd" /usr/sbin/fedlogin-directoryd
-inst 0755 "$BIN/fedloginctl" /usr/bin/fedloginctl
+inst 0755 "$BIN/fedlogin" "$EXE"
+for cmd in "${!COMMANDS[@]}"; do
+    # Relative, as Debian policy 10.5 wants within /usr: ../libexec/fedlogin/fedlogin.
+    install -d -m 0755 "$STAGE${COMMANDS[$cmd]}"
+    ln -s "$(realpath -m --relative-to="${COMMANDS[$cmd]}" "$EXE")" "$STAGE${COMMANDS[$cmd]}/$cmd"
+done
 inst 0644 "$OUT/pam_fedlogin.so" "/lib/$MULTIARCH/security/pam_fedlogin.so"
 inst 0644 "$OUT/libnss_fedlogin.so.2" "/usr/lib/$MULTIARCH/libnss_fedlogin.so.2"
 strip --strip-unneeded --remove-section=.comment --remove-section=.note \
-    "$STAGE/usr/sbin/fedlogind" "$STAGE/usr/sbin/fedlogin-directoryd" "$STAGE/usr/bin/fedloginctl" \
-    "$STAGE/lib/$MULTIARCH/security/pam_fedlogin.so" "$STAGE/usr/lib/$MULTIARCH/libnss_fedlogin.so.2"
+    "$STAGE$EXE" "$STAGE/lib/$MULTIARCH/security/pam_fedlogin.so" "$STAGE/usr/lib/$MULTIARCH/libnss_fedlogin.so.2"
 
 for unit in fedlogind.service fedlogind.socket fedlogin-directoryd.service; do
     inst 0644 "$ROOT/systemd/$unit" "/lib/systemd/system/$unit"
@@ -140,8 +146,7 @@ SHL="$OUT/deb-shlibs"
 rm -rf "$SHL" && mkdir -p "$SHL/debian"
 printf 'Source: fedlogin\n\nPackage: fedlogin\nArchitecture: any\n' > "$SHL/debian/control"
 SHLIBS="$(cd "$SHL" && dpkg-shlibdeps -O \
-    "$STAGE/usr/sbin/fedlogind" "$STAGE/usr/sbin/fedlogin-directoryd" "$STAGE/usr/bin/fedloginctl" \
-    "$STAGE/lib/$MULTIARCH/security/pam_fedlogin.so" "$STAGE/usr/lib/$MULTIARCH/libnss_fedlogin.so.2" \
+    "$STAGE$EXE" "$STAGE/lib/$MULTIARCH/security/pam_fedlogin.so" "$STAGE/usr/lib/$MULTIARCH/libnss_fedlogin.so.2" \
     2>/dev/null | sed -n 's/^shlibs:Depends=//p')"
 rm -rf "$SHL"
 [ -n "$SHLIBS" ] || die "dpkg-shlibdeps found no dependencies"
@@ -163,8 +168,9 @@ done
     xargs -0 md5sum > DEBIAN/md5sums)
 chmod 0644 "$STAGE/DEBIAN/md5sums"
 
-# The default configuration must be one fedlogind accepts.
-"$BIN/fedlogind" --check-config --config "$STAGE/etc/fedlogin/fedlogin.conf" >/dev/null ||
+# The default configuration must be one fedlogind accepts (the staged
+# executable, started through its fedlogind symlink).
+"$STAGE/usr/sbin/fedlogind" --check-config --config "$STAGE/etc/fedlogin/fedlogin.conf" >/dev/null ||
     die "packaging/fedlogin.conf is not accepted by fedlogind --check-config"
 
 mkdir -p "$OUT"

@@ -43,7 +43,10 @@ public enum ConfigLoader {
         guard let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") else { return }
         let r: Sys.RunResult
         do {
-            r = try Sys.run(exe, ["--config", path, "--check-config"], environment: ["FEDLOGIN_NSS_DISABLE": "1", "LC_ALL": "C"])
+            // Started as fedlogind: the executable may be the multi-call
+            // fedlogin, which picks its command by that name.
+            r = try Sys.run(
+                exe, ["--config", path, "--check-config"], argv0: "fedlogind", environment: ["FEDLOGIN_NSS_DISABLE": "1", "LC_ALL": "C"])
         } catch {
             return  // no child: the parse below still runs
         }

@@ -112,8 +112,11 @@ public enum Sys {
 
     /// Runs a program (no shell) with `input` on stdin; returns its status
     /// and stderr. posix_spawn and a blocking waitpid: the caller waits for
-    /// the program, not for a polling interval.
-    public static func run(_ path: String, _ args: [String], input: Data? = nil, environment: [String: String]? = nil) throws -> RunResult {
+    /// the program, not for a polling interval. `argv0`: the name the program
+    /// sees itself started under (default: `path`).
+    public static func run(
+        _ path: String, _ args: [String], argv0: String? = nil, input: Data? = nil, environment: [String: String]? = nil
+    ) throws -> RunResult {
         var inFDs: [Int32] = [-1, -1]
         var errFDs: [Int32] = [-1, -1]
         guard fedlogin_pipe_cloexec(&inFDs) == 0 else { throw Failure("cannot run \(path): pipe: \(errnoText())") }
@@ -130,7 +133,7 @@ public enum Sys {
         posix_spawn_file_actions_adddup2(&actions, errFDs[1], 2)
         let env = (environment ?? ProcessInfo.processInfo.environment).map { "\($0.key)=\($0.value)" }
         var pid: pid_t = 0
-        let rc = withCStrings([path] + args) { argv in
+        let rc = withCStrings([argv0 ?? path] + args) { argv in
             withCStrings(env) { envp in posix_spawn(&pid, path, &actions, nil, argv, envp) }
         }
         close(inFDs[0])

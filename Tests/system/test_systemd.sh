@@ -152,6 +152,38 @@ module_place() { # where bookworm's libpam-modules keeps its modules, named by n
         ! C grep -rq '/security/' /usr/share/pam-configs/fedlogin /usr/share/pam-configs/fedlogin-authfail /usr/share/pam-configs/fedlogin-password
 }
 check "pam_fedlogin.so is in /lib/x86_64-linux-gnu/security, beside pam_unix.so" module_place
+# One executable under three names: the commands are symlinks to it.
+MULTI=/usr/libexec/fedlogin/fedlogin
+one_executable() {
+    local name
+    for name in /usr/sbin/fedlogind /usr/bin/fedloginctl /usr/sbin/fedlogin-directoryd; do
+        echo "$name -> $(C readlink "$name")"
+        C test -L "$name" && [ "$(C readlink -f "$name")" = "$MULTI" ] || return 1
+    done
+    C test -f "$MULTI" && ! C test -L "$MULTI" && C test -x "$MULTI" && C dpkg -S "$MULTI"
+}
+check "fedlogind, fedloginctl, fedlogin-directoryd are symlinks to one executable, $MULTI" one_executable
+usage_of() { local out; out="$(C "$@" --help)" || return 1; grep -m1 '^USAGE:' <<<"$out"; }
+helps() { # --help through each symlink, and as fedlogin NAME, names that command
+    local u
+    u="$(usage_of fedloginctl)"; echo "$u"; [ "$u" = "USAGE: fedloginctl <subcommand>" ] || return 1
+    u="$(usage_of fedlogind)"; echo "$u"; [[ "$u" == "USAGE: fedlogind "* ]] || return 1
+    u="$(usage_of fedlogin-directoryd)"; echo "$u"; [[ "$u" == "USAGE: fedlogin-directoryd "* ]] || return 1
+    u="$(usage_of "$MULTI" fedloginctl)"; echo "$u"; [ "$u" = "USAGE: fedloginctl <subcommand>" ]
+}
+check "fedloginctl --help (and fedlogind's, fedlogin-directoryd's) through the symlinks, and as 'fedlogin fedloginctl --help'" helps
+unknown_name() { # another name: EX_USAGE (64) and a message that names the three
+    local rc1 rc2
+    C ln -s "$MULTI" /tmp/fedlogin-other
+    C /tmp/fedlogin-other status >"$W/unknown.txt" 2>&1; rc1=$?
+    C rm -f /tmp/fedlogin-other
+    C "$MULTI" nosuchcommand >>"$W/unknown.txt" 2>&1; rc2=$?
+    cat "$W/unknown.txt"; echo "exit $rc1, $rc2"
+    [ "$rc1" = 64 ] && [ "$rc2" = 64 ] && grep -q "started as 'fedlogin-other'" "$W/unknown.txt" &&
+        grep -q "unknown command 'nosuchcommand'" "$W/unknown.txt" &&
+        [ "$(grep -c 'fedlogind, fedloginctl and fedlogin-directoryd' "$W/unknown.txt")" = 2 ]
+}
+check "the executable under another name, or 'fedlogin' with an unknown command: exit 64, the three names" unknown_name
 pam_first() { # The first auth line: pam_fedlogin, with a jump past pam_deny on success.
     C cat /etc/pam.d/common-auth | grep -v '^#' | grep .
     C awk '$1 == "auth" { print; exit }' /etc/pam.d/common-auth |
@@ -286,6 +318,15 @@ say "      status: $(prop fedlogind.service StatusText)"
 check "the refused reload keeps the same process" test "$(prop fedlogind.service MainPID)" = "$PID1"
 check "the journal names the key and the reason" \
     sh -c "nsenter -t $LEADER -a journalctl -u fedlogind --no-pager -o cat | grep 'not reloaded' | grep 'signin.timeout' | grep -q 'at least 10 seconds'"
+# TOML the parser aborts on (Tests/integration/test_daemon.py): fedlogind
+# parses it first in a child, itself started again as fedlogind through
+# /proc/self/exe, the multi-call executable here.
+printf '[idp.demo]\nscopes = ["openid",}\n' | C_write /etc/fedlogin/conf.d/90-broken.conf 0644
+C systemctl reload fedlogind.service
+malformed() { active fedlogind.service && status_matches 'malformed TOML'; }
+check "reload with TOML the parser aborts on: still active, the status says malformed TOML" until_ok 30 malformed
+say "      status: $(prop fedlogind.service StatusText)"
+check "the malformed reload keeps the same process" test "$(prop fedlogind.service MainPID)" = "$PID1"
 C rm -f /etc/fedlogin/conf.d/90-broken.conf
 C systemctl reload fedlogind.service
 check "reload after the fix: ready again" until_ok 30 reloaded

@@ -8,8 +8,17 @@ import Logging
 import NIOCore
 import ServiceLifecycle
 
+/// fedlogin-directoryd's command line, for the executables that carry it:
+/// `fedlogin-directoryd` and the multi-call `fedlogin` (Sources/fedlogin).
+public enum FedloginDirectoryd {
+    /// Runs the command with `arguments`, the command line without the
+    /// program's name; a usage error or a failure exits the process.
+    public static func main(arguments: [String]) async {
+        await DirectoryCommand.main(arguments)
+    }
+}
+
 /// fedlogin-directoryd: the reference directory service.
-@main
 struct DirectoryCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fedlogin-directoryd",

@@ -4,8 +4,17 @@ import FedloginNIO
 import Foundation
 import NIOCore
 
-@main
-struct Fedloginctl: AsyncParsableCommand {
+/// fedloginctl's command line, for the executables that carry it:
+/// `fedloginctl` and the multi-call `fedlogin` (Sources/fedlogin).
+public enum Fedloginctl {
+    /// Runs the command with `arguments`, the command line without the
+    /// program's name; a usage error or a failure exits the process.
+    public static func main(arguments: [String]) async {
+        await FedloginctlCommand.main(arguments)
+    }
+}
+
+struct FedloginctlCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fedloginctl",
         abstract: "Inspect and manage fedlogin on this machine.",

@@ -5,7 +5,16 @@ import FedloginDaemon
 import Foundation
 import Logging
 
-@main
+/// fedlogind's command line, for the executables that carry it: `fedlogind`
+/// and the multi-call `fedlogin` (Sources/fedlogin).
+public enum Fedlogind {
+    /// Runs the command with `arguments`, the command line without the
+    /// program's name; a usage error or a failure exits the process.
+    public static func main(arguments: [String]) async {
+        await FedlogindCommand.main(arguments)
+    }
+}
+
 struct FedlogindCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fedlogind",
