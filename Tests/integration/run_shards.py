@@ -17,6 +17,7 @@ line sums them up. Exits 1 if any shard failed (or ran no test).
 import argparse
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -68,6 +69,12 @@ def main():
     ap.add_argument("python")
     ap.add_argument("pytest_args", nargs=argparse.REMAINDER)
     a = ap.parse_args()
+
+    def basetemp(shard):
+        # Of this run alone: two runs on one machine never share (and empty)
+        # each other's folders. Short, as sockets are made beneath it.
+        return f"/tmp/flit-{os.getpid()}-{shard}"
+
     files = sorted(HERE.glob("test_*.py"))
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -77,7 +84,7 @@ def main():
             continue
         log = out / f"integration-shard-{k + 1}.log"
         cmd = ["bash", str(HERE / "run-in-namespace.sh"), a.python, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-               f"--basetemp=/tmp/fedlogin-it-shard-{k + 1}", *a.pytest_args, *[str(f) for f in group]]
+               f"--basetemp={basetemp(k + 1)}", *a.pytest_args, *[str(f) for f in group]]
         fh = open(log, "w")
         print(f"shard {k + 1}: {' '.join(f.name for f in group)}", flush=True)
         procs.append((k + 1, subprocess.Popen(cmd, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT), fh, log, time.time()))
@@ -98,6 +105,9 @@ def main():
             ok = False
     failed = totals["failed"] + totals["errors"]
     print(f"integration: {totals['passed']} passed, {failed} failed, {totals['skipped']} skipped")
+    if ok:  # kept after a failure, for its files
+        for k, *_ in procs:
+            shutil.rmtree(basetemp(k), ignore_errors=True)
     sys.exit(0 if ok else 1)
 
 
