@@ -6,9 +6,6 @@ import TOMLKit
 /// unknown key, wrong type or invalid value is an error naming the file and
 /// the key, so a typo never silently falls back to a default.
 public enum ConfigParser {
-    /// `files` are (path, contents) pairs: the main file first, then the
-    /// drop-ins in lexical order. `fileExists` lets validation check paths
-    /// without the parser touching the filesystem.
     /// The line and column of the first control character other than tab,
     /// newline and carriage return, if any.
     static func controlCharacter(in text: String) -> (Int, Int)? {
@@ -51,6 +48,8 @@ public enum ConfigParser {
         return nil
     }
 
+    /// `files` are (path, contents) pairs: the main file first, then the
+    /// drop-ins in lexical order. The parser never touches the filesystem.
     public static func parse(files: [(path: String, text: String)]) throws -> DaemonConfig {
         var config = DaemonConfig()
         var idpSources: [String: String] = [:]
