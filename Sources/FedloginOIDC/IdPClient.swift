@@ -32,8 +32,8 @@ public struct Discovery: Decodable, Sendable {
     }
 }
 
-/// Talks to one IdP: discovery, JWKS (cached, refetched on an unknown key at
-/// most once a minute), and the token endpoint.
+/// Talks to one IdP: discovery, JWKS (cached for an hour, refetched early
+/// for an unknown key id, see `jwks`), and the token endpoint.
 public final class IdPClient: Sendable {
     public let config: IdPConfig
     let http: any HTTPTransport
