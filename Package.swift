@@ -33,6 +33,8 @@ let package = Package(
         .systemLibrary(name: "CFedloginSys", path: "Sources/CFedloginSys"),
         // libcurl, for the IdP client's HTTP only.
         .systemLibrary(name: "CCurl", path: "Sources/CCurl"),
+        // OpenLDAP's libldap, for fedlogin-directoryd's LDAP backend only.
+        .systemLibrary(name: "CLDAP", path: "Sources/CLDAP"),
         // libqrencode, for the device grant's QR code only.
         .systemLibrary(name: "CQRencode", path: "Sources/CQRencode"),
         // The system calls both services make: EINTR-safe reads and writes, atomic
@@ -85,7 +87,7 @@ let package = Package(
         .target(
             name: "FedloginDirectory",
             dependencies: [
-                "FedloginCore", "CFedloginSys", "FedloginNIO", "FedloginSystem",
+                "FedloginCore", "CFedloginSys", "CLDAP", "FedloginNIO", "FedloginSystem",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -23,6 +23,10 @@ die() { printf 'deps: error: %s\n' "$*" >&2; exit 1; }
 # Tests: venv, shadow-utils (passwd), login, util-linux (unshare, mount),
 # tmux (console login), ssh client, libpam-modules (pam_unix); clang-format
 # (the C modules' formatting, checked by make check).
+# LDAP: libldap-dev (the directory's LDAP backend, Sources/CLDAP), and slapd
+# with ldap-utils for the tests, which run their own slapd from a temporary
+# cn=config (Tests/integration/harness/slapd.py). slapd is preseeded to stay
+# unconfigured, so its package creates no database and starts no server here.
 APT_PACKAGES=(
     gcc make pkg-config binutils clang
     libpam0g-dev libpam-modules libpam-runtime
@@ -34,6 +38,7 @@ APT_PACKAGES=(
     libqrencode-dev zbar-tools
     scdoc lintian mmdebstrap systemd-container dpkg-dev valgrind
     clang-format
+    slapd ldap-utils libldap-dev
 )
 
 want_apt=1
@@ -73,6 +78,9 @@ install_apt() {
     fi
     # --no-install-recommends: a recommended package (libnss-systemd and the
     # like) would edit this machine's /etc/nsswitch.conf.
+    # Before apt-get: slapd's postinst then creates no /etc/ldap/slapd.d and
+    # no database, and starts nothing.
+    echo "slapd slapd/no_configuration boolean true" | debconf-set-selections
     say "apt: installing ${#missing[@]} packages"
     apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     say "apt: done"

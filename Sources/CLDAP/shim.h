@@ -1,0 +1,73 @@
+#ifndef FEDLOGIN_CLDAP_SHIM_H
+#define FEDLOGIN_CLDAP_SHIM_H
+#include <lber.h>
+#include <ldap.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+/* OpenLDAP's libldap, for fedlogin-directoryd's LDAP backend. All calls
+   block: callers run them off the event loops and the concurrency pool. */
+
+/* A connection to `uri`, bound as `bind_dn` with `password` (simple bind),
+   or with SASL EXTERNAL when bind_dn is NULL (ldapi:// peer credentials).
+   Every network wait is bounded by `timeout_sec`. Returns 0 and *out, or an
+   LDAP result code (the connection closed) with a reason in errbuf. */
+static inline int fedlogin_ldap_connect(const char *uri, int timeout_sec, const char *bind_dn, const char *password,
+                                        LDAP **out, char *errbuf, size_t errlen) {
+    LDAP *ld = NULL;
+    *out = NULL;
+    errbuf[0] = 0;
+    int rc = ldap_initialize(&ld, uri);
+    if (rc != LDAP_SUCCESS) {
+        snprintf(errbuf, errlen, "%s", ldap_err2string(rc));
+        return rc;
+    }
+    int version = LDAP_VERSION3;
+    struct timeval tv = {timeout_sec, 0};
+    ldap_set_option(ld, LDAP_OPT_PROTOCOL_VERSION, &version);
+    ldap_set_option(ld, LDAP_OPT_NETWORK_TIMEOUT, &tv);
+    ldap_set_option(ld, LDAP_OPT_TIMEOUT, &tv);
+    ldap_set_option(ld, LDAP_OPT_REFERRALS, LDAP_OPT_OFF);
+    if (bind_dn) {
+        struct berval cred = {password ? strlen(password) : 0, (char *)(password ? password : "")};
+        rc = ldap_sasl_bind_s(ld, bind_dn, LDAP_SASL_SIMPLE, &cred, NULL, NULL, NULL);
+    } else {
+        rc = ldap_sasl_bind_s(ld, NULL, "EXTERNAL", NULL, NULL, NULL, NULL);
+    }
+    if (rc != LDAP_SUCCESS) {
+        char *diag = NULL;
+        ldap_get_option(ld, LDAP_OPT_DIAGNOSTIC_MESSAGE, &diag);
+        snprintf(errbuf, errlen, "bind: %s%s%s", ldap_err2string(rc), diag && diag[0] ? ": " : "", diag ? diag : "");
+        ldap_memfree(diag);
+        ldap_unbind_ext_s(ld, NULL, NULL);
+        return rc;
+    }
+    *out = ld;
+    return 0;
+}
+
+/* A search (scope: LDAP_SCOPE_BASE/ONELEVEL/SUBTREE) for `attrs` (a NULL-
+   terminated list), at most `sizelimit` entries, bounded by `timeout_sec`.
+   Returns the LDAP result code; *res is set (free with ldap_msgfree) when it
+   is LDAP_SUCCESS, LDAP_NO_SUCH_OBJECT or LDAP_SIZELIMIT_EXCEEDED. */
+static inline int fedlogin_ldap_search(LDAP *ld, const char *base, int scope, const char *filter, char **attrs, int sizelimit,
+                                       int timeout_sec, LDAPMessage **res, char *errbuf, size_t errlen) {
+    struct timeval tv = {timeout_sec, 0};
+    *res = NULL;
+    errbuf[0] = 0;
+    int rc = ldap_search_ext_s(ld, base, scope, filter, attrs, 0, NULL, NULL, &tv, sizelimit, res);
+    if (rc != LDAP_SUCCESS) {
+        char *diag = NULL;
+        ldap_get_option(ld, LDAP_OPT_DIAGNOSTIC_MESSAGE, &diag);
+        snprintf(errbuf, errlen, "%s%s%s", ldap_err2string(rc), diag && diag[0] ? ": " : "", diag ? diag : "");
+        ldap_memfree(diag);
+    }
+    return rc;
+}
+
+static inline void fedlogin_ldap_close(LDAP *ld) {
+    if (ld) ldap_unbind_ext_s(ld, NULL, NULL);
+}
+#endif
