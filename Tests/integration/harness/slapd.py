@@ -1,0 +1,211 @@
+"""A real OpenLDAP slapd for the LDAP backend's tests, in a temporary folder.
+
+The host's slapd package stays unconfigured (scripts/deps.sh preseeds
+slapd/no_configuration): every Slapd here has its own cn=config, made with
+`slapadd -n0` from a generated LDIF, and its own mdb database, loaded with
+`slapadd -n1` before the server starts. It listens on an ldapi:// socket in
+its folder and on a loopback port, runs in the foreground under the test's
+Process (logs in <tmp>/slapd.out/.err) and is stopped by its pid.
+
+The DIT (suffix dc=example,dc=test), in the base schemas only
+(core, cosine, inetorgperson, nis) until a fedlogin schema ships:
+
+  ou=users     inetOrgPerson + posixAccount + shadowAccount: uid, mail, cn,
+               displayName, uidNumber, userPassword {CRYPT}<crypt(3) hash>;
+               shadowExpire in the past = disabled
+  ou=groups    groupOfNames (member = user DNs)
+  ou=devices   RFC 4519 `device` entries, cn = the device id; `seeAlso`
+               holds the DNs of the users associated with it (a stand-in)
+  cn=policy    an `applicationProcess` whose `description` is the device
+               policy as JSON (a stand-in)
+  cn=directoryd  the service account fedlogin-directoryd binds as
+               (organizationalRole + simpleSecurityObject)
+"""
+from __future__ import annotations
+
+import crypt  # noqa: deprecated in 3.11, still the one crypt(3) binding in the stdlib
+import json
+import os
+import socket
+import subprocess
+import urllib.parse
+from pathlib import Path
+
+import sandbox
+
+SUFFIX = "dc=example,dc=test"
+ROOT_DN = f"cn=admin,{SUFFIX}"
+ROOT_PW = "admin-secret"
+SERVICE_DN = f"cn=directoryd,{SUFFIX}"
+SERVICE_PW = "directoryd-secret"
+USERS = f"ou=users,{SUFFIX}"
+GROUPS = f"ou=groups,{SUFFIX}"
+DEVICES = f"ou=devices,{SUFFIX}"
+POLICY_DN = f"cn=policy,{SUFFIX}"
+SCHEMAS = ("core", "cosine", "inetorgperson", "nis")
+MODULE_PATH = "/usr/lib/ldap"
+# Root, through ldapi:// and SASL EXTERNAL, manages cn=config.
+ROOT_PEER = "gidNumber=0+uidNumber=0,cn=peercred,cn=external,cn=auth"
+
+
+def crypt_hash(password: str) -> str:
+    return crypt.crypt(password, crypt.mksalt(crypt.METHOD_SHA512))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def config_ldif(db_dir: Path, acl: list[str] | None = None) -> str:
+    """cn=config for slapadd -n0: back_mdb, the four schemas, one database."""
+    parts = [f"""dn: cn=config
+objectClass: olcGlobal
+cn: config
+olcLogLevel: stats
+
+dn: cn=module{{0}},cn=config
+objectClass: olcModuleList
+cn: module{{0}}
+olcModulePath: {MODULE_PATH}
+olcModuleLoad: back_mdb
+
+dn: cn=schema,cn=config
+objectClass: olcSchemaConfig
+cn: schema
+"""]
+    for name in SCHEMAS:
+        parts.append(Path(f"/etc/ldap/schema/{name}.ldif").read_text())
+    acl = acl or ["to attrs=userPassword by self read by anonymous auth by * none",
+                  "to * by * read"]
+    parts.append(f"""dn: olcDatabase={{-1}}frontend,cn=config
+objectClass: olcDatabaseConfig
+objectClass: olcFrontendConfig
+olcDatabase: {{-1}}frontend
+
+dn: olcDatabase={{0}}config,cn=config
+objectClass: olcDatabaseConfig
+olcDatabase: {{0}}config
+olcAccess: {{0}}to * by dn.exact={ROOT_PEER} manage by * none
+
+dn: olcDatabase={{1}}mdb,cn=config
+objectClass: olcDatabaseConfig
+objectClass: olcMdbConfig
+olcDatabase: {{1}}mdb
+olcDbDirectory: {db_dir}
+olcDbMaxSize: 16777216
+olcSuffix: {SUFFIX}
+olcRootDN: {ROOT_DN}
+olcRootPW: {ROOT_PW}
+olcDbIndex: objectClass eq
+olcDbIndex: uid,mail,cn eq
+olcDbIndex: member eq
+""" + "".join(f"olcAccess: {{{i}}}{rule}\n" for i, rule in enumerate(acl)))
+    return "\n".join(p.rstrip("\n") + "\n" for p in parts)
+
+
+def user_entry(username: str, uid_number: int, password: str | None = None, mail: str | None = None,
+               display_name: str | None = None, disabled: bool = False) -> str:
+    lines = [f"dn: uid={username},{USERS}", "objectClass: inetOrgPerson", "objectClass: posixAccount",
+             "objectClass: shadowAccount", f"uid: {username}", f"cn: {display_name or username}",
+             f"sn: {username}", f"mail: {mail or username + '@example.test'}",
+             f"uidNumber: {uid_number}", f"gidNumber: {uid_number}", f"homeDirectory: /home/{username}"]
+    if display_name:
+        lines.append(f"displayName: {display_name}")
+    if password is not None:
+        lines.append(f"userPassword: {{CRYPT}}{crypt_hash(password)}")
+    if disabled:
+        lines.append("shadowExpire: 1")
+    return "\n".join(lines) + "\n"
+
+
+def default_policy() -> dict:
+    return json.loads(json.dumps(sandbox.DEFAULT_POLICY))
+
+
+def data_ldif(users: list[dict], groups: dict[str, list[str]], devices: dict[str, list[str]],
+              policy: dict) -> str:
+    entries = [f"dn: {SUFFIX}\nobjectClass: dcObject\nobjectClass: organization\ndc: example\no: Example\n",
+               f"dn: {SERVICE_DN}\nobjectClass: organizationalRole\nobjectClass: simpleSecurityObject\n"
+               f"cn: directoryd\nuserPassword: {SERVICE_PW}\n"]
+    for ou in ("users", "groups", "devices"):
+        entries.append(f"dn: ou={ou},{SUFFIX}\nobjectClass: organizationalUnit\nou: {ou}\n")
+    for i, u in enumerate(users):
+        u = dict(u)
+        entries.append(user_entry(u.pop("username"), u.pop("uid_number", 70001 + i), **u))
+    for name, members in groups.items():
+        # groupOfNames needs a member: an empty group names the suffix.
+        ms = [f"uid={m},{USERS}" for m in members] or [SUFFIX]
+        entries.append(f"dn: cn={name},{GROUPS}\nobjectClass: groupOfNames\ncn: {name}\n"
+                       + "".join(f"member: {m}\n" for m in ms))
+    for device, members in devices.items():
+        entries.append(f"dn: cn={device},{DEVICES}\nobjectClass: device\ncn: {device}\n"
+                       + "".join(f"seeAlso: uid={m},{USERS}\n" for m in members))
+    entries.append(f"dn: {POLICY_DN}\nobjectClass: applicationProcess\ncn: policy\n"
+                   f"description: {json.dumps(policy, sort_keys=True)}\n")
+    return "\n".join(entries)
+
+
+class Slapd:
+    """slapd with its own cn=config and database under `tmp`; stop() ends it by pid."""
+
+    def __init__(self, tmp: Path, users: list[dict] | None = None, groups: dict[str, list[str]] | None = None,
+                 devices: dict[str, list[str]] | None = None, policy: dict | None = None,
+                 acl: list[str] | None = None):
+        self.tmp = sandbox.short_dir(Path(tmp))
+        self.conf_dir = self.tmp / "slapd.d"
+        self.db_dir = self.tmp / "slapd-db"
+        self.ldapi_path = self.tmp / "ldapi"
+        self.port = _free_port()
+        self.ldapi_uri = "ldapi://" + urllib.parse.quote(str(self.ldapi_path), safe="")
+        self.ldap_uri = f"ldap://127.0.0.1:{self.port}"
+        self.process: sandbox.Process | None = None
+        for d in (self.conf_dir, self.db_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        (self.tmp / "config.ldif").write_text(config_ldif(self.db_dir, acl))
+        self._run(["slapadd", "-n0", "-F", self.conf_dir, "-l", self.tmp / "config.ldif"])
+        pol = default_policy()
+        pol.update(policy or {})
+        (self.tmp / "data.ldif").write_text(data_ldif(users or [], groups or {}, devices or {}, pol))
+        self._run(["slapadd", "-n1", "-F", self.conf_dir, "-l", self.tmp / "data.ldif"])
+
+    def _run(self, argv):
+        r = subprocess.run([str(a) for a in argv], capture_output=True, text=True, timeout=30)
+        if r.returncode != 0:
+            raise RuntimeError(f"{argv[0]} failed ({r.returncode}):\n{r.stdout}{r.stderr}")
+        return r
+
+    def start(self, timeout: float = 10.0) -> "Slapd":
+        # -d: in the foreground (the Process's pid is slapd's), logging to stderr.
+        self.process = sandbox.Process("slapd", ["slapd", "-d", "stats", "-F", self.conf_dir,
+                                                 "-h", f"{self.ldapi_uri} {self.ldap_uri}"], self.tmp)
+        self.process.wait_for_socket(self.ldapi_path, timeout)
+        return self
+
+    def stop(self):
+        if self.process is not None:
+            self.process.stop()
+
+    def ldapmodify_config(self, ldif: str):
+        """Changes cn=config live, as root through ldapi:// and SASL EXTERNAL."""
+        r = subprocess.run(["ldapmodify", "-Q", "-Y", "EXTERNAL", "-H", self.ldapi_uri], input=ldif,
+                           capture_output=True, text=True, timeout=10)
+        if r.returncode != 0:
+            raise RuntimeError(f"ldapmodify failed ({r.returncode}):\n{r.stdout}{r.stderr}")
+
+    def set_acl(self, rules: list[str]):
+        """Replaces the database's olcAccess rules."""
+        self.ldapmodify_config("dn: olcDatabase={1}mdb,cn=config\nchangetype: modify\nreplace: olcAccess\n"
+                               + "".join(f"olcAccess: {{{i}}}{r}\n" for i, r in enumerate(rules)))
+
+    def search(self, base: str, filt: str = "(objectClass=*)", *attrs: str) -> str:
+        r = subprocess.run(["ldapsearch", "-LLL", "-x", "-H", self.ldapi_uri, "-D", ROOT_DN, "-w", ROOT_PW,
+                            "-b", base, filt, *attrs], capture_output=True, text=True, timeout=10)
+        return r.stdout + r.stderr
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
