@@ -1,0 +1,334 @@
+import TOMLKit
+
+/// fedlogin-directoryd's configuration file (`serve --config FILE`, TOML):
+/// which backend answers the directory protocol, and how it reaches its data.
+///
+///     backend = "ldap"            # or "file"
+///     socket = "/run/fedlogin-directoryd/directory.sock"
+///
+///     [file]
+///     directory = "/etc/fedlogin-directoryd/directory.json"
+///     state_dir = "/var/lib/fedlogin-directoryd"
+///
+///     [ldap]
+///     uris = ["ldapi:///", "ldap://ldap1.example.test"]   # tried in order
+///     users_base = "ou=users,dc=example,dc=test"
+///     groups_base = "ou=groups,dc=example,dc=test"
+///     devices_base = "ou=devices,dc=example,dc=test"
+///     policy_dn = "cn=policy,dc=example,dc=test"
+///     bind_dn = "cn=directoryd,dc=example,dc=test"      # none: SASL EXTERNAL
+///     bind_password_file = "/etc/fedlogin-directoryd/ldap.secret"
+///     timeout = 5
+///     schema = "openldap"
+///
+///     [ldap.attributes]             # optional overrides of the schema's names
+///     username = "uid"
+///
+/// Every unknown key, wrong type or invalid value is an error naming the
+/// file and the key. Parsing touches no file: the password file's mode is
+/// checked by the command that reads it.
+public struct DirectorydConfig: Sendable, Equatable {
+    public enum Backend: String, Sendable, Equatable {
+        case file, ldap
+    }
+
+    public var backend: Backend = .file
+    public var socketPath: String = "/run/fedlogin-directoryd/directory.sock"
+    public var file = FileBackend()
+    public var ldap: LDAPBackend?
+
+    public struct FileBackend: Sendable, Equatable {
+        public var directory = "/etc/fedlogin-directoryd/directory.json"
+        public var stateDir = "/var/lib/fedlogin-directoryd"
+        public init() {}
+    }
+
+    public struct LDAPBackend: Sendable, Equatable {
+        public var uris: [String] = []
+        public var usersBase = ""
+        public var groupsBase = ""
+        public var devicesBase = ""
+        public var policyDN = ""
+        /// nil: SASL EXTERNAL (an ldapi:// URI, the process's own uid).
+        public var bindDN: String?
+        public var bindPasswordFile: String?
+        /// Seconds any one LDAP operation (and connect) may take.
+        public var timeout: Double = 5
+        public var attributes = LDAPAttributes.openldap
+        public init() {}
+    }
+
+    public init() {}
+
+    static let sections = ["file", "ldap"]
+    static let topKeys = ["backend", "socket"]
+
+    /// Parses the text of `path`.
+    public static func parse(path: String, text: String) throws -> DirectorydConfig {
+        func fail(_ key: String, _ problem: String) -> ConfigError { ConfigError(file: path, key: key, problem: problem) }
+        if let (line, column) = ConfigParser.controlCharacter(in: text) {
+            throw fail("", "not valid TOML at line \(line), column \(column): a control character; remove it")
+        }
+        if let line = ConfigParser.namelessTableHeader(in: text) {
+            throw fail("", "not valid TOML at line \(line): a table header needs a name on the same line, e.g. [ldap]")
+        }
+        let table: TOMLTable
+        do {
+            table = try TOMLTable(string: text)
+        } catch let e as TOMLParseError {
+            throw fail("", "not valid TOML at line \(e.source.begin.line), column \(e.source.begin.column): \(e.description)")
+        }
+
+        func string(_ v: TOMLValueConvertible, _ key: String) throws -> String {
+            guard let s = v.string else { throw fail(key, "must be a string") }
+            guard !s.isEmpty else { throw fail(key, "must not be empty") }
+            return s
+        }
+        func tableOf(_ v: TOMLValueConvertible, _ key: String) throws -> TOMLTable {
+            guard let t = v.table else { throw fail(key, "must be a table, e.g. [\(key)]") }
+            return t
+        }
+
+        var c = DirectorydConfig()
+        var sawFile = false
+        for key in table.keys {
+            guard let v = table[key] else { continue }
+            switch key {
+            case "backend":
+                let b = try string(v, key)
+                guard let backend = Backend(rawValue: b) else { throw fail(key, "must be \"file\" or \"ldap\" (got \"\(SafeText.escape(b))\")") }
+                c.backend = backend
+            case "socket": c.socketPath = try string(v, key)
+            case "file":
+                sawFile = true
+                let ft = try tableOf(v, key)
+                for k in ft.keys {
+                    guard let fv = ft[k] else { continue }
+                    let full = "file.\(k)"
+                    switch k {
+                    case "directory": c.file.directory = try string(fv, full)
+                    case "state_dir": c.file.stateDir = try string(fv, full)
+                    default: throw fail(full, "unknown key in [file]; expected directory, state_dir")
+                    }
+                }
+            case "ldap":
+                c.ldap = try ldapSection(try tableOf(v, key), fail: fail, string: string)
+            default:
+                throw fail(
+                    key,
+                    table[key]?.table != nil
+                        ? "unknown section; expected [file] or [ldap]" : "unknown key; expected backend, socket, [file], [ldap]")
+            }
+        }
+        switch c.backend {
+        case .ldap:
+            guard c.ldap != nil else { throw fail("ldap", "backend = \"ldap\" needs an [ldap] section") }
+        case .file:
+            _ = sawFile  // [file] is optional: its keys have defaults.
+        }
+        return c
+    }
+
+    static func ldapSection(
+        _ t: TOMLTable, fail: (String, String) -> ConfigError, string: (TOMLValueConvertible, String) throws -> String
+    ) throws -> LDAPBackend {
+        var l = LDAPBackend()
+        var seen = Set<String>()
+        for k in t.keys {
+            guard let v = t[k] else { continue }
+            let full = "ldap.\(k)"
+            seen.insert(k)
+            switch k {
+            case "uris":
+                guard let a = v.array, !a.isEmpty else { throw fail(full, "must be a non-empty list of URIs, e.g. [\"ldapi:///\"]") }
+                l.uris = try a.map { try string($0, full) }
+                for u in l.uris {
+                    let lower = u.lowercased()
+                    guard lower.hasPrefix("ldap://") || lower.hasPrefix("ldaps://") || lower.hasPrefix("ldapi://") else {
+                        throw fail(full, "\"\(SafeText.escape(u))\" is not an ldap://, ldaps:// or ldapi:// URI")
+                    }
+                    guard !u.contains(" ") else { throw fail(full, "one URI per list element (\"\(SafeText.escape(u))\" has a space)") }
+                }
+            case "users_base": l.usersBase = try dn(string(v, full), full, fail)
+            case "groups_base": l.groupsBase = try dn(string(v, full), full, fail)
+            case "devices_base": l.devicesBase = try dn(string(v, full), full, fail)
+            case "policy_dn": l.policyDN = try dn(string(v, full), full, fail)
+            case "bind_dn": l.bindDN = try dn(string(v, full), full, fail)
+            case "bind_password_file":
+                let p = try string(v, full)
+                guard p.hasPrefix("/") else { throw fail(full, "must be an absolute path") }
+                l.bindPasswordFile = p
+            case "timeout":
+                let d: Double
+                if let i = v.int { d = Double(i) } else if let x = v.double { d = x } else { throw fail(full, "must be a number of seconds") }
+                guard d >= 1, d <= 300 else { throw fail(full, "must be from 1 to 300 seconds") }
+                l.timeout = d
+            case "schema":
+                let s = try string(v, full)
+                guard s == "openldap" else { throw fail(full, "must be \"openldap\" (the one schema so far; got \"\(SafeText.escape(s))\")") }
+            case "attributes":
+                guard let at = v.table else { throw fail(full, "must be a table, e.g. [ldap.attributes]") }
+                for ak in at.keys {
+                    guard let av = at[ak] else { continue }
+                    let afull = "ldap.attributes.\(ak)"
+                    let name = try string(av, afull)
+                    guard LDAPAttributes.isAttributeName(name) else {
+                        throw fail(afull, "\"\(SafeText.escape(name))\" is not an attribute name (letters, digits, '-')")
+                    }
+                    guard l.attributes.set(ak, name) else {
+                        throw fail(afull, "unknown attribute; expected one of \(LDAPAttributes.keys.joined(separator: ", "))")
+                    }
+                }
+            default:
+                throw fail(
+                    full,
+                    "unknown key in [ldap]; expected uris, users_base, groups_base, devices_base, policy_dn, bind_dn, bind_password_file, timeout, schema, [ldap.attributes]"
+                )
+            }
+        }
+        for required in ["uris", "users_base", "groups_base", "devices_base", "policy_dn"] where !seen.contains(required) {
+            throw fail("ldap.\(required)", "missing: the LDAP backend needs it")
+        }
+        if l.bindDN != nil && l.bindPasswordFile == nil {
+            throw fail("ldap.bind_password_file", "missing: bind_dn needs a password file (or no bind_dn, for SASL EXTERNAL over ldapi://)")
+        }
+        if l.bindDN == nil && l.bindPasswordFile != nil {
+            throw fail("ldap.bind_dn", "missing: bind_password_file is set without a bind_dn")
+        }
+        if l.bindDN == nil, let u = l.uris.first(where: { !$0.lowercased().hasPrefix("ldapi://") }) {
+            throw fail("ldap.uris", "without bind_dn (SASL EXTERNAL) every URI must be ldapi:// (got \"\(SafeText.escape(u))\")")
+        }
+        return l
+    }
+
+    /// A loose check that `s` looks like a DN (attr=value[,attr=value...]);
+    /// the server is the judge of the rest.
+    static func dn(_ s: String, _ key: String, _ fail: (String, String) -> ConfigError) throws -> String {
+        guard s.contains("="), !s.hasPrefix("="), !s.unicodeScalars.contains(where: { $0.value < 0x20 }) else {
+            throw fail(key, "\"\(SafeText.escape(s))\" is not a DN (e.g. ou=users,dc=example,dc=org)")
+        }
+        return s
+    }
+}
+
+/// The attribute names the LDAP backend reads; `openldap` is the base schemas'
+/// (core, cosine, inetorgperson, nis) with the stand-ins of docs/ldap.md.
+public struct LDAPAttributes: Sendable, Equatable {
+    public var username = "uid"
+    public var email = "mail"
+    public var displayName = "displayName"
+    public var commonName = "cn"
+    public var uidNumber = "uidNumber"
+    public var password = "userPassword"
+    /// shadowAccount's day count: set and not after today = disabled.
+    public var expire = "shadowExpire"
+    public var member = "member"
+    public var groupName = "cn"
+    public var deviceID = "cn"
+    /// On a device entry: the DNs of the users associated with it (stand-in).
+    public var deviceUsers = "seeAlso"
+    /// On the policy entry: the policy as JSON (stand-in).
+    public var policy = "description"
+
+    public static let openldap = LDAPAttributes()
+
+    static let keys = [
+        "username", "email", "display_name", "common_name", "uid_number", "password", "expire", "member", "group_name",
+        "device_id", "device_users", "policy",
+    ]
+
+    mutating func set(_ key: String, _ name: String) -> Bool {
+        switch key {
+        case "username": username = name
+        case "email": email = name
+        case "display_name": displayName = name
+        case "common_name": commonName = name
+        case "uid_number": uidNumber = name
+        case "password": password = name
+        case "expire": expire = name
+        case "member": member = name
+        case "group_name": groupName = name
+        case "device_id": deviceID = name
+        case "device_users": deviceUsers = name
+        case "policy": policy = name
+        default: return false
+        }
+        return true
+    }
+
+    static func isAttributeName(_ s: String) -> Bool {
+        guard let f = s.unicodeScalars.first, ("a"..."z").contains(f) || ("A"..."Z").contains(f) else { return false }
+        return s.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || $0 == "-" }
+    }
+}
+
+/// LDAP search filter pieces (RFC 4515).
+public enum LDAPFilter {
+    /// `value` as an assertion value: `*`, `(`, `)`, `\` and NUL become
+    /// \2a, \28, \29, \5c and \00, so a value can only ever be matched
+    /// literally, never add a wildcard or a clause. Bytes outside ASCII are
+    /// kept (UTF-8 is valid in a filter string).
+    public static func escape(_ value: String) -> String {
+        var out = ""
+        out.reserveCapacity(value.utf8.count)
+        for u in value.unicodeScalars {
+            switch u {
+            case "*": out += "\\2a"
+            case "(": out += "\\28"
+            case ")": out += "\\29"
+            case "\\": out += "\\5c"
+            case "\0": out += "\\00"
+            default: out.unicodeScalars.append(u)
+            }
+        }
+        return out
+    }
+
+    /// (|(a=value)(b=value)) with `value` escaped.
+    public static func anyEquals(_ attributes: [String], _ value: String) -> String {
+        let v = escape(value)
+        let clauses = attributes.map { "(\($0)=\(v))" }
+        return clauses.count == 1 ? clauses[0] : "(|" + clauses.joined() + ")"
+    }
+}
+
+/// One LDAP entry as the backend read it: its DN and its attributes' values
+/// (attribute names compared case-insensitively, as LDAP does).
+public struct LDAPEntry: Sendable, Equatable {
+    public var dn: String
+    var values: [String: [String]]
+
+    public init(dn: String, attributes: [String: [String]]) {
+        self.dn = dn
+        var v: [String: [String]] = [:]
+        for (k, vals) in attributes { v[k.lowercased(), default: []] += vals }
+        values = v
+    }
+
+    public subscript(_ attribute: String) -> [String] { values[attribute.lowercased()] ?? [] }
+    public func first(_ attribute: String) -> String? { self[attribute].first }
+}
+
+extension LDAPAttributes {
+    /// The attributes a user search asks for.
+    public var userAttributes: [String] { [username, email, displayName, commonName, uidNumber, password, expire] }
+
+    /// A user entry as the directory protocol's user, the same shape the file
+    /// backend answers; nil when it lacks a username or an email.
+    /// `today` is days since 1970-01-01 (shadowExpire's unit). A
+    /// `{CRYPT}`-prefixed password is the user's crypt(3) hash, and makes the
+    /// directory the password's authority; any other form is not given out.
+    public func user(from e: LDAPEntry, groups: [String], today: Int) -> DirectoryUser? {
+        guard let name = e.first(username), !name.isEmpty, let mail = e.first(email), !mail.isEmpty else { return nil }
+        var u = DirectoryUser(username: name, email: mail, displayName: e.first(displayName) ?? e.first(commonName), groups: groups)
+        if let n = e.first(uidNumber), let uid = UInt32(n) { u.uid = uid }
+        if let x = e.first(expire), let day = Int(x), day >= 0, day <= today { u.disabled = true }
+        if let hash = e[password].first(where: { $0.lowercased().hasPrefix("{crypt}") }).map({ String($0.dropFirst(7)) }),
+            hash.hasPrefix("$")
+        {
+            u.passwordHash = hash
+            u.passwordAuthority = .directory
+        }
+        return u
+    }
+}
