@@ -14,10 +14,10 @@ public let directoryMaxFrame = 16 << 20
 /// one JSON response per frame, any number per connection.
 public struct DirectoryServer: Service {
     let socketPath: String
-    let store: DirectoryStore
+    let store: any DirectoryBackend
     let logger: Logger
 
-    public init(socketPath: String, store: DirectoryStore, logger: Logger) {
+    public init(socketPath: String, store: any DirectoryBackend, logger: Logger) {
         self.socketPath = socketPath
         self.store = store
         self.logger = logger
@@ -95,17 +95,17 @@ public struct DirectoryServer: Service {
         switch request.op {
         case .lookup:
             guard let name = request.user else { throw DirectoryError("lookup needs \"user\"") }
-            guard var user = await store.lookup(name) else {
+            guard var user = try await store.lookup(name) else {
                 logger.info("lookup: no such user", metadata: ["user": "\(SafeText.escape(name))", "peer": "\(peer)"])
                 return DirectoryResponse(ok: true)
             }
             if !peer.isRoot { user.passwordHash = nil }
             return DirectoryResponse(ok: true, user: user)
         case .policy:
-            return DirectoryResponse(ok: true, policy: await store.policy)
+            return DirectoryResponse(ok: true, policy: try await store.currentPolicy())
         case .deviceUsers:
             guard let device = request.deviceID else { throw DirectoryError("device_users needs \"device_id\"") }
-            return DirectoryResponse(ok: true, users: await store.users(of: device))
+            return DirectoryResponse(ok: true, users: try await store.users(of: device))
         case .reportBinding:
             guard peer.isRoot else { throw DirectoryError("only root may report bindings") }
             guard let report = request.binding else { throw DirectoryError("report_binding needs \"binding\"") }
@@ -119,7 +119,7 @@ public struct DirectoryServer: Service {
             return DirectoryResponse(ok: true, duplicate: duplicate)
         case .access:
             guard let name = request.user, let device = request.deviceID else { throw DirectoryError("access needs \"user\" and \"device_id\"") }
-            return DirectoryResponse(ok: true, access: await store.access(user: name, device: device))
+            return DirectoryResponse(ok: true, access: try await store.access(user: name, device: device))
         case .changePassword:
             guard peer.isRoot else { throw DirectoryError("only root may change passwords") }
             guard let name = request.user, let current = request.current, let new = request.new else {
@@ -135,7 +135,7 @@ public struct DirectoryServer: Service {
             }
         case .listReports:
             guard peer.isRoot else { throw DirectoryError("only root may list binding reports") }
-            return DirectoryResponse(ok: true, reports: await store.allReports())
+            return DirectoryResponse(ok: true, reports: try await store.allReports())
         }
     }
 }

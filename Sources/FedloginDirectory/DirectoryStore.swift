@@ -10,7 +10,7 @@ import Foundation
 /// Its root is the directory's administrator: whoever can write the file can
 /// set any user's password hash, so `change_password` protects users from a
 /// device, not from the host that serves this file.
-public actor DirectoryStore {
+public actor DirectoryStore: DirectoryBackend {
     public struct DirectoryFile: Codable, Sendable {
         public var policy: DevicePolicy
         public var users: [DirectoryUser]
@@ -114,6 +114,8 @@ public actor DirectoryStore {
         return file.policy
     }
 
+    public func currentPolicy() -> DevicePolicy { policy }
+
     /// Users associated with a device: by the directory file, or by a binding
     /// the device reported (until it reports an unbind or the admin lists the
     /// user under `unbound`).
@@ -129,11 +131,6 @@ public actor DirectoryStore {
         }
         let removed = Set(file.unbound[device] ?? [])
         return names.filter { !removed.contains($0) }
-    }
-
-    public enum PasswordChange: Equatable, Sendable {
-        case accepted
-        case refused(String)
     }
 
     /// What the directory says about `name` on `device`; nil when there is no such user.
@@ -187,6 +184,30 @@ public actor DirectoryStore {
     }
 
     public func allReports() -> [BindingReport] { reports }
+}
+
+/// What answers the directory protocol's operations: the file (DirectoryStore)
+/// or an LDAP directory (LDAPDirectory). A thrown error is the protocol's
+/// `ok: false`, which fedlogind takes as "the directory is unavailable":
+/// a backend that cannot tell whether a user exists throws, and never
+/// answers "no such user" (nil).
+public protocol DirectoryBackend: Sendable {
+    /// A user by username or company email; nil when there is no such user.
+    func lookup(_ nameOrEmail: String) async throws -> DirectoryUser?
+    func currentPolicy() async throws -> DevicePolicy
+    /// The usernames associated with a device.
+    func users(of device: String) async throws -> [String]
+    /// What the directory says about `user` on `device`; nil when there is no such user.
+    func access(user: String, device: String) async throws -> DeviceAccess?
+    func changePassword(user: String, current: String, new: String) async throws -> PasswordChange
+    /// Records a binding report; true when its key was known (no second effect).
+    func record(_ report: BindingReport) async throws -> Bool
+    func allReports() async throws -> [BindingReport]
+}
+
+public enum PasswordChange: Equatable, Sendable {
+    case accepted
+    case refused(String)
 }
 
 public struct DirectoryError: Error, CustomStringConvertible {

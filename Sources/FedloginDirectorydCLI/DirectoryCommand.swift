@@ -22,21 +22,89 @@ public enum FedloginDirectoryd {
 struct DirectoryCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fedlogin-directoryd",
-        abstract: "The reference fedlogin directory service (file-backed).",
+        abstract: "The reference fedlogin directory service (a JSON file or an LDAP directory).",
         subcommands: [Serve.self, Reports.self],
         defaultSubcommand: Serve.self)
 
     struct Serve: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Serve the directory protocol on a Unix socket.")
 
-        @Option(help: "The Unix socket to listen on.")
-        var socket = "/run/fedlogin-directoryd/directory.sock"
-        @Option(help: "The directory file (JSON: policy, users, devices).")
-        var directory = "/etc/fedlogin-directoryd/directory.json"
-        @Option(name: .customLong("state-dir"), help: "Where received binding reports are kept.")
-        var stateDir = "/var/lib/fedlogin-directoryd"
+        @Option(help: "The Unix socket to listen on (default: /run/fedlogin-directoryd/directory.sock).")
+        var socket: String?
+        @Option(help: "The directory file (JSON: policy, users, devices) of the file backend (default: /etc/fedlogin-directoryd/directory.json).")
+        var directory: String?
+        @Option(
+            name: .customLong("state-dir"), help: "Where the file backend keeps received binding reports (default: /var/lib/fedlogin-directoryd).")
+        var stateDir: String?
+        @Option(help: "A configuration file (TOML): the backend, file or ldap, and its settings. The options above win over it.")
+        var config: String?
+        @Flag(name: .customLong("check-config"), help: "Check the configuration and exit: 0 when valid, 78 with the problem otherwise.")
+        var checkConfig = false
+
+        /// The configuration file's settings with the command line's over them.
+        func settings() throws -> DirectorydConfig {
+            var c = DirectorydConfig()
+            if let config {
+                let text: String
+                do {
+                    text = try String(contentsOfFile: config, encoding: .utf8)
+                } catch {
+                    throw DirectoryError("\(config): cannot be read: \(ErrorText.describe(error))")
+                }
+                c = try DirectorydConfig.parse(path: config, text: text)
+            }
+            if let socket { c.socketPath = socket }
+            if let directory { c.file.directory = directory }
+            if let stateDir { c.file.stateDir = stateDir }
+            return c
+        }
+
+        /// The backend the settings name, ready to serve.
+        func backend(_ c: DirectorydConfig) throws -> any DirectoryBackend {
+            switch c.backend {
+            case .file:
+                return try DirectoryStore(directoryPath: c.file.directory, stateDir: c.file.stateDir)
+            case .ldap:
+                guard let l = c.ldap else { throw DirectoryError("backend = \"ldap\" needs an [ldap] section") }
+                let password = try l.bindPasswordFile.map { try Self.readSecret($0, key: "ldap.bind_password_file") }
+                return LDAPDirectory(config: l, password: password)
+            }
+        }
+
+        /// The bind password: a regular file no group or other user can read,
+        /// owned by root or by this process's user; one trailing newline dropped.
+        static func readSecret(_ path: String, key: String) throws -> String {
+            var st = stat()
+            guard stat(path, &st) == 0 else {
+                throw DirectoryError("\(key): \(path): \(String(validatingCString: strerror(errno)) ?? "cannot stat")")
+            }
+            guard st.st_mode & S_IFMT == S_IFREG else { throw DirectoryError("\(key): \(path) is not a regular file") }
+            guard st.st_mode & 0o077 == 0 else {
+                throw DirectoryError(
+                    "\(key): \(path) may be read by others (mode \(String(st.st_mode & 0o777, radix: 8))); make it readable by its owner alone (chmod 600)"
+                )
+            }
+            guard st.st_uid == 0 || st.st_uid == geteuid() else { throw DirectoryError("\(key): \(path) is owned by uid \(st.st_uid), not root") }
+            guard var text = FileManager.default.contents(atPath: path).map({ String(decoding: $0, as: UTF8.self) }) else {
+                throw DirectoryError("\(key): \(path) cannot be read")
+            }
+            if text.hasSuffix("\n") { text.removeLast() }
+            guard !text.isEmpty else { throw DirectoryError("\(key): \(path) is empty") }
+            return text
+        }
 
         func run() async throws {
+            if checkConfig {
+                do {
+                    let c = try settings()
+                    if c.backend == .ldap, let file = c.ldap?.bindPasswordFile { _ = try Self.readSecret(file, key: "ldap.bind_password_file") }
+                    print("fedlogin-directoryd: the configuration is valid (backend \(c.backend.rawValue))")
+                    return
+                } catch {
+                    FileHandle.standardError.write(Data("fedlogin-directoryd: \(ErrorText.describe(error))\n".utf8))
+                    throw ExitCode(78)  // EX_CONFIG
+                }
+            }
             // Password hashes and passwords pass through this process: no
             // core dump, and no ptrace or /proc access by other users.
             guard fedlogin_set_dumpable(0) == 0 else {
@@ -49,9 +117,13 @@ struct DirectoryCommand: AsyncParsableCommand {
                 return h
             }
             let logger = Logger(label: "fedlogin-directoryd")
-            let store: DirectoryStore
+            let store: any DirectoryBackend
+            let socket: String
             do {
-                store = try DirectoryStore(directoryPath: directory, stateDir: stateDir)
+                let c = try settings()
+                store = try backend(c)
+                socket = c.socketPath
+                logger.info("backend: \(c.backend.rawValue)", metadata: c.ldap.map { ["uris": "\($0.uris.joined(separator: " "))"] } ?? [:])
             } catch {
                 logger.error("\(ErrorText.describe(error))")
                 throw ExitCode(78)

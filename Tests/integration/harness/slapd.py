@@ -23,15 +23,20 @@ The DIT (suffix dc=example,dc=test), in the base schemas only
 """
 from __future__ import annotations
 
-import crypt  # noqa: deprecated in 3.11, still the one crypt(3) binding in the stdlib
 import json
 import os
 import socket
 import subprocess
 import urllib.parse
+import warnings
 from pathlib import Path
 
 import sandbox
+
+with warnings.catch_warnings():
+    # Deprecated in 3.11 and still there: the stdlib's one crypt(3) binding.
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import crypt
 
 SUFFIX = "dc=example,dc=test"
 ROOT_DN = f"cn=admin,{SUFFIX}"
@@ -46,6 +51,11 @@ SCHEMAS = ("core", "cosine", "inetorgperson", "nis")
 MODULE_PATH = "/usr/lib/ldap"
 # Root, through ldapi:// and SASL EXTERNAL, manages cn=config.
 ROOT_PEER = "gidNumber=0+uidNumber=0,cn=peercred,cn=external,cn=auth"
+
+
+# The service account reads the users' hashes (password sync); nobody else does.
+DEFAULT_ACL = [f'to attrs=userPassword by dn.exact="{SERVICE_DN}" read by self read by anonymous auth by * none',
+               "to * by * read"]
 
 
 def crypt_hash(password: str) -> str:
@@ -77,8 +87,7 @@ cn: schema
 """]
     for name in SCHEMAS:
         parts.append(Path(f"/etc/ldap/schema/{name}.ldif").read_text())
-    acl = acl or ["to attrs=userPassword by self read by anonymous auth by * none",
-                  "to * by * read"]
+    acl = acl or DEFAULT_ACL
     parts.append(f"""dn: olcDatabase={{-1}}frontend,cn=config
 objectClass: olcDatabaseConfig
 objectClass: olcFrontendConfig

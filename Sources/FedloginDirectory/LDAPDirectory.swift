@@ -1,0 +1,269 @@
+import CLDAP
+import FedloginCore
+import Foundation
+import NIOPosix
+
+/// The directory protocol's read operations answered from an LDAP directory
+/// (docs/ldap.md): lookup, access, policy, device_users. Binding reports,
+/// password changes and the report list are not built yet and answer an
+/// error.
+///
+/// Each request opens a connection (the configured URIs in order, the first
+/// that binds wins), makes its searches and closes it; every network wait is
+/// bounded by the configured timeout. The calls block, on a pool of their own.
+///
+/// It never mistakes an error for "no such user": a failed search throws
+/// (the protocol's unavailable answer), and before it answers "no such user"
+/// it checks that it can see the users subtree (its base, and at least one
+/// entry under it) and the policy entry. A missing base, a refused search or
+/// an ACL that hides the users from its bind DN make the directory
+/// unavailable.
+public final class LDAPDirectory: DirectoryBackend {
+    let config: DirectorydConfig.LDAPBackend
+    let password: String?
+    var attrs: LDAPAttributes { config.attributes }
+
+    static let pool: NIOThreadPool = {
+        let pool = NIOThreadPool(numberOfThreads: 8)
+        pool.start()
+        return pool
+    }()
+
+    /// `password` is the bind DN's (read from bind_password_file), nil for SASL EXTERNAL.
+    public init(config: DirectorydConfig.LDAPBackend, password: String?) {
+        self.config = config
+        self.password = password
+    }
+
+    func unavailable(_ why: String) -> DirectoryError { DirectoryError("the LDAP directory is unavailable: \(why)") }
+
+    var timeoutSeconds: Int32 { Int32(max(1, config.timeout.rounded(.up))) }
+
+    /// Runs `body` with a bound connection, off the concurrency pool.
+    func withConnection<T: Sendable>(_ body: @escaping @Sendable (LDAPConnection) throws -> T) async throws -> T {
+        try await Self.pool.runIfActive { [self] in
+            var problems: [String] = []
+            for uri in config.uris {
+                var ld: OpaquePointer?
+                var err = [CChar](repeating: 0, count: 512)
+                let rc = fedlogin_ldap_connect(uri, timeoutSeconds, config.bindDN, password, &ld, &err, err.count)
+                guard rc == 0, let ld else {
+                    problems.append("\(uri): \(cText(err))")
+                    continue
+                }
+                let c = LDAPConnection(ld: ld, uri: uri, timeout: timeoutSeconds)
+                defer { c.close() }
+                do {
+                    return try body(c)
+                } catch let e as LDAPConnection.Failure {
+                    throw unavailable(e.description)
+                }
+            }
+            throw unavailable(problems.joined(separator: "; "))
+        }
+    }
+
+    // MARK: the operations
+
+    public func lookup(_ nameOrEmail: String) async throws -> DirectoryUser? {
+        try await withConnection { c in try self.lookup(nameOrEmail, on: c) }
+    }
+
+    func lookup(_ nameOrEmail: String, on c: LDAPConnection) throws -> DirectoryUser? {
+        let filter = LDAPFilter.anyEquals([attrs.username, attrs.email], nameOrEmail)
+        guard
+            let entries = try c.search(
+                base: config.usersBase, scope: LDAP_SCOPE_SUBTREE, filter: filter, attributes: attrs.userAttributes, sizeLimit: 16)
+        else {
+            throw LDAPConnection.Failure("users_base \(config.usersBase) does not exist or is hidden from the bind DN")
+        }
+        // By username first, then by email, as the file backend.
+        let lowered = nameOrEmail.lowercased()
+        let entry =
+            entries.first(where: { $0[attrs.username].contains { $0.lowercased() == lowered } })
+            ?? entries.first(where: { $0[attrs.email].contains { $0.lowercased() == lowered } })
+        guard let entry else {
+            try checkVisible(on: c)
+            return nil
+        }
+        let groupFilter = "(\(attrs.member)=\(LDAPFilter.escape(entry.dn)))"
+        guard
+            let groups = try c.search(
+                base: config.groupsBase, scope: LDAP_SCOPE_SUBTREE, filter: groupFilter, attributes: [attrs.groupName], sizeLimit: 0)
+        else {
+            throw LDAPConnection.Failure("groups_base \(config.groupsBase) does not exist or is hidden from the bind DN")
+        }
+        let names = groups.compactMap { $0.first(attrs.groupName) }
+        guard let user = attrs.user(from: entry, groups: names, today: Int(Date().timeIntervalSince1970 / 86400)) else {
+            throw LDAPConnection.Failure("the entry \(entry.dn) has no \(attrs.username) or no \(attrs.email) the bind DN can read")
+        }
+        return user
+    }
+
+    /// Before "no such user": the users subtree and the policy entry can be
+    /// seen. Throws otherwise.
+    func checkVisible(on c: LDAPConnection) throws {
+        guard let base = try c.search(base: config.usersBase, scope: LDAP_SCOPE_BASE, filter: "(objectClass=*)", attributes: ["1.1"], sizeLimit: 1),
+            !base.isEmpty
+        else {
+            throw LDAPConnection.Failure("users_base \(config.usersBase) does not exist or is hidden from the bind DN")
+        }
+        guard
+            let some = try c.search(
+                base: config.usersBase, scope: LDAP_SCOPE_SUBTREE, filter: "(\(attrs.username)=*)", attributes: ["1.1"], sizeLimit: 1), !some.isEmpty
+        else {
+            throw LDAPConnection.Failure("the bind DN sees no user under users_base \(config.usersBase)")
+        }
+        _ = try policy(on: c)
+    }
+
+    public func currentPolicy() async throws -> DevicePolicy {
+        try await withConnection { c in try self.policy(on: c) }
+    }
+
+    func policy(on c: LDAPConnection) throws -> DevicePolicy {
+        guard
+            let entries = try c.search(
+                base: config.policyDN, scope: LDAP_SCOPE_BASE, filter: "(objectClass=*)", attributes: [attrs.policy], sizeLimit: 1),
+            let e = entries.first
+        else {
+            throw LDAPConnection.Failure("policy_dn \(config.policyDN) does not exist or is hidden from the bind DN")
+        }
+        guard let json = e.first(attrs.policy) else {
+            throw LDAPConnection.Failure("the policy entry \(config.policyDN) has no \(attrs.policy) the bind DN can read")
+        }
+        do {
+            return try JSONDecoder().decode(DevicePolicy.self, from: Data(json.utf8))
+        } catch {
+            throw LDAPConnection.Failure("the \(attrs.policy) of \(config.policyDN) is not a valid policy (JSON): \(error)")
+        }
+    }
+
+    public func users(of device: String) async throws -> [String] {
+        try await withConnection { c in try self.users(of: device, on: c) }
+    }
+
+    func users(of device: String, on c: LDAPConnection) throws -> [String] {
+        let filter = "(\(attrs.deviceID)=\(LDAPFilter.escape(device)))"
+        guard
+            let devices = try c.search(
+                base: config.devicesBase, scope: LDAP_SCOPE_SUBTREE, filter: filter, attributes: [attrs.deviceUsers], sizeLimit: 2)
+        else {
+            throw LDAPConnection.Failure("devices_base \(config.devicesBase) does not exist or is hidden from the bind DN")
+        }
+        guard let entry = devices.first else {
+            // An unknown device has no users, if the devices can be seen at all.
+            guard
+                let base = try c.search(
+                    base: config.devicesBase, scope: LDAP_SCOPE_BASE, filter: "(objectClass=*)", attributes: ["1.1"], sizeLimit: 1), !base.isEmpty
+            else {
+                throw LDAPConnection.Failure("devices_base \(config.devicesBase) does not exist or is hidden from the bind DN")
+            }
+            return []
+        }
+        var names: [String] = []
+        for dn in entry[attrs.deviceUsers] {
+            // A user removed from the directory is no longer associated.
+            guard let users = try c.search(base: dn, scope: LDAP_SCOPE_BASE, filter: "(objectClass=*)", attributes: [attrs.username], sizeLimit: 1)
+            else { continue }
+            if let name = users.first?.first(attrs.username), !names.contains(name) { names.append(name) }
+        }
+        return names
+    }
+
+    public func access(user: String, device: String) async throws -> DeviceAccess? {
+        try await withConnection { c in
+            guard let u = try self.lookup(user, on: c) else { return nil }
+            let policy = try self.policy(on: c)
+            let associated = try self.users(of: device, on: c).contains(u.username)
+            // The admin's removal of an association has no stand-in in the
+            // base schemas yet (docs/ldap.md): never unbound.
+            return DeviceAccess(associated: associated, unbound: false, disabled: u.disabled, selfService: policy.selfService)
+        }
+    }
+
+    public func changePassword(user: String, current: String, new: String) async throws -> PasswordChange {
+        .refused("the LDAP backend does not take password changes yet")
+    }
+
+    public func record(_ report: BindingReport) async throws -> Bool {
+        throw DirectoryError("the LDAP backend does not take binding reports yet")
+    }
+
+    public func allReports() async throws -> [BindingReport] {
+        throw DirectoryError("the LDAP backend does not list binding reports yet")
+    }
+}
+
+/// One bound libldap handle, used by one thread at a time.
+final class LDAPConnection {
+    let ld: OpaquePointer
+    let uri: String
+    let timeout: Int32
+
+    struct Failure: Error, CustomStringConvertible {
+        var description: String
+        init(_ d: String) { description = d }
+    }
+
+    init(ld: OpaquePointer, uri: String, timeout: Int32) {
+        self.ld = ld
+        self.uri = uri
+        self.timeout = timeout
+    }
+
+    func close() { fedlogin_ldap_close(ld) }
+
+    /// The entries found; nil when `base` does not exist (or is hidden: slapd
+    /// answers noSuchObject for what an ACL hides). Any other failure throws.
+    func search(base: String, scope: Int32, filter: String, attributes: [String], sizeLimit: Int32) throws -> [LDAPEntry]? {
+        var cAttrs: [UnsafeMutablePointer<CChar>?] = attributes.map { strdup($0) } + [nil]
+        defer { for a in cAttrs { free(a) } }
+        var res: OpaquePointer?
+        var err = [CChar](repeating: 0, count: 512)
+        let rc = cAttrs.withUnsafeMutableBufferPointer { a in
+            fedlogin_ldap_search(ld, base, scope, filter, a.baseAddress, sizeLimit, timeout, &res, &err, err.count)
+        }
+        defer { if let res { ldap_msgfree(res) } }
+        if rc == LDAP_NO_SUCH_OBJECT { return nil }
+        guard rc == LDAP_SUCCESS || (rc == LDAP_SIZELIMIT_EXCEEDED && sizeLimit > 0), let res else {
+            throw Failure("\(uri): search of \(base): \(cText(err))")
+        }
+        var entries: [LDAPEntry] = []
+        var e = ldap_first_entry(ld, res)
+        while let entry = e {
+            var dn = ""
+            if let d = ldap_get_dn(ld, entry) {
+                dn = String(cString: d)
+                ldap_memfree(d)
+            }
+            var values: [String: [String]] = [:]
+            var ber: OpaquePointer?
+            var a = ldap_first_attribute(ld, entry, &ber)
+            while let attr = a {
+                let name = String(cString: attr)
+                if let vals = ldap_get_values_len(ld, entry, attr) {
+                    var i = 0
+                    while let bv = vals[i] {
+                        let data = Data(bytes: bv.pointee.bv_val, count: Int(bv.pointee.bv_len))
+                        // A value that is not UTF-8 text is not one this backend reads.
+                        if let s = String(data: data, encoding: .utf8), !s.contains("\0") { values[name, default: []].append(s) }
+                        i += 1
+                    }
+                    ldap_value_free_len(vals)
+                }
+                ldap_memfree(attr)
+                a = ldap_next_attribute(ld, entry, ber)
+            }
+            if let ber { ber_free(ber, 0) }
+            entries.append(LDAPEntry(dn: dn, attributes: values))
+            e = ldap_next_entry(ld, entry)
+        }
+        return entries
+    }
+}
+
+/// The text of a NUL-terminated buffer a C function filled.
+func cText(_ buf: [CChar]) -> String {
+    String(decoding: buf.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}

@@ -1,0 +1,205 @@
+"""fedlogin-directoryd's LDAP backend against a real slapd (harness/slapd.py).
+
+The same users, groups, device associations and policy are served by the
+file backend and by slapd: both answer lookup, access, policy and
+device_users alike. An injected filter finds no user; a directory that
+cannot be seen (an ACL hiding the users from the bind DN, slapd stopped)
+is unavailable, never "no such user".
+"""
+import json
+import os
+import socket
+import struct
+import time
+from pathlib import Path
+
+import pytest
+
+import sandbox
+import slapd as slapd_harness
+
+USERS = [
+    {"username": "alice", "password": "alice-pw-1", "display_name": "Alice Example", "uid_number": 70101},
+    {"username": "bob", "display_name": "Bob Example", "uid_number": 70102, "mail": "robert@example.test"},
+    {"username": "carol", "display_name": "Carol Example", "uid_number": 70103, "disabled": True},
+]
+GROUPS = {"admins": ["alice"], "staff": ["alice", "bob"]}
+DEVICES = {"dev1": ["alice"], "dev2": ["bob", "carol"]}
+POLICY = {"self_service": False, "admin_groups": ["admins"], "password_sync": True}
+
+
+def ask(sock, request: dict, timeout: float = 10) -> dict:
+    body = json.dumps(request).encode()
+    with socket.socket(socket.AF_UNIX) as c:
+        c.settimeout(timeout)
+        c.connect(str(sock))
+        c.sendall(struct.pack(">I", len(body)) + body)
+        n = struct.unpack(">I", c.recv(4, socket.MSG_WAITALL))[0]
+        return json.loads(c.recv(n, socket.MSG_WAITALL))
+
+
+def ldap_config(tmp: Path, server: slapd_harness.Slapd, uris=None, timeout=2, **overrides) -> Path:
+    secret = tmp / "ldap.secret"
+    secret.write_text(slapd_harness.SERVICE_PW + "\n")
+    os.chmod(secret, 0o600)
+    ldap = {
+        "uris": uris or [server.ldap_uri],
+        "users_base": slapd_harness.USERS,
+        "groups_base": slapd_harness.GROUPS,
+        "devices_base": slapd_harness.DEVICES,
+        "policy_dn": slapd_harness.POLICY_DN,
+        "bind_dn": slapd_harness.SERVICE_DN,
+        "bind_password_file": str(secret),
+        "timeout": timeout,
+        "schema": "openldap",
+    }
+    ldap.update(overrides)
+    path = tmp / "directoryd.conf"
+    path.write_text(sandbox.to_toml({"backend": "ldap", "ldap": ldap}))
+    return path
+
+
+def start_ldap_directoryd(tmp: Path, config: Path) -> sandbox.Process:
+    return sandbox.start_directoryd(tmp, Path("/nonexistent"), extra_args=["--config", config])
+
+
+@pytest.fixture
+def slapd(tmp_path):
+    server = slapd_harness.Slapd(tmp_path / "slapd", users=USERS, groups=GROUPS, devices=DEVICES, policy=POLICY)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def both(tmp_path, slapd):
+    """(file-backed directoryd, LDAP-backed directoryd) over the same data."""
+    file_users = []
+    for u in USERS:
+        rec = {"username": u["username"], "email": u.get("mail", u["username"] + "@example.test"),
+               "display_name": u["display_name"], "uid": u["uid_number"], "disabled": u.get("disabled", False),
+               "groups": [g for g, ms in GROUPS.items() if u["username"] in ms]}
+        file_users.append(rec)
+    directory = sandbox.write_directory(tmp_path / "file" / "directory.json", file_users, policy=POLICY,
+                                        devices=DEVICES)
+    file_d = sandbox.start_directoryd(tmp_path / "file", directory)
+    ldap_d = start_ldap_directoryd(tmp_path / "ldap", ldap_config(tmp_path, slapd))
+    yield file_d, ldap_d
+    ldap_d.stop()
+    file_d.stop()
+
+
+def without_password(answer: dict) -> dict:
+    a = json.loads(json.dumps(answer))
+    if a.get("user"):
+        a["user"].pop("password_hash", None)
+        a["user"].pop("password_authority", None)
+    return a
+
+
+def test_lookup_access_policy_and_device_users_answer_as_the_file_backend(both):
+    file_d, ldap_d = both
+    requests = [{"op": "policy"}]
+    for name in ["alice", "bob", "robert@example.test", "ALICE", "carol", "nobody-such"]:
+        requests.append({"op": "lookup", "user": name})
+        for device in ["dev1", "dev2", "dev-unknown"]:
+            requests.append({"op": "access", "user": name, "device_id": device})
+    for device in ["dev1", "dev2", "dev-unknown"]:
+        requests.append({"op": "device_users", "device_id": device})
+    for r in requests:
+        f, l = ask(file_d.socket, r), ask(ldap_d.socket, r)
+        assert l["ok"], (r, l)
+        assert without_password(l) == without_password(f), r
+    # The {CRYPT} hash of alice's userPassword, given to root: the password is the directory's.
+    alice = ask(ldap_d.socket, {"op": "lookup", "user": "alice"})["user"]
+    assert alice["password_authority"] == "directory"
+    assert alice["password_hash"].startswith("$6$")
+    assert ask(ldap_d.socket, {"op": "lookup", "user": "bob"})["user"].get("password_hash") is None
+
+
+@pytest.mark.parametrize("name", ["*", "*)(uid=*))(|(uid=*", "alice)(|(uid=*", "a*", "*)(objectClass=*", "\\2a",
+                                  "alice\x00", "(uid=alice)"])
+def test_an_injected_filter_finds_no_user(both, name):
+    _, ldap_d = both
+    answer = ask(ldap_d.socket, {"op": "lookup", "user": name})
+    assert answer == {"ok": True}, answer
+    assert ask(ldap_d.socket, {"op": "access", "user": name, "device_id": "dev1"}) == {"ok": True}
+    assert ask(ldap_d.socket, {"op": "device_users", "device_id": name}) == {"ok": True, "users": []}
+
+
+def test_users_hidden_by_an_acl_make_the_directory_unavailable_not_the_user_unknown(tmp_path, slapd):
+    d = start_ldap_directoryd(tmp_path / "ldap", ldap_config(tmp_path, slapd))
+    try:
+        assert ask(d.socket, {"op": "lookup", "user": "alice"})["user"]["username"] == "alice"
+        hide = f'to dn.subtree="{slapd_harness.USERS}" by dn.exact="{slapd_harness.SERVICE_DN}" none by * read'
+        slapd.set_acl([hide, *slapd_harness.DEFAULT_ACL])
+        for r in [{"op": "lookup", "user": "alice"}, {"op": "lookup", "user": "nobody-such"},
+                  {"op": "access", "user": "alice", "device_id": "dev1"}]:
+            answer = ask(d.socket, r)
+            assert answer["ok"] is False, (r, answer)
+            assert "unavailable" in answer["error"], answer
+        # Only the users' entries hidden, their base visible: still unavailable.
+        slapd.set_acl([f'to dn.children="{slapd_harness.USERS}" by dn.exact="{slapd_harness.SERVICE_DN}" none by * read',
+                       *slapd_harness.DEFAULT_ACL])
+        answer = ask(d.socket, {"op": "lookup", "user": "nobody-such"})
+        assert answer["ok"] is False and "sees no user" in answer["error"], answer
+        # The policy entry hidden: no "no such user" either.
+        slapd.set_acl([f'to dn.base="{slapd_harness.POLICY_DN}" by dn.exact="{slapd_harness.SERVICE_DN}" none by * read',
+                       *slapd_harness.DEFAULT_ACL])
+        answer = ask(d.socket, {"op": "lookup", "user": "nobody-such"})
+        assert answer["ok"] is False and "policy_dn" in answer["error"], answer
+        assert ask(d.socket, {"op": "lookup", "user": "alice"})["ok"]
+    finally:
+        d.stop()
+
+
+def test_a_stopped_slapd_makes_the_directory_unavailable_within_the_timeout(tmp_path, slapd):
+    d = start_ldap_directoryd(tmp_path / "ldap", ldap_config(tmp_path, slapd, uris=[slapd.ldapi_uri, slapd.ldap_uri]))
+    try:
+        assert ask(d.socket, {"op": "lookup", "user": "alice"})["ok"]
+        slapd.stop()
+        started = time.monotonic()
+        answer = ask(d.socket, {"op": "lookup", "user": "nobody-such"})
+        assert answer["ok"] is False and "unavailable" in answer["error"], answer
+        assert time.monotonic() - started < 2 * 2 + 1
+    finally:
+        d.stop()
+
+
+def test_an_unanswering_server_is_unavailable_after_the_timeout(tmp_path, slapd):
+    # A listening socket that never answers: the bind waits out `timeout` (1 s).
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        uri = f"ldap://127.0.0.1:{silent.getsockname()[1]}"
+        d = start_ldap_directoryd(tmp_path / "ldap", ldap_config(tmp_path, slapd, uris=[uri], timeout=1))
+        try:
+            started = time.monotonic()
+            answer = ask(d.socket, {"op": "lookup", "user": "alice"})
+            elapsed = time.monotonic() - started
+            assert answer["ok"] is False and "unavailable" in answer["error"], answer
+            assert elapsed < 3, elapsed
+        finally:
+            d.stop()
+
+
+def test_the_second_uri_is_tried_when_the_first_fails(tmp_path, slapd):
+    d = start_ldap_directoryd(tmp_path / "ldap", ldap_config(tmp_path, slapd, uris=["ldap://127.0.0.1:1", slapd.ldap_uri]))
+    try:
+        assert ask(d.socket, {"op": "lookup", "user": "alice"})["user"]["uid"] == 70101
+    finally:
+        d.stop()
+
+
+def test_check_config_names_the_key_and_refuses_a_readable_password_file(tmp_path, slapd):
+    import subprocess
+    binary = sandbox.bin_dir() / "fedlogin-directoryd"
+    config = ldap_config(tmp_path, slapd)
+    ok = subprocess.run([binary, "serve", "--config", config, "--check-config"], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    os.chmod(tmp_path / "ldap.secret", 0o640)
+    r = subprocess.run([binary, "serve", "--config", config, "--check-config"], capture_output=True, text=True)
+    assert r.returncode == 78 and "ldap.bind_password_file" in r.stderr, r.stderr
+    config.write_text(config.read_text().replace("timeout =", "timout ="))
+    r = subprocess.run([binary, "serve", "--config", config, "--check-config"], capture_output=True, text=True)
+    assert r.returncode == 78 and "ldap.timout" in r.stderr, r.stderr
