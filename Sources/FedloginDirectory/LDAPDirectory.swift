@@ -3,10 +3,9 @@ import FedloginCore
 import Foundation
 import NIOPosix
 
-/// The directory protocol's read operations answered from an LDAP directory
-/// (docs/ldap.md): lookup, access, policy, device_users. Binding reports,
-/// password changes and the report list are not built yet and answer an
-/// error.
+/// The directory protocol answered from an LDAP directory (docs/ldap.md):
+/// lookup, access, policy, device_users, report_binding and list_reports.
+/// Password changes are not built yet and are refused.
 ///
 /// Each request opens a connection (the configured URIs in order, the first
 /// that binds wins), makes its searches and closes it; every network wait is
@@ -143,32 +142,55 @@ public final class LDAPDirectory: DirectoryBackend {
         try await withConnection { c in try self.users(of: device, on: c) }
     }
 
-    func users(of device: String, on c: LDAPConnection) throws -> [String] {
+    /// The device's entry; nil when there is none (and the devices can be seen).
+    func deviceEntry(_ device: String, on c: LDAPConnection) throws -> LDAPEntry? {
         let filter = "(\(attrs.deviceID)=\(LDAPFilter.escape(device)))"
         guard
             let devices = try c.search(
-                base: config.devicesBase, scope: LDAP_SCOPE_SUBTREE, filter: filter, attributes: [attrs.deviceUsers], sizeLimit: 2)
+                base: config.devicesBase, scope: LDAP_SCOPE_SUBTREE, filter: "(&(objectClass=device)\(filter))", attributes: [attrs.deviceUsers],
+                sizeLimit: 2)
         else {
             throw LDAPConnection.Failure("devices_base \(config.devicesBase) does not exist or is hidden from the bind DN")
         }
-        guard let entry = devices.first else {
-            // An unknown device has no users, if the devices can be seen at all.
-            guard
-                let base = try c.search(
-                    base: config.devicesBase, scope: LDAP_SCOPE_BASE, filter: "(objectClass=*)", attributes: ["1.1"], sizeLimit: 1), !base.isEmpty
-            else {
-                throw LDAPConnection.Failure("devices_base \(config.devicesBase) does not exist or is hidden from the bind DN")
-            }
-            return []
-        }
+        guard devices.count <= 1 else { throw LDAPConnection.Failure("more than one device entry has \(attrs.deviceID) \(device)") }
+        return devices.first
+    }
+
+    func users(of device: String, on c: LDAPConnection) throws -> [String] {
+        guard let entry = try deviceEntry(device, on: c) else { return [] }
         var names: [String] = []
+        var listed: [String] = []
         for dn in entry[attrs.deviceUsers] {
             // A user removed from the directory is no longer associated.
             guard let users = try c.search(base: dn, scope: LDAP_SCOPE_BASE, filter: "(objectClass=*)", attributes: [attrs.username], sizeLimit: 1)
             else { continue }
             if let name = users.first?.first(attrs.username), !names.contains(name) { names.append(name) }
         }
+        listed = names
+        // With self-service a reported binding associates its user too, until
+        // the device reports an unbind (the last report per user wins), as
+        // the file backend does.
+        guard try policy(on: c).selfService else { return names }
+        var reported: [String: Bool] = [:]
+        for r in try reports(under: entry.dn, scope: LDAP_SCOPE_ONELEVEL, on: c) where r.deviceID == device {
+            reported[r.username] = r.action != "unbind"
+        }
+        for (name, bound) in reported.sorted(by: { $0.key < $1.key }) {
+            if bound && !names.contains(name) { names.append(name) }
+            if !bound && !listed.contains(name) { names.removeAll { $0 == name } }
+        }
         return names
+    }
+
+    /// The binding reports kept under `base`, in the order they were bound.
+    func reports(under base: String, scope: Int32, on c: LDAPConnection) throws -> [BindingReport] {
+        guard
+            let entries = try c.search(
+                base: base, scope: scope, filter: "(objectClass=applicationProcess)", attributes: [attrs.policy], sizeLimit: 0)
+        else { return [] }
+        let decoder = JSONDecoder()
+        let found = entries.compactMap { e in e.first(attrs.policy).flatMap { try? decoder.decode(BindingReport.self, from: Data($0.utf8)) } }
+        return found.sorted { ($0.boundAt, $0.key) < ($1.boundAt, $1.key) }
     }
 
     public func access(user: String, device: String) async throws -> DeviceAccess? {
@@ -186,12 +208,34 @@ public final class LDAPDirectory: DirectoryBackend {
         .refused("the LDAP backend does not take password changes yet")
     }
 
+    /// A binding report is an entry under its device's entry: an
+    /// applicationProcess whose cn is the report's key and whose
+    /// description is the report as JSON (a stand-in, docs/ldap.md). An add
+    /// that finds the key there is a duplicate. A device with no entry is an
+    /// error: the directory's administrators register devices.
     public func record(_ report: BindingReport) async throws -> Bool {
-        throw DirectoryError("the LDAP backend does not take binding reports yet")
+        try await withConnection { c in
+            guard let device = try self.deviceEntry(report.deviceID, on: c) else {
+                throw DirectoryError("no device entry with \(self.attrs.deviceID)=\(report.deviceID) under \(self.config.devicesBase)")
+            }
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            let json = String(decoding: try encoder.encode(report), as: UTF8.self)
+            let dn = "cn=\(LDAPDN.escapeValue(report.key)),\(device.dn)"
+            return try c.add(dn: dn, [("objectClass", "applicationProcess"), ("cn", report.key), (self.attrs.policy, json)])
+        }
     }
 
     public func allReports() async throws -> [BindingReport] {
-        throw DirectoryError("the LDAP backend does not list binding reports yet")
+        try await withConnection { c in
+            guard
+                try c.search(base: self.config.devicesBase, scope: LDAP_SCOPE_BASE, filter: "(objectClass=*)", attributes: ["1.1"], sizeLimit: 1)
+                    != nil
+            else {
+                throw LDAPConnection.Failure("devices_base \(self.config.devicesBase) does not exist or is hidden from the bind DN")
+            }
+            return try self.reports(under: self.config.devicesBase, scope: LDAP_SCOPE_SUBTREE, on: c)
+        }
     }
 }
 
@@ -213,6 +257,24 @@ final class LDAPConnection {
     }
 
     func close() { fedlogin_ldap_close(ld) }
+
+    /// Adds an entry; true when it was there already.
+    func add(dn: String, _ attributes: [(String, String)]) throws -> Bool {
+        let types: [UnsafeMutablePointer<CChar>?] = attributes.map { strdup($0.0) }
+        let values: [UnsafeMutablePointer<CChar>?] = attributes.map { strdup($0.1) }
+        defer { for p in types + values { free(p) } }
+        var err = [CChar](repeating: 0, count: 512)
+        var t = types
+        var v = values
+        let rc = t.withUnsafeMutableBufferPointer { tp in
+            v.withUnsafeMutableBufferPointer { vp in
+                fedlogin_ldap_add(ld, dn, Int32(attributes.count), tp.baseAddress, vp.baseAddress, &err, err.count)
+            }
+        }
+        if rc == LDAP_ALREADY_EXISTS { return true }
+        guard rc == LDAP_SUCCESS else { throw Failure("\(uri): add of \(dn): \(cText(err))") }
+        return false
+    }
 
     /// The entries found; nil when `base` does not exist (or is hidden: slapd
     /// answers noSuchObject for what an ACL hides). Any other failure throws.

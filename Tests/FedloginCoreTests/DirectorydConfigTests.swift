@@ -88,6 +88,13 @@ struct DirectorydConfigTests {
         #expect(LDAPFilter.anyEquals(["cn"], "dev(1)") == "(cn=dev\\281\\29)")
     }
 
+    @Test func dnValuesAreEscaped() {
+        #expect(LDAPDN.escapeValue("4f1c-9a") == "4f1c-9a")
+        #expect(LDAPDN.escapeValue("a,ou=x+cn=y") == "a\\,ou\\=x\\+cn\\=y")
+        #expect(LDAPDN.escapeValue("#a b ") == "\\#a b\\ ")
+        #expect(LDAPDN.escapeValue(" \"<>;\\\u{0}") == "\\ \\\"\\<\\>\\;\\\\\\00")
+    }
+
     @Test func mapsAnEntryLikeTheFileBackend() throws {
         let a = LDAPAttributes.openldap
         let e = LDAPEntry(

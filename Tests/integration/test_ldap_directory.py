@@ -203,3 +203,66 @@ def test_check_config_names_the_key_and_refuses_a_readable_password_file(tmp_pat
     config.write_text(config.read_text().replace("timeout =", "timout ="))
     r = subprocess.run([binary, "serve", "--config", config, "--check-config"], capture_output=True, text=True)
     assert r.returncode == 78 and "ldap.timout" in r.stderr, r.stderr
+
+
+def report(key: str, user: str, device: str = "dev1", action: str = "bind") -> dict:
+    return {"key": key, "device_id": device, "username": user, "local_username": user, "uid": 70101,
+            "email": f"{user}@example.test", "issuer": "https://idp.example.test", "subject": "sub-" + user,
+            "password_mode": "passcode", "bound_at": "2026-12-03T10:00:00Z", "action": action}
+
+
+def test_binding_reports_are_entries_under_the_device_and_a_repeated_key_is_a_duplicate(tmp_path, slapd):
+    d = start_ldap_directoryd(tmp_path / "ldap", ldap_config(tmp_path, slapd))
+    try:
+        r = report("6f0e3a52-0b7c-4d2a-9a51-5c1f2e0d9b11", "bob")
+        assert ask(d.socket, {"op": "report_binding", "binding": r}) == {"ok": True, "duplicate": False}
+        assert ask(d.socket, {"op": "report_binding", "binding": r}) == {"ok": True, "duplicate": True}
+        entry = slapd.search(f"cn={r['key']},cn=dev1,{slapd_harness.DEVICES}")
+        assert "objectClass: applicationProcess" in entry, entry
+        assert ask(d.socket, {"op": "list_reports"})["reports"] == [r]
+        # A key that is a DN's syntax is a value, not an RDN of its own.
+        odd = report("k,cn=x+uid=y", "bob")
+        assert ask(d.socket, {"op": "report_binding", "binding": odd}) == {"ok": True, "duplicate": False}
+        # (slapd writes the escapes in hex)
+        assert "dn: cn=k\\2Ccn\\3Dx\\2Buid\\3Dy,cn=dev1," in slapd.search(f"cn=dev1,{slapd_harness.DEVICES}", "(objectClass=*)", "dn")
+        # A device with no entry: refused, nothing written.
+        answer = ask(d.socket, {"op": "report_binding", "binding": report("k2", "bob", device="dev-unknown")})
+        assert answer["ok"] is False and "no device entry" in answer["error"], answer
+        # Without self-service (POLICY) a report associates nobody.
+        assert ask(d.socket, {"op": "device_users", "device_id": "dev1"})["users"] == ["alice"]
+    finally:
+        d.stop()
+
+
+def test_with_self_service_a_reported_binding_associates_until_an_unbind(tmp_path):
+    server = slapd_harness.Slapd(tmp_path / "slapd", users=USERS, groups=GROUPS, devices=DEVICES,
+                                 policy={**POLICY, "self_service": True})
+    server.start()
+    d = start_ldap_directoryd(tmp_path / "ldap", ldap_config(tmp_path, server))
+    try:
+        assert ask(d.socket, {"op": "report_binding", "binding": report("k1", "bob")})["ok"]
+        assert ask(d.socket, {"op": "device_users", "device_id": "dev1"})["users"] == ["alice", "bob"]
+        assert ask(d.socket, {"op": "access", "user": "bob", "device_id": "dev1"})["access"]["associated"] is True
+        unbind = report("k2", "bob", action="unbind")
+        unbind["bound_at"] = "2026-12-03T11:00:00Z"
+        assert ask(d.socket, {"op": "report_binding", "binding": unbind})["ok"]
+        assert ask(d.socket, {"op": "device_users", "device_id": "dev1"})["users"] == ["alice"]
+    finally:
+        d.stop()
+        server.stop()
+
+
+def test_sasl_external_over_ldapi_binds_as_the_services_own_user(tmp_path, slapd):
+    config = ldap_config(tmp_path, slapd, uris=[slapd.ldapi_uri], bind_dn=None, bind_password_file=None)
+    assert "bind_dn" not in config.read_text()
+    d = start_ldap_directoryd(tmp_path / "ldap", config)
+    try:
+        answer = ask(d.socket, {"op": "lookup", "user": "alice"})
+        assert answer.get("user"), answer
+        alice = answer["user"]
+        assert alice["uid"] == 70101
+        # root's peercred DN is not the service account: no hash for it.
+        assert alice.get("password_hash") is None
+        assert ask(d.socket, {"op": "lookup", "user": "nobody-such"}) == {"ok": True}
+    finally:
+        d.stop()

@@ -292,6 +292,27 @@ public enum LDAPFilter {
     }
 }
 
+/// LDAP distinguished names (RFC 4514).
+public enum LDAPDN {
+    /// `value` as an attribute value in a DN: `"`, `+`, `,`, `;`, `<`, `>`,
+    /// `=` and `\` escaped with a backslash, NUL as \00, a leading `#` or
+    /// space and a trailing space escaped, so a value can never add an RDN.
+    public static func escapeValue(_ value: String) -> String {
+        var out = ""
+        let scalars = Array(value.unicodeScalars)
+        for (i, u) in scalars.enumerated() {
+            switch u {
+            case "\"", "+", ",", ";", "<", ">", "=", "\\": out += "\\" + String(u)
+            case "\0": out += "\\00"
+            case "#" where i == 0: out += "\\#"
+            case " " where i == 0 || i == scalars.count - 1: out += "\\ "
+            default: out.unicodeScalars.append(u)
+            }
+        }
+        return out
+    }
+}
+
 /// One LDAP entry as the backend read it: its DN and its attributes' values
 /// (attribute names compared case-insensitively, as LDAP does).
 public struct LDAPEntry: Sendable, Equatable {

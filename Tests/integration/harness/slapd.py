@@ -53,8 +53,10 @@ MODULE_PATH = "/usr/lib/ldap"
 ROOT_PEER = "gidNumber=0+uidNumber=0,cn=peercred,cn=external,cn=auth"
 
 
-# The service account reads the users' hashes (password sync); nobody else does.
+# The service account reads the users' hashes (password sync), nobody else
+# does; it adds binding reports under the devices.
 DEFAULT_ACL = [f'to attrs=userPassword by dn.exact="{SERVICE_DN}" read by self read by anonymous auth by * none',
+               f'to dn.subtree="{DEVICES}" by dn.exact="{SERVICE_DN}" write by * read',
                "to * by * read"]
 
 
