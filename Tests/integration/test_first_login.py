@@ -23,9 +23,9 @@ DIRECTORY_HASH = crypt.crypt("Directory-Pass1", crypt.mksalt(crypt.METHOD_SHA512
 
 
 
-def mock_world(tmp_path, idp_mock, name, policy=None, **user):
+def mock_world(tmp_path, idp_mock, name, policy=None, backend="file", **user):
     idp_mock.set_user(name, email=f"{name}@example.test", email_verified=True, name=name.capitalize())
-    return World(tmp_path, idp_mock, [{"username": name, **user}], policy=policy)
+    return World(tmp_path, idp_mock, [{"username": name, **user}], policy=policy, backend=backend)
 
 
 def strict_world(tmp_path, strict, name, policy=None, sub=None, email=None, **user):
@@ -33,9 +33,11 @@ def strict_world(tmp_path, strict, name, policy=None, sub=None, email=None, **us
     return World(tmp_path, strict, [{"username": name, **user}], policy=policy)
 
 
-def test_first_login_with_a_local_passcode(tmp_path, idp_mock, in_namespace):
+# The same first login with the directory in a file and in a real slapd (docs/ldap.md).
+@pytest.mark.parametrize("backend", ["file", "ldap"])
+def test_first_login_with_a_local_passcode(tmp_path, idp_mock, in_namespace, backend):
     name = unique("alice")
-    w = mock_world(tmp_path, idp_mock, name)
+    w = mock_world(tmp_path, idp_mock, name, backend=backend)
     try:
         codes, a = w.login(name, ["", PASSCODE, PASSCODE], steps=("authenticate", "acct_mgmt", "open_session"))
         assert codes == [pc.PAM_SUCCESS] * 3, a.transcript
@@ -87,9 +89,10 @@ def test_second_login_uses_the_local_passcode_even_offline(tmp_path, idp_mock, i
         w.stop()
 
 
-def test_password_sync_uses_the_directory_hash_as_is(tmp_path, idp_mock, in_namespace):
+@pytest.mark.parametrize("backend", ["file", "ldap"])
+def test_password_sync_uses_the_directory_hash_as_is(tmp_path, idp_mock, in_namespace, backend):
     name = unique("carol")
-    w = mock_world(tmp_path, idp_mock, name, policy={"password_sync": True},
+    w = mock_world(tmp_path, idp_mock, name, policy={"password_sync": True}, backend=backend,
                    password_authority="directory", password_hash=DIRECTORY_HASH)
     try:
         codes, a = w.login(name, [""])

@@ -39,24 +39,7 @@ def ask(sock, request: dict, timeout: float = 10) -> dict:
 
 
 def ldap_config(tmp: Path, server: slapd_harness.Slapd, uris=None, timeout=2, **overrides) -> Path:
-    secret = tmp / "ldap.secret"
-    secret.write_text(slapd_harness.SERVICE_PW + "\n")
-    os.chmod(secret, 0o600)
-    ldap = {
-        "uris": uris or [server.ldap_uri],
-        "users_base": slapd_harness.USERS,
-        "groups_base": slapd_harness.GROUPS,
-        "devices_base": slapd_harness.DEVICES,
-        "policy_dn": slapd_harness.POLICY_DN,
-        "bind_dn": slapd_harness.SERVICE_DN,
-        "bind_password_file": str(secret),
-        "timeout": timeout,
-        "schema": "openldap",
-    }
-    ldap.update(overrides)
-    path = tmp / "directoryd.conf"
-    path.write_text(sandbox.to_toml({"backend": "ldap", "ldap": ldap}))
-    return path
+    return server.directoryd_config(tmp, uris=uris, timeout=timeout, **overrides)
 
 
 def start_ldap_directoryd(tmp: Path, config: Path) -> sandbox.Process:

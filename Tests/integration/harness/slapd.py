@@ -116,16 +116,21 @@ olcDbIndex: member eq
     return "\n".join(p.rstrip("\n") + "\n" for p in parts)
 
 
-def user_entry(username: str, uid_number: int, password: str | None = None, mail: str | None = None,
-               display_name: str | None = None, disabled: bool = False) -> str:
-    lines = [f"dn: uid={username},{USERS}", "objectClass: inetOrgPerson", "objectClass: posixAccount",
-             "objectClass: shadowAccount", f"uid: {username}", f"cn: {display_name or username}",
-             f"sn: {username}", f"mail: {mail or username + '@example.test'}",
-             f"uidNumber: {uid_number}", f"gidNumber: {uid_number}", f"homeDirectory: /home/{username}"]
+def user_entry(username: str, uid_number: int | None, password: str | None = None, mail: str | None = None,
+               display_name: str | None = None, disabled: bool = False, password_hash: str | None = None) -> str:
+    """A user; without a uid_number no posixAccount (the device picks the uid)."""
+    lines = [f"dn: uid={username},{USERS}", "objectClass: inetOrgPerson", "objectClass: shadowAccount",
+             f"uid: {username}", f"cn: {display_name or username}", f"sn: {username}",
+             f"mail: {mail or username + '@example.test'}"]
+    if uid_number is not None:
+        lines += ["objectClass: posixAccount", f"uidNumber: {uid_number}", f"gidNumber: {uid_number}",
+                  f"homeDirectory: /home/{username}"]
     if display_name:
         lines.append(f"displayName: {display_name}")
     if password is not None:
-        lines.append(f"userPassword: {{CRYPT}}{crypt_hash(password)}")
+        password_hash = crypt_hash(password)
+    if password_hash is not None:
+        lines.append(f"userPassword: {{CRYPT}}{password_hash}")
     if disabled:
         lines.append("shadowExpire: 1")
     return "\n".join(lines) + "\n"
@@ -156,6 +161,19 @@ def data_ldif(users: list[dict], groups: dict[str, list[str]], devices: dict[str
     entries.append(f"dn: {POLICY_DN}\nobjectClass: applicationProcess\ncn: policy\n"
                    f"description: {json.dumps(policy, sort_keys=True)}\n")
     return "\n".join(entries)
+
+
+def from_directory_records(records: list[dict]) -> tuple[list[dict], dict[str, list[str]]]:
+    """The users and groups of directory-file records (sandbox.directory_user),
+    as Slapd takes them: the same data for the LDAP backend."""
+    users, groups = [], {}
+    for r in records:
+        users.append({"username": r["username"], "uid_number": r.get("uid"), "mail": r["email"],
+                      "display_name": r.get("display_name"), "disabled": r.get("disabled", False),
+                      "password_hash": r.get("password_hash")})
+        for g in r.get("groups") or []:
+            groups.setdefault(g, []).append(r["username"])
+    return users, groups
 
 
 class Slapd:
@@ -197,6 +215,22 @@ class Slapd:
     def stop(self):
         if self.process is not None:
             self.process.stop()
+
+    def directoryd_config(self, folder: Path, uris=None, timeout=2, **overrides) -> Path:
+        """A fedlogin-directoryd configuration file for the LDAP backend on this
+        slapd, bound as the service account (its password in a 0600 file)."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        secret = folder / "ldap.secret"
+        secret.write_text(SERVICE_PW + "\n")
+        os.chmod(secret, 0o600)
+        ldap = {"uris": uris or [self.ldap_uri], "users_base": USERS, "groups_base": GROUPS,
+                "devices_base": DEVICES, "policy_dn": POLICY_DN, "bind_dn": SERVICE_DN,
+                "bind_password_file": str(secret), "timeout": timeout, "schema": "openldap"}
+        ldap.update(overrides)
+        path = folder / "directoryd.conf"
+        path.write_text(sandbox.to_toml({"backend": "ldap", "ldap": ldap}))
+        return path
 
     def ldapmodify_config(self, ldif: str):
         """Changes cn=config live, as root through ldapi:// and SASL EXTERNAL."""

@@ -24,14 +24,37 @@ def unique(prefix: str) -> str:
 
 
 class World:
+    """`backend`: "file" (fedlogin-directoryd serves a directory file) or
+    "ldap" (it serves the same users, groups, devices and policy from a real
+    slapd, harness/slapd.py)."""
+
     def __init__(self, tmp: Path, idp, users, policy=None, devices=None, idp_name="demo", config=None,
-                 start=True, env=None, more_idps=None):
+                 start=True, env=None, more_idps=None, backend="file"):
         self.tmp = Path(tmp)
         self.idp = idp
         self.idp_name = idp_name
+        self.backend = backend
+        self.slapd = None
         self.directory_file = sandbox.write_directory(self.tmp / "directory.json", users,
                                                       {"default_idp": idp_name, **(policy or {})}, devices)
-        self.directoryd = sandbox.start_directoryd(self.tmp, self.directory_file)
+        if backend == "ldap":
+            import slapd as slapd_harness
+
+            doc = json.loads(self.directory_file.read_text())
+            ldap_users, groups = slapd_harness.from_directory_records(doc["users"])
+            device_id = (config or {}).get("daemon", {}).get("device_id", "demo-device-1")
+            self.slapd = slapd_harness.Slapd(self.tmp / "slapd", users=ldap_users, groups=groups,
+                                             devices={device_id: [], **doc["devices"]}, policy=doc["policy"])
+            try:
+                self.slapd.start()
+                self.directoryd = sandbox.start_directoryd(
+                    self.tmp, Path("/nonexistent"),
+                    extra_args=["--config", self.slapd.directoryd_config(self.tmp / "directoryd")])
+            except BaseException:
+                self.slapd.stop()
+                raise
+        else:
+            self.directoryd = sandbox.start_directoryd(self.tmp, self.directory_file)
         overrides = {"daemon": {"report_retry_max": 1}}
         for k, v in (config or {}).items():
             if isinstance(v, dict):
@@ -46,6 +69,7 @@ class World:
 
     def rewrite_directory(self, users, policy=None, devices=None, unbound=None):
         """Changes the directory; fedlogin-directoryd reads the edited file at its next request."""
+        assert self.backend == "file", "rewrite_directory: the file backend only"
         sandbox.write_directory(self.directory_file, users, {"default_idp": self.idp_name, **(policy or {})}, devices, unbound)
 
     def ctl(self, *args, check=True):
@@ -99,6 +123,8 @@ class World:
         for p in (self.fedlogind, self.directoryd):
             if p is not None and p.alive:
                 p.stop()
+        if self.slapd is not None:
+            self.slapd.stop()
 
 
 def passwd_entry(name: str):
