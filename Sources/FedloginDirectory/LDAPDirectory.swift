@@ -153,6 +153,18 @@ public final class LDAPDirectory: DirectoryBackend {
             throw LDAPConnection.Failure("devices_base \(config.devicesBase) does not exist or is hidden from the bind DN")
         }
         guard devices.count <= 1 else { throw LDAPConnection.Failure("more than one device entry has \(attrs.deviceID) \(device)") }
+        if devices.isEmpty {
+            // An unknown device has no users, if the devices can be seen at
+            // all: an ACL hiding them is no answer (a sync would take it as
+            // "nobody is associated").
+            guard
+                let some = try c.search(
+                    base: config.devicesBase, scope: LDAP_SCOPE_SUBTREE, filter: "(objectClass=device)", attributes: ["1.1"], sizeLimit: 1),
+                !some.isEmpty
+            else {
+                throw LDAPConnection.Failure("the bind DN sees no device under devices_base \(config.devicesBase)")
+            }
+        }
         return devices.first
     }
 

@@ -132,6 +132,12 @@ def test_users_hidden_by_an_acl_make_the_directory_unavailable_not_the_user_unkn
         answer = ask(d.socket, {"op": "lookup", "user": "nobody-such"})
         assert answer["ok"] is False and "policy_dn" in answer["error"], answer
         assert ask(d.socket, {"op": "lookup", "user": "alice"})["ok"]
+        # The devices hidden: no device's users, rather than none.
+        slapd.set_acl([f'to dn.children="{slapd_harness.DEVICES}" by dn.exact="{slapd_harness.SERVICE_DN}" none by * read',
+                       *slapd_harness.DEFAULT_ACL])
+        for r in [{"op": "device_users", "device_id": "dev1"}, {"op": "access", "user": "alice", "device_id": "dev1"}]:
+            answer = ask(d.socket, r)
+            assert answer["ok"] is False and "sees no device" in answer["error"], (r, answer)
     finally:
         d.stop()
 
