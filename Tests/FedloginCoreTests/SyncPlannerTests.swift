@@ -27,6 +27,26 @@ struct SyncPlannerTests {
         #expect(again.lock == nil && !again.unlock && again.removeGroups.isEmpty && again.managedGroups == ["developers"])
     }
 
+    @Test func theCheckAtALoginLocksForSyncsReasons() {
+        let allowed = DeviceAccess(associated: true, unbound: false, disabled: false, selfService: false)
+        #expect(Revalidation.lock(user: user([]), access: allowed, bindingPending: false) == nil)
+        #expect(Revalidation.lock(user: user([], disabled: true), access: allowed, bindingPending: false) == .disabled)
+        var disabled = allowed
+        disabled.disabled = true
+        #expect(Revalidation.lock(user: user([]), access: disabled, bindingPending: false) == .disabled)
+        #expect(Revalidation.lock(user: nil, access: nil, bindingPending: false) == .removed)
+        #expect(Revalidation.lock(user: user([]), access: nil, bindingPending: false) == .removed)
+        var away = allowed
+        away.associated = false
+        away.selfService = true  // self-service lets a first login in, not an account the directory no longer associates
+        #expect(Revalidation.lock(user: user([]), access: away, bindingPending: false) == .unassociated)
+        // A binding report still on its way counts as associated.
+        #expect(Revalidation.lock(user: user([]), access: away, bindingPending: true) == nil)
+        var unbound = away
+        unbound.unbound = true
+        #expect(Revalidation.lock(user: user([]), access: unbound, bindingPending: true) == .unassociated)
+    }
+
     @Test func allowedAgainUnlocks() {
         let a = plan(user([]), locked: .disabled)
         #expect(a.unlock && a.lock == nil)

@@ -16,4 +16,7 @@ public enum MessageID {
     public static let emailMatched = "3b8b37730e5b472ea5b603ae166d3679"
     /// A later login to a managed account passed the account check.
     public static let localLogin = "2dbe725fbb0b4ef7842b8912bdf87c0b"
+    /// The account check could not ask the directory about the user in
+    /// time; the login went on from local state.
+    public static let revalidationUnanswered = "ae09b6878fdf49a494cda58a980ddfbc"
 }

@@ -158,7 +158,14 @@ struct LocalCredential: Sendable {
 
     // MARK: - account: locks hold whatever the login path
 
-    func accountCheck(user: String, service: String, peer: PeerCredentials) async -> (ResultStatus, String) {
+    /// The account phase of every login of a managed account (password,
+    /// passcode, SSH key): fedlogin's locks, then the directory's word on
+    /// the user (`revalidate`). A refusal the directory's answer causes is
+    /// told through `conv` (sshd shows it only after a success, so there the
+    /// journal has the reason).
+    func accountCheck(user: String, service: String, peer: PeerCredentials, conv: (any PAMConversation)? = nil) async -> (
+        ResultStatus, String
+    ) {
         do {
             guard let rec = try runtime.state.account(user), user != "root", rec.state != .provisioning else {
                 return (.ignore, "no fedlogin account policy applies")
@@ -168,6 +175,13 @@ struct LocalCredential: Sendable {
                 logger.notice(
                     "login refused: \(stop.reason)",
                     metadata: ["message_id": "\(MessageID.loginFailure)", "user": "\(user)", "service": "\(service)"])
+                return (stop.status, stop.reason)
+            }
+            if let stop = try await revalidate(rec, service: service) {
+                logger.notice(
+                    "login refused: \(stop.reason)",
+                    metadata: ["message_id": "\(MessageID.loginFailure)", "user": "\(user)", "service": "\(service)"])
+                if let text = stop.userMessage { try? await conv?.error(text) }
                 return (stop.status, stop.reason)
             }
             var r = rec
