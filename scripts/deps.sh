@@ -21,7 +21,8 @@ die() { printf 'deps: error: %s\n' "$*" >&2; exit 1; }
 # libraries (systemd, sqlite, libcrypt, libcurl for FoundationNetworking) and
 # what the Swift toolchain itself links against on Debian 12.
 # Tests: venv, shadow-utils (passwd), login, util-linux (unshare, mount),
-# tmux (console login), ssh client, libpam-modules (pam_unix); clang-format
+# tmux (console login), ssh client, libpam-modules (pam_unix), faketime
+# (pam_unix's account expiry days ahead); clang-format
 # (the C modules' formatting, checked by make check).
 APT_PACKAGES=(
     gcc make pkg-config binutils clang
@@ -34,6 +35,7 @@ APT_PACKAGES=(
     libqrencode-dev zbar-tools
     scdoc lintian mmdebstrap systemd-container dpkg-dev valgrind
     clang-format
+    faketime
 )
 
 want_apt=1

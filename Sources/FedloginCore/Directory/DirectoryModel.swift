@@ -95,12 +95,16 @@ public struct DevicePolicy: Codable, Sendable, Equatable {
     /// associated with it by the binding (true, the default); false: only
     /// users an administrator associated with the device.
     public var selfService: Bool
+    /// Days a device may go without an answer of the directory about a user
+    /// before the user's local credential alone no longer logs in; 0: no limit.
+    public var offlineMax: Int
 
     public init(
         passwordSync: Bool = false, defaultIdP: String? = nil, routing: [RoutingRule] = [], passcode: PasscodePolicy = .init(),
-        lockout: LockoutPolicy = .init(), adminGroups: [String] = [], selfService: Bool = true
+        lockout: LockoutPolicy = .init(), adminGroups: [String] = [], selfService: Bool = true, offlineMax: Int = 0
     ) {
         self.selfService = selfService
+        self.offlineMax = max(0, offlineMax)
         self.passwordSync = passwordSync
         self.defaultIdP = defaultIdP
         self.routing = routing
@@ -115,11 +119,13 @@ public struct DevicePolicy: Codable, Sendable, Equatable {
         case defaultIdP = "default_idp"
         case adminGroups = "admin_groups"
         case selfService = "self_service"
+        case offlineMax = "offline_max"
     }
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         selfService = try c.decodeIfPresent(Bool.self, forKey: .selfService) ?? true
+        offlineMax = max(0, try c.decodeIfPresent(Int.self, forKey: .offlineMax) ?? 0)
         passwordSync = try c.decodeIfPresent(Bool.self, forKey: .passwordSync) ?? false
         defaultIdP = try c.decodeIfPresent(String.self, forKey: .defaultIdP)
         routing = try c.decodeIfPresent([RoutingRule].self, forKey: .routing) ?? []

@@ -184,6 +184,15 @@ struct LocalCredential: Sendable {
                 if let text = stop.userMessage { try? await conv?.error(text) }
                 return (stop.status, stop.reason)
             }
+            // The offline window: moved on by an answer just now, if any.
+            let current = runtime.state.cachedAccount(user) ?? rec
+            if let end = current.offlineEnd, now >= end {
+                logger.notice(
+                    "login refused: the directory has not answered about the user since \(LoginFlow.clock(current.lastAnswerAt ?? 0)) (offline_max \(current.offlineMax) days)",
+                    metadata: ["message_id": "\(MessageID.offlineWindowEnded)", "user": "\(user)", "service": "\(service)"])
+                try? await conv?.error(OfflineWindow.userMessage(user: user, days: current.offlineMax))
+                return (.accountExpired, "offline window ended")
+            }
             var r = rec
             if rec.state == .active, case .cleared(let liftMirror) = r.lockout.accountChecked() {
                 try runtime.state.update(r)

@@ -38,6 +38,7 @@ extension LoginFlow {
             var checked = rec.lockout
             let now = runtime.clock.now()
             guard rec.state == .active, Self.lockStop(rec, now: now) == nil, checked.accountChecked() == .none,
+                rec.offlineEnd.map({ now < $0 }) ?? true,
                 let answer = runtime.revalidations.fresh(user, now: now, maxAge: runtime.config.signin.revalidateCache)
             else { return nil }
             if case .noAnswer(let why) = answer.answer {

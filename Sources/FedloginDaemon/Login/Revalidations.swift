@@ -40,6 +40,28 @@ final class Revalidations: Sendable {
     func forget(_ user: String) { _ = entries.withLockedValue { $0.removeValue(forKey: user) } }
 }
 
+extension Runtime {
+    /// The directory answered about the account's user and allows them
+    /// here: records when (the offline window starts again), with the
+    /// policy's `offline_max` when the answer had it, and moves the
+    /// window's mirror in /etc/shadow. On the account-change queue.
+    func directoryAnswered(_ username: String, offlineMax: Int?, at now: Double) async throws {
+        let state = self.state
+        let locks = AccountLocks(runtime: self)
+        try await Blocking.accountChange {
+            guard var rec = try state.account(username) else { return }
+            let before = rec
+            rec.directoryAnswered(at: now, offlineMax: offlineMax)
+            // The mirror in /etc/shadow follows the window's end day.
+            let record = try state.shadowRecord(username)
+            let mirrored = record?.reasons.contains(.offline) == true ? record?.written : nil
+            if rec.offlineEnd.map(OfflineWindow.expiryDay) != mirrored { try locks.reconcile(rec, now: now) }
+            // The row is written at most once a minute per user for the answer's time alone.
+            if rec.offlineMax != before.offlineMax || (before.lastAnswerAt ?? 0) + 60 <= now { try state.update(rec) }
+        }
+    }
+}
+
 extension LocalCredential {
     /// What came of asking the directory about a user within the bound.
     enum DirectoryAnswer: Sendable {
@@ -133,6 +155,7 @@ extension LocalCredential {
             let pending = try runtime.state.pendingReports().contains { $0.username == rec.username }
             guard let lock = Revalidation.lock(user: user, access: access, bindingPending: pending) else {
                 cache.record(rec.username, .allowed, at: now)
+                try await runtime.directoryAnswered(rec.username, offlineMax: nil, at: now)
                 return nil
             }
             cache.forget(rec.username)

@@ -34,8 +34,18 @@ public final class StateStore: Sendable {
         /// Failed attempts before a lockout; 0: none (no policy, or the user bypasses it).
         public var lockoutMax: Int = 0
         public var lockoutDuration: Double = 900
+        /// The directory's `offline_max` (days; 0: no limit) as last seen.
+        public var offlineMax: Int = 0
+        /// When the directory last answered about the user and allowed them
+        /// here (a first login, a login's check, a sync); nil: not recorded.
+        public var lastAnswerAt: Double? = nil
+
+        /// The end of the offline window; nil: none.
+        public var offlineEnd: Double? { OfflineWindow.end(lastAnswer: lastAnswerAt, days: offlineMax) }
 
         enum CodingKeys: String, CodingKey {
+            case offlineMax = "offline_max"
+            case lastAnswerAt = "last_answer_at"
             case username, uid, state, email, issuer, subject
             case lockedReason = "locked_reason"
             case failedAttempts = "failed_attempts"
@@ -129,6 +139,14 @@ public final class StateStore: Sendable {
             try db.alter(table: "reservation") { t in
                 t.add(column: "by_root", .boolean).notNull().defaults(to: true)
                 t.add(column: "last_used", .double).notNull().defaults(to: 0)
+            }
+        }
+        migrator.registerMigration("offline-window") { db in
+            // The directory's offline_max for the user as last seen, and when
+            // it last answered about the user (docs/accounts.md, "The offline window").
+            try db.alter(table: "account") { t in
+                t.add(column: "offline_max", .integer).notNull().defaults(to: 0)
+                t.add(column: "last_answer_at", .double)
             }
         }
         try migrator.migrate(db)
