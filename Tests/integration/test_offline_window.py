@@ -61,6 +61,11 @@ def expiry_day(name):
     return None
 
 
+def offline_message_id():
+    text = (Path(__file__).resolve().parents[2] / "Sources/FedloginCore/Policy/MessageID.swift").read_text()
+    return text.split('static let offlineWindowEnded = "')[1][:32]
+
+
 def state_db(w):
     import tomllib
     return Path(tomllib.loads(w.config.read_text())["daemon"]["state_dir"]) / "state.sqlite"
@@ -98,6 +103,11 @@ def test_past_offline_max_the_passcode_alone_no_longer_logs_in_with_or_without_f
         # The window's end (2 days from now) mirrored as the account expiry:
         # the day after the end's day.
         assert expiry_day(name) == today() + 3
+        row = next(u for u in w.ctl_json("users")["users"] if u["username"] == name)
+        assert row["last_signin"] and row["last_directory_answer"] == row["last_signin"]
+        assert row["offline_until"] > row["last_signin"]
+        table = w.ctl("users").stdout
+        assert table.splitlines()[0].split()[-3:] == ["SIGNED-IN", "ANSWERED", "OFFLINE-UNTIL"]
 
         # fedlogind stopped: pam_unix alone enforces the mirror.
         w.fedlogind.stop()
@@ -119,7 +129,8 @@ def test_past_offline_max_the_passcode_alone_no_longer_logs_in_with_or_without_f
         assert any(f"The directory has not confirmed {name} for 2 days" in e and "Connect it to the network" in e
                    for e in errors), errors
         log = w.fedlogind.log_text()
-        assert "login refused: the directory has not answered about the user since" in log and "offline_max 2 days" in log
+        line = next(x for x in log.splitlines() if "login refused: the directory has not answered about the user since" in x)
+        assert "offline_max 2 days" in line and f"message_id={offline_message_id()}" in line
 
         # Connected again: the login's answer moves the window on, and its
         # mirror before pam_unix judges the expiry.

@@ -8,6 +8,7 @@ fedlogind stopped (pam_unix: /etc/shadow) and with the directory down. A
 directory that does not answer costs the bound once per revalidate_cache,
 and the login goes on from local state."""
 import os
+import re
 import socket
 import subprocess
 import threading
@@ -29,6 +30,19 @@ pytestmark = [
 ]
 
 PASSCODE = "Correct-Horse9"
+MESSAGE_IDS = Path(__file__).resolve().parents[2] / "Sources/FedloginCore/Policy/MessageID.swift"
+
+
+def message_id(name):
+    m = re.search(rf'static let {name} = "([0-9a-f]{{32}})"', MESSAGE_IDS.read_text())
+    assert m, name
+    return m.group(1)
+
+
+def logged(log, text, mid):
+    """The log lines with `text`; one carries MESSAGE_ID `mid` (a name in MessageID.swift)."""
+    lines = [line for line in log.splitlines() if text in line]
+    assert any(f"message_id={message_id(mid)}" in line for line in lines), (text, lines)
 
 
 def shadow_fields(name):
@@ -112,8 +126,8 @@ def test_a_disabled_user_is_refused_at_the_next_login_and_locked_and_the_lock_ho
         assert locked_in_shadow(name)  # as sync locks: password locked, account expired
         assert user_row(w, name)["locked"] == "disabled in the directory"
         logs = w.logs()
-        assert "account locked at login: disabled in the directory" in logs
-        assert "login refused: the directory says the account is disabled in the directory" in logs
+        logged(logs, "account locked at login: disabled in the directory", "accountLocked")
+        logged(logs, "login refused: the directory says the account is disabled in the directory", "loginRevoked")
         # fedlogind stopped: pam_unix refuses from /etc/shadow, the passcode
         # and the account phase alone (an SSH key's path) alike.
         w.fedlogind.stop()
@@ -173,8 +187,8 @@ def test_a_silent_directory_costs_the_bound_once_and_the_login_goes_on(tmp_path,
         assert codes == [pc.PAM_SUCCESS], a.transcript
         assert 0.3 <= took < 5, took
         assert len(silent.accepted) - before == 2  # lookup and access, at once
-        assert ("the directory did not answer about the user: no answer within 300 ms; "
-                "the login goes on from local state") in w.logs()
+        logged(w.logs(), "the directory did not answer about the user: no answer within 300 ms; "
+               "the login goes on from local state", "revalidationUnanswered")
         # Kept: the next logins neither ask nor wait (answered from memory).
         for _ in range(3):
             codes, a = w.login(name, [PASSCODE])

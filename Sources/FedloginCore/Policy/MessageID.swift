@@ -18,6 +18,9 @@ public enum MessageID {
     public static let localLogin = "2dbe725fbb0b4ef7842b8912bdf87c0b"
     /// The account check could not ask the directory about the user in
     /// time; the login went on from local state.
+    /// A login refused at the account check: the directory disabled or
+    /// removed the user, or no longer associates them with this device.
+    public static let loginRevoked = "241d107adc344fe8932e26540bafd463"
     /// A login refused: the directory has not answered about the user for
     /// the policy's `offline_max` days.
     public static let offlineWindowEnded = "6f33555bb6a74a47a4a22c15b4de1110"

@@ -151,6 +151,7 @@ struct LocalCredential: Sendable {
                 try locks.reconcile(updated)
             }
         }
+        try await runtime.directoryAnswered(rec.username, offlineMax: policy.offlineMax, at: runtime.clock.now(), signedIn: true)
         try await conv.sessionInfo("Your new passcode for \(rec.username) is set.")
         log.notice("passcode reset after signing in at the IdP", metadata: ["message_id": "\(MessageID.passcodeReset)"])
         return (.success, "passcode reset")
@@ -180,7 +181,7 @@ struct LocalCredential: Sendable {
             if let stop = try await revalidate(rec, service: service) {
                 logger.notice(
                     "login refused: \(stop.reason)",
-                    metadata: ["message_id": "\(MessageID.loginFailure)", "user": "\(user)", "service": "\(service)"])
+                    metadata: ["message_id": "\(MessageID.loginRevoked)", "user": "\(user)", "service": "\(service)"])
                 if let text = stop.userMessage { try? await conv?.error(text) }
                 return (stop.status, stop.reason)
             }

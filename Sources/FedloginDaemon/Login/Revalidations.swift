@@ -45,19 +45,20 @@ extension Runtime {
     /// here: records when (the offline window starts again), with the
     /// policy's `offline_max` when the answer had it, and moves the
     /// window's mirror in /etc/shadow. On the account-change queue.
-    func directoryAnswered(_ username: String, offlineMax: Int?, at now: Double) async throws {
+    func directoryAnswered(_ username: String, offlineMax: Int?, at now: Double, signedIn: Bool = false) async throws {
         let state = self.state
         let locks = AccountLocks(runtime: self)
         try await Blocking.accountChange {
             guard var rec = try state.account(username) else { return }
             let before = rec
             rec.directoryAnswered(at: now, offlineMax: offlineMax)
+            if signedIn { rec.lastSigninAt = now }
             // The mirror in /etc/shadow follows the window's end day.
             let record = try state.shadowRecord(username)
             let mirrored = record?.reasons.contains(.offline) == true ? record?.written : nil
             if rec.offlineEnd.map(OfflineWindow.expiryDay) != mirrored { try locks.reconcile(rec, now: now) }
             // The row is written at most once a minute per user for the answer's time alone.
-            if rec.offlineMax != before.offlineMax || (before.lastAnswerAt ?? 0) + 60 <= now { try state.update(rec) }
+            if signedIn || rec.offlineMax != before.offlineMax || (before.lastAnswerAt ?? 0) + 60 <= now { try state.update(rec) }
         }
     }
 }

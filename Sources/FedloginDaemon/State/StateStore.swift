@@ -39,6 +39,9 @@ public final class StateStore: Sendable {
         /// When the directory last answered about the user and allowed them
         /// here (a first login, a login's check, a sync); nil: not recorded.
         public var lastAnswerAt: Double? = nil
+        /// When the user last signed in at the IdP for this account (a first
+        /// login, a passcode reset); nil: not recorded (see `boundAt`).
+        public var lastSigninAt: Double? = nil
 
         /// The end of the offline window; nil: none.
         public var offlineEnd: Double? { OfflineWindow.end(lastAnswer: lastAnswerAt, days: offlineMax) }
@@ -46,6 +49,7 @@ public final class StateStore: Sendable {
         enum CodingKeys: String, CodingKey {
             case offlineMax = "offline_max"
             case lastAnswerAt = "last_answer_at"
+            case lastSigninAt = "last_signin_at"
             case username, uid, state, email, issuer, subject
             case lockedReason = "locked_reason"
             case failedAttempts = "failed_attempts"
@@ -148,6 +152,9 @@ public final class StateStore: Sendable {
                 t.add(column: "offline_max", .integer).notNull().defaults(to: 0)
                 t.add(column: "last_answer_at", .double)
             }
+        }
+        migrator.registerMigration("signin-time") { db in
+            try db.alter(table: "account") { t in t.add(column: "last_signin_at", .double) }
         }
         try migrator.migrate(db)
         let all = try db.read { try Account.fetchAll($0) }
