@@ -33,11 +33,11 @@ struct Users: AsyncParsableCommand {
             [
                 u.username, "\(u.uid)", u.email, u.state, u.passwordMode.isEmpty ? "-" : u.passwordMode,
                 u.locked.isEmpty ? "no" : u.locked, u.reported ? "reported" : "pending", Self.day(u.lastSignIn), Self.day(u.lastDirectoryAnswer),
-                u.offlineUntil.isEmpty ? "-" : Self.day(u.offlineUntil),
+                u.offlineUntil.isEmpty ? "-" : Self.day(u.offlineUntil), Self.day(u.reauthDue),
             ]
         }
         printTable(
-            ["USER", "UID", "EMAIL", "STATE", "PASSWORD", "LOCKED", "BINDING", "SIGNED-IN", "ANSWERED", "OFFLINE-UNTIL"], rows)
+            ["USER", "UID", "EMAIL", "STATE", "PASSWORD", "LOCKED", "BINDING", "SIGNED-IN", "ANSWERED", "OFFLINE-UNTIL", "REAUTH-DUE"], rows)
     }
 
     /// An ISO 8601 time to the minute ("2026-03-01T09:00Z"); "-" when empty.

@@ -83,7 +83,7 @@ struct ControlMessageTests {
             offlineUntil: "")
         #expect(
             try Self.sorted(ControlReply.Users(users: [user]))
-                == #"{"users":[{"bound_at":"2026-01-02T03:04:05Z","email":"alice@example.com","failed_attempts":1,"groups":["sudo","docker"],"iss":"https:\/\/idp.example\/","last_directory_answer":"2026-01-03T00:00:00Z","last_signin":"2026-01-02T03:04:05Z","locked":"","offline_until":"","password_mode":"passcode","reported":true,"state":"active","sub":"s-1","uid":60001,"username":"alice"}]}"#
+                == #"{"users":[{"bound_at":"2026-01-02T03:04:05Z","email":"alice@example.com","failed_attempts":1,"groups":["sudo","docker"],"iss":"https:\/\/idp.example\/","last_directory_answer":"2026-01-03T00:00:00Z","last_signin":"2026-01-02T03:04:05Z","locked":"","offline_until":"","password_mode":"passcode","reauth_due":"","reported":true,"state":"active","sub":"s-1","uid":60001,"username":"alice"}]}"#
         )
         // An older fedlogind's reply, without the times: they read as empty.
         let older = try JSONDecoder().decode(
@@ -110,7 +110,7 @@ struct ControlMessageTests {
         let legacyUser: [String: Any] = [
             "username": odd, "uid": UInt32.max, "email": "", "state": "pending", "password_mode": "", "iss": "", "sub": odd,
             "bound_at": "", "reported": false, "locked": odd, "failed_attempts": 0, "groups": [String](), "last_signin": "",
-            "last_directory_answer": "", "offline_until": "",
+            "last_directory_answer": "", "offline_until": "", "reauth_due": "",
         ]
         #expect(try Self.sorted(ControlReply.Users(users: [user, user])) == Self.legacy(["users": [legacyUser, legacyUser]]))
         #expect(try Self.sorted(ControlReply.Users(users: [])) == Self.legacy(["users": [[String: Any]]()]))

@@ -1,4 +1,5 @@
 import FedloginCore
+import Foundation
 import Testing
 
 struct SyncPlannerTests {
@@ -69,5 +70,34 @@ struct SyncPlannerTests {
             user: user(["eng"]), associated: true, lockedBySync: nil, managedGroups: [], memberOf: [], existingGroups: [],
             policy: policy, groupMap: map, adminGroup: "sudo")
         #expect(p.addGroups.isEmpty)
+    }
+}
+
+struct ReauthenticationTests {
+    @Test func theStrictestIntervalOfThePolicyAndTheUsersGroupsApplies() throws {
+        let policy = DevicePolicy(
+            reauthInterval: 30, reauthGroups: [ReauthRule(group: "contractors", interval: 7), ReauthRule(group: "eng", interval: 60)],
+            reauthGrace: 2)
+        func user(_ groups: [String]) -> DirectoryUser { DirectoryUser(username: "a", email: "a@example.test", groups: groups) }
+        #expect(policy.reauthInterval(for: user([])) == 30)
+        #expect(policy.reauthInterval(for: user(["eng"])) == 30)  // a longer one does not loosen the policy's
+        #expect(policy.reauthInterval(for: user(["eng", "contractors"])) == 7)
+        #expect(DevicePolicy(reauthGroups: [ReauthRule(group: "eng", interval: 60)]).reauthInterval(for: user(["eng"])) == 60)
+        #expect(DevicePolicy().reauthInterval(for: user(["eng"])) == 0)
+        let decoded = try JSONDecoder().decode(
+            DevicePolicy.self, from: Data(#"{"reauth_interval":14,"reauth_groups":[{"group":"g","interval":3}],"reauth_grace":-1}"#.utf8))
+        #expect(decoded.reauthInterval == 14 && decoded.reauthGroups == [ReauthRule(group: "g", interval: 3)] && decoded.reauthGrace == 0)
+    }
+
+    @Test func dueThenGraceThenRequired() {
+        let day = 86400.0
+        let due = Reauthentication.due(lastSignIn: 1000, days: 7)
+        #expect(due == 1000 + 7 * day)
+        #expect(Reauthentication.due(lastSignIn: 1000, days: 0) == nil)
+        #expect(Reauthentication.due(lastSignIn: nil, days: 7) == nil)
+        #expect(Reauthentication.status(now: 1000 + 6 * day, due: due, graceDays: 2) == .notDue)
+        #expect(Reauthentication.status(now: 1000 + 8 * day, due: due, graceDays: 2) == .grace(until: 1000 + 9 * day))
+        #expect(Reauthentication.status(now: 1000 + 9 * day, due: due, graceDays: 2) == .required)
+        #expect(Reauthentication.status(now: 1000 + 7 * day, due: due, graceDays: 0) == .required)
     }
 }

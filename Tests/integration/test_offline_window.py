@@ -107,7 +107,7 @@ def test_past_offline_max_the_passcode_alone_no_longer_logs_in_with_or_without_f
         assert row["last_signin"] and row["last_directory_answer"] == row["last_signin"]
         assert row["offline_until"] > row["last_signin"]
         table = w.ctl("users").stdout
-        assert table.splitlines()[0].split()[-3:] == ["SIGNED-IN", "ANSWERED", "OFFLINE-UNTIL"]
+        assert table.splitlines()[0].split()[-4:] == ["SIGNED-IN", "ANSWERED", "OFFLINE-UNTIL", "REAUTH-DUE"]
 
         # fedlogind stopped: pam_unix alone enforces the mirror.
         w.fedlogind.stop()

@@ -57,12 +57,15 @@ public enum ControlReply {
         public var lastDirectoryAnswer: String
         /// When the offline window ends (the directory's `offline_max`); empty: no limit.
         public var offlineUntil: String
+        /// When the next sign-in at the IdP falls due (`reauth_interval`); empty: never.
+        public var reauthDue: String
 
         public init(
             username: String, uid: UInt32, email: String, state: String, passwordMode: String, issuer: String, subject: String,
             boundAt: String, reported: Bool, locked: String, failedAttempts: Int, groups: [String], lastSignIn: String = "",
-            lastDirectoryAnswer: String = "", offlineUntil: String = ""
+            lastDirectoryAnswer: String = "", offlineUntil: String = "", reauthDue: String = ""
         ) {
+            self.reauthDue = reauthDue
             self.lastSignIn = lastSignIn
             self.lastDirectoryAnswer = lastDirectoryAnswer
             self.offlineUntil = offlineUntil
@@ -90,6 +93,7 @@ public enum ControlReply {
             case lastSignIn = "last_signin"
             case lastDirectoryAnswer = "last_directory_answer"
             case offlineUntil = "offline_until"
+            case reauthDue = "reauth_due"
         }
 
         public init(from decoder: Decoder) throws {
@@ -110,6 +114,7 @@ public enum ControlReply {
             lastSignIn = try c.decodeIfPresent(String.self, forKey: .lastSignIn) ?? ""
             lastDirectoryAnswer = try c.decodeIfPresent(String.self, forKey: .lastDirectoryAnswer) ?? ""
             offlineUntil = try c.decodeIfPresent(String.self, forKey: .offlineUntil) ?? ""
+            reauthDue = try c.decodeIfPresent(String.self, forKey: .reauthDue) ?? ""
         }
     }
 

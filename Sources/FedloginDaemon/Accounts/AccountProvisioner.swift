@@ -92,6 +92,7 @@ struct AccountProvisioner {
                 createdAt: now)
             record.applyLockout(r.policy.lockout, bypass: r.user.lockoutBypass)
             record.directoryAnswered(at: runtime.clock.now(), offlineMax: r.policy.offlineMax)
+            record.applyReauth(r.policy, user: r.user)
             try state.beginProvisioning(record)
         } catch let f as Failure {
             throw f

@@ -39,6 +39,7 @@ extension LoginFlow {
             let now = runtime.clock.now()
             guard rec.state == .active, Self.lockStop(rec, now: now) == nil, checked.accountChecked() == .none,
                 rec.offlineEnd.map({ now < $0 }) ?? true,
+                Reauthentication.status(now: now, due: rec.reauthDue, graceDays: rec.reauthGrace) == .notDue,
                 let answer = runtime.revalidations.fresh(user, now: now, maxAge: runtime.config.signin.revalidateCache)
             else { return nil }
             if case .noAnswer(let why) = answer.answer {

@@ -36,7 +36,7 @@ struct Control {
                         locked: Self.lockText(a) ?? "", failedAttempts: a.failedAttempts,
                         groups: a.managedGroups.split(separator: ",").map(String.init),
                         lastSignIn: Self.time(a.lastSigninAt) ?? a.boundAt ?? "", lastDirectoryAnswer: Self.time(a.lastAnswerAt) ?? "",
-                        offlineUntil: Self.time(a.offlineEnd) ?? "")
+                        offlineUntil: Self.time(a.offlineEnd) ?? "", reauthDue: Self.time(a.reauthDue) ?? "")
                 }
                 return ok(ControlReply.Users(users: users))
             case .outbox:

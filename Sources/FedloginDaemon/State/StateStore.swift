@@ -42,6 +42,18 @@ public final class StateStore: Sendable {
         /// When the user last signed in at the IdP for this account (a first
         /// login, a passcode reset); nil: not recorded (see `boundAt`).
         public var lastSigninAt: Double? = nil
+        /// The user's re-authentication interval and grace (days; 0: none),
+        /// from the directory's policy and the user's groups as last seen.
+        public var reauthInterval: Int = 0
+        public var reauthGrace: Int = 0
+
+        /// When the next sign-in at the IdP falls due; nil: never. Before a
+        /// sign-in time was recorded, the binding's time counts.
+        public var reauthDue: Double? {
+            guard reauthInterval > 0 else { return nil }
+            return Reauthentication.due(
+                lastSignIn: lastSigninAt ?? boundAt.flatMap { try? Date($0, strategy: .iso8601).timeIntervalSince1970 }, days: reauthInterval)
+        }
 
         /// The end of the offline window; nil: none.
         public var offlineEnd: Double? { OfflineWindow.end(lastAnswer: lastAnswerAt, days: offlineMax) }
@@ -50,6 +62,8 @@ public final class StateStore: Sendable {
             case offlineMax = "offline_max"
             case lastAnswerAt = "last_answer_at"
             case lastSigninAt = "last_signin_at"
+            case reauthInterval = "reauth_interval"
+            case reauthGrace = "reauth_grace"
             case username, uid, state, email, issuer, subject
             case lockedReason = "locked_reason"
             case failedAttempts = "failed_attempts"
@@ -155,6 +169,12 @@ public final class StateStore: Sendable {
         }
         migrator.registerMigration("signin-time") { db in
             try db.alter(table: "account") { t in t.add(column: "last_signin_at", .double) }
+        }
+        migrator.registerMigration("reauth") { db in
+            try db.alter(table: "account") { t in
+                t.add(column: "reauth_interval", .integer).notNull().defaults(to: 0)
+                t.add(column: "reauth_grace", .integer).notNull().defaults(to: 0)
+            }
         }
         try migrator.migrate(db)
         let all = try db.read { try Account.fetchAll($0) }
