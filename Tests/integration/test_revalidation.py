@@ -20,6 +20,7 @@ import pytest
 
 import nested
 import pamclient as pc
+import sandbox
 from console import Console
 from sshd import ssh_login, socket_dir, world_ssh
 from world import World, passwd_entry, unique
@@ -255,6 +256,13 @@ def test_over_ssh_a_disabled_user_is_refused_with_a_key_and_with_the_passcode(tm
             assert key_login(sshd.port, keyed, key) == f"{keyed}\n", sshd.log_text()[-2000:]
             r = ssh_login(sshd.port, typed, [PASSCODE])
             assert r.ok, (r.error, r.text())
+            # The directory down: both go on from local state, the journal says so.
+            w.directoryd.stop()
+            assert key_login(sshd.port, keyed, key) == f"{keyed}\n"
+            r = ssh_login(sshd.port, typed, [PASSCODE])
+            assert r.ok, (r.error, r.text())
+            assert w.fedlogind.log_text().count("the login goes on from local state") >= 2
+            w.directoryd = sandbox.start_directoryd(w.tmp, w.directory_file)
 
             w.rewrite_directory([{"username": keyed, "disabled": True}, {"username": typed, "disabled": True}])
             # The key alone: sshd runs the account phase, fedlogind asks the
