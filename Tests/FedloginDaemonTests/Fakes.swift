@@ -64,7 +64,12 @@ final class FakeAccounts: AccountBackend {
     let shadow = NIOLockedValueBox<[String: ShadowLocks.Entry]>([:])
     func lockEntry(_ name: String) throws -> ShadowLocks.Entry? { shadow.withLockedValue { $0[name] } }
     func setExpiry(name: String, day: Int?) throws { shadow.withLockedValue { $0[name]?.expire = day } }
-    func lockPassword(name: String) throws { shadow.withLockedValue { $0[name]?.passwordLocked = true } }
+    /// Thrown by lockPassword when set (usermod failing).
+    let lockFailure = NIOLockedValueBox<(any Error)?>(nil)
+    func lockPassword(name: String) throws {
+        if let e = lockFailure.withLockedValue({ $0 }) { throw e }
+        shadow.withLockedValue { $0[name]?.passwordLocked = true }
+    }
     func unlockPassword(name: String) throws { shadow.withLockedValue { $0[name]?.passwordLocked = false } }
 }
 

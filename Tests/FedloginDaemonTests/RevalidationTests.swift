@@ -55,6 +55,19 @@ struct RevalidationTests {
         #expect(await check(w).0 == .success)
     }
 
+    @Test func aLockThatCannotBeWrittenStillRefusesTheLogin() async throws {
+        struct UsermodFailed: Error {}
+        let w = try TestWorld()
+        defer { w.remove() }
+        _ = try managed(w)
+        w.accounts.lockFailure.withLockedValue { $0 = UsermodFailed() }
+        w.directory.state.withLockedValue { $0.users["bob"]?.disabled = true }
+        let conv = ScriptedConversation()
+        #expect(await check(w, conv: conv).0 == .permissionDenied)
+        #expect(conv.shown == ["error: The account bob is locked: it is disabled in the directory. Ask your administrator."])
+        #expect(w.flow.answerFromMemory(acct()) == nil)
+    }
+
     @Test func removedUnassociatedAndUnboundUsersAreRefused() async throws {
         let w = try TestWorld()
         defer { w.remove() }

@@ -70,6 +70,8 @@ def test_a_due_sign_in_warns_in_the_grace_then_the_login_signs_in_and_a_key_alon
 
         # Past the grace: a conversation that answers nothing (as sshd's for a key) gets no login.
         signed_in_days_ago(w, name, 3.5)
+        overdue = user_row(w, name)["last_signin"]
+        assert overdue < first
         codes, a = w.login(name, [], steps=("acct_mgmt",))
         assert codes and codes[-1] != pc.PAM_SUCCESS, a.transcript
         assert wait_log(w, "login refused: a sign-in at the IdP is due and this login did not do it")
@@ -78,7 +80,7 @@ def test_a_due_sign_in_warns_in_the_grace_then_the_login_signs_in_and_a_key_alon
         assert codes == [pc.PAM_SUCCESS, pc.PAM_SUCCESS], a.transcript
         assert any(f"to confirm that {name} is still yours" in m for m in a.messages(pc.PAM_TEXT_INFO)), a.transcript
         assert "signed in at the IdP again (every 2 days)" in w.fedlogind.log_text()
-        assert user_row(w, name)["last_signin"] > first
+        assert user_row(w, name)["last_signin"] >= first > overdue
         codes, a = w.login(name, [PASSCODE])
         assert codes == [pc.PAM_SUCCESS, pc.PAM_SUCCESS], a.transcript
 

@@ -185,7 +185,7 @@ struct LoginFlow: Sendable {
         // The directory let the user in at the start of this login: the
         // account check that follows need not ask again.
         runtime.revalidations.record(plan.localUsername, .allowed, at: runtime.clock.now())
-        try await runtime.directoryAnswered(plan.localUsername, offlineMax: policy.offlineMax, at: runtime.clock.now(), signedIn: true)
+        await runtime.directoryAnswered(plan.localUsername, offlineMax: policy.offlineMax, at: runtime.clock.now(), signedIn: true)
         log.notice(
             "first login complete: account created and bound",
             metadata: ["message_id": "\(MessageID.loginSuccess)", "password_mode": "\(mode.rawValue)"])

@@ -109,7 +109,7 @@ struct LocalCredential: Sendable {
                 try locks.reconcile(updated)
             }
         }
-        try await runtime.directoryAnswered(rec.username, offlineMax: policy.offlineMax, at: runtime.clock.now(), signedIn: true)
+        await runtime.directoryAnswered(rec.username, offlineMax: policy.offlineMax, at: runtime.clock.now(), signedIn: true)
         try await conv.sessionInfo("Your new passcode for \(rec.username) is set.")
         log.notice("passcode reset after signing in at the IdP", metadata: ["message_id": "\(MessageID.passcodeReset)"])
         return (.success, "passcode reset")

@@ -36,7 +36,7 @@ extension LocalCredential {
             guard let conv else { return told }
             do {
                 _ = try await signInAsOwner(rec, service: service, why: "re-authentication", conv: conv, log: log)
-                try await runtime.directoryAnswered(rec.username, offlineMax: nil, at: runtime.clock.now(), signedIn: true)
+                await runtime.directoryAnswered(rec.username, offlineMax: nil, at: runtime.clock.now(), signedIn: true)
             } catch let stop as Stop {
                 return Stop(status: .permissionDenied, userMessage: stop.userMessage, reason: stop.reason)
             } catch {

@@ -45,7 +45,17 @@ extension Runtime {
     /// here: records when (the offline window starts again), with the
     /// policy's `offline_max` when the answer had it, and moves the
     /// window's mirror in /etc/shadow. On the account-change queue.
-    func directoryAnswered(_ username: String, offlineMax: Int?, at now: Double, signedIn: Bool = false) async throws {
+    /// A failure is logged, never the login's: the record stays as it was
+    /// (the window then ends earlier, never later).
+    func directoryAnswered(_ username: String, offlineMax: Int?, at now: Double, signedIn: Bool = false) async {
+        do {
+            try await recordAnswer(username, offlineMax: offlineMax, at: now, signedIn: signedIn)
+        } catch {
+            logger.error("cannot record the directory's answer about \(username): \(ErrorText.describe(error))", metadata: ["user": "\(username)"])
+        }
+    }
+
+    func recordAnswer(_ username: String, offlineMax: Int?, at now: Double, signedIn: Bool) async throws {
         let state = self.state
         let locks = AccountLocks(runtime: self)
         try await Blocking.accountChange {
@@ -156,27 +166,35 @@ extension LocalCredential {
             let pending = try runtime.state.pendingReports().contains { $0.username == rec.username }
             guard let lock = Revalidation.lock(user: user, access: access, bindingPending: pending) else {
                 cache.record(rec.username, .allowed, at: now)
-                try await runtime.directoryAnswered(rec.username, offlineMax: nil, at: now)
+                await runtime.directoryAnswered(rec.username, offlineMax: nil, at: now)
                 return nil
             }
             cache.forget(rec.username)
             let locks = AccountLocks(runtime: runtime)
             let state = runtime.state
-            let locked = try await Blocking.accountChange { () throws -> StateStore.Account? in
-                // Read again: a sync or a lockout may have changed it meanwhile.
-                guard var current = try state.account(rec.username), current.uid == rec.uid else { return nil }
-                if current.lockedReason == nil {
-                    current.lockedReason = lock.rawValue
-                    try locks.reconcile(current, now: now)
-                    try state.update(current)
+            var refused = rec
+            refused.lockedReason = lock.rawValue
+            // The directory said no: the login is refused even when the lock cannot be written.
+            var locked: StateStore.Account?
+            do {
+                locked = try await Blocking.accountChange { () throws -> StateStore.Account? in
+                    // Read again: a sync or a lockout may have changed it meanwhile.
+                    guard var current = try state.account(rec.username), current.uid == rec.uid else { return nil }
+                    if current.lockedReason == nil {
+                        current.lockedReason = lock.rawValue
+                        try locks.reconcile(current, now: now)
+                        try state.update(current)
+                    }
+                    return current
                 }
-                return current
+                log.notice(
+                    "account locked at login: \(lock.userMessage)",
+                    metadata: ["message_id": "\(MessageID.accountLocked)", "why": "\(access?.refusal?.rawValue ?? lock.rawValue)"])
+            } catch {
+                log.error("the account could not be locked at login (\(lock.rawValue)): \(ErrorText.describe(error)); the next sync tries again")
             }
-            log.notice(
-                "account locked at login: \(lock.userMessage)",
-                metadata: ["message_id": "\(MessageID.accountLocked)", "why": "\(access?.refusal?.rawValue ?? lock.rawValue)"])
             var stop =
-                LoginFlow.lockStop(locked ?? rec, now: now)
+                LoginFlow.lockStop(locked ?? refused, now: now)
                 ?? Stop(status: .permissionDenied, userMessage: nil, reason: "account locked: \(lock.rawValue)")
             if let refusal = access?.refusal, refusal == .unbound {
                 stop.userMessage = refusal.userMessage(user: rec.username)
