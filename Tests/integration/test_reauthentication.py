@@ -93,3 +93,34 @@ def test_a_due_sign_in_warns_in_the_grace_then_the_login_signs_in_and_a_key_alon
         assert any("who is not the owner of" in m for m in a.messages(pc.PAM_ERROR_MSG)), a.transcript
     finally:
         w.stop()
+
+
+def test_over_ssh_the_passcode_login_signs_in_again_and_a_key_alone_is_refused(tmp_path, strict, in_namespace):
+    from sshd import SignInAnswerer, key_login, socket_dir, ssh_login, world_ssh, write_key
+    from strict_idp import browser_sign_in
+
+    def device_browser(sub):
+        def browse(url):
+            if "user_code=" in url:
+                return browser_sign_in(url, sub)
+        return browse
+
+    name = unique("reassh")
+    strict.add_user(name, email=f"{name}@example.test", name=name.capitalize())
+    w = World(tmp_path, strict, [{"username": name}], policy={"reauth_interval": 7},
+              config={"daemon": {"socket": str(socket_dir() / "fedlogind.sock")}})
+    try:
+        codes, a = w.login(name, ["", PASSCODE, PASSCODE])
+        assert codes == [pc.PAM_SUCCESS, pc.PAM_SUCCESS], a.transcript
+        key = write_key(tmp_path, name)
+        signed_in_days_ago(w, name, 8)
+        extra = ["PubkeyAuthentication yes", "AuthenticationMethods publickey keyboard-interactive"]
+        with world_ssh(w, extra_config=extra) as sshd:
+            assert key_login(sshd.port, name, key) is None
+            assert wait_log(w, "login refused: a sign-in at the IdP is due and this login did not do it")
+            r = ssh_login(sshd.port, name, SignInAnswerer(device_browser(name), [PASSCODE, ""]), timeout=120)
+            assert r.ok, (r.error, r.text(), w.fedlogind.log_text()[-3000:])
+            assert f"to confirm that {name} is still yours" in r.text()
+            assert key_login(sshd.port, name, key) == f"{name}\n"
+    finally:
+        w.stop()

@@ -7,22 +7,19 @@ keyboard-interactive) or an SSH key (sshd publickey). The lock holds with
 fedlogind stopped (pam_unix: /etc/shadow) and with the directory down. A
 directory that does not answer costs the bound once per revalidate_cache,
 and the login goes on from local state."""
-import os
 import re
 import socket
-import subprocess
 import threading
 import time
 from pathlib import Path
 
-import paramiko
 import pytest
 
 import nested
 import pamclient as pc
 import sandbox
 from console import Console
-from sshd import ssh_login, socket_dir, world_ssh
+from sshd import key_login, ssh_login, socket_dir, world_ssh, write_key
 from world import World, passwd_entry, unique
 
 pytestmark = [
@@ -207,41 +204,6 @@ def test_a_silent_directory_costs_the_bound_once_and_the_login_goes_on(tmp_path,
         if silent is not None:
             silent.close()
         w.stop()
-
-
-def write_key(tmp_path, name):
-    """An ed25519 key pair; the public key in NAME's authorized_keys."""
-    key = tmp_path / f"{name}.key"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(key)],
-                   check=True, capture_output=True, timeout=30)
-    entry = passwd_entry(name)
-    uid, gid, home = int(entry[2]), int(entry[3]), Path(entry[5])
-    ssh = home / ".ssh"
-    ssh.mkdir(mode=0o700, exist_ok=True)
-    (ssh / "authorized_keys").write_text((tmp_path / f"{name}.key.pub").read_text())
-    for p in (ssh, ssh / "authorized_keys"):
-        os.chown(p, uid, gid)
-    os.chmod(ssh / "authorized_keys", 0o600)
-    return paramiko.Ed25519Key.from_private_key_file(str(key))
-
-
-def key_login(port, user, key, timeout=30):
-    """A publickey SSH login that runs `id -un`; returns its output, or None when refused."""
-    t = paramiko.Transport(("127.0.0.1", port))
-    try:
-        t.start_client(timeout=timeout)
-        try:
-            t.auth_publickey(user, key)
-        except paramiko.AuthenticationException:
-            return None
-        if not t.is_authenticated():
-            return None
-        chan = t.open_session(timeout=timeout)
-        chan.settimeout(timeout)
-        chan.exec_command("id -un")
-        return chan.makefile().read().decode()
-    finally:
-        t.close()
 
 
 def test_over_ssh_a_disabled_user_is_refused_with_a_key_and_with_the_passcode(tmp_path, strict, in_namespace):
