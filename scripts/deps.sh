@@ -21,7 +21,8 @@ die() { printf 'deps: error: %s\n' "$*" >&2; exit 1; }
 # libraries (systemd, sqlite, libcrypt, libcurl for FoundationNetworking) and
 # what the Swift toolchain itself links against on Debian 12.
 # Tests: venv, shadow-utils (passwd), login, util-linux (unshare, mount),
-# tmux (console login), ssh client, libpam-modules (pam_unix); clang-format
+# tmux (console login), ssh client, libpam-modules (pam_unix), faketime
+# (pam_unix's account expiry days ahead); clang-format
 # (the C modules' formatting, checked by make check).
 # LDAP: libldap-dev (the directory's LDAP backend, Sources/CLDAP), and slapd
 # with ldap-utils for the tests, which run their own slapd from a temporary
@@ -39,6 +40,7 @@ APT_PACKAGES=(
     scdoc lintian mmdebstrap systemd-container dpkg-dev valgrind
     clang-format
     slapd ldap-utils libldap-dev
+    faketime
 )
 
 want_apt=1

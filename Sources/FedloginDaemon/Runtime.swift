@@ -10,6 +10,11 @@ public final class Runtime: Sendable {
     public let state: StateStore
     let accounts: any AccountBackend
     let directory: any DirectoryService
+    /// The directory as the account check asks it: bounded by
+    /// `signin.revalidate_timeout`.
+    let revalidationDirectory: any DirectoryService
+    /// The directory's latest answers about users at their account checks; a reload keeps them.
+    let revalidations: Revalidations
     /// The clock every timer of a request uses (sign-in deadlines, the device
     /// grant's polls, lockouts, the outbox's retries).
     let clock: any WallClock
@@ -48,6 +53,10 @@ public final class Runtime: Sendable {
         func directory(_ config: DaemonConfig) -> any DirectoryService {
             directory ?? DirectoryClient(socketPath: config.directorySocket, timeout: config.directoryTimeout)
         }
+
+        func revalidationDirectory(_ config: DaemonConfig) -> any DirectoryService {
+            directory ?? DirectoryClient(socketPath: config.directorySocket, timeout: config.signin.revalidateTimeout)
+        }
     }
 
     /// The first runtime of a daemon: opens the state and makes the outbox.
@@ -61,7 +70,7 @@ public final class Runtime: Sendable {
             state: state, directory: seams.directory(config), retryMax: config.reportRetryMax, logger: logger, clock: seams.clock)
         try self.init(
             config: config, logger: logger, state: state, outbox: outbox, fixedListeners: fixedListeners, callbacks: callbacks,
-            inFlight: InFlight(), seams: seams)
+            inFlight: InFlight(), revalidations: Revalidations(), seams: seams)
     }
 
     /// A runtime for a re-read configuration, sharing the state, the outbox,
@@ -69,13 +78,14 @@ public final class Runtime: Sendable {
     func reloaded(with config: DaemonConfig) throws -> Runtime {
         try Runtime(
             config: config, logger: logger, state: state, outbox: outbox, fixedListeners: fixedListeners, callbacks: callbacks,
-            inFlight: inFlightShared, seams: seams)
+            inFlight: inFlightShared, revalidations: revalidations, seams: seams)
     }
 
     init(
         config: DaemonConfig, logger: Logger, state: StateStore, outbox: Outbox, fixedListeners: [UInt16: LoopbackListener],
-        callbacks: CallbackRegistry, inFlight: InFlight, seams: Seams
+        callbacks: CallbackRegistry, inFlight: InFlight, revalidations: Revalidations, seams: Seams
     ) throws {
+        self.revalidations = revalidations
         self.seams = seams
         clock = seams.clock
         self.config = config
@@ -89,6 +99,7 @@ public final class Runtime: Sendable {
             file: (config.socketPath as NSString).deletingLastPathComponent + "/nss.cache", state: state, logger: logger, clock: seams.clock)
         uidMin = accounts.uidMin()
         directory = seams.directory(config)
+        revalidationDirectory = seams.revalidationDirectory(config)
         idps = config.idps.mapValues {
             IdPClient(config: $0, timeout: config.signin.httpTimeout, logger: logger, transport: seams.idpTransport)
         }

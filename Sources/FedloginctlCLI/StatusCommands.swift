@@ -32,10 +32,18 @@ struct Users: AsyncParsableCommand {
         let rows = users.map { u -> [String] in
             [
                 u.username, "\(u.uid)", u.email, u.state, u.passwordMode.isEmpty ? "-" : u.passwordMode,
-                u.locked.isEmpty ? "no" : u.locked, u.reported ? "reported" : "pending",
+                u.locked.isEmpty ? "no" : u.locked, u.reported ? "reported" : "pending", Self.day(u.lastSignIn), Self.day(u.lastDirectoryAnswer),
+                u.offlineUntil.isEmpty ? "-" : Self.day(u.offlineUntil), Self.day(u.reauthDue),
             ]
         }
-        printTable(["USER", "UID", "EMAIL", "STATE", "PASSWORD", "LOCKED", "BINDING"], rows)
+        printTable(
+            ["USER", "UID", "EMAIL", "STATE", "PASSWORD", "LOCKED", "BINDING", "SIGNED-IN", "ANSWERED", "OFFLINE-UNTIL", "REAUTH-DUE"], rows)
+    }
+
+    /// An ISO 8601 time to the minute ("2026-03-01T09:00Z"); "-" when empty.
+    static func day(_ iso: String) -> String {
+        guard iso.count >= 16 else { return iso.isEmpty ? "-" : iso }
+        return iso.prefix(10) + "T" + iso.dropFirst(11).prefix(5) + (iso.hasSuffix("Z") ? "Z" : "")
     }
 }
 

@@ -103,6 +103,9 @@ struct ConfigParserTests {
     @Test func negativeDurationsAreRefused() {
         #expect(error("[daemon]\ndirectory_timeout = -1\n")?.key == "daemon.directory_timeout")
         #expect(error("[signin]\nclock_skew = 9000\n")?.key == "signin.clock_skew")
+        #expect(error("[signin]\nrevalidate_timeout = 0\n")?.key == "signin.revalidate_timeout")
+        #expect(error("[signin]\nrevalidate_timeout = 30\n")?.key == "signin.revalidate_timeout")
+        #expect(error("[signin]\nrevalidate_cache = -1\n")?.key == "signin.revalidate_cache")
     }
 
     @Test func systemUidRangeIsRefused() {

@@ -79,11 +79,19 @@ struct ControlMessageTests {
         let user = ControlReply.User(
             username: "alice", uid: 60001, email: "alice@example.com", state: "active", passwordMode: "passcode",
             issuer: "https://idp.example/", subject: "s-1", boundAt: "2026-01-02T03:04:05Z", reported: true, locked: "",
-            failedAttempts: 1, groups: ["sudo", "docker"])
+            failedAttempts: 1, groups: ["sudo", "docker"], lastSignIn: "2026-01-02T03:04:05Z", lastDirectoryAnswer: "2026-01-03T00:00:00Z",
+            offlineUntil: "")
         #expect(
             try Self.sorted(ControlReply.Users(users: [user]))
-                == #"{"users":[{"bound_at":"2026-01-02T03:04:05Z","email":"alice@example.com","failed_attempts":1,"groups":["sudo","docker"],"iss":"https:\/\/idp.example\/","locked":"","password_mode":"passcode","reported":true,"state":"active","sub":"s-1","uid":60001,"username":"alice"}]}"#
+                == #"{"users":[{"bound_at":"2026-01-02T03:04:05Z","email":"alice@example.com","failed_attempts":1,"groups":["sudo","docker"],"iss":"https:\/\/idp.example\/","last_directory_answer":"2026-01-03T00:00:00Z","last_signin":"2026-01-02T03:04:05Z","locked":"","offline_until":"","password_mode":"passcode","reauth_due":"","reported":true,"state":"active","sub":"s-1","uid":60001,"username":"alice"}]}"#
         )
+        // An older fedlogind's reply, without the times: they read as empty.
+        let older = try JSONDecoder().decode(
+            ControlReply.Users.self,
+            from: Data(
+                #"{"users":[{"bound_at":"","email":"","failed_attempts":0,"groups":[],"iss":"","locked":"","password_mode":"","reported":true,"state":"active","sub":"","uid":1,"username":"a"}]}"#
+                    .utf8))
+        #expect(older.users[0].lastSignIn == "" && older.users[0].offlineUntil == "")
         #expect(try Self.sorted(ControlReply.Failure(error: "only root may list users")) == #"{"error":"only root may list users"}"#)
     }
 
@@ -101,7 +109,8 @@ struct ControlMessageTests {
             reported: false, locked: odd, failedAttempts: 0, groups: [])
         let legacyUser: [String: Any] = [
             "username": odd, "uid": UInt32.max, "email": "", "state": "pending", "password_mode": "", "iss": "", "sub": odd,
-            "bound_at": "", "reported": false, "locked": odd, "failed_attempts": 0, "groups": [String](),
+            "bound_at": "", "reported": false, "locked": odd, "failed_attempts": 0, "groups": [String](), "last_signin": "",
+            "last_directory_answer": "", "offline_until": "", "reauth_due": "",
         ]
         #expect(try Self.sorted(ControlReply.Users(users: [user, user])) == Self.legacy(["users": [legacyUser, legacyUser]]))
         #expect(try Self.sorted(ControlReply.Users(users: [])) == Self.legacy(["users": [[String: Any]]()]))

@@ -23,6 +23,32 @@ struct ShadowLocksTests {
         #expect(apply(lift, to: locked) == clean)
     }
 
+    @Test func theOfflineWindowsEndIsAnExpiryMovedOnAndLiftedAsFedloginsOwn() {
+        let clean = E(passwordLocked: false, expire: nil)
+        let first = ShadowLocks.plan(entry: clean, record: nil, reasons: [], offlineUntil: 20_010)
+        #expect(first.setExpire == .some(20_010) && !first.lockPassword)
+        #expect(first.record?.reasons == [.offline] && first.record?.written == 20_010)
+        var e = apply(first, to: clean)
+        // Moved on after an answer.
+        let moved = ShadowLocks.plan(entry: e, record: first.record, reasons: [], offlineUntil: 20_012)
+        #expect(moved.setExpire == .some(20_012))
+        e = apply(moved, to: e)
+        // A lock meanwhile expires the account now; its end brings the window back.
+        let locked = ShadowLocks.plan(entry: e, record: moved.record, reasons: [.lockout], offlineUntil: 20_012)
+        #expect(locked.setExpire == .some(1))
+        let unlocked = ShadowLocks.plan(entry: apply(locked, to: e), record: locked.record, reasons: [], offlineUntil: 20_012)
+        #expect(unlocked.setExpire == .some(20_012))
+        // offline_max back to 0: fedlogin's expiry goes, nothing else.
+        let lifted = ShadowLocks.plan(entry: e, record: moved.record, reasons: [], offlineUntil: nil)
+        #expect(lifted.setExpire == .some(nil) && lifted.record == nil)
+        // An administrator's earlier expiry wins and stays when the window moves on.
+        let admin = E(passwordLocked: false, expire: 20_005)
+        let early = ShadowLocks.plan(entry: admin, record: nil, reasons: [], offlineUntil: 20_010)
+        #expect(early.setExpire == nil && early.record?.before == 20_005)
+        let later = ShadowLocks.plan(entry: admin, record: early.record, reasons: [], offlineUntil: nil)
+        #expect(later.setExpire == nil && later.record == nil)
+    }
+
     @Test func syncLocksThePasswordTooAndUnlocksOnlyItsOwn() {
         let clean = E(passwordLocked: false, expire: nil)
         let lock = ShadowLocks.plan(entry: clean, record: nil, reasons: [.sync])

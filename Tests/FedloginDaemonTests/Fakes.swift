@@ -60,10 +60,17 @@ final class FakeAccounts: AccountBackend {
     func removeFromGroup(name: String, group: String) throws {}
     func groupID(_ name: String) -> UInt32? { nil }
     func deleteGroup(name: String) throws {}
-    func lockEntry(_ name: String) throws -> ShadowLocks.Entry? { nil }
-    func setExpiry(name: String, day: Int?) throws {}
-    func lockPassword(name: String) throws {}
-    func unlockPassword(name: String) throws {}
+    /// The lock fields of shadow entries, for the accounts a test gives one.
+    let shadow = NIOLockedValueBox<[String: ShadowLocks.Entry]>([:])
+    func lockEntry(_ name: String) throws -> ShadowLocks.Entry? { shadow.withLockedValue { $0[name] } }
+    func setExpiry(name: String, day: Int?) throws { shadow.withLockedValue { $0[name]?.expire = day } }
+    /// Thrown by lockPassword when set (usermod failing).
+    let lockFailure = NIOLockedValueBox<(any Error)?>(nil)
+    func lockPassword(name: String) throws {
+        if let e = lockFailure.withLockedValue({ $0 }) { throw e }
+        shadow.withLockedValue { $0[name]?.passwordLocked = true }
+    }
+    func unlockPassword(name: String) throws { shadow.withLockedValue { $0[name]?.passwordLocked = false } }
 }
 
 /// A directory that knows some users and can be made unreachable or refusing.
@@ -73,6 +80,10 @@ final class FakeDirectory: DirectoryService {
         var policy = DevicePolicy(defaultIdP: "test")
         var access = DeviceAccess(associated: true, unbound: false, disabled: false, selfService: true)
         var unreachable = false
+        /// Requests are taken and never answered.
+        var silent = false
+        /// `lookup` requests received.
+        var lookups = 0
         /// Reports fail while this is above zero (each failure counts it down).
         var failReports = 0
         var reports: [BindingReport] = []
@@ -84,6 +95,12 @@ final class FakeDirectory: DirectoryService {
     }
     func lookup(_ user: String) async throws -> DirectoryUser? {
         try check()
+        if state.withLockedValue({ s in
+            s.lookups += 1
+            return s.silent
+        }) {
+            try await Task.sleep(nanoseconds: 60_000_000_000)
+        }
         return state.withLockedValue { $0.users[user] }
     }
     func policy(device: String) async throws -> DevicePolicy {
@@ -214,7 +231,8 @@ struct TestWorld {
     let runtime: Runtime
 
     init(
-        tokenAnswers: [(Int, [String: Any])] = [], signinTimeout: Int = 300, lockout: LockoutPolicy = .init(), flows: String = "\"device\""
+        tokenAnswers: [(Int, [String: Any])] = [], signinTimeout: Int = 300, lockout: LockoutPolicy = .init(), flows: String = "\"device\"",
+        signin: String = ""
     ) throws {
         dir = NSTemporaryDirectory() + "fedlogin-daemon-test-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -230,6 +248,7 @@ struct TestWorld {
             uid_max = 70100
             [signin]
             timeout = \(signinTimeout)
+            \(signin)
             [idp.test]
             display_name = "Test IdP"
             issuer = "\(FakeIdP.issuer)"

@@ -7,6 +7,7 @@ import Testing
 struct LockoutTests {
     func managed(_ w: TestWorld, maxAttempts: Int) throws {
         w.accounts.add("bob", uid: 70001)
+        w.directory.state.withLockedValue { $0.users["bob"] = DirectoryUser(username: "bob", email: "bob@example.com") }
         var a = StateStore.Account(
             username: "bob", uid: 70001, state: .active, directoryUsername: "bob", email: "bob@example.com", createdAt: "2026-01-01T00:00:00Z")
         a.passwordMode = .synced

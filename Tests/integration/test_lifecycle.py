@@ -262,7 +262,8 @@ def test_users_and_status_readable_and_json(tmp_path, strict, in_namespace):
         first_login(w, strict, name)
         w.wait_reports(name)
         text = w.ctl("users").stdout
-        assert text.splitlines()[0].split() == ["USER", "UID", "EMAIL", "STATE", "PASSWORD", "LOCKED", "BINDING"]
+        assert text.splitlines()[0].split() == ["USER", "UID", "EMAIL", "STATE", "PASSWORD", "LOCKED", "BINDING", "SIGNED-IN", "ANSWERED",
+                                              "OFFLINE-UNTIL", "REAUTH-DUE"]
         row = next(l for l in text.splitlines() if l.startswith(name + " "))
         assert "active" in row and "passcode" in row
         j = user_row(w, name)

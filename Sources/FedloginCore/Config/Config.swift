@@ -121,6 +121,13 @@ public struct SigninConfig: Sendable, Equatable {
     public var httpTimeout = 10.0
     /// Clock skew tolerated on exp/iat/nbf, in seconds.
     public var clockSkew = 60.0
+    /// Seconds the account check of a managed account waits for the
+    /// directory's answer about the user before the login goes on from
+    /// local state.
+    public var revalidateTimeout = 0.3
+    /// Seconds an answer of the directory about a user (or its silence)
+    /// counts for later account checks of the user; 0: every check asks.
+    public var revalidateCache = 300.0
 
     public init() {}
 }

@@ -197,6 +197,14 @@ public enum ConfigParser {
         guard LocalUsername.isValid(c.accounts.adminGroup) else {
             throw fail("accounts.admin_group", "must name a local group (got \"\(c.accounts.adminGroup)\")")
         }
+        guard c.signin.revalidateTimeout > 0 && c.signin.revalidateTimeout <= 5 else {
+            throw fail(
+                "signin.revalidate_timeout",
+                "must be more than 0 and at most 5 seconds: every login of a managed account may wait this long (got \(c.signin.revalidateTimeout))")
+        }
+        guard c.signin.revalidateCache >= 0 else {
+            throw fail("signin.revalidate_cache", "must be 0 (ask at every login) or a positive number of seconds (got \(c.signin.revalidateCache))")
+        }
         guard c.signin.clockSkew >= 0 && c.signin.clockSkew <= 300 else {
             throw fail("signin.clock_skew", "must be from 0 to 300 seconds (got \(c.signin.clockSkew))")
         }
@@ -358,6 +366,8 @@ public enum ConfigParser {
                 case "keepalive": s.keepalive = try number(v, full)
                 case "http_timeout": s.httpTimeout = try number(v, full)
                 case "clock_skew": s.clockSkew = try number(v, full)
+                case "revalidate_timeout": s.revalidateTimeout = try number(v, full)
+                case "revalidate_cache": s.revalidateCache = try number(v, full)
                 default: return false
                 }
                 return true

@@ -95,12 +95,27 @@ public struct DevicePolicy: Codable, Sendable, Equatable {
     /// associated with it by the binding (true, the default); false: only
     /// users an administrator associated with the device.
     public var selfService: Bool
+    /// Days a device may go without an answer of the directory about a user
+    /// before the user's local credential alone no longer logs in; 0: no limit.
+    public var offlineMax: Int
+    /// Days between two sign-ins at the IdP a user's logins need; 0: never again.
+    public var reauthInterval: Int
+    /// Per directory group, a `reauth_interval` of its own; the strictest
+    /// (shortest) of the policy's and those of the user's groups applies.
+    public var reauthGroups: [ReauthRule]
+    /// Days after a sign-in falls due during which logins still go on with a warning.
+    public var reauthGrace: Int
 
     public init(
         passwordSync: Bool = false, defaultIdP: String? = nil, routing: [RoutingRule] = [], passcode: PasscodePolicy = .init(),
-        lockout: LockoutPolicy = .init(), adminGroups: [String] = [], selfService: Bool = true
+        lockout: LockoutPolicy = .init(), adminGroups: [String] = [], selfService: Bool = true, offlineMax: Int = 0,
+        reauthInterval: Int = 0, reauthGroups: [ReauthRule] = [], reauthGrace: Int = 0
     ) {
+        self.reauthInterval = max(0, reauthInterval)
+        self.reauthGroups = reauthGroups
+        self.reauthGrace = max(0, reauthGrace)
         self.selfService = selfService
+        self.offlineMax = max(0, offlineMax)
         self.passwordSync = passwordSync
         self.defaultIdP = defaultIdP
         self.routing = routing
@@ -115,11 +130,19 @@ public struct DevicePolicy: Codable, Sendable, Equatable {
         case defaultIdP = "default_idp"
         case adminGroups = "admin_groups"
         case selfService = "self_service"
+        case offlineMax = "offline_max"
+        case reauthInterval = "reauth_interval"
+        case reauthGroups = "reauth_groups"
+        case reauthGrace = "reauth_grace"
     }
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         selfService = try c.decodeIfPresent(Bool.self, forKey: .selfService) ?? true
+        offlineMax = max(0, try c.decodeIfPresent(Int.self, forKey: .offlineMax) ?? 0)
+        reauthInterval = max(0, try c.decodeIfPresent(Int.self, forKey: .reauthInterval) ?? 0)
+        reauthGroups = try c.decodeIfPresent([ReauthRule].self, forKey: .reauthGroups) ?? []
+        reauthGrace = max(0, try c.decodeIfPresent(Int.self, forKey: .reauthGrace) ?? 0)
         passwordSync = try c.decodeIfPresent(Bool.self, forKey: .passwordSync) ?? false
         defaultIdP = try c.decodeIfPresent(String.self, forKey: .defaultIdP)
         routing = try c.decodeIfPresent([RoutingRule].self, forKey: .routing) ?? []
@@ -137,9 +160,27 @@ public struct DevicePolicy: Codable, Sendable, Equatable {
         return defaultIdP.map { ($0, "default IdP") }
     }
 
+    /// The user's re-authentication interval in days (0: none): the
+    /// shortest positive one of the policy's and of the user's groups' rules.
+    public func reauthInterval(for user: DirectoryUser) -> Int {
+        let rules = reauthGroups.filter { user.groups.contains($0.group) }.map(\.interval)
+        return ([reauthInterval] + rules).filter { $0 > 0 }.min() ?? 0
+    }
+
     /// Password sync for this user: the per-user override wins.
     public func passwordSync(for user: DirectoryUser) -> Bool {
         user.passwordSync ?? passwordSync
+    }
+}
+
+/// A directory group's own re-authentication interval (days).
+public struct ReauthRule: Codable, Sendable, Equatable {
+    public var group: String
+    public var interval: Int
+
+    public init(group: String, interval: Int) {
+        self.group = group
+        self.interval = interval
     }
 }
 

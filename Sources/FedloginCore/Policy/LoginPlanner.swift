@@ -40,10 +40,13 @@ public struct FirstLoginPlan: Sendable, Equatable {
     public var uid: UInt32?
     /// A sign-in to reset the passcode of an existing account, not to make one.
     public var passcodeReset = false
+    /// A sign-in the policy's `reauth_interval` asks of an existing account.
+    public var reauthentication = false
 
     /// What the sign-in is for, as the user reads it after "Sign in with IDP".
     public var purpose: String {
-        passcodeReset ? "to choose a new passcode for \(localUsername)" : "to set up \(localUsername) on this machine"
+        if reauthentication { return "to confirm that \(localUsername) is still yours (your organization asks for it regularly)" }
+        return passcodeReset ? "to choose a new passcode for \(localUsername)" : "to set up \(localUsername) on this machine"
     }
 
     public init(localUsername: String, directoryUser: DirectoryUser, idp: String, idpReason: String, uid: UInt32?) {

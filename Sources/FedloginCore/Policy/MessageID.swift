@@ -16,4 +16,20 @@ public enum MessageID {
     public static let emailMatched = "3b8b37730e5b472ea5b603ae166d3679"
     /// A later login to a managed account passed the account check.
     public static let localLogin = "2dbe725fbb0b4ef7842b8912bdf87c0b"
+    /// The account check could not ask the directory about the user in
+    /// time; the login went on from local state.
+    /// A login refused at the account check: the directory disabled or
+    /// removed the user, or no longer associates them with this device.
+    public static let loginRevoked = "241d107adc344fe8932e26540bafd463"
+    /// A login went on in the grace period of a sign-in at the IdP that is due.
+    public static let reauthDue = "60b2f41fd6fd4bb7a27c4a23185a4af4"
+    /// A login refused: the sign-in at the IdP the policy asks for is overdue
+    /// and the login did not do it.
+    public static let reauthRefused = "d26b37bcd4864c20a9e14cabbb7954ce"
+    /// The user signed in at the IdP again in a login's account phase.
+    public static let reauthenticated = "a968a9cd05814b68b1b3e7c88a3eb2cd"
+    /// A login refused: the directory has not answered about the user for
+    /// the policy's `offline_max` days.
+    public static let offlineWindowEnded = "6f33555bb6a74a47a4a22c15b4de1110"
+    public static let revalidationUnanswered = "ae09b6878fdf49a494cda58a980ddfbc"
 }

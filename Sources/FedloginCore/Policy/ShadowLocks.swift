@@ -15,6 +15,9 @@ public enum ShadowLocks {
         case sync
         /// Too many failed local logins (the directory's lockout policy).
         case lockout
+        /// The end of the offline window (the directory's `offline_max`):
+        /// an expiry day in the future, moved on after each answer.
+        case offline
     }
 
     /// The day fedlogin writes for "expired now": 1970-01-02. Day 0 is read
@@ -82,16 +85,24 @@ public enum ShadowLocks {
         return false
     }
 
-    /// The writes for `reasons` (each of which expires the account now;
-    /// `.sync` also locks the password). The earliest expiry wins: one that
-    /// someone else set stays in force, and comes back when fedlogin lifts
-    /// its own.
-    public static func plan(entry: Entry, record: Record?, reasons: Set<Reason>) -> Plan {
+    /// The writes for `reasons` (`.sync` and `.lockout` expire the account
+    /// now; `.sync` also locks the password) and for `offlineUntil`, the
+    /// expiry day of the offline window (nil: none). The earliest expiry
+    /// wins: one that someone else set stays in force, and comes back when
+    /// fedlogin lifts its own.
+    public static func plan(entry: Entry, record: Record?, reasons: Set<Reason>, offlineUntil: Int? = nil) -> Plan {
         var plan = Plan()
         let others = othersExpiry(entry: entry, record: record)
         var written = record?.written
         var ours = false
-        if reasons.isEmpty {
+        var reasons = reasons.subtracting([.offline])
+        if let day = offlineUntil, reasons.isEmpty {
+            let target = min(others ?? Int.max, max(day, expiredNow))
+            if entry.expire != target { plan.setExpire = .some(target) }
+            written = target
+            ours = true
+            reasons.insert(.offline)
+        } else if reasons.isEmpty {
             // Lift only what fedlogin wrote and is still there.
             if let record, record.written == entry.expire {
                 if entry.expire != others { plan.setExpire = .some(others) }

@@ -51,11 +51,24 @@ public enum ControlReply {
         public var locked: String
         public var failedAttempts: Int
         public var groups: [String]
+        /// When the user last signed in at the IdP for the account (ISO 8601).
+        public var lastSignIn: String
+        /// When the directory last answered about the user and allowed them here.
+        public var lastDirectoryAnswer: String
+        /// When the offline window ends (the directory's `offline_max`); empty: no limit.
+        public var offlineUntil: String
+        /// When the next sign-in at the IdP falls due (`reauth_interval`); empty: never.
+        public var reauthDue: String
 
         public init(
             username: String, uid: UInt32, email: String, state: String, passwordMode: String, issuer: String, subject: String,
-            boundAt: String, reported: Bool, locked: String, failedAttempts: Int, groups: [String]
+            boundAt: String, reported: Bool, locked: String, failedAttempts: Int, groups: [String], lastSignIn: String = "",
+            lastDirectoryAnswer: String = "", offlineUntil: String = "", reauthDue: String = ""
         ) {
+            self.reauthDue = reauthDue
+            self.lastSignIn = lastSignIn
+            self.lastDirectoryAnswer = lastDirectoryAnswer
+            self.offlineUntil = offlineUntil
             self.username = username
             self.uid = uid
             self.email = email
@@ -77,6 +90,31 @@ public enum ControlReply {
             case subject = "sub"
             case boundAt = "bound_at"
             case failedAttempts = "failed_attempts"
+            case lastSignIn = "last_signin"
+            case lastDirectoryAnswer = "last_directory_answer"
+            case offlineUntil = "offline_until"
+            case reauthDue = "reauth_due"
+        }
+
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            username = try c.decode(String.self, forKey: .username)
+            uid = try c.decode(UInt32.self, forKey: .uid)
+            email = try c.decode(String.self, forKey: .email)
+            state = try c.decode(String.self, forKey: .state)
+            passwordMode = try c.decode(String.self, forKey: .passwordMode)
+            issuer = try c.decode(String.self, forKey: .issuer)
+            subject = try c.decode(String.self, forKey: .subject)
+            boundAt = try c.decode(String.self, forKey: .boundAt)
+            reported = try c.decode(Bool.self, forKey: .reported)
+            locked = try c.decode(String.self, forKey: .locked)
+            failedAttempts = try c.decode(Int.self, forKey: .failedAttempts)
+            groups = try c.decode([String].self, forKey: .groups)
+            // Absent from an older fedlogind's reply.
+            lastSignIn = try c.decodeIfPresent(String.self, forKey: .lastSignIn) ?? ""
+            lastDirectoryAnswer = try c.decodeIfPresent(String.self, forKey: .lastDirectoryAnswer) ?? ""
+            offlineUntil = try c.decodeIfPresent(String.self, forKey: .offlineUntil) ?? ""
+            reauthDue = try c.decodeIfPresent(String.self, forKey: .reauthDue) ?? ""
         }
     }
 

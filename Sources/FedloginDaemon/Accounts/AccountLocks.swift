@@ -31,7 +31,8 @@ struct AccountLocks {
     func reconcile(_ a: StateStore.Account, now: Double = Date().timeIntervalSince1970) throws -> ShadowLocks.Plan {
         guard let entry = try accounts.lockEntry(a.username) else { return ShadowLocks.Plan() }
         let record = try state.shadowRecord(a.username)
-        let plan = ShadowLocks.plan(entry: entry, record: record, reasons: Self.reasons(of: a, now: now))
+        let plan = ShadowLocks.plan(
+            entry: entry, record: record, reasons: Self.reasons(of: a, now: now), offlineUntil: a.offlineEnd.map(OfflineWindow.expiryDay))
         if plan.lockPassword { try accounts.lockPassword(name: a.username) }
         if let expire = plan.setExpire { try accounts.setExpiry(name: a.username, day: expire) }
         if plan.unlockPassword { try accounts.unlockPassword(name: a.username) }

@@ -91,6 +91,8 @@ struct AccountProvisioner {
                 username: r.localName, uid: uid, state: .provisioning, directoryUsername: r.user.username, email: r.user.email,
                 createdAt: now)
             record.applyLockout(r.policy.lockout, bypass: r.user.lockoutBypass)
+            record.directoryAnswered(at: runtime.clock.now(), offlineMax: r.policy.offlineMax)
+            record.applyReauth(r.policy, user: r.user)
             try state.beginProvisioning(record)
         } catch let f as Failure {
             throw f

@@ -154,7 +154,15 @@ struct Lifecycle: Sendable {
                 metadata: ["user": "\(account.username)", "added": "\(actions.addGroups)", "removed": "\(actions.removeGroups)"])
         }
         updated.managedGroups = actions.managedGroups.joined(separator: ",")
-        if let user { updated.applyLockout(policy.lockout, bypass: user.lockoutBypass) }
+        if let user {
+            updated.applyLockout(policy.lockout, bypass: user.lockoutBypass)
+            updated.applyReauth(policy, user: user)
+        }
+        // An answer that allows the user restarts the offline window; the
+        // policy's offline_max is kept either way.
+        updated.offlineMax = policy.offlineMax
+        if actions.lock == nil && updated.lockedReason == nil { updated.directoryAnswered(at: runtime.clock.now(), offlineMax: nil) }
+        if updated.offlineEnd != account.offlineEnd { try AccountLocks(runtime: runtime).reconcile(updated, now: runtime.clock.now()) }
         if updated != account { try runtime.state.update(updated) }
     }
 
@@ -260,7 +268,10 @@ struct Lifecycle: Sendable {
             username: local.name, uid: local.uid, state: .active, directoryUsername: user.username, email: user.email, issuer: nil,
             subject: nil, passwordMode: mode, createdAt: now, boundAt: now)
         rec.applyLockout(policy.lockout, bypass: user.lockoutBypass)
+        rec.applyReauth(policy, user: user)
+        rec.directoryAnswered(at: runtime.clock.now(), offlineMax: policy.offlineMax)
         try runtime.state.adopt(rec, report: report(account: rec, passwordMode: mode.rawValue))
+        if rec.offlineEnd != nil { try AccountLocks(runtime: runtime).reconcile(rec, now: runtime.clock.now()) }
         logger.notice("existing account adopted", metadata: ["user": "\(local.name)", "password_mode": "\(mode.rawValue)"])
         runtime.outbox.kick()
         return mode == .synced
@@ -298,6 +309,20 @@ struct Lifecycle: Sendable {
 }
 
 extension StateStore.Account {
+    /// The directory answered about the user and allows them here: the
+    /// offline window starts again, with the policy's `offline_max` if given.
+    mutating func directoryAnswered(at now: Double, offlineMax: Int?) {
+        lastAnswerAt = now
+        if let offlineMax { self.offlineMax = max(0, offlineMax) }
+    }
+
+    /// The user's re-authentication interval (the strictest of the policy's
+    /// and the user's groups') and the policy's grace.
+    mutating func applyReauth(_ policy: DevicePolicy, user: DirectoryUser) {
+        reauthInterval = policy.reauthInterval(for: user)
+        reauthGrace = policy.reauthGrace
+    }
+
     mutating func applyLockout(_ policy: LockoutPolicy, bypass: Bool) {
         lockoutMax = bypass ? 0 : max(0, policy.maxAttempts)
         lockoutDuration = policy.duration

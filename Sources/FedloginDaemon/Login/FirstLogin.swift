@@ -182,6 +182,10 @@ struct LoginFlow: Sendable {
         let gecos = NSSResolver.gecos(plan.directoryUser.displayName ?? "").trimmingCharacters(in: .whitespaces)
         try await conv.sessionInfo(
             "Welcome, \(gecos.isEmpty ? plan.localUsername : gecos). Your account \(plan.localUsername) is ready on this machine.")
+        // The directory let the user in at the start of this login: the
+        // account check that follows need not ask again.
+        runtime.revalidations.record(plan.localUsername, .allowed, at: runtime.clock.now())
+        await runtime.directoryAnswered(plan.localUsername, offlineMax: policy.offlineMax, at: runtime.clock.now(), signedIn: true)
         log.notice(
             "first login complete: account created and bound",
             metadata: ["message_id": "\(MessageID.loginSuccess)", "password_mode": "\(mode.rawValue)"])

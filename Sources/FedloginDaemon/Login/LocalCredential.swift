@@ -92,49 +92,7 @@ struct LocalCredential: Sendable {
                     "The account \(rec.username) is locked or expired by an administrator of this machine. A passcode reset cannot unlock it. Ask your administrator.",
                 reason: "reset: the account is locked or expired by someone other than fedlogin")
         }
-        let (user, policy, access): (DirectoryUser?, DevicePolicy?, DeviceAccess?)
-        do {
-            (user, policy, access) = try await conv.keepingAlive {
-                try await runtime.directory.userOnDevice(rec.directoryUsername, device: runtime.deviceID)
-            }
-        } catch let e as DirectoryClient.Unavailable {
-            throw Stop(
-                status: .authError, userMessage: "The directory cannot be reached, so the passcode cannot be reset now. Try again later.",
-                reason: e.description)
-        }
-        guard let user, let policy, let access, !user.disabled else {
-            throw Stop(
-                status: .authError, userMessage: "The account \(rec.username) is not active in the directory.", reason: "reset: user disabled or gone"
-            )
-        }
-        if let refusal = access.refusal {
-            throw Stop(
-                status: .authError, userMessage: refusal.userMessage(user: rec.username),
-                reason: "reset: the directory does not let the user use this device: \(refusal.rawValue)")
-        }
-        guard let (idp, why) = policy.idp(for: user), runtime.idps[idp] != nil else {
-            throw Stop(
-                status: .authError, userMessage: "No identity provider is set up for \(rec.username) on this machine.", reason: "reset: no IdP")
-        }
-        var log = log
-        log[metadataKey: "idp"] = "\(idp)"
-        log.info("passcode reset: signing in with \(idp) (\(why))")
-        var plan = FirstLoginPlan(localUsername: rec.username, directoryUser: user, idp: idp, idpReason: why, uid: rec.uid)
-        plan.passcodeReset = true
-        let request = PAMRequest(user: rec.username, service: service, tty: "", rhost: "", ruser: "")
-        let identity = try await SignIn(runtime: runtime).run(client: runtime.idps[idp]!, plan: plan, request: request, conv: conv, log: log)
-        // The person who signed in must be the account's owner.
-        let same: Bool
-        if let iss = rec.issuer, let sub = rec.subject, !iss.isEmpty, !sub.isEmpty {
-            same = identity.issuer == iss && identity.subject == sub
-        } else {
-            same = IDTokenValidator.emailsMatch(identity.email, user.email)
-        }
-        guard same else {
-            throw Stop(
-                status: .authError, userMessage: "You signed in as \(SafeText.escape(identity.email)), who is not the owner of \(rec.username).",
-                reason: "reset: the identity does not match the account's binding")
-        }
+        let policy = try await signInAsOwner(rec, service: service, why: "reset", conv: conv, log: log)
         guard runtime.inFlight.begin(rec.username) else {
             throw Stop(status: .authError, userMessage: "Another change to \(rec.username) is in progress. Try again.", reason: "reset: busy")
         }
@@ -151,14 +109,80 @@ struct LocalCredential: Sendable {
                 try locks.reconcile(updated)
             }
         }
+        await runtime.directoryAnswered(rec.username, offlineMax: policy.offlineMax, at: runtime.clock.now(), signedIn: true)
         try await conv.sessionInfo("Your new passcode for \(rec.username) is set.")
         log.notice("passcode reset after signing in at the IdP", metadata: ["message_id": "\(MessageID.passcodeReset)"])
         return (.success, "passcode reset")
     }
 
+    /// Signs the account's owner in at the IdP again (a passcode reset, a
+    /// re-authentication): the directory must still let the user use this
+    /// device, and the person who signs in must be the account's owner.
+    /// Returns the device's policy. `why` prefixes the log reasons.
+    func signInAsOwner(_ rec: StateStore.Account, service: String, why: String, conv: any PAMConversation, log: Logger) async throws
+        -> DevicePolicy
+    {
+        let what = why == "reset" ? "passcode reset" : why
+        let (user, policy, access): (DirectoryUser?, DevicePolicy?, DeviceAccess?)
+        do {
+            (user, policy, access) = try await conv.keepingAlive {
+                try await runtime.directory.userOnDevice(rec.directoryUsername, device: runtime.deviceID)
+            }
+        } catch let e as DirectoryClient.Unavailable {
+            throw Stop(
+                status: .authError,
+                userMessage: why == "reset"
+                    ? "The directory cannot be reached, so the passcode cannot be reset now. Try again later."
+                    : "The directory cannot be reached, so you cannot sign in with your identity provider now. Connect this machine to the network and try again.",
+                reason: e.description)
+        }
+        guard let user, let policy, let access, !user.disabled else {
+            throw Stop(
+                status: .authError, userMessage: "The account \(rec.username) is not active in the directory.",
+                reason: "\(why): user disabled or gone"
+            )
+        }
+        if let refusal = access.refusal {
+            throw Stop(
+                status: .authError, userMessage: refusal.userMessage(user: rec.username),
+                reason: "\(why): the directory does not let the user use this device: \(refusal.rawValue)")
+        }
+        guard let (idp, idpWhy) = policy.idp(for: user), runtime.idps[idp] != nil else {
+            throw Stop(
+                status: .authError, userMessage: "No identity provider is set up for \(rec.username) on this machine.", reason: "\(why): no IdP")
+        }
+        var log = log
+        log[metadataKey: "idp"] = "\(idp)"
+        log.info("\(what): signing in with \(idp) (\(idpWhy))")
+        var plan = FirstLoginPlan(localUsername: rec.username, directoryUser: user, idp: idp, idpReason: idpWhy, uid: rec.uid)
+        if why == "reset" { plan.passcodeReset = true } else { plan.reauthentication = true }
+        let request = PAMRequest(user: rec.username, service: service, tty: "", rhost: "", ruser: "")
+        let identity = try await SignIn(runtime: runtime).run(client: runtime.idps[idp]!, plan: plan, request: request, conv: conv, log: log)
+        // The person who signed in must be the account's owner.
+        let same: Bool
+        if let iss = rec.issuer, let sub = rec.subject, !iss.isEmpty, !sub.isEmpty {
+            same = identity.issuer == iss && identity.subject == sub
+        } else {
+            same = IDTokenValidator.emailsMatch(identity.email, user.email)
+        }
+        guard same else {
+            throw Stop(
+                status: .authError, userMessage: "You signed in as \(SafeText.escape(identity.email)), who is not the owner of \(rec.username).",
+                reason: "\(why): the identity does not match the account's binding")
+        }
+        return policy
+    }
+
     // MARK: - account: locks hold whatever the login path
 
-    func accountCheck(user: String, service: String, peer: PeerCredentials) async -> (ResultStatus, String) {
+    /// The account phase of every login of a managed account (password,
+    /// passcode, SSH key): fedlogin's locks, then the directory's word on
+    /// the user (`revalidate`). A refusal the directory's answer causes is
+    /// told through `conv` (sshd shows it only after a success, so there the
+    /// journal has the reason).
+    func accountCheck(user: String, service: String, peer: PeerCredentials, conv: (any PAMConversation)? = nil) async -> (
+        ResultStatus, String
+    ) {
         do {
             guard let rec = try runtime.state.account(user), user != "root", rec.state != .provisioning else {
                 return (.ignore, "no fedlogin account policy applies")
@@ -168,6 +192,29 @@ struct LocalCredential: Sendable {
                 logger.notice(
                     "login refused: \(stop.reason)",
                     metadata: ["message_id": "\(MessageID.loginFailure)", "user": "\(user)", "service": "\(service)"])
+                return (stop.status, stop.reason)
+            }
+            if let stop = try await revalidate(rec, service: service) {
+                logger.notice(
+                    "login refused: \(stop.reason)",
+                    metadata: ["message_id": "\(MessageID.loginRevoked)", "user": "\(user)", "service": "\(service)"])
+                if let text = stop.userMessage { try? await conv?.error(text) }
+                return (stop.status, stop.reason)
+            }
+            // The offline window: moved on by an answer just now, if any.
+            let current = runtime.state.cachedAccount(user) ?? rec
+            if let end = current.offlineEnd, now >= end {
+                logger.notice(
+                    "login refused: the directory has not answered about the user since \(LoginFlow.clock(current.lastAnswerAt ?? 0)) (offline_max \(current.offlineMax) days)",
+                    metadata: ["message_id": "\(MessageID.offlineWindowEnded)", "user": "\(user)", "service": "\(service)"])
+                try? await conv?.error(OfflineWindow.userMessage(user: user, days: current.offlineMax))
+                return (.accountExpired, "offline window ended")
+            }
+            if let stop = await reauthenticate(current, service: service, conv: conv, now: now) {
+                logger.notice(
+                    "login refused: \(stop.reason)",
+                    metadata: ["message_id": "\(MessageID.reauthRefused)", "user": "\(user)", "service": "\(service)"])
+                if let text = stop.userMessage { try? await conv?.error(text) }
                 return (stop.status, stop.reason)
             }
             var r = rec

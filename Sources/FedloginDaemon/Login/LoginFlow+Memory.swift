@@ -32,10 +32,21 @@ extension LoginFlow {
             guard let rec = runtime.state.cachedAccount(user) else {
                 return (.ignore, "no fedlogin account policy applies")
             }
-            // Locked, or a failed-attempt count to clear: the full path.
+            // Locked, a failed-attempt count to clear, or no fresh answer of
+            // the directory about the user (`LocalCredential.revalidate`
+            // asks it): the full path.
             var checked = rec.lockout
-            guard rec.state == .active, Self.lockStop(rec, now: runtime.clock.now()) == nil, checked.accountChecked() == .none
+            let now = runtime.clock.now()
+            guard rec.state == .active, Self.lockStop(rec, now: now) == nil, checked.accountChecked() == .none,
+                rec.offlineEnd.map({ now < $0 }) ?? true,
+                Reauthentication.status(now: now, due: rec.reauthDue, graceDays: rec.reauthGrace) == .notDue,
+                let answer = runtime.revalidations.fresh(user, now: now, maxAge: runtime.config.signin.revalidateCache)
             else { return nil }
+            if case .noAnswer(let why) = answer.answer {
+                logger.notice(
+                    "the directory was not asked about the user: it did not answer \(Int(now - answer.at)) s ago (\(why)); the login goes on from local state",
+                    metadata: ["user": "\(user)", "service": "\(service)"])
+            }
             logger.notice(
                 "account check passed", metadata: ["message_id": "\(MessageID.localLogin)", "user": "\(user)", "service": "\(service)"])
             return (.success, "managed account, not locked")

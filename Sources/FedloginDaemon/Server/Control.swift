@@ -34,7 +34,9 @@ struct Control {
                         username: a.username, uid: a.uid, email: a.email, state: a.state.rawValue, passwordMode: a.passwordMode?.rawValue ?? "",
                         issuer: a.issuer ?? "", subject: a.subject ?? "", boundAt: a.boundAt ?? "", reported: !delivered.contains(a.username),
                         locked: Self.lockText(a) ?? "", failedAttempts: a.failedAttempts,
-                        groups: a.managedGroups.split(separator: ",").map(String.init))
+                        groups: a.managedGroups.split(separator: ",").map(String.init),
+                        lastSignIn: Self.time(a.lastSigninAt) ?? a.boundAt ?? "", lastDirectoryAnswer: Self.time(a.lastAnswerAt) ?? "",
+                        offlineUntil: Self.time(a.offlineEnd) ?? "", reauthDue: Self.time(a.reauthDue) ?? "")
                 }
                 return ok(ControlReply.Users(users: users))
             case .outbox:
@@ -90,6 +92,8 @@ struct Control {
     }
 
     /// A managed account's lock as a person reads it, nil when not locked.
+    static func time(_ t: Double?) -> String? { t.map { Sys.iso8601(Date(timeIntervalSince1970: $0)) } }
+
     static func lockText(_ a: StateStore.Account, now: Double = Date().timeIntervalSince1970) -> String? {
         if let r = a.lockedReason { return SyncLock(rawValue: r)?.userMessage ?? r }
         if let until = a.lockedUntil, until > now {

@@ -168,7 +168,7 @@ public struct SocketServer: Service {
             let (status, reason) = await LocalCredential(runtime: runtime).authFailed(r, conv: conv)
             await conv.finish(status, reason: reason)
         case .acctMgmt(let user, let service):
-            let (status, reason) = await LocalCredential(runtime: runtime).accountCheck(user: user, service: service, peer: conv.peer)
+            let (status, reason) = await LocalCredential(runtime: runtime).accountCheck(user: user, service: service, peer: conv.peer, conv: conv)
             await conv.finish(status, reason: reason)
         case .chauthtok(let user, let service):
             let (status, reason) = await LocalCredential(runtime: runtime).changePassword(user: user, service: service, peer: conv.peer, conv: conv)

@@ -34,8 +34,36 @@ public final class StateStore: Sendable {
         /// Failed attempts before a lockout; 0: none (no policy, or the user bypasses it).
         public var lockoutMax: Int = 0
         public var lockoutDuration: Double = 900
+        /// The directory's `offline_max` (days; 0: no limit) as last seen.
+        public var offlineMax: Int = 0
+        /// When the directory last answered about the user and allowed them
+        /// here (a first login, a login's check, a sync); nil: not recorded.
+        public var lastAnswerAt: Double? = nil
+        /// When the user last signed in at the IdP for this account (a first
+        /// login, a passcode reset); nil: not recorded (see `boundAt`).
+        public var lastSigninAt: Double? = nil
+        /// The user's re-authentication interval and grace (days; 0: none),
+        /// from the directory's policy and the user's groups as last seen.
+        public var reauthInterval: Int = 0
+        public var reauthGrace: Int = 0
+
+        /// When the next sign-in at the IdP falls due; nil: never. Before a
+        /// sign-in time was recorded, the binding's time counts.
+        public var reauthDue: Double? {
+            guard reauthInterval > 0 else { return nil }
+            return Reauthentication.due(
+                lastSignIn: lastSigninAt ?? boundAt.flatMap { try? Date($0, strategy: .iso8601).timeIntervalSince1970 }, days: reauthInterval)
+        }
+
+        /// The end of the offline window; nil: none.
+        public var offlineEnd: Double? { OfflineWindow.end(lastAnswer: lastAnswerAt, days: offlineMax) }
 
         enum CodingKeys: String, CodingKey {
+            case offlineMax = "offline_max"
+            case lastAnswerAt = "last_answer_at"
+            case lastSigninAt = "last_signin_at"
+            case reauthInterval = "reauth_interval"
+            case reauthGrace = "reauth_grace"
             case username, uid, state, email, issuer, subject
             case lockedReason = "locked_reason"
             case failedAttempts = "failed_attempts"
@@ -129,6 +157,23 @@ public final class StateStore: Sendable {
             try db.alter(table: "reservation") { t in
                 t.add(column: "by_root", .boolean).notNull().defaults(to: true)
                 t.add(column: "last_used", .double).notNull().defaults(to: 0)
+            }
+        }
+        migrator.registerMigration("offline-window") { db in
+            // The directory's offline_max for the user as last seen, and when
+            // it last answered about the user (docs/accounts.md, "The offline window").
+            try db.alter(table: "account") { t in
+                t.add(column: "offline_max", .integer).notNull().defaults(to: 0)
+                t.add(column: "last_answer_at", .double)
+            }
+        }
+        migrator.registerMigration("signin-time") { db in
+            try db.alter(table: "account") { t in t.add(column: "last_signin_at", .double) }
+        }
+        migrator.registerMigration("reauth") { db in
+            try db.alter(table: "account") { t in
+                t.add(column: "reauth_interval", .integer).notNull().defaults(to: 0)
+                t.add(column: "reauth_grace", .integer).notNull().defaults(to: 0)
             }
         }
         try migrator.migrate(db)

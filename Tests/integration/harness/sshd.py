@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import pwd
 import re
 import shlex
 import shutil
@@ -462,5 +463,49 @@ def _run(transport, command, timeout: float, result: SSHLogin):
     chan.close()
 
 
+# ---------------------------------------------------------------------------
+# The client: paramiko publickey
+# ---------------------------------------------------------------------------
+
+def write_key(tmp_path, name):
+    """An ed25519 key pair in tmp_path; the public key in NAME's
+    ~/.ssh/authorized_keys. Returns the private key for key_login."""
+    key = tmp_path / f"{name}.key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(key)],
+                   check=True, capture_output=True, timeout=30)
+    entry = pwd.getpwnam(name)
+    uid, gid, home = entry.pw_uid, entry.pw_gid, Path(entry.pw_dir)
+    ssh = home / ".ssh"
+    ssh.mkdir(mode=0o700, exist_ok=True)
+    (ssh / "authorized_keys").write_text((tmp_path / f"{name}.key.pub").read_text())
+    for p in (ssh, ssh / "authorized_keys"):
+        os.chown(p, uid, gid)
+    os.chmod(ssh / "authorized_keys", 0o600)
+    import paramiko
+
+    return paramiko.Ed25519Key.from_private_key_file(str(key))
+
+
+def key_login(port, user, key, timeout=30):
+    """A publickey SSH login that runs `id -un`; returns its output, or None when refused."""
+    import paramiko
+
+    t = paramiko.Transport(("127.0.0.1", port))
+    try:
+        t.start_client(timeout=timeout)
+        try:
+            t.auth_publickey(user, key)
+        except paramiko.AuthenticationException:
+            return None
+        if not t.is_authenticated():
+            return None
+        chan = t.open_session(timeout=timeout)
+        chan.settimeout(timeout)
+        chan.exec_command("id -un")
+        return chan.makefile().read().decode()
+    finally:
+        t.close()
+
+
 __all__ = ["SSHD", "SSHLogin", "Exchange", "SignInAnswerer", "UNIX_STACK", "scripted", "socket_dir", "ssh_login", "sshd_root",
-           "world_ssh"]
+           "world_ssh", "write_key", "key_login"]
