@@ -20,6 +20,17 @@ static int fedlogin_ldap_no_interaction(LDAP *ld, unsigned flags, void *defaults
 	return LDAP_SUCCESS;
 }
 
+/* The reason for result `rc` on `ld`: libldap's text, then the server's
+   diagnostic message when it sent one, after `prefix`. */
+static inline void fedlogin_ldap_reason(LDAP *ld, int rc, const char *prefix, char *errbuf, size_t errlen)
+{
+	char *diag = NULL;
+	ldap_get_option(ld, LDAP_OPT_DIAGNOSTIC_MESSAGE, &diag);
+	snprintf(errbuf, errlen, "%s%s%s%s", prefix, ldap_err2string(rc), diag && diag[0] ? ": " : "",
+		 diag ? diag : "");
+	ldap_memfree(diag);
+}
+
 /* A connection to `uri`, bound as `bind_dn` with `password` (simple bind),
    or with SASL EXTERNAL when bind_dn is NULL (ldapi:// peer credentials).
    Every network wait is bounded by `timeout_sec`. Returns 0 and *out, or an
@@ -49,11 +60,7 @@ static inline int fedlogin_ldap_connect(const char *uri, int timeout_sec, const 
 						  fedlogin_ldap_no_interaction, NULL);
 	}
 	if (rc != LDAP_SUCCESS) {
-		char *diag = NULL;
-		ldap_get_option(ld, LDAP_OPT_DIAGNOSTIC_MESSAGE, &diag);
-		snprintf(errbuf, errlen, "bind: %s%s%s", ldap_err2string(rc), diag && diag[0] ? ": " : "",
-			 diag ? diag : "");
-		ldap_memfree(diag);
+		fedlogin_ldap_reason(ld, rc, "bind: ", errbuf, errlen);
 		ldap_unbind_ext_s(ld, NULL, NULL);
 		return rc;
 	}
@@ -74,11 +81,7 @@ static inline int fedlogin_ldap_search(LDAP *ld, const char *base, int scope, co
 	errbuf[0] = 0;
 	int rc = ldap_search_ext_s(ld, base, scope, filter, attrs, 0, NULL, NULL, &tv, sizelimit, res);
 	if (rc != LDAP_SUCCESS) {
-		char *diag = NULL;
-		ldap_get_option(ld, LDAP_OPT_DIAGNOSTIC_MESSAGE, &diag);
-		snprintf(errbuf, errlen, "%s%s%s", ldap_err2string(rc), diag && diag[0] ? ": " : "",
-			 diag ? diag : "");
-		ldap_memfree(diag);
+		fedlogin_ldap_reason(ld, rc, "", errbuf, errlen);
 	}
 	return rc;
 }
@@ -108,11 +111,7 @@ static inline int fedlogin_ldap_add(LDAP *ld, const char *dn, int n, char **type
 	list[n] = NULL;
 	int rc = ldap_add_ext_s(ld, dn, list, NULL, NULL);
 	if (rc != LDAP_SUCCESS) {
-		char *diag = NULL;
-		ldap_get_option(ld, LDAP_OPT_DIAGNOSTIC_MESSAGE, &diag);
-		snprintf(errbuf, errlen, "%s%s%s", ldap_err2string(rc), diag && diag[0] ? ": " : "",
-			 diag ? diag : "");
-		ldap_memfree(diag);
+		fedlogin_ldap_reason(ld, rc, "", errbuf, errlen);
 	}
 	return rc;
 }

@@ -1,33 +1,17 @@
 """fedlogind's log tells the whole story of a login, each step with its
 journal MESSAGE_ID (Sources/FedloginCore/Policy/MessageID.swift), and errors
 read by people are plain words, not Swift signatures."""
-import re
 import subprocess
-from pathlib import Path
 
 import pytest
 
 import pamclient as pc
 import sandbox
+from messageids import logged
 from strict_idp import browser_sign_in
 from world import World, unique
 
 PASSCODE = "Correct-Horse9"
-MESSAGE_IDS = Path(__file__).resolve().parents[2] / "Sources/FedloginCore/Policy/MessageID.swift"
-
-
-def message_id(name):
-    m = re.search(rf'static let {name} = "([0-9a-f]{{32}})"', MESSAGE_IDS.read_text())
-    assert m, name
-    return m.group(1)
-
-
-def logged(log, text, mid):
-    """The log line with `text`, which carries MESSAGE_ID `mid`."""
-    lines = [line for line in log.splitlines() if text in line]
-    assert lines, f"no log line with {text!r}:\n{log}"
-    assert any(f"message_id={message_id(mid)}" in line for line in lines), lines
-    return lines
 
 
 def test_fedloginctl_names_a_missing_socket_in_plain_words(tmp_path):

@@ -7,7 +7,6 @@ keyboard-interactive) or an SSH key (sshd publickey). The lock holds with
 fedlogind stopped (pam_unix: /etc/shadow) and with the directory down. A
 directory that does not answer costs the bound once per revalidate_cache,
 and the login goes on from local state."""
-import re
 import socket
 import threading
 import time
@@ -18,6 +17,7 @@ import pytest
 import nested
 import pamclient as pc
 import sandbox
+from messageids import logged
 from console import Console
 from sshd import key_login, ssh_login, socket_dir, world_ssh, write_key
 from world import World, passwd_entry, unique
@@ -28,19 +28,6 @@ pytestmark = [
 ]
 
 PASSCODE = "Correct-Horse9"
-MESSAGE_IDS = Path(__file__).resolve().parents[2] / "Sources/FedloginCore/Policy/MessageID.swift"
-
-
-def message_id(name):
-    m = re.search(rf'static let {name} = "([0-9a-f]{{32}})"', MESSAGE_IDS.read_text())
-    assert m, name
-    return m.group(1)
-
-
-def logged(log, text, mid):
-    """The log lines with `text`; one carries MESSAGE_ID `mid` (a name in MessageID.swift)."""
-    lines = [line for line in log.splitlines() if text in line]
-    assert any(f"message_id={message_id(mid)}" in line for line in lines), (text, lines)
 
 
 def shadow_fields(name):
