@@ -116,6 +116,34 @@ static inline int fedlogin_ldap_add(LDAP *ld, const char *dn, int n, char **type
 	return rc;
 }
 
+/* A password change (RFC 3062 Password Modify) on a fresh connection to
+   `uri`, bound as the user `dn` with `oldpw` (simple bind), which changes
+   the bound user's own password from `oldpw` to `newpw`: the directory
+   hashes it and applies its own policy. Returns 0 or an LDAP result code,
+   with a reason in errbuf; *stage is 0 when the connection or the bind
+   failed, 1 when the password modify did. */
+static inline int fedlogin_ldap_passwd(const char *uri, int timeout_sec, const char *dn, const char *oldpw,
+				       const char *newpw, int *stage, char *errbuf, size_t errlen)
+{
+	LDAP *ld = NULL;
+	*stage = 0;
+	int rc = fedlogin_ldap_connect(uri, timeout_sec, dn, oldpw, &ld, errbuf, errlen);
+	if (rc != 0)
+		return rc;
+	*stage = 1;
+	struct berval user = {strlen(dn), (char *)dn};
+	struct berval old = {strlen(oldpw), (char *)oldpw};
+	struct berval new_ = {strlen(newpw), (char *)newpw};
+	struct berval generated = {0, NULL};
+	rc = ldap_passwd_s(ld, &user, &old, &new_, &generated, NULL, NULL);
+	if (rc != LDAP_SUCCESS)
+		fedlogin_ldap_reason(ld, rc, "password modify: ", errbuf, errlen);
+	if (generated.bv_val)
+		ber_memfree(generated.bv_val);
+	ldap_unbind_ext_s(ld, NULL, NULL);
+	return rc;
+}
+
 static inline void fedlogin_ldap_close(LDAP *ld)
 {
 	if (ld)

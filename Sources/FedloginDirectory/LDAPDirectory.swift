@@ -4,8 +4,8 @@ import Foundation
 import NIOPosix
 
 /// The directory protocol answered from an LDAP directory (docs/ldap.md):
-/// lookup, access, policy, device_users, report_binding and list_reports.
-/// Password changes are not built yet and are refused.
+/// lookup, access, policy, device_users, report_binding, list_reports and
+/// change_password (a Password Modify bound as the user).
 ///
 /// Each request opens a connection (the configured URIs in order, the first
 /// that binds wins), makes its searches and closes it; every network wait is
@@ -69,6 +69,11 @@ public final class LDAPDirectory: DirectoryBackend {
     }
 
     func lookup(_ nameOrEmail: String, on c: LDAPConnection) throws -> DirectoryUser? {
+        try lookupEntry(nameOrEmail, on: c)?.user
+    }
+
+    /// The user and the DN of their entry.
+    func lookupEntry(_ nameOrEmail: String, on c: LDAPConnection) throws -> (user: DirectoryUser, dn: String)? {
         let filter = LDAPFilter.anyEquals([attrs.username, attrs.email], nameOrEmail)
         guard
             let entries = try c.search(
@@ -96,7 +101,7 @@ public final class LDAPDirectory: DirectoryBackend {
         guard let user = attrs.user(from: entry, groups: names, today: Int(Date().timeIntervalSince1970 / 86400)) else {
             throw LDAPConnection.Failure("the entry \(entry.dn) has no \(attrs.username) or no \(attrs.email) the bind DN can read")
         }
-        return user
+        return (user, entry.dn)
     }
 
     /// Before "no such user": the users subtree and the policy entry can be
@@ -216,8 +221,34 @@ public final class LDAPDirectory: DirectoryBackend {
         }
     }
 
+    /// The user's entry is found as for lookup; then, on a fresh connection
+    /// bound as the user with `current`, a Password Modify (RFC 3062) from
+    /// `current` to `new`: the directory checks `current`, hashes `new` and
+    /// applies its own password policy. The passwords are never logged.
     public func changePassword(user: String, current: String, new: String) async throws -> PasswordChange {
-        .refused("the LDAP backend does not take password changes yet")
+        guard let (u, dn) = try await withConnection({ c in try self.lookupEntry(user, on: c) }) else { return .refused("no such user") }
+        guard !u.passwordLocked else { return .refused("the directory does not allow \(u.username) to change the password") }
+        // An empty password would be an unauthenticated bind, which succeeds.
+        guard !current.isEmpty, !current.contains("\0") else { return .refused("the current password is wrong") }
+        guard !new.isEmpty, !new.contains("\0") else { return .refused("the new password is empty") }
+        return try await Self.pool.runIfActive { [self] in
+            var problems: [String] = []
+            for uri in config.uris {
+                var err = [CChar](repeating: 0, count: 512)
+                var stage: Int32 = 0
+                let rc = fedlogin_ldap_passwd(uri, timeoutSeconds, dn, current, new, &stage, &err, err.count)
+                if rc == LDAP_SUCCESS { return .accepted }
+                if stage == 0 && rc == LDAP_INVALID_CREDENTIALS { return .refused("the current password is wrong") }
+                if stage == 1 {
+                    if rc == LDAP_SERVER_DOWN || rc == LDAP_TIMEOUT || rc == LDAP_CONNECT_ERROR || rc == LDAP_UNAVAILABLE || rc == LDAP_BUSY {
+                        throw unavailable("\(uri): \(cText(err))")
+                    }
+                    return .refused("the directory refused the new password: \(cText(err))")
+                }
+                problems.append("\(uri): \(cText(err))")
+            }
+            throw unavailable(problems.joined(separator: "; "))
+        }
     }
 
     /// A binding report is an entry under its device's entry: an

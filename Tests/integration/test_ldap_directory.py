@@ -10,6 +10,7 @@ import json
 import os
 import socket
 import struct
+import subprocess
 import time
 from pathlib import Path
 
@@ -255,3 +256,48 @@ def test_sasl_external_over_ldapi_binds_as_the_services_own_user(tmp_path, slapd
         assert ask(d.socket, {"op": "lookup", "user": "nobody-such"}) == {"ok": True}
     finally:
         d.stop()
+
+
+def simple_bind(server: slapd_harness.Slapd, dn: str, password: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["ldapwhoami", "-x", "-H", server.ldapi_uri, "-D", dn, "-w", password],
+                          capture_output=True, text=True, timeout=10)
+
+
+def test_change_password_binds_as_the_user_and_the_directory_stores_a_crypt_hash(tmp_path, slapd):
+    alice_dn = f"uid=alice,{slapd_harness.USERS}"
+    d = start_ldap_directoryd(tmp_path / "ldap", ldap_config(tmp_path, slapd))
+    try:
+        before = slapd.search(alice_dn, "(objectClass=*)", "userPassword")
+        # A wrong current password: refused as by the file backend, nothing changed.
+        answer = ask(d.socket, {"op": "change_password", "user": "alice", "current": "not-it", "new": "alice-pw-2"})
+        assert answer == {"ok": False, "error": "the current password is wrong"}, answer
+        answer = ask(d.socket, {"op": "change_password", "user": "alice", "current": "", "new": "alice-pw-2"})
+        assert answer == {"ok": False, "error": "the current password is wrong"}, answer
+        assert slapd.search(alice_dn, "(objectClass=*)", "userPassword") == before
+        assert simple_bind(slapd, alice_dn, "alice-pw-1").returncode == 0
+        assert ask(d.socket, {"op": "change_password", "user": "nobody-such", "current": "x", "new": "y"}) == \
+            {"ok": False, "error": "no such user"}
+        # The right one: changed, the old one no longer binds.
+        answer = ask(d.socket, {"op": "change_password", "user": "alice", "current": "alice-pw-1", "new": "alice-pw-2"})
+        assert answer == {"ok": True}, answer
+        assert simple_bind(slapd, alice_dn, "alice-pw-2").returncode == 0
+        assert simple_bind(slapd, alice_dn, "alice-pw-1").returncode != 0
+        # slapd hashed it as {CRYPT}$6$, which lookup hands on for password sync.
+        alice = ask(d.socket, {"op": "lookup", "user": "alice"})["user"]
+        assert alice["password_hash"].startswith("$6$"), alice
+        assert crypt_matches("alice-pw-2", alice["password_hash"])
+        # Neither password is in directoryd's log.
+        log = d.log_text()
+        assert "password changed" in log
+        assert "alice-pw-1" not in log and "alice-pw-2" not in log and "not-it" not in log
+        # slapd stopped: unavailable, not a refusal.
+        slapd.stop()
+        answer = ask(d.socket, {"op": "change_password", "user": "alice", "current": "alice-pw-2", "new": "alice-pw-3"})
+        assert answer["ok"] is False and "unavailable" in answer["error"], answer
+    finally:
+        d.stop()
+
+
+def crypt_matches(password: str, hashed: str) -> bool:
+    return slapd_harness.crypt.crypt(password, hashed) == hashed
+

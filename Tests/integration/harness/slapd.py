@@ -20,6 +20,9 @@ The DIT (suffix dc=example,dc=test), in the base schemas only
                policy as JSON (a stand-in)
   cn=directoryd  the service account fedlogin-directoryd binds as
                (organizationalRole + simpleSecurityObject)
+
+A Password Modify stores {CRYPT}$6$ hashes (olcPasswordHash {CRYPT},
+olcPasswordCryptSaltFormat "$6$%.16s"), which password sync reads.
 """
 from __future__ import annotations
 
@@ -54,8 +57,9 @@ ROOT_PEER = "gidNumber=0+uidNumber=0,cn=peercred,cn=external,cn=auth"
 
 
 # The service account reads the users' hashes (password sync), nobody else
-# does; it adds binding reports under the devices.
-DEFAULT_ACL = [f'to attrs=userPassword by dn.exact="{SERVICE_DN}" read by self read by anonymous auth by * none',
+# does; a user changes their own (Password Modify); the service account adds
+# binding reports under the devices.
+DEFAULT_ACL = [f'to attrs=userPassword by dn.exact="{SERVICE_DN}" read by self write by anonymous auth by * none',
                f'to dn.subtree="{DEVICES}" by dn.exact="{SERVICE_DN}" write by * read',
                "to * by * read"]
 
@@ -76,6 +80,7 @@ def config_ldif(db_dir: Path, acl: list[str] | None = None) -> str:
 objectClass: olcGlobal
 cn: config
 olcLogLevel: stats
+olcPasswordCryptSaltFormat: $6$%.16s
 
 dn: cn=module{{0}},cn=config
 objectClass: olcModuleList
@@ -94,6 +99,7 @@ cn: schema
 objectClass: olcDatabaseConfig
 objectClass: olcFrontendConfig
 olcDatabase: {{-1}}frontend
+olcPasswordHash: {{CRYPT}}
 
 dn: olcDatabase={{0}}config,cn=config
 objectClass: olcDatabaseConfig
