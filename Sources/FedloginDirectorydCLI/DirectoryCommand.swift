@@ -23,7 +23,7 @@ struct DirectoryCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fedlogin-directoryd",
         abstract: "The reference fedlogin directory service (a JSON file or an LDAP directory).",
-        subcommands: [Serve.self, Reports.self],
+        subcommands: [Serve.self, Reports.self, Check.self],
         defaultSubcommand: Serve.self)
 
     struct Serve: AsyncParsableCommand {
@@ -171,6 +171,50 @@ struct DirectoryCommand: AsyncParsableCommand {
                     "\(r.username) <-> \(r.deviceID)  local=\(r.localUsername) uid=\(r.uid) email=\(r.email) password=\(r.passwordMode) iss=\(r.issuer) sub=\(r.subject) at=\(r.boundAt) key=\(r.key)"
                 )
             }
+        }
+    }
+
+    struct Check: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Check the backend the configuration names against the directory, one line per step; exit 0 when all is ok, 1 otherwise.")
+
+        @Option(help: "The configuration file (TOML).")
+        var config: String
+        @Option(help: "A user to look up (a username or an email).")
+        var user: String?
+        @Option(help: "A device id whose entry to find (LDAP backend).")
+        var device: String?
+
+        func run() async throws {
+            var steps: [CheckStep] = []
+            do {
+                let text: String
+                do {
+                    text = try String(contentsOfFile: config, encoding: .utf8)
+                } catch {
+                    throw DirectoryError("\(config): cannot be read: \(ErrorText.describe(error))")
+                }
+                let c = try DirectorydConfig.parse(path: config, text: text)
+                switch c.backend {
+                case .file:
+                    let store = try DirectoryStore(directoryPath: c.file.directory, stateDir: c.file.stateDir)
+                    steps.append(CheckStep("configuration", detail: "backend file"))
+                    steps.append(CheckStep("directory file \(c.file.directory)", detail: "loads"))
+                    if let user {
+                        let found = try await store.lookup(user)
+                        steps.append(CheckStep("user \(user)", problem: found == nil ? "no such user" : nil, detail: found?.username))
+                    }
+                case .ldap:
+                    guard let l = c.ldap else { throw DirectoryError("backend = \"ldap\" needs an [ldap] section") }
+                    let password = try l.bindPasswordFile.map { try Serve.readSecret($0, key: "ldap.bind_password_file") }
+                    steps.append(CheckStep("configuration", detail: "backend ldap"))
+                    steps += await LDAPDirectory(config: l, password: password).check(user: user, device: device)
+                }
+            } catch {
+                steps.append(CheckStep("configuration", problem: ErrorText.describe(error)))
+            }
+            for s in steps { print(s.line) }
+            if !steps.allSatisfy(\.ok) { throw ExitCode(1) }
         }
     }
 }

@@ -301,3 +301,49 @@ def test_change_password_binds_as_the_user_and_the_directory_stores_a_crypt_hash
 def crypt_matches(password: str, hashed: str) -> bool:
     return slapd_harness.crypt.crypt(password, hashed) == hashed
 
+
+def run_check(config: Path, *args: str) -> subprocess.CompletedProcess:
+    binary = sandbox.bin_dir() / "fedlogin-directoryd"
+    return subprocess.run([binary, "check", "--config", config, *args], capture_output=True, text=True, timeout=30)
+
+
+def test_check_says_what_is_wrong_step_by_step(tmp_path, slapd):
+    config = ldap_config(tmp_path, slapd, uris=[slapd.ldapi_uri, slapd.ldap_uri])
+    r = run_check(config, "--user", "alice", "--device", "dev1")
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = r.stdout.splitlines()
+    assert lines and all(line.startswith("ok ") for line in lines), r.stdout
+    assert any("user alice" in line and "uid=alice" in line for line in lines), r.stdout
+    assert any("device dev1" in line for line in lines), r.stdout
+    # Unknown user and device: said so, exit 1.
+    r = run_check(config, "--user", "nobody-such", "--device", "dev-unknown")
+    assert r.returncode == 1 and "FAIL user nobody-such: no such user" in r.stdout, r.stdout
+    assert "FAIL device dev-unknown: no device entry" in r.stdout, r.stdout
+    # The users hidden from the bind DN by an ACL.
+    slapd.set_acl([f'to dn.children="{slapd_harness.USERS}" by dn.exact="{slapd_harness.SERVICE_DN}" none by * read',
+                   *slapd_harness.DEFAULT_ACL])
+    r = run_check(config)
+    assert r.returncode == 1 and "users are hidden from the bind DN" in r.stdout, r.stdout
+    slapd.set_acl(slapd_harness.DEFAULT_ACL)
+    # A wrong bind password.
+    (tmp_path / "ldap.secret").write_text("not-the-password\n")
+    r = run_check(config)
+    assert r.returncode == 1 and "bind refused" in r.stdout, r.stdout
+    (tmp_path / "ldap.secret").write_text(slapd_harness.SERVICE_PW + "\n")
+    assert run_check(config).returncode == 0
+    # slapd stopped.
+    slapd.stop()
+    r = run_check(config)
+    assert r.returncode == 1 and "unreachable" in r.stdout, r.stdout
+
+
+def test_check_on_the_file_backend_loads_the_file(tmp_path):
+    directory = sandbox.write_directory(tmp_path / "directory.json", [], policy=POLICY, devices={})
+    config = tmp_path / "directoryd.conf"
+    config.write_text(sandbox.to_toml({"backend": "file", "file": {"directory": str(directory),
+                                                                   "state_dir": str(tmp_path / "state")}}))
+    r = run_check(config)
+    assert r.returncode == 0 and "ok   directory file" in r.stdout, r.stdout + r.stderr
+    directory.write_text("{not json")
+    r = run_check(config)
+    assert r.returncode == 1 and "FAIL" in r.stdout, r.stdout
