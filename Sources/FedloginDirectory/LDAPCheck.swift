@@ -39,25 +39,23 @@ extension LDAPDirectory {
         var bound: LDAPConnection?
         let who = config.bindDN ?? "SASL EXTERNAL"
         for uri in config.uris {
-            var ld: OpaquePointer?
-            var err = [CChar](repeating: 0, count: 512)
-            let rc = fedlogin_ldap_connect(uri, timeoutSeconds, config.bindDN, password, &ld, &err, err.count)
+            let (connection, rc, reason) = connect(uri)
             let name = "connect and bind to \(uri) as \(who)"
-            if rc == 0, let ld {
+            if let connection {
                 steps.append(CheckStep(name, detail: "bound"))
-                if bound == nil { bound = LDAPConnection(ld: ld, uri: uri, timeout: timeoutSeconds) } else { fedlogin_ldap_close(ld) }
+                if bound == nil { bound = connection } else { connection.close() }
                 continue
             }
             let problem: String
             switch rc {
             case LDAP_SERVER_DOWN, LDAP_CONNECT_ERROR, LDAP_TIMEOUT, LDAP_UNAVAILABLE:
-                problem = "unreachable (\(cText(err)))"
+                problem = "unreachable (\(reason))"
             case LDAP_INVALID_CREDENTIALS:
-                problem = "bind refused: wrong bind_dn or bind password (\(cText(err)))"
+                problem = "bind refused: wrong bind_dn or bind password (\(reason))"
             case LDAP_INAPPROPRIATE_AUTH, LDAP_STRONG_AUTH_REQUIRED, LDAP_CONFIDENTIALITY_REQUIRED, LDAP_INSUFFICIENT_ACCESS:
-                problem = "bind refused (\(cText(err)))"
+                problem = "bind refused (\(reason))"
             default:
-                problem = cText(err)
+                problem = reason
             }
             steps.append(CheckStep(name, problem: problem))
         }

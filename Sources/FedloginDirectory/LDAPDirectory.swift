@@ -38,19 +38,26 @@ public final class LDAPDirectory: DirectoryBackend {
 
     var timeoutSeconds: Int32 { Int32(max(1, config.timeout.rounded(.up))) }
 
+    /// A connection to `uri` bound with the configured credentials, or
+    /// libldap's result code and the reason. Blocks.
+    func connect(_ uri: String) -> (connection: LDAPConnection?, rc: Int32, reason: String) {
+        var ld: OpaquePointer?
+        var err = [CChar](repeating: 0, count: 512)
+        let rc = fedlogin_ldap_connect(uri, timeoutSeconds, config.bindDN, password, &ld, &err, err.count)
+        guard rc == 0, let ld else { return (nil, rc, cText(err)) }
+        return (LDAPConnection(ld: ld, uri: uri, timeout: timeoutSeconds), rc, "")
+    }
+
     /// Runs `body` with a bound connection, off the concurrency pool.
     func withConnection<T: Sendable>(_ body: @escaping @Sendable (LDAPConnection) throws -> T) async throws -> T {
         try await Self.pool.runIfActive { [self] in
             var problems: [String] = []
             for uri in config.uris {
-                var ld: OpaquePointer?
-                var err = [CChar](repeating: 0, count: 512)
-                let rc = fedlogin_ldap_connect(uri, timeoutSeconds, config.bindDN, password, &ld, &err, err.count)
-                guard rc == 0, let ld else {
-                    problems.append("\(uri): \(cText(err))")
+                let (connection, _, reason) = connect(uri)
+                guard let c = connection else {
+                    problems.append("\(uri): \(reason)")
                     continue
                 }
-                let c = LDAPConnection(ld: ld, uri: uri, timeout: timeoutSeconds)
                 defer { c.close() }
                 do {
                     return try body(c)
