@@ -65,10 +65,15 @@ struct DirectoryCommand: AsyncParsableCommand {
             case .file:
                 return try DirectoryStore(directoryPath: c.file.directory, stateDir: c.file.stateDir)
             case .ldap:
-                guard let l = c.ldap else { throw DirectoryError("backend = \"ldap\" needs an [ldap] section") }
-                let password = try l.bindPasswordFile.map { try Self.readSecret($0, key: "ldap.bind_password_file") }
-                return LDAPDirectory(config: l, password: password)
+                return try Self.ldapDirectory(c)
             }
+        }
+
+        /// The LDAP backend of settings whose backend is "ldap", with its bind password read.
+        static func ldapDirectory(_ c: DirectorydConfig) throws -> LDAPDirectory {
+            guard let l = c.ldap else { throw DirectoryError("backend = \"ldap\" needs an [ldap] section") }
+            let password = try l.bindPasswordFile.map { try Self.readSecret($0, key: "ldap.bind_password_file") }
+            return LDAPDirectory(config: l, password: password)
         }
 
         /// The bind password: a regular file no group or other user can read,
@@ -205,10 +210,9 @@ struct DirectoryCommand: AsyncParsableCommand {
                         steps.append(CheckStep("user \(user)", problem: found == nil ? "no such user" : nil, detail: found?.username))
                     }
                 case .ldap:
-                    guard let l = c.ldap else { throw DirectoryError("backend = \"ldap\" needs an [ldap] section") }
-                    let password = try l.bindPasswordFile.map { try Serve.readSecret($0, key: "ldap.bind_password_file") }
+                    let directory = try Serve.ldapDirectory(c)
                     steps.append(CheckStep("configuration", detail: "backend ldap"))
-                    steps += await LDAPDirectory(config: l, password: password).check(user: user, device: device)
+                    steps += await directory.check(user: user, device: device)
                 }
             } catch {
                 steps.append(CheckStep("configuration", problem: ErrorText.describe(error)))
