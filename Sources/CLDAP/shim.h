@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
 #include <sys/time.h>
 
 /* OpenLDAP's libldap, for fedlogin-directoryd's LDAP backend. All calls
@@ -31,15 +32,35 @@ static inline void fedlogin_ldap_reason(LDAP *ld, int rc, const char *prefix, ch
 	ldap_memfree(diag);
 }
 
-/* A connection to `uri`, bound as `bind_dn` with `password` (simple bind),
-   or with SASL EXTERNAL when bind_dn is NULL (ldapi:// peer credentials).
-   Every network wait is bounded by `timeout_sec`. Returns 0 and *out, or an
-   LDAP result code (the connection closed) with a reason in errbuf. */
-static inline int fedlogin_ldap_connect(const char *uri, int timeout_sec, const char *bind_dn,
-					const char *password, LDAP **out, char *errbuf, size_t errlen)
+/* How a connection uses TLS (fedlogin_ldap_open's tls_mode). */
+enum { FEDLOGIN_LDAP_TLS_NONE = 0, FEDLOGIN_LDAP_TLS_STARTTLS = 1, FEDLOGIN_LDAP_TLS_LDAPS = 2 };
+
+/* How far fedlogin_ldap_open/connect got before a failure (*stage). */
+enum {
+	FEDLOGIN_LDAP_STAGE_SETUP = 0,    /* the handle or its TLS settings */
+	FEDLOGIN_LDAP_STAGE_CONNECT = 1,  /* the connection (for ldaps://, with its TLS handshake) */
+	FEDLOGIN_LDAP_STAGE_STARTTLS = 2, /* the StartTLS request and its handshake */
+	FEDLOGIN_LDAP_STAGE_BIND = 3,
+	FEDLOGIN_LDAP_STAGE_DONE = 4,
+};
+
+/* A connection to `uri`, not bound. With TLS (tls_mode STARTTLS or LDAPS)
+   the TLS settings are the handle's own, in a TLS context made for it
+   (LDAP_OPT_X_TLS_NEWCTX), never libldap's global ones: the server's
+   certificate is checked as `require_cert` says (LDAP_OPT_X_TLS_DEMAND for
+   every real connection: a chain to `ca_file`, or to the system's CAs when
+   it is NULL, and the URI's host name in the certificate), TLS 1.2 at
+   least; `cert_file` + `key_file`, when given, are the client certificate
+   the server may ask for. Every network wait is bounded by `timeout_sec`.
+   Returns 0 and *out, or an LDAP result code (the connection closed) with
+   the reason in errbuf and the failed step in *stage. */
+static inline int fedlogin_ldap_open(const char *uri, int timeout_sec, int tls_mode, const char *ca_file,
+				     const char *cert_file, const char *key_file, int require_cert, LDAP **out,
+				     int *stage, char *errbuf, size_t errlen)
 {
 	LDAP *ld = NULL;
 	*out = NULL;
+	*stage = FEDLOGIN_LDAP_STAGE_SETUP;
 	errbuf[0] = 0;
 	int rc = ldap_initialize(&ld, uri);
 	if (rc != LDAP_SUCCESS) {
@@ -52,6 +73,73 @@ static inline int fedlogin_ldap_connect(const char *uri, int timeout_sec, const 
 	ldap_set_option(ld, LDAP_OPT_NETWORK_TIMEOUT, &tv);
 	ldap_set_option(ld, LDAP_OPT_TIMEOUT, &tv);
 	ldap_set_option(ld, LDAP_OPT_REFERRALS, LDAP_OPT_OFF);
+	if (tls_mode != FEDLOGIN_LDAP_TLS_NONE) {
+		int min = LDAP_OPT_X_TLS_PROTOCOL_TLS1_2;
+		int is_server = 0;
+		const char *what = "require_cert";
+		rc = ldap_set_option(ld, LDAP_OPT_X_TLS_REQUIRE_CERT, &require_cert);
+		if (rc == LDAP_OPT_SUCCESS) {
+			what = "protocol_min";
+			rc = ldap_set_option(ld, LDAP_OPT_X_TLS_PROTOCOL_MIN, &min);
+		}
+		if (rc == LDAP_OPT_SUCCESS && ca_file) {
+			what = "ca_file";
+			rc = ldap_set_option(ld, LDAP_OPT_X_TLS_CACERTFILE, ca_file);
+		}
+		if (rc == LDAP_OPT_SUCCESS && cert_file) {
+			what = "tls_cert";
+			rc = ldap_set_option(ld, LDAP_OPT_X_TLS_CERTFILE, cert_file);
+		}
+		if (rc == LDAP_OPT_SUCCESS && key_file) {
+			what = "tls_key";
+			rc = ldap_set_option(ld, LDAP_OPT_X_TLS_KEYFILE, key_file);
+		}
+		if (rc == LDAP_OPT_SUCCESS) {
+			what = "the TLS context (ca_file, tls_cert, tls_key)";
+			rc = ldap_set_option(ld, LDAP_OPT_X_TLS_NEWCTX, &is_server);
+		}
+		if (rc != LDAP_OPT_SUCCESS) {
+			snprintf(errbuf, errlen, "TLS settings: %s cannot be used", what);
+			ldap_unbind_ext_s(ld, NULL, NULL);
+			return LDAP_LOCAL_ERROR;
+		}
+	}
+	*stage = FEDLOGIN_LDAP_STAGE_CONNECT;
+	rc = ldap_connect(ld);
+	if (rc != LDAP_SUCCESS) {
+		fedlogin_ldap_reason(ld, rc, "", errbuf, errlen);
+		ldap_unbind_ext_s(ld, NULL, NULL);
+		return rc;
+	}
+	if (tls_mode == FEDLOGIN_LDAP_TLS_STARTTLS) {
+		*stage = FEDLOGIN_LDAP_STAGE_STARTTLS;
+		rc = ldap_start_tls_s(ld, NULL, NULL);
+		if (rc != LDAP_SUCCESS) {
+			fedlogin_ldap_reason(ld, rc, "StartTLS: ", errbuf, errlen);
+			ldap_unbind_ext_s(ld, NULL, NULL);
+			return rc;
+		}
+	}
+	*out = ld;
+	return 0;
+}
+
+/* A connection to `uri` as fedlogin_ldap_open makes it (the server's
+   certificate always verified), bound as `bind_dn` with `password` (simple
+   bind), or with SASL EXTERNAL when bind_dn is NULL: the identity is the
+   ldapi:// peer's credentials, or the TLS client certificate. Returns 0 and
+   *out, or an LDAP result code (the connection closed) with the reason in
+   errbuf and the failed step in *stage. */
+static inline int fedlogin_ldap_connect(const char *uri, int timeout_sec, int tls_mode, const char *ca_file,
+					const char *cert_file, const char *key_file, const char *bind_dn,
+					const char *password, LDAP **out, int *stage, char *errbuf, size_t errlen)
+{
+	LDAP *ld = NULL;
+	int rc = fedlogin_ldap_open(uri, timeout_sec, tls_mode, ca_file, cert_file, key_file,
+				    LDAP_OPT_X_TLS_DEMAND, &ld, stage, errbuf, errlen);
+	if (rc != 0)
+		return rc;
+	*stage = FEDLOGIN_LDAP_STAGE_BIND;
 	if (bind_dn) {
 		struct berval cred = {password ? strlen(password) : 0, (char *)(password ? password : "")};
 		rc = ldap_sasl_bind_s(ld, bind_dn, LDAP_SASL_SIMPLE, &cred, NULL, NULL, NULL);
@@ -64,8 +152,167 @@ static inline int fedlogin_ldap_connect(const char *uri, int timeout_sec, const 
 		ldap_unbind_ext_s(ld, NULL, NULL);
 		return rc;
 	}
+	*stage = FEDLOGIN_LDAP_STAGE_DONE;
 	*out = ld;
 	return 0;
+}
+
+/* Appends `s` to out (", " between items), truncating. */
+static inline void fedlogin_ldap_append(char *out, size_t outlen, const char *s, size_t n)
+{
+	size_t used = strlen(out);
+	if (used + 3 >= outlen)
+		return;
+	if (used) {
+		memcpy(out + used, ", ", 2);
+		used += 2;
+	}
+	if (n > outlen - used - 1)
+		n = outlen - used - 1;
+	memcpy(out + used, s, n);
+	out[used + n] = 0;
+}
+
+/* The whole DER element (tag, length, contents) whose contents `c` is, as
+   ber_skip_element gives it: DER's lengths are minimal, so the header is
+   the tag byte and the length's shortest form. */
+static inline struct berval fedlogin_ldap_der_element(struct berval c)
+{
+	size_t hdr = c.bv_len < 0x80 ? 2 : c.bv_len < 0x100 ? 3 : c.bv_len < 0x10000 ? 4 : 5;
+	struct berval e = {c.bv_len + hdr, c.bv_val - hdr};
+	return e;
+}
+
+/* The names a DER certificate is issued for, read with lber: its subject
+   DN, then the dNSName ("DNS:") and iPAddress ("IP:") values of its
+   subjectAltName. Returns 0, or -1 when it cannot be read. */
+static inline int fedlogin_ldap_cert_names(struct berval *der, char *out, size_t outlen)
+{
+	static const unsigned char san_oid[] = {0x55, 0x1d, 0x11}; /* 2.5.29.17 */
+	ber_len_t len;
+	/* ber_skip_element gives an element's contents, without tag and length. */
+	struct berval tbs, el, subject, exts;
+	int ok = -1;
+	out[0] = 0;
+	BerElement *cert = ber_init(der);
+	if (!cert)
+		return -1;
+	BerElement *t = NULL, *x = NULL;
+	if (ber_skip_tag(cert, &len) == LBER_DEFAULT || ber_skip_element(cert, &tbs) == LBER_DEFAULT)
+		goto done;
+	t = ber_init(&tbs);
+	if (!t)
+		goto done;
+	if (ber_peek_tag(t, &len) == 0xa0 && ber_skip_element(t, &el) == LBER_DEFAULT) /* version */
+		goto done;
+	for (int i = 0; i < 4; i++) /* serial, signature, issuer, validity */
+		if (ber_skip_element(t, &el) == LBER_DEFAULT)
+			goto done;
+	if (ber_skip_element(t, &subject) == LBER_DEFAULT)
+		goto done;
+	struct berval name_der = fedlogin_ldap_der_element(subject);
+	struct berval dn = {0, NULL};
+	if (ldap_X509dn2bv(&name_der, &dn, NULL, LDAP_DN_FORMAT_LDAPV3) == LDAP_SUCCESS && dn.bv_val) {
+		snprintf(out, outlen, "subject %s", dn.bv_val);
+		ber_memfree(dn.bv_val);
+	}
+	ok = 0;
+	if (ber_skip_element(t, &el) == LBER_DEFAULT) /* subjectPublicKeyInfo */
+		goto done;
+	ber_tag_t tag;
+	while ((tag = ber_peek_tag(t, &len)) == 0x81 || tag == 0x82)
+		ber_skip_element(t, &el);
+	if (tag != 0xa3 || ber_skip_element(t, &exts) == LBER_DEFAULT)
+		goto done;
+	x = ber_init(&exts);
+	if (!x || ber_skip_tag(x, &len) == LBER_DEFAULT) /* into the SEQUENCE OF Extension */
+		goto done;
+	struct berval ext;
+	while (ber_peek_tag(x, &len) == LBER_SEQUENCE && ber_skip_element(x, &ext) != LBER_DEFAULT) {
+		BerElement *e = ber_init(&ext);
+		struct berval oid, value;
+		if (!e)
+			break;
+		if (ber_skip_element(e, &oid) != LBER_DEFAULT && oid.bv_len == sizeof san_oid &&
+		    memcmp(oid.bv_val, san_oid, sizeof san_oid) == 0) {
+			if (ber_peek_tag(e, &len) == LBER_BOOLEAN)
+				ber_skip_element(e, &el);
+			if (ber_get_stringbv(e, &value, LBER_BV_NOTERM) != LBER_DEFAULT) {
+				BerElement *g = ber_init(&value);
+				if (g && ber_skip_tag(g, &len) != LBER_DEFAULT) {
+					struct berval name;
+					while ((tag = ber_peek_tag(g, &len)) != LBER_DEFAULT) {
+						if (tag == 0x82 && ber_get_stringbv(g, &name, LBER_BV_NOTERM) != LBER_DEFAULT) {
+							char buf[300];
+							int n = snprintf(buf, sizeof buf, "DNS:%.*s",
+									 (int)(name.bv_len < 255 ? name.bv_len : 255), name.bv_val);
+							fedlogin_ldap_append(out, outlen, buf, (size_t)n);
+						} else if (tag == 0x87 && ber_get_stringbv(g, &name, LBER_BV_NOTERM) != LBER_DEFAULT) {
+							char ip[INET6_ADDRSTRLEN + 3] = "IP:";
+							if ((name.bv_len == 4 && inet_ntop(AF_INET, name.bv_val, ip + 3, INET6_ADDRSTRLEN)) ||
+							    (name.bv_len == 16 && inet_ntop(AF_INET6, name.bv_val, ip + 3, INET6_ADDRSTRLEN)))
+								fedlogin_ldap_append(out, outlen, ip, strlen(ip));
+						} else if (ber_skip_element(g, &el) == LBER_DEFAULT) {
+							break;
+						}
+					}
+				}
+				if (g)
+					ber_free(g, 1);
+			}
+		}
+		ber_free(e, 1);
+	}
+done:
+	if (x)
+		ber_free(x, 1);
+	if (t)
+		ber_free(t, 1);
+	ber_free(cert, 1);
+	return ok;
+}
+
+/* After a TLS failure, what the server's certificate says, for the error
+   message: a handshake with the server's certificate requested but not
+   verified (LDAP_OPT_X_TLS_ALLOW), no bind and nothing sent beyond the
+   handshake, then the certificate's subject and names (fedlogin_ldap_cert_names).
+   Returns 0 with the names in out, or an LDAP result code when even that
+   handshake fails (the server speaks no TLS there) with the reason in out. */
+static inline int fedlogin_ldap_tls_names(const char *uri, int timeout_sec, int tls_mode, const char *ca_file,
+					  const char *cert_file, const char *key_file, char *out, size_t outlen)
+{
+	LDAP *ld = NULL;
+	int stage = 0;
+	int rc = fedlogin_ldap_open(uri, timeout_sec, tls_mode, ca_file, cert_file, key_file, LDAP_OPT_X_TLS_ALLOW,
+				    &ld, &stage, out, outlen);
+	if (rc != 0)
+		return rc;
+	struct berval der = {0, NULL};
+	rc = ldap_get_option(ld, LDAP_OPT_X_TLS_PEERCERT, &der);
+	if (rc != LDAP_OPT_SUCCESS || !der.bv_val || fedlogin_ldap_cert_names(&der, out, outlen) != 0) {
+		snprintf(out, outlen, "the server's certificate cannot be read");
+		rc = LDAP_LOCAL_ERROR;
+	}
+	if (der.bv_val)
+		ber_memfree(der.bv_val);
+	ldap_unbind_ext_s(ld, NULL, NULL);
+	return rc == LDAP_OPT_SUCCESS ? 0 : rc;
+}
+
+/* The bound identity (RFC 4532 Who am I?), e.g. "dn:cn=dev1,ou=devices,...",
+   in out; returns the LDAP result code. */
+static inline int fedlogin_ldap_whoami(LDAP *ld, char *out, size_t outlen)
+{
+	struct berval *authzid = NULL;
+	out[0] = 0;
+	int rc = ldap_whoami_s(ld, &authzid, NULL, NULL);
+	if (rc == LDAP_SUCCESS && authzid && authzid->bv_val)
+		snprintf(out, outlen, "%.*s", (int)authzid->bv_len, authzid->bv_val);
+	else if (rc != LDAP_SUCCESS)
+		fedlogin_ldap_reason(ld, rc, "", out, outlen);
+	if (authzid)
+		ber_bvfree(authzid);
+	return rc;
 }
 
 /* A search (scope: LDAP_SCOPE_BASE/ONELEVEL/SUBTREE) for `attrs` (a NULL-
@@ -117,17 +364,20 @@ static inline int fedlogin_ldap_add(LDAP *ld, const char *dn, int n, char **type
 }
 
 /* A password change (RFC 3062 Password Modify) on a fresh connection to
-   `uri`, bound as the user `dn` with `oldpw` (simple bind), which changes
+   `uri` (TLS as for fedlogin_ldap_open), bound as the user `dn` with `oldpw` (simple bind), which changes
    the bound user's own password from `oldpw` to `newpw`: the directory
    hashes it and applies its own policy. Returns 0 or an LDAP result code,
    with a reason in errbuf; *stage is 0 when the connection or the bind
    failed, 1 when the password modify did. */
-static inline int fedlogin_ldap_passwd(const char *uri, int timeout_sec, const char *dn, const char *oldpw,
+static inline int fedlogin_ldap_passwd(const char *uri, int timeout_sec, int tls_mode, const char *ca_file,
+				       const char *cert_file, const char *key_file, const char *dn, const char *oldpw,
 				       const char *newpw, int *stage, char *errbuf, size_t errlen)
 {
 	LDAP *ld = NULL;
+	int connect_stage = 0;
 	*stage = 0;
-	int rc = fedlogin_ldap_connect(uri, timeout_sec, dn, oldpw, &ld, errbuf, errlen);
+	int rc = fedlogin_ldap_connect(uri, timeout_sec, tls_mode, ca_file, cert_file, key_file, dn, oldpw, &ld,
+				       &connect_stage, errbuf, errlen);
 	if (rc != 0)
 		return rc;
 	*stage = 1;

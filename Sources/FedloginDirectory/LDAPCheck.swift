@@ -37,17 +37,23 @@ extension LDAPDirectory {
     func checkSteps(user: String?, device: String?) -> [CheckStep] {
         var steps: [CheckStep] = []
         var bound: LDAPConnection?
-        let who = config.bindDN ?? "SASL EXTERNAL"
+        let who = config.bindDN ?? (config.tlsCert != nil ? "SASL EXTERNAL (ldapi:// peer or TLS client certificate)" : "SASL EXTERNAL")
         for uri in config.uris {
             let (connection, rc, reason) = connect(uri)
+            let mode = config.tlsMode(for: uri)
             let name = "connect and bind to \(uri) as \(who)"
             if let connection {
-                steps.append(CheckStep(name, detail: "bound"))
+                var whoami = [CChar](repeating: 0, count: 512)
+                let identity = fedlogin_ldap_whoami(connection.ld, &whoami, whoami.count) == LDAP_SUCCESS ? cText(whoami) : ""
+                let tls = mode == .none ? "no TLS" : "TLS (\(mode.rawValue)), certificate verified"
+                steps.append(CheckStep(name, detail: "bound" + (identity.isEmpty ? "" : " as \(identity)") + ", \(tls)"))
                 if bound == nil { bound = connection } else { connection.close() }
                 continue
             }
             let problem: String
             switch rc {
+            case _ where reason.hasPrefix("TLS"):
+                problem = reason
             case LDAP_SERVER_DOWN, LDAP_CONNECT_ERROR, LDAP_TIMEOUT, LDAP_UNAVAILABLE:
                 problem = "unreachable (\(reason))"
             case LDAP_INVALID_CREDENTIALS:
@@ -113,7 +119,12 @@ extension LDAPDirectory {
             step("user \(user)") {
                 do {
                     guard let (u, dn) = try lookupEntry(user, on: c) else { throw CheckFailure("no such user") }
-                    let hash = u.passwordHash != nil ? "its {CRYPT} hash readable" : "no {CRYPT} hash readable (no password sync)"
+                    let hash =
+                        u.passwordHash != nil
+                        ? "its {CRYPT} hash readable"
+                        : attrs.passwordHashes
+                            ? "no {CRYPT} hash readable (no password sync)"
+                            : "no password hash (schema \(config.schema.rawValue): the directory hands out none; password sync is not available and the user gets a passcode)"
                     return "\(dn), uid \(u.uid.map(String.init) ?? "none"), \(hash)"
                 } catch let e as LDAPConnection.Failure { throw CheckFailure(e.description) }
             }

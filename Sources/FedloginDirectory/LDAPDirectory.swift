@@ -38,14 +38,72 @@ public final class LDAPDirectory: DirectoryBackend {
 
     var timeoutSeconds: Int32 { Int32(max(1, config.timeout.rounded(.up))) }
 
-    /// A connection to `uri` bound with the configured credentials, or
-    /// libldap's result code and the reason. Blocks.
+    /// The system's CA bundle, for TLS without a ca_file: the first of the
+    /// distributions' usual paths that exists (nil: libldap's default).
+    static let systemCAFile: String? = [
+        "/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/ca-bundle.pem", "/etc/ssl/cert.pem",
+    ].first { FileManager.default.fileExists(atPath: $0) }
+
+    /// The CA file a server's certificate is checked against.
+    var caFile: String? { config.caFile ?? Self.systemCAFile }
+
+    func cMode(_ uri: String) -> Int32 {
+        switch config.tlsMode(for: uri) {
+        case .none: return Int32(FEDLOGIN_LDAP_TLS_NONE)
+        case .starttls: return Int32(FEDLOGIN_LDAP_TLS_STARTTLS)
+        case .ldaps: return Int32(FEDLOGIN_LDAP_TLS_LDAPS)
+        }
+    }
+
+    /// A connection to `uri` bound with the configured credentials (TLS as
+    /// `tls` says for it), or libldap's result code and the reason: a TLS
+    /// failure's reason starts with "TLS" and says what is wrong. Blocks.
     func connect(_ uri: String) -> (connection: LDAPConnection?, rc: Int32, reason: String) {
         var ld: OpaquePointer?
+        var stage: Int32 = 0
         var err = [CChar](repeating: 0, count: 512)
-        let rc = fedlogin_ldap_connect(uri, timeoutSeconds, config.bindDN, password, &ld, &err, err.count)
-        guard rc == 0, let ld else { return (nil, rc, cText(err)) }
+        let rc = fedlogin_ldap_connect(
+            uri, timeoutSeconds, cMode(uri), caFile, config.tlsCert, config.tlsKey, config.bindDN, password, &ld, &stage, &err, err.count)
+        guard rc == 0, let ld else { return (nil, rc, describeFailure(uri, rc: rc, stage: stage, reason: cText(err))) }
         return (LDAPConnection(ld: ld, uri: uri, timeout: timeoutSeconds), rc, "")
+    }
+
+    /// A failed connect's reason in plain words. A TLS failure is looked
+    /// into: a second handshake that requests the server's certificate
+    /// without verifying it (no bind, nothing sent) tells a certificate
+    /// that is not trusted from one issued for another host, and an ldaps://
+    /// server that speaks no TLS from one that cannot be reached.
+    func describeFailure(_ uri: String, rc: Int32, stage: Int32, reason: String) -> String {
+        let mode = config.tlsMode(for: uri)
+        guard mode != .none else { return reason }
+        switch stage {
+        case Int32(FEDLOGIN_LDAP_STAGE_SETUP) where rc == LDAP_LOCAL_ERROR:
+            return
+                "TLS: \(reason.replacingOccurrences(of: "TLS settings: ", with: "")) (a file is missing, unreadable or not PEM, or tls_key does not belong to tls_cert)"
+        case Int32(FEDLOGIN_LDAP_STAGE_STARTTLS) where rc > 0:
+            return "TLS: the server refused STARTTLS (\(reason)); it may not be set up for TLS (olcTLSCertificateFile) or want ldaps://"
+        case Int32(FEDLOGIN_LDAP_STAGE_STARTTLS), Int32(FEDLOGIN_LDAP_STAGE_CONNECT):
+            break
+        default:
+            return reason
+        }
+        var names = [CChar](repeating: 0, count: 1024)
+        let probe = fedlogin_ldap_tls_names(uri, timeoutSeconds, cMode(uri), caFile, config.tlsCert, config.tlsKey, &names, names.count)
+        if probe != 0 {
+            // Not even an unverified handshake: unreachable, or no TLS there.
+            if stage == Int32(FEDLOGIN_LDAP_STAGE_CONNECT) && mode == .ldaps && rc == LDAP_SERVER_DOWN && probe == LDAP_SERVER_DOWN {
+                return reason
+            }
+            return "TLS: the handshake failed (\(reason)); is the server set up for TLS on this port?"
+        }
+        let cert = cText(names)
+        let host = LDAPURI(uri)?.host ?? ""
+        let ca = config.caFile.map { "ca_file \($0)" } ?? "the system's CAs (no ca_file)"
+        if !TLSNames.matches(host: host, names: cert) {
+            return
+                "TLS: hostname mismatch: the server's certificate (\(cert)) is not issued for \(host.isEmpty ? "localhost" : host); use a URI with a name the certificate lists"
+        }
+        return "TLS: the server's certificate is not trusted: it does not chain to \(ca), or it has expired (\(cert))"
     }
 
     /// Runs `body` with a bound connection, off the concurrency pool.
@@ -81,7 +139,7 @@ public final class LDAPDirectory: DirectoryBackend {
 
     /// The user and the DN of their entry.
     func lookupEntry(_ nameOrEmail: String, on c: LDAPConnection) throws -> (user: DirectoryUser, dn: String)? {
-        let filter = LDAPFilter.anyEquals([attrs.username, attrs.email], nameOrEmail)
+        let filter = LDAPFilter.anyEquals(attrs.lookupAttributes, nameOrEmail)
         guard
             let entries = try c.search(
                 base: config.usersBase, scope: LDAP_SCOPE_SUBTREE, filter: filter, attributes: attrs.userAttributes, sizeLimit: 16)
@@ -93,6 +151,7 @@ public final class LDAPDirectory: DirectoryBackend {
         let entry =
             entries.first(where: { $0[attrs.username].contains { $0.lowercased() == lowered } })
             ?? entries.first(where: { $0[attrs.email].contains { $0.lowercased() == lowered } })
+            ?? attrs.principalName.flatMap { p in entries.first(where: { $0[p].contains { $0.lowercased() == lowered } }) }
         guard let entry else {
             try checkVisible(on: c)
             return nil
@@ -243,9 +302,14 @@ public final class LDAPDirectory: DirectoryBackend {
             for uri in config.uris {
                 var err = [CChar](repeating: 0, count: 512)
                 var stage: Int32 = 0
-                let rc = fedlogin_ldap_passwd(uri, timeoutSeconds, dn, current, new, &stage, &err, err.count)
+                let rc = fedlogin_ldap_passwd(
+                    uri, timeoutSeconds, cMode(uri), caFile, config.tlsCert, config.tlsKey, dn, current, new, &stage, &err, err.count)
                 if rc == LDAP_SUCCESS { return .accepted }
                 if stage == 0 && rc == LDAP_INVALID_CREDENTIALS { return .refused("the current password is wrong") }
+                if stage == 0 {
+                    problems.append("\(uri): \(describeFailure(uri, rc: rc, stage: Int32(FEDLOGIN_LDAP_STAGE_CONNECT), reason: cText(err)))")
+                    continue
+                }
                 if stage == 1 {
                     if rc == LDAP_SERVER_DOWN || rc == LDAP_TIMEOUT || rc == LDAP_CONNECT_ERROR || rc == LDAP_UNAVAILABLE || rc == LDAP_BUSY {
                         throw unavailable("\(uri): \(cText(err))")
@@ -372,6 +436,26 @@ final class LDAPConnection {
             e = ldap_next_entry(ld, entry)
         }
         return entries
+    }
+}
+
+/// Whether a certificate's names (fedlogin_ldap_cert_names: "subject
+/// ..., DNS:a, IP:b") include `host`, as RFC 6125 matches them: an IP
+/// address only an IP name, a host name a DNS name exactly or a wildcard
+/// for its first label. The subject's CN is not read when there are DNS
+/// names (as libldap).
+enum TLSNames {
+    static func matches(host: String, names: String) -> Bool {
+        let h = host.lowercased().trimmingCharacters(in: CharacterSet(charactersIn: "."))
+        let items = names.components(separatedBy: ", ")
+        let isIP = h.contains(":") || h.split(separator: ".").allSatisfy { UInt8($0) != nil } && h.split(separator: ".").count == 4
+        if isIP { return items.contains { $0 == "IP:\(h)" } }
+        let dns = items.filter { $0.hasPrefix("DNS:") }.map { String($0.dropFirst(4)).lowercased() }
+        for d in dns {
+            if d == h { return true }
+            if d.hasPrefix("*."), let dot = h.firstIndex(of: "."), h[dot...] == d.dropFirst(1) { return true }
+        }
+        return false
     }
 }
 

@@ -40,6 +40,12 @@ struct DirectoryCommand: AsyncParsableCommand {
         var config: String?
         @Flag(name: .customLong("check-config"), help: "Check the configuration and exit: 0 when valid, 78 with the problem otherwise.")
         var checkConfig = false
+        @Option(
+            name: .customLong("fedlogin-config"),
+            help:
+                "fedlogind's configuration, whose daemon.directory_timeout --check-config compares with the LDAP timeouts (default: /etc/fedlogin/fedlogin.conf)."
+        )
+        var fedloginConfig: String?
 
         /// The configuration file's settings with the command line's over them.
         func settings() throws -> DirectorydConfig {
@@ -69,16 +75,48 @@ struct DirectoryCommand: AsyncParsableCommand {
             }
         }
 
-        /// The LDAP backend of settings whose backend is "ldap", with its bind password read.
+        /// The LDAP backend of settings whose backend is "ldap", with its bind
+        /// password read and its TLS files checked (ca_file and tls_cert
+        /// exist, tls_key is root-only).
         static func ldapDirectory(_ c: DirectorydConfig) throws -> LDAPDirectory {
             guard let l = c.ldap else { throw DirectoryError("backend = \"ldap\" needs an [ldap] section") }
             let password = try l.bindPasswordFile.map { try Self.readSecret($0, key: "ldap.bind_password_file") }
+            for (key, path) in [("ldap.ca_file", l.caFile), ("ldap.tls_cert", l.tlsCert)] {
+                guard let path else { continue }
+                guard FileManager.default.isReadableFile(atPath: path) else {
+                    throw DirectoryError("\(key): \(path) does not exist or cannot be read; put the PEM file there (or remove the key)")
+                }
+            }
+            if let key = l.tlsKey { try Self.checkPrivate(key, key: "ldap.tls_key") }
             return LDAPDirectory(config: l, password: password)
         }
 
-        /// The bind password: a regular file no group or other user can read,
-        /// owned by root or by this process's user; one trailing newline dropped.
-        static func readSecret(_ path: String, key: String) throws -> String {
+        /// fedlogind's daemon.directory_timeout (from `path`, or the default
+        /// file; fedlogind's default when that file does not exist) and where
+        /// it came from.
+        static func directoryTimeout(_ path: String?) throws -> (seconds: Double, source: String) {
+            let file = path ?? "/etc/fedlogin/fedlogin.conf"
+            guard FileManager.default.fileExists(atPath: file) else {
+                if path != nil { throw DirectoryError("--fedlogin-config: \(file) does not exist") }
+                return (DaemonConfig().directoryTimeout, "its default; \(file) does not exist")
+            }
+            var files: [(path: String, text: String)] = []
+            func read(_ f: String) throws -> String {
+                do { return try String(contentsOfFile: f, encoding: .utf8) } catch {
+                    throw DirectoryError("\(f): cannot be read: \(ErrorText.describe(error))")
+                }
+            }
+            files.append((file, try read(file)))
+            let dropins = (file as NSString).deletingLastPathComponent + "/conf.d"
+            for name in ((try? FileManager.default.contentsOfDirectory(atPath: dropins)) ?? []).sorted() where name.hasSuffix(".conf") {
+                files.append((dropins + "/" + name, try read(dropins + "/" + name)))
+            }
+            return (try ConfigParser.parse(files: files).directoryTimeout, "in \(file)")
+        }
+
+        /// A private file: regular, owned by root or by this process's user,
+        /// readable by no group or other user.
+        static func checkPrivate(_ path: String, key: String) throws {
             var st = stat()
             guard stat(path, &st) == 0 else {
                 throw DirectoryError("\(key): \(path): \(String(validatingCString: strerror(errno)) ?? "cannot stat")")
@@ -90,6 +128,11 @@ struct DirectoryCommand: AsyncParsableCommand {
                 )
             }
             guard st.st_uid == 0 || st.st_uid == geteuid() else { throw DirectoryError("\(key): \(path) is owned by uid \(st.st_uid), not root") }
+        }
+
+        /// The bind password: a private file (checkPrivate); one trailing newline dropped.
+        static func readSecret(_ path: String, key: String) throws -> String {
+            try checkPrivate(path, key: key)
             guard var text = FileManager.default.contents(atPath: path).map({ String(decoding: $0, as: UTF8.self) }) else {
                 throw DirectoryError("\(key): \(path) cannot be read")
             }
@@ -102,7 +145,11 @@ struct DirectoryCommand: AsyncParsableCommand {
             if checkConfig {
                 do {
                     let c = try settings()
-                    if c.backend == .ldap, let file = c.ldap?.bindPasswordFile { _ = try Self.readSecret(file, key: "ldap.bind_password_file") }
+                    if c.backend == .ldap, let l = c.ldap {
+                        _ = try Self.ldapDirectory(c)
+                        let (seconds, source) = try Self.directoryTimeout(fedloginConfig)
+                        try l.checkTimeout(against: seconds, file: config ?? "directoryd.conf", daemonFile: source)
+                    }
                     print("fedlogin-directoryd: the configuration is valid (backend \(c.backend.rawValue))")
                     return
                 } catch {

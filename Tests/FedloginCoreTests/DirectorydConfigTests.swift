@@ -60,7 +60,7 @@ struct DirectorydConfigTests {
         #expect(problem(ldap.replacingFirst("timeout = 3", "timeout = \"3\""))?.key == "ldap.timeout")
         #expect(problem(ldap.replacingFirst("timeout = 3", "timeout = 0"))?.key == "ldap.timeout")
         #expect(problem(ldap.replacingFirst("timeout = 3", "timout = 3"))?.key == "ldap.timout")
-        #expect(problem(ldap.replacingFirst("schema = \"openldap\"", "schema = \"ad\""))?.key == "ldap.schema")
+        #expect(problem(ldap.replacingFirst("schema = \"openldap\"", "schema = \"novell\""))?.key == "ldap.schema")
         #expect(problem(ldap.replacingFirst("username = \"sAMAccountName\"", "usrname = \"x\""))?.key == "ldap.attributes.usrname")
         #expect(problem(ldap.replacingFirst("username = \"sAMAccountName\"", "username = \"a)(b\""))?.key == "ldap.attributes.username")
         #expect(problem(ldap.replacingFirst("\"ldap://ldap1.example.test\"", "\"http://x\""))?.key == "ldap.uris")
@@ -119,6 +119,226 @@ struct DirectorydConfigTests {
         #expect(
             a.user(from: LDAPEntry(dn: "x=y", attributes: ["uid": ["b"], "mail": ["b@x"], "shadowExpire": ["30000"]]), groups: [], today: 20000)?
                 .disabled == false)
+    }
+}
+
+struct DirectorydTLSConfigTests {
+    let path = "/etc/fedlogin-directoryd/directoryd.conf"
+
+    func config(_ uris: [String], _ extra: String = "", bind: Bool = true) throws -> DirectorydConfig.LDAPBackend {
+        let list = uris.map { "\"\($0)\"" }.joined(separator: ", ")
+        let text = """
+            backend = "ldap"
+            [ldap]
+            uris = [\(list)]
+            users_base = "ou=users,dc=example,dc=test"
+            groups_base = "ou=groups,dc=example,dc=test"
+            devices_base = "ou=devices,dc=example,dc=test"
+            policy_dn = "cn=policy,dc=example,dc=test"
+            \(bind ? "bind_dn = \"cn=d,dc=example,dc=test\"\nbind_password_file = \"/etc/s\"" : "")
+            \(extra)
+            """
+        return try #require(try DirectorydConfig.parse(path: path, text: text).ldap)
+    }
+
+    func problem(_ uris: [String], _ extra: String = "", bind: Bool = true) -> ConfigError? {
+        do {
+            _ = try config(uris, extra, bind: bind)
+            return nil
+        } catch let e as ConfigError {
+            return e
+        } catch {
+            return ConfigError(file: "", key: "", problem: "\(error)")
+        }
+    }
+
+    @Test func theDefaultIsTLSExceptForLdapiAndLoopback() throws {
+        let c = try config([
+            "ldapi:///", "ldap://127.0.0.1:389", "ldap://[::1]", "ldap://localhost", "ldap://ldap1.example.test", "ldaps://ldap2.example.test",
+        ])
+        #expect(c.tls == nil)
+        #expect(c.tlsMode(for: "ldapi:///") == .none)
+        #expect(c.tlsMode(for: "ldap://127.0.0.1:389") == .none)
+        #expect(c.tlsMode(for: "ldap://[::1]") == .none)
+        #expect(c.tlsMode(for: "ldap://localhost") == .none)
+        #expect(c.tlsMode(for: "ldap://ldap1.example.test") == .starttls)
+        #expect(c.tlsMode(for: "ldaps://ldap2.example.test") == .ldaps)
+        #expect(c.tlsMode(for: "LDAP://LDAP1.example.test:389/") == .starttls)
+    }
+
+    @Test func anExplicitModeAppliesToEveryNetworkURI() throws {
+        let c = try config(["ldapi:///", "ldap://127.0.0.1"], "tls = \"starttls\"\nca_file = \"/etc/ca.pem\"")
+        #expect(c.tlsMode(for: "ldap://127.0.0.1") == .starttls)
+        #expect(c.tlsMode(for: "ldapi:///") == .none)
+        #expect(c.caFile == "/etc/ca.pem")
+        #expect(try config(["ldaps://a.example.test"], "tls = \"ldaps\"").tlsMode(for: "ldaps://a.example.test") == .ldaps)
+        #expect(try config(["ldap://127.0.0.2:1389"], "tls = \"none\"").tlsMode(for: "ldap://127.0.0.2:1389") == .none)
+    }
+
+    @Test func noneOnlyForLdapiOrLoopback() {
+        let e = problem(["ldap://ldap1.example.test"], "tls = \"none\"")
+        #expect(e?.key == "ldap.tls")
+        #expect(e?.problem.contains("loopback") == true)
+        #expect(e?.problem.contains("starttls") == true)
+        #expect(problem(["ldap://10.0.0.1"], "tls = \"none\"")?.key == "ldap.tls")
+        #expect(problem(["ldap://127.evil.example"], "tls = \"none\"")?.key == "ldap.tls")
+        #expect(problem(["ldap://localhost.example.test"], "tls = \"none\"")?.key == "ldap.tls")
+        #expect(problem(["ldaps://a.example.test"], "tls = \"none\"")?.key == "ldap.tls")
+        #expect(problem(["ldapi:///", "ldap://[::1]:389"], "tls = \"none\"") == nil)
+    }
+
+    @Test func theModeMustFitTheScheme() {
+        let a = problem(["ldap://a.example.test"], "tls = \"ldaps\"")
+        #expect(a?.key == "ldap.tls")
+        #expect(a?.problem.contains("ldaps://") == true)
+        let b = problem(["ldaps://a.example.test"], "tls = \"starttls\"")
+        #expect(b?.key == "ldap.tls")
+        #expect(b?.problem.contains("ldap://") == true)
+        #expect(problem(["ldap://a.example.test"], "tls = \"STARTTLS\"")?.key == "ldap.tls")
+        #expect(problem(["ldap://a.example.test"], "tls = true")?.key == "ldap.tls")
+    }
+
+    @Test func clientCertificateKeys() throws {
+        let cert = "tls_cert = \"/etc/d.crt\"\ntls_key = \"/etc/d.key\""
+        // SASL EXTERNAL over TLS with the client certificate.
+        let c = try config(["ldaps://a.example.test", "ldapi:///"], cert, bind: false)
+        #expect(c.bindDN == nil)
+        #expect(c.tlsCert == "/etc/d.crt" && c.tlsKey == "/etc/d.key")
+        _ = try config(["ldap://a.example.test"], cert, bind: false)
+        // Without a certificate, SASL EXTERNAL stays ldapi:// only.
+        #expect(problem(["ldaps://a.example.test"], bind: false)?.key == "ldap.uris")
+        #expect(problem(["ldaps://a.example.test"], bind: false)?.problem.contains("tls_cert") == true)
+        // Over a loopback URI without TLS, a certificate is never shown.
+        #expect(problem(["ldap://127.0.0.1"], cert, bind: false)?.key == "ldap.tls_cert")
+        #expect(problem(["ldap://a.example.test"], "tls_cert = \"/etc/d.crt\"")?.key == "ldap.tls_key")
+        #expect(problem(["ldap://a.example.test"], "tls_key = \"/etc/d.key\"")?.key == "ldap.tls_cert")
+        #expect(problem(["ldap://a.example.test"], "tls_key = \"d.key\"\ntls_cert = \"/etc/d.crt\"")?.key == "ldap.tls_key")
+        #expect(problem(["ldapi:///"], "ca_file = \"/etc/ca.pem\"")?.key == "ldap.ca_file")
+        // A simple bind may show a certificate too.
+        _ = try config(["ldaps://a.example.test"], cert)
+    }
+
+    @Test func uriHosts() {
+        #expect(LDAPURI("ldap://[::1]:389/")?.host == "::1")
+        #expect(LDAPURI("ldap:///")?.isLoopback == true)
+        #expect(LDAPURI("ldap://127.0.0.1:389")?.isLoopback == true)
+        #expect(LDAPURI("ldap://127.0.0.256")?.isLoopback == false)
+        #expect(LDAPURI("ldap://128.0.0.1")?.isLoopback == false)
+        #expect(LDAPURI("http://x") == nil)
+    }
+
+    @Test func timeoutsTimesURIsMustFitFedlogindsDirectoryTimeout() throws {
+        let c = try config(["ldap://127.0.0.1:1", "ldap://127.0.0.1:2", "ldap://127.0.0.1:3"], "timeout = 2")
+        #expect(throws: Never.self) { try c.checkTimeout(against: 6, file: path, daemonFile: "in /etc/fedlogin/fedlogin.conf") }
+        do {
+            try c.checkTimeout(against: 5, file: path, daemonFile: "in /etc/fedlogin/fedlogin.conf")
+            Issue.record("accepted 2 s × 3 URIs against 5 s")
+        } catch let e as ConfigError {
+            #expect(e.key == "ldap.timeout")
+            #expect(e.problem.contains("daemon.directory_timeout"))
+            #expect(e.problem.contains("6 s"))
+            #expect(e.problem.contains("Lower ldap.timeout to 1"))
+            #expect(e.problem.contains("raise daemon.directory_timeout to 6"))
+        }
+    }
+}
+
+struct LDAPSchemaPresetTests {
+    let path = "/etc/fedlogin-directoryd/directoryd.conf"
+
+    func attributes(_ schema: String, _ overrides: String = "") throws -> LDAPAttributes {
+        let text = """
+            backend = "ldap"
+            [ldap]
+            uris = ["ldapi:///"]
+            users_base = "ou=users,dc=example,dc=test"
+            groups_base = "ou=groups,dc=example,dc=test"
+            devices_base = "ou=devices,dc=example,dc=test"
+            policy_dn = "cn=policy,dc=example,dc=test"
+            schema = "\(schema)"
+            \(overrides)
+            """
+        return try #require(try DirectorydConfig.parse(path: path, text: text).ldap).attributes
+    }
+
+    @Test func freeipaReadsNsAccountLock() throws {
+        let a = try attributes("freeipa")
+        #expect(a == .freeipa)
+        #expect(a.username == "uid" && a.email == "mail" && a.displayName == "displayName" && a.commonName == "cn")
+        #expect(a.uidNumber == "uidNumber" && a.member == "member")
+        #expect(a.expire == "nsAccountLock")
+        #expect(a.isDisabled("TRUE", today: 0))
+        #expect(a.isDisabled("true", today: 0))
+        #expect(!a.isDisabled("FALSE", today: 0))
+        #expect(!a.isDisabled(nil, today: 0))
+        #expect(!a.isDisabled("1", today: 0))
+        #expect(a.passwordHashes)
+        let e = LDAPEntry(dn: "uid=al,cn=users", attributes: ["uid": ["al"], "mail": ["al@x"], "nsAccountLock": ["TRUE"], "uidNumber": ["70001"]])
+        let u = try #require(a.user(from: e, groups: ["g"], today: 20000))
+        #expect(u.disabled && u.uid == 70001 && u.groups == ["g"])
+    }
+
+    @Test func adReadsTheAccountDisableBitAndHandsOutNoHash() throws {
+        let a = try attributes("ad")
+        #expect(a == .activeDirectory)
+        #expect(a.username == "sAMAccountName" && a.email == "mail" && a.principalName == "userPrincipalName")
+        #expect(a.expire == "userAccountControl")
+        #expect(a.lookupAttributes == ["sAMAccountName", "mail", "userPrincipalName"])
+        #expect(!a.userAttributes.contains("userPassword"))
+        // NORMAL_ACCOUNT 0x200 = 512; + ACCOUNTDISABLE 0x2 = 514; + DONT_EXPIRE_PASSWORD 0x10000.
+        #expect(!a.isDisabled("512", today: 0))
+        #expect(a.isDisabled("514", today: 0))
+        #expect(a.isDisabled("66050", today: 0))
+        #expect(!a.isDisabled("66048", today: 0))
+        #expect(a.isDisabled("2", today: 0))
+        #expect(!a.isDisabled("544", today: 0))  // PASSWD_NOTREQD 0x20, not disabled
+        #expect(a.isDisabled("-2147483646", today: 0))  // a negative 32-bit value with the bit
+        #expect(!a.isDisabled("TRUE", today: 0))
+        #expect(!a.isDisabled("", today: 0))
+        let e = LDAPEntry(
+            dn: "CN=Al,CN=Users,DC=x",
+            attributes: [
+                "sAMAccountName": ["al"], "userPrincipalName": ["al@corp.example"], "userAccountControl": ["514"],
+                "userPassword": ["{CRYPT}$6$salt$hash"],
+            ])
+        let u = try #require(a.user(from: e, groups: [], today: 20000))
+        #expect(u.email == "al@corp.example")
+        #expect(u.disabled)
+        #expect(u.passwordHash == nil)
+        #expect(u.passwordAuthority == .local)
+        let withMail = LDAPEntry(
+            dn: "CN=Bo", attributes: ["sAMAccountName": ["bo"], "mail": ["bo@x"], "userPrincipalName": ["bo@corp"], "userAccountControl": ["512"]])
+        #expect(a.user(from: withMail, groups: [], today: 0)?.email == "bo@x")
+        #expect(a.user(from: withMail, groups: [], today: 0)?.disabled == false)
+    }
+
+    @Test func openldapStaysTheDefault() throws {
+        let a = try attributes("openldap")
+        #expect(a == .openldap)
+        #expect(a.isDisabled("100", today: 200))
+        #expect(!a.isDisabled("300", today: 200))
+        #expect(!a.isDisabled("-1", today: 200))
+    }
+
+    @Test func everyAttributeStaysOverridable() throws {
+        let a = try attributes("ad", "[ldap.attributes]\nusername = \"uid\"\ndisabled = \"userAccountControl2\"\nprincipal_name = \"mailNickname\"")
+        #expect(a.username == "uid")
+        #expect(a.expire == "userAccountControl2")
+        #expect(a.principalName == "mailNickname")
+        #expect(a.disabledReading == .accountDisableBit)
+        // Overrides before the schema key still apply over the preset.
+        let text = """
+            [ldap]
+            uris = ["ldapi:///"]
+            users_base = "ou=users,dc=example,dc=test"
+            groups_base = "ou=groups,dc=example,dc=test"
+            devices_base = "ou=devices,dc=example,dc=test"
+            policy_dn = "cn=policy,dc=example,dc=test"
+            attributes = { email = "otherMail" }
+            schema = "freeipa"
+            """
+        let b = try #require(try DirectorydConfig.parse(path: path, text: text).ldap).attributes
+        #expect(b.email == "otherMail" && b.expire == "nsAccountLock")
     }
 }
 

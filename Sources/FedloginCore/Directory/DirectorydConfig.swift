@@ -18,8 +18,12 @@ import TOMLKit
 ///     policy_dn = "cn=policy,dc=example,dc=test"
 ///     bind_dn = "cn=directoryd,dc=example,dc=test"      # none: SASL EXTERNAL
 ///     bind_password_file = "/etc/fedlogin-directoryd/ldap.secret"
+///     tls = "starttls"            # or "ldaps", "none" (ldapi:// or loopback only)
+///     ca_file = "/etc/fedlogin-directoryd/ca.pem"       # default: the system's CAs
+///     tls_cert = "/etc/fedlogin-directoryd/device.crt"  # SASL EXTERNAL over TLS
+///     tls_key = "/etc/fedlogin-directoryd/device.key"
 ///     timeout = 5
-///     schema = "openldap"
+///     schema = "openldap"         # or "freeipa", "ad"
 ///
 ///     [ldap.attributes]             # optional overrides of the schema's names
 ///     username = "uid"
@@ -49,13 +53,49 @@ public struct DirectorydConfig: Sendable, Equatable {
         public var groupsBase = ""
         public var devicesBase = ""
         public var policyDN = ""
-        /// nil: SASL EXTERNAL (an ldapi:// URI, the process's own uid).
+        /// nil: SASL EXTERNAL (over ldapi:// the process's own uid, over TLS
+        /// the client certificate tls_cert).
         public var bindDN: String?
         public var bindPasswordFile: String?
+        /// The `tls` key; nil: each URI's default (tlsMode(for:)).
+        public var tls: LDAPTLSMode?
+        /// The CAs a server's certificate must chain to; nil: the system's.
+        public var caFile: String?
+        /// The device's TLS client certificate and its key (root-only).
+        public var tlsCert: String?
+        public var tlsKey: String?
         /// Seconds any one LDAP operation (and connect) may take.
         public var timeout: Double = 5
+        public var schema = LDAPSchema.openldap
         public var attributes = LDAPAttributes.openldap
         public init() {}
+
+        /// How a connection to `uri` uses TLS: none for ldapi:// (a local
+        /// socket); otherwise the `tls` key, or without it ldaps for ldaps://,
+        /// none for ldap:// to a loopback address (the traffic never leaves
+        /// the machine) and starttls for ldap:// to any other host.
+        public func tlsMode(for uri: String) -> LDAPTLSMode {
+            guard let u = LDAPURI(uri), u.scheme != "ldapi" else { return .none }
+            if let tls { return tls }
+            if u.scheme == "ldaps" { return .ldaps }
+            return u.isLoopback ? .none : .starttls
+        }
+
+        /// `ldap.timeout` × the number of URIs is how long a request may
+        /// take when every server is down; fedlogind gives a directory
+        /// request `directoryTimeout` seconds (daemon.directory_timeout in
+        /// `daemonFile`). An error naming both keys when it is longer.
+        public func checkTimeout(against directoryTimeout: Double, file: String, daemonFile: String) throws {
+            let total = timeout * Double(uris.count)
+            guard total > directoryTimeout else { return }
+            func n(_ d: Double) -> String { d == d.rounded() ? String(Int(d)) : String(d) }
+            let most = (directoryTimeout / Double(uris.count)).rounded(.down)
+            throw ConfigError(
+                file: file, key: "ldap.timeout",
+                problem:
+                    "timeout \(n(timeout)) s × \(uris.count) URI\(uris.count == 1 ? "" : "s") = \(n(total)) s is longer than fedlogind's daemon.directory_timeout (\(n(directoryTimeout)) s, \(daemonFile)): fedlogind would give up before the last URI is tried. Lower ldap.timeout\(most >= 1 ? " to \(n(most))" : "") or list fewer URIs, or raise daemon.directory_timeout to \(n(total)) or more"
+            )
+        }
     }
 
     public init() {}
@@ -154,10 +194,21 @@ public struct DirectorydConfig: Sendable, Equatable {
             case "devices_base": l.devicesBase = try dn(string(v, full), full, fail)
             case "policy_dn": l.policyDN = try dn(string(v, full), full, fail)
             case "bind_dn": l.bindDN = try dn(string(v, full), full, fail)
-            case "bind_password_file":
+            case "bind_password_file", "ca_file", "tls_cert", "tls_key":
                 let p = try string(v, full)
                 guard p.hasPrefix("/") else { throw fail(full, "must be an absolute path") }
-                l.bindPasswordFile = p
+                switch k {
+                case "bind_password_file": l.bindPasswordFile = p
+                case "ca_file": l.caFile = p
+                case "tls_cert": l.tlsCert = p
+                default: l.tlsKey = p
+                }
+            case "tls":
+                let m = try string(v, full)
+                guard let mode = LDAPTLSMode(rawValue: m) else {
+                    throw fail(full, "must be \"starttls\", \"ldaps\" or \"none\" (got \"\(SafeText.escape(m))\")")
+                }
+                l.tls = mode
             case "timeout":
                 let d: Double
                 if let i = v.int { d = Double(i) } else if let x = v.double { d = x } else { throw fail(full, "must be a number of seconds") }
@@ -165,25 +216,32 @@ public struct DirectorydConfig: Sendable, Equatable {
                 l.timeout = d
             case "schema":
                 let s = try string(v, full)
-                guard s == "openldap" else { throw fail(full, "must be \"openldap\" (the one schema so far; got \"\(SafeText.escape(s))\")") }
-            case "attributes":
-                guard let at = v.table else { throw fail(full, "must be a table, e.g. [ldap.attributes]") }
-                for ak in at.keys {
-                    guard let av = at[ak] else { continue }
-                    let afull = "ldap.attributes.\(ak)"
-                    let name = try string(av, afull)
-                    guard LDAPAttributes.isAttributeName(name) else {
-                        throw fail(afull, "\"\(SafeText.escape(name))\" is not an attribute name (letters, digits, '-')")
-                    }
-                    guard l.attributes.set(ak, name) else {
-                        throw fail(afull, "unknown attribute; expected one of \(LDAPAttributes.keys.joined(separator: ", "))")
-                    }
+                guard let schema = LDAPSchema(rawValue: s) else {
+                    throw fail(full, "must be \"openldap\", \"freeipa\" or \"ad\" (got \"\(SafeText.escape(s))\")")
                 }
+                l.schema = schema
+            case "attributes":
+                guard v.table != nil else { throw fail(full, "must be a table, e.g. [ldap.attributes]") }
             default:
                 throw fail(
                     full,
-                    "unknown key in [ldap]; expected uris, users_base, groups_base, devices_base, policy_dn, bind_dn, bind_password_file, timeout, schema, [ldap.attributes]"
+                    "unknown key in [ldap]; expected uris, users_base, groups_base, devices_base, policy_dn, bind_dn, bind_password_file, tls, ca_file, tls_cert, tls_key, timeout, schema, [ldap.attributes]"
                 )
+            }
+        }
+        // The preset first, then the overrides, whatever their order in the file.
+        l.attributes = l.schema.attributes
+        if let at = t["attributes"]?.table {
+            for ak in at.keys {
+                guard let av = at[ak] else { continue }
+                let afull = "ldap.attributes.\(ak)"
+                let name = try string(av, afull)
+                guard LDAPAttributes.isAttributeName(name) else {
+                    throw fail(afull, "\"\(SafeText.escape(name))\" is not an attribute name (letters, digits, '-')")
+                }
+                guard l.attributes.set(ak, name) else {
+                    throw fail(afull, "unknown attribute; expected one of \(LDAPAttributes.keys.joined(separator: ", "))")
+                }
             }
         }
         for required in ["uris", "users_base", "groups_base", "devices_base", "policy_dn"] where !seen.contains(required) {
@@ -195,10 +253,58 @@ public struct DirectorydConfig: Sendable, Equatable {
         if l.bindDN == nil && l.bindPasswordFile != nil {
             throw fail("ldap.bind_dn", "missing: bind_password_file is set without a bind_dn")
         }
-        if l.bindDN == nil, let u = l.uris.first(where: { !$0.lowercased().hasPrefix("ldapi://") }) {
-            throw fail("ldap.uris", "without bind_dn (SASL EXTERNAL) every URI must be ldapi:// (got \"\(SafeText.escape(u))\")")
-        }
+        try checkTLS(l, fail: fail)
         return l
+    }
+
+    /// The TLS keys against the URIs: `tls` fits every URI's scheme, `none`
+    /// only for ldapi:// or loopback, a client certificate needs its key
+    /// and a URI with TLS, and SASL EXTERNAL (no bind_dn) needs ldapi:// or
+    /// TLS with a client certificate.
+    static func checkTLS(_ l: LDAPBackend, fail: (String, String) -> ConfigError) throws {
+        for u in l.uris {
+            guard let uri = LDAPURI(u) else { continue }
+            let shown = SafeText.escape(u)
+            switch (l.tls, uri.scheme) {
+            case (.ldaps?, "ldap"):
+                throw fail(
+                    "ldap.tls", "\"ldaps\" needs ldaps:// URIs (got \"\(shown)\"); write ldaps://, or tls = \"starttls\" for ldap://")
+            case (.starttls?, "ldaps"):
+                throw fail(
+                    "ldap.tls",
+                    "\"starttls\" needs ldap:// URIs (got \"\(shown)\", which is TLS from the start); write ldap://, or tls = \"ldaps\"")
+            case (.none?, "ldaps"):
+                throw fail("ldap.tls", "\"none\" does not fit an ldaps:// URI (got \"\(shown)\"); use tls = \"ldaps\"")
+            case (.none?, "ldap") where !uri.isLoopback:
+                throw fail(
+                    "ldap.tls",
+                    "\"none\" would send the bind password and the users' password hashes in clear text: it is allowed only for ldapi:// and loopback URIs (got \"\(shown)\"); use tls = \"starttls\" (with ca_file) or an ldaps:// URI with tls = \"ldaps\""
+                )
+            default: break
+            }
+        }
+        let withTLS = l.uris.filter { l.tlsMode(for: $0) != .none }
+        if (l.tlsCert == nil) != (l.tlsKey == nil) {
+            throw fail(
+                l.tlsCert == nil ? "ldap.tls_cert" : "ldap.tls_key",
+                "missing: a client certificate needs both tls_cert and tls_key")
+        }
+        if l.tlsCert != nil && withTLS.isEmpty {
+            throw fail("ldap.tls_cert", "no URI uses TLS, so the client certificate would never be shown; use an ldaps:// or ldap:// URI with TLS")
+        }
+        if l.caFile != nil && withTLS.isEmpty {
+            throw fail("ldap.ca_file", "no URI uses TLS (tls = \"none\" or ldapi:// only); remove ca_file or use TLS")
+        }
+        if l.bindDN == nil {
+            for u in l.uris where LDAPURI(u)?.scheme != "ldapi" {
+                guard l.tlsMode(for: u) != .none, l.tlsCert != nil else {
+                    throw fail(
+                        "ldap.uris",
+                        "without bind_dn (SASL EXTERNAL) every URI must be ldapi://, or use TLS with the device's client certificate (tls_cert, tls_key) (got \"\(SafeText.escape(u))\")"
+                    )
+                }
+            }
+        }
     }
 
     /// A loose check that `s` looks like a DN (attr=value[,attr=value...]);
@@ -208,6 +314,59 @@ public struct DirectorydConfig: Sendable, Equatable {
             throw fail(key, "\"\(SafeText.escape(s))\" is not a DN (e.g. ou=users,dc=example,dc=org)")
         }
         return s
+    }
+}
+
+/// How a connection uses TLS (`tls` in [ldap]).
+public enum LDAPTLSMode: String, Sendable, Equatable {
+    /// ldap://, then the StartTLS extended operation before anything else.
+    case starttls
+    /// ldaps://: TLS from the start.
+    case ldaps
+    /// No TLS: ldapi:// and loopback ldap:// only.
+    case none
+}
+
+/// The scheme and host of an LDAP URI (RFC 4516), enough to decide about TLS.
+public struct LDAPURI: Sendable, Equatable {
+    public var scheme: String
+    /// Lowercased, without brackets; empty for ldap:/// (libldap's localhost).
+    public var host: String
+
+    public init?(_ uri: String) {
+        let lower = uri.lowercased()
+        guard let r = lower.range(of: "://") else { return nil }
+        scheme = String(lower[..<r.lowerBound])
+        guard ["ldap", "ldaps", "ldapi"].contains(scheme) else { return nil }
+        var rest = lower[r.upperBound...]
+        if let slash = rest.firstIndex(of: "/") { rest = rest[..<slash] }
+        if rest.hasPrefix("[") {
+            guard let close = rest.firstIndex(of: "]") else { return nil }
+            host = String(rest[rest.index(after: rest.startIndex)..<close])
+        } else {
+            host = String(rest.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).first ?? "")
+        }
+    }
+
+    /// localhost, 127.0.0.0/8 or ::1 (or no host: libldap's localhost).
+    public var isLoopback: Bool {
+        if host.isEmpty || host == "localhost" || host == "localhost." || host == "::1" || host == "0:0:0:0:0:0:0:1" { return true }
+        let parts = host.split(separator: ".", omittingEmptySubsequences: false)
+        return parts.count == 4 && parts[0] == "127" && parts.allSatisfy { p in UInt8(p).map { _ in true } ?? false }
+    }
+}
+
+/// The schema presets (`schema` in [ldap]): attribute names and how a
+/// disabled account is read.
+public enum LDAPSchema: String, Sendable, Equatable {
+    case openldap, freeipa, ad
+
+    public var attributes: LDAPAttributes {
+        switch self {
+        case .openldap: return .openldap
+        case .freeipa: return .freeipa
+        case .ad: return .activeDirectory
+        }
     }
 }
 
@@ -229,12 +388,73 @@ public struct LDAPAttributes: Sendable, Equatable {
     public var deviceUsers = "seeAlso"
     /// On the policy entry: the policy as JSON (stand-in).
     public var policy = "description"
+    /// A second email attribute a user is also found by, read when `email`
+    /// has no value (AD: userPrincipalName).
+    public var principalName: String?
+    /// How `expire` (the disabled attribute) is read.
+    public var disabledReading = DisabledReading.expiredDay
+    /// false: the directory never hands out password hashes (AD); no
+    /// password sync, the users' passwords are local passcodes.
+    public var passwordHashes = true
+
+    /// How the disabled attribute's value is read.
+    public enum DisabledReading: String, Sendable, Equatable {
+        /// A day count (days since 1970-01-01): set and not after today (shadowExpire).
+        case expiredDay
+        /// The boolean TRUE, any case (389-DS/FreeIPA's nsAccountLock).
+        case booleanTrue
+        /// A number whose ACCOUNTDISABLE bit (0x2) is set (AD's userAccountControl).
+        case accountDisableBit
+    }
 
     public static let openldap = LDAPAttributes()
 
+    /// FreeIPA (389-DS): uid, mail, displayName or cn, uidNumber, and
+    /// nsAccountLock TRUE for disabled; groups with member.
+    public static let freeipa: LDAPAttributes = {
+        var a = LDAPAttributes()
+        a.expire = "nsAccountLock"
+        a.disabledReading = .booleanTrue
+        return a
+    }()
+
+    /// Active Directory (or Samba AD): sAMAccountName, mail or else
+    /// userPrincipalName, displayName, uidNumber (RFC 2307 attributes), and
+    /// userAccountControl's ACCOUNTDISABLE bit for disabled; groups with
+    /// member. AD never hands out password hashes.
+    public static let activeDirectory: LDAPAttributes = {
+        var a = LDAPAttributes()
+        a.username = "sAMAccountName"
+        a.principalName = "userPrincipalName"
+        a.expire = "userAccountControl"
+        a.disabledReading = .accountDisableBit
+        a.passwordHashes = false
+        return a
+    }()
+
+    /// Whether `value` of the disabled attribute says the account is
+    /// disabled; `today` is days since 1970-01-01. A value that cannot be
+    /// read as the preset's form is not "disabled" here: the caller logs no
+    /// secret, and the account is judged by the rest of its entry.
+    public func isDisabled(_ value: String?, today: Int) -> Bool {
+        guard let value else { return false }
+        let v = value.trimmingCharacters(in: .whitespaces)
+        switch disabledReading {
+        case .expiredDay:
+            guard let day = Int(v) else { return false }
+            return day >= 0 && day <= today
+        case .booleanTrue:
+            return v.uppercased() == "TRUE"
+        case .accountDisableBit:
+            // A signed 32-bit integer in AD's syntax; the bit is tested, not the value compared.
+            guard let n = Int64(v) else { return false }
+            return n & 0x2 != 0
+        }
+    }
+
     static let keys = [
-        "username", "email", "display_name", "common_name", "uid_number", "password", "expire", "member", "group_name",
-        "device_id", "device_users", "policy",
+        "username", "email", "principal_name", "display_name", "common_name", "uid_number", "password", "disabled", "expire",
+        "member", "group_name", "device_id", "device_users", "policy",
     ]
 
     mutating func set(_ key: String, _ name: String) -> Bool {
@@ -245,7 +465,8 @@ public struct LDAPAttributes: Sendable, Equatable {
         case "common_name": commonName = name
         case "uid_number": uidNumber = name
         case "password": password = name
-        case "expire": expire = name
+        case "expire", "disabled": expire = name
+        case "principal_name": principalName = name
         case "member": member = name
         case "group_name": groupName = name
         case "device_id": deviceID = name
@@ -332,7 +553,13 @@ public struct LDAPEntry: Sendable, Equatable {
 
 extension LDAPAttributes {
     /// The attributes a user search asks for.
-    public var userAttributes: [String] { [username, email, displayName, commonName, uidNumber, password, expire] }
+    public var userAttributes: [String] {
+        [username, email] + (principalName.map { [$0] } ?? []) + [displayName, commonName, uidNumber] + (passwordHashes ? [password] : [])
+            + [expire]
+    }
+
+    /// The attributes a user is found by: the username, then the emails.
+    public var lookupAttributes: [String] { [username, email] + (principalName.map { [$0] } ?? []) }
 
     /// A user entry as the directory protocol's user, the same shape the file
     /// backend answers; nil when it lacks a username or an email.
@@ -340,11 +567,13 @@ extension LDAPAttributes {
     /// `{CRYPT}`-prefixed password is the user's crypt(3) hash, and makes the
     /// directory the password's authority; any other form is not given out.
     public func user(from e: LDAPEntry, groups: [String], today: Int) -> DirectoryUser? {
-        guard let name = e.first(username), !name.isEmpty, let mail = e.first(email), !mail.isEmpty else { return nil }
+        guard let name = e.first(username), !name.isEmpty,
+            let mail = e.first(email).flatMap({ $0.isEmpty ? nil : $0 }) ?? principalName.flatMap({ e.first($0) }), !mail.isEmpty
+        else { return nil }
         var u = DirectoryUser(username: name, email: mail, displayName: e.first(displayName) ?? e.first(commonName), groups: groups)
         if let n = e.first(uidNumber), let uid = UInt32(n) { u.uid = uid }
-        if let x = e.first(expire), let day = Int(x), day >= 0, day <= today { u.disabled = true }
-        if let hash = e[password].first(where: { $0.lowercased().hasPrefix("{crypt}") }).map({ String($0.dropFirst(7)) }),
+        if isDisabled(e.first(expire), today: today) { u.disabled = true }
+        if passwordHashes, let hash = e[password].first(where: { $0.lowercased().hasPrefix("{crypt}") }).map({ String($0.dropFirst(7)) }),
             hash.hasPrefix("$")
         {
             u.passwordHash = hash

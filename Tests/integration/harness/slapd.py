@@ -23,6 +23,12 @@ The DIT (suffix dc=example,dc=test), in the base schemas only
 
 A Password Modify stores {CRYPT}$6$ hashes (olcPasswordHash {CRYPT},
 olcPasswordCryptSaltFormat "$6$%.16s"), which password sync reads.
+
+With `tls` (a testca.TestCA) it also serves TLS: STARTTLS on its ldap://
+port and an ldaps:// port (ldaps_uri), with the CA's server certificate;
+a client certificate is asked for (olcTLSVerifyClient try), and its
+subject CN=<id>,O=fedlogin devices is mapped to cn=<id>,ou=devices (the
+device's entry) for SASL EXTERNAL (olcAuthzRegexp).
 """
 from __future__ import annotations
 
@@ -182,13 +188,27 @@ def from_directory_records(records: list[dict]) -> tuple[list[dict], dict[str, l
     return users, groups
 
 
+def tls_config(ldif: str, ca) -> str:
+    """cn=config's LDIF with the TLS settings of `ca` (a testca.TestCA) added
+    to the cn=config entry; unchanged without one."""
+    if ca is None:
+        return ldif
+    lines = (f"olcTLSCACertificateFile: {ca.ca_cert}\n"
+             f"olcTLSCertificateFile: {ca.server_cert}\n"
+             f"olcTLSCertificateKeyFile: {ca.server_key}\n"
+             "olcTLSVerifyClient: try\n"
+             f'olcAuthzRegexp: {{0}}"^cn=([^,]+),o={ca.CLIENT_ORG}$" "cn=$1,{DEVICES}"\n')
+    return ldif.replace("\ncn: config\n", "\ncn: config\n" + lines, 1)
+
+
 class Slapd:
     """slapd with its own cn=config and database under `tmp`; stop() ends it by pid."""
 
     def __init__(self, tmp: Path, users: list[dict] | None = None, groups: dict[str, list[str]] | None = None,
                  devices: dict[str, list[str]] | None = None, policy: dict | None = None,
-                 acl: list[str] | None = None):
+                 acl: list[str] | None = None, tls=None):
         self.tmp = sandbox.short_dir(Path(tmp))
+        self.tls = tls
         self.conf_dir = self.tmp / "slapd.d"
         self.db_dir = self.tmp / "slapd-db"
         self.ldapi_path = self.tmp / "ldapi"
@@ -198,7 +218,9 @@ class Slapd:
         self.process: sandbox.Process | None = None
         for d in (self.conf_dir, self.db_dir):
             d.mkdir(parents=True, exist_ok=True)
-        (self.tmp / "config.ldif").write_text(config_ldif(self.db_dir, acl))
+        self.ldaps_port = _free_port() if tls else None
+        self.ldaps_uri = f"ldaps://127.0.0.1:{self.ldaps_port}" if tls else None
+        (self.tmp / "config.ldif").write_text(tls_config(config_ldif(self.db_dir, acl), tls))
         self._run(["slapadd", "-n0", "-F", self.conf_dir, "-l", self.tmp / "config.ldif"])
         pol = default_policy()
         pol.update(policy or {})
@@ -214,7 +236,8 @@ class Slapd:
     def start(self, timeout: float = 10.0) -> "Slapd":
         # -d: in the foreground (the Process's pid is slapd's), logging to stderr.
         self.process = sandbox.Process("slapd", ["slapd", "-d", "stats", "-F", self.conf_dir,
-                                                 "-h", f"{self.ldapi_uri} {self.ldap_uri}"], self.tmp)
+                                                 "-h", " ".join(u for u in (self.ldapi_uri, self.ldap_uri, self.ldaps_uri) if u)],
+                                      self.tmp)
         self.process.wait_for_socket(self.ldapi_path, timeout)
         return self
 
