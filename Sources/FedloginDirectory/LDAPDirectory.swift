@@ -91,7 +91,10 @@ public final class LDAPDirectory: DirectoryBackend {
         let probe = fedlogin_ldap_tls_names(uri, timeoutSeconds, cMode(uri), caFile, config.tlsCert, config.tlsKey, &names, names.count)
         if probe != 0 {
             // Not even an unverified handshake: unreachable, or no TLS there.
-            if stage == Int32(FEDLOGIN_LDAP_STAGE_CONNECT) && mode == .ldaps && rc == LDAP_SERVER_DOWN && probe == LDAP_SERVER_DOWN {
+            // (libldap names GnuTLS's reason when the handshake itself broke.)
+            if stage == Int32(FEDLOGIN_LDAP_STAGE_CONNECT) && mode == .ldaps && rc == LDAP_SERVER_DOWN && probe == LDAP_SERVER_DOWN
+                && !reason.contains("TLS")
+            {
                 return reason
             }
             return "TLS: the handshake failed (\(reason)); is the server set up for TLS on this port?"

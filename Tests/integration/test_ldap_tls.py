@@ -105,7 +105,7 @@ def test_a_hostname_mismatch_is_refused(tmp_path, tls_slapd, ca, mode):
     assert r.returncode == 1 and "TLS: hostname mismatch" in r.stdout and "IP:127.0.0.1" in r.stdout, r.stdout
 
 
-def test_starttls_refused_by_a_server_without_tls(tmp_path, ca):
+def test_starttls_refused_and_ldaps_to_a_port_without_tls(tmp_path, ca):
     plain = slapd_harness.Slapd(tmp_path / "plain", users=USERS, devices=DEVICES)
     plain.start()
     try:
@@ -114,6 +114,15 @@ def test_starttls_refused_by_a_server_without_tls(tmp_path, ca):
         assert answer["ok"] is False and "TLS: the server refused STARTTLS" in answer["error"], answer
         r = run_check(config)
         assert r.returncode == 1 and "TLS: the server refused STARTTLS" in r.stdout, r.stdout
+        # ldaps:// to a port that speaks LDAP without TLS: a handshake failure, not "unreachable".
+        config = plain.directoryd_config(tmp_path, uris=[plain.ldap_uri.replace("ldap:", "ldaps:")], tls="ldaps",
+                                         ca_file=str(ca.ca_cert))
+        r = run_check(config)
+        assert r.returncode == 1 and "TLS: the handshake failed" in r.stdout, r.stdout
+        # A port nobody listens on stays unreachable.
+        config = plain.directoryd_config(tmp_path, uris=["ldaps://127.0.0.1:1"], tls="ldaps", ca_file=str(ca.ca_cert))
+        r = run_check(config)
+        assert r.returncode == 1 and "unreachable" in r.stdout and "TLS" not in r.stdout.split("FAIL", 1)[1], r.stdout
     finally:
         plain.stop()
 
