@@ -368,16 +368,16 @@ static inline int fedlogin_ldap_add(LDAP *ld, const char *dn, int n, char **type
    the bound user's own password from `oldpw` to `newpw`: the directory
    hashes it and applies its own policy. Returns 0 or an LDAP result code,
    with a reason in errbuf; *stage is 0 when the connection or the bind
-   failed, 1 when the password modify did. */
+   failed (*connect_stage: how far, as for fedlogin_ldap_connect), 1 when
+   the password modify did. */
 static inline int fedlogin_ldap_passwd(const char *uri, int timeout_sec, int tls_mode, const char *ca_file,
 				       const char *cert_file, const char *key_file, const char *dn, const char *oldpw,
-				       const char *newpw, int *stage, char *errbuf, size_t errlen)
+				       const char *newpw, int *stage, int *connect_stage, char *errbuf, size_t errlen)
 {
 	LDAP *ld = NULL;
-	int connect_stage = 0;
 	*stage = 0;
 	int rc = fedlogin_ldap_connect(uri, timeout_sec, tls_mode, ca_file, cert_file, key_file, dn, oldpw, &ld,
-				       &connect_stage, errbuf, errlen);
+				       connect_stage, errbuf, errlen);
 	if (rc != 0)
 		return rc;
 	*stage = 1;

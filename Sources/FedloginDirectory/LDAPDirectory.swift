@@ -305,12 +305,14 @@ public final class LDAPDirectory: DirectoryBackend {
             for uri in config.uris {
                 var err = [CChar](repeating: 0, count: 512)
                 var stage: Int32 = 0
+                var connectStage: Int32 = 0
                 let rc = fedlogin_ldap_passwd(
-                    uri, timeoutSeconds, cMode(uri), caFile, config.tlsCert, config.tlsKey, dn, current, new, &stage, &err, err.count)
+                    uri, timeoutSeconds, cMode(uri), caFile, config.tlsCert, config.tlsKey, dn, current, new, &stage, &connectStage, &err,
+                    err.count)
                 if rc == LDAP_SUCCESS { return .accepted }
                 if stage == 0 && rc == LDAP_INVALID_CREDENTIALS { return .refused("the current password is wrong") }
                 if stage == 0 {
-                    problems.append("\(uri): \(describeFailure(uri, rc: rc, stage: Int32(FEDLOGIN_LDAP_STAGE_CONNECT), reason: cText(err)))")
+                    problems.append("\(uri): \(describeFailure(uri, rc: rc, stage: connectStage, reason: cText(err)))")
                     continue
                 }
                 if stage == 1 {

@@ -21,7 +21,8 @@ import slapd as slapd_harness
 import testca
 from test_ldap_directory import ask, start_ldap_directoryd
 
-USERS = [{"username": "alice", "password": "alice-pw-1", "display_name": "Alice Example", "uid_number": 70101}]
+USERS = [{"username": "alice", "password": "alice-pw-1", "display_name": "Alice Example", "uid_number": 70101},
+         {"username": "dora", "password": "dora-pw-1", "uid_number": 70104}]
 DEVICES = {"dev1": ["alice"]}
 DEVICE_DN = f"cn=dev1,{slapd_harness.DEVICES}"
 
@@ -180,3 +181,22 @@ def test_check_config_refuses_timeouts_longer_than_fedloginds_directory_timeout(
     r = subprocess.run([binary(), "serve", "--config", config, "--check-config", "--fedlogin-config", fedlogin_conf],
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 0, r.stderr
+
+
+def test_change_password_goes_over_tls_too(tmp_path, tls_slapd, ca):
+    good = tls_slapd.directoryd_config(tmp_path / "good", uris=[tls_slapd.ldap_uri], tls="starttls",
+                                       ca_file=str(ca.ca_cert))
+    bad = tls_slapd.directoryd_config(tmp_path / "bad", uris=[tls_slapd.ldaps_uri], tls="ldaps",
+                                      ca_file=str(ca.other_ca_cert))
+    d = start_ldap_directoryd(tmp_path / "d", good)
+    try:
+        answer = ask(d.socket, {"op": "change_password", "user": "dora", "current": "dora-pw-1", "new": "dora-pw-2"})
+        assert answer == {"ok": True}, answer
+    finally:
+        d.stop()
+    d = start_ldap_directoryd(tmp_path / "d2", bad)
+    try:
+        answer = ask(d.socket, {"op": "change_password", "user": "dora", "current": "dora-pw-2", "new": "dora-pw-3"})
+        assert answer["ok"] is False and "TLS: the server's certificate is not trusted" in answer["error"], answer
+    finally:
+        d.stop()
