@@ -46,6 +46,8 @@ class SlapdPair:
         ports = [_free_port(), _free_port()]
         while ports[1] == ports[0]:
             ports[1] = _free_port()
+        for i in (1, 2):
+            (tmp / f"provider{i}").mkdir(parents=True, exist_ok=True)  # before a short link to it is made
         self.providers = [Slapd(tmp / f"provider{i}", port=p, config=replication_config(i, ports), **data)
                           for i, p in enumerate(ports, 1)]
         self.first, self.second = self.providers
