@@ -1,6 +1,7 @@
 import CLDAP
 import FedloginCore
 import Foundation
+import Logging
 import NIOPosix
 
 /// The directory protocol answered from an LDAP directory (docs/ldap.md):
@@ -25,6 +26,7 @@ public final class LDAPDirectory: DirectoryBackend {
     let password: String?
     var attrs: LDAPAttributes { config.attributes }
     static let poolThreads = 8
+    static let logger = Logger(label: "fedlogin-directoryd")
 
     static let pool: NIOThreadPool = {
         let pool = NIOThreadPool(numberOfThreads: poolThreads)
@@ -85,6 +87,9 @@ public final class LDAPDirectory: DirectoryBackend {
                     entry.handle.close()
                     connections.dropAll()
                     lost.append(e.description)
+                    Self.logger.notice(
+                        attempt == 0 ? "LDAP connection lost; trying once more on a new connection" : "LDAP connection lost again",
+                        metadata: ["reason": "\(SafeText.escape(e.description))"])
                 } catch let e as LDAPConnection.Failure {
                     connections.checkin(entry)
                     throw unavailable(e.description)

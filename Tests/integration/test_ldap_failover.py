@@ -4,6 +4,7 @@ single slapd restarted under fedlogin-directoryd's persistent connections
 (docs/ldap.md, "Connections" and "Replication").
 """
 import json
+import signal
 import socket
 import struct
 import time
@@ -91,6 +92,32 @@ def test_a_binding_written_through_one_provider_is_on_the_other(tmp_path, pair, 
         d.stop()
 
 
+def test_a_hung_first_provider_costs_timeouts_not_an_error(tmp_path, pair, in_namespace):
+    """A provider that stops answering (SIGSTOP: the kernel still accepts
+    connections) is left after `timeout`: the pooled connection's search
+    times out, the new connection's bind to it times out, the second answers."""
+    timeout = 1
+    d = sandbox.start_directoryd(tmp_path / "d", Path("/nonexistent"),
+                                 extra_args=["--config", pair.directoryd_config(tmp_path / "d", timeout=timeout)])
+    lookup = {"op": "lookup", "user": "alice"}
+    try:
+        assert ask(d.socket, lookup)["ok"]  # a pooled connection to the first
+        pair.first.process.send_signal(signal.SIGSTOP)
+        start = time.monotonic()
+        answer = ask(d.socket, lookup)
+        took = time.monotonic() - start
+        assert answer["ok"] and answer["user"]["username"] == "alice", answer
+        # The documented bound: timeout × (URIs + 1), with a margin for the searches.
+        assert took < timeout * 3 + 2, took
+        assert "LDAP connection lost; trying once more on a new connection" in d.log_text()
+        # The next request has the connection to the second.
+        assert ask(d.socket, lookup)["ok"]
+        assert "LDAP connection lost again" not in d.log_text()
+    finally:
+        pair.first.process.send_signal(signal.SIGCONT)
+        d.stop()
+
+
 def test_first_logins_go_on_when_the_first_provider_stops(tmp_path, idp_mock, in_namespace):
     names = [unique("fover") for _ in range(6)]
     for n in names:
@@ -98,13 +125,20 @@ def test_first_logins_go_on_when_the_first_provider_stops(tmp_path, idp_mock, in
     w = World(tmp_path, idp_mock, names, backend="ldap-pair")
     try:
         first, second = w.slapds
-        for i, n in enumerate(names):
-            if i == 3:
-                # Part-way: fedlogin-directoryd's pooled connections to the
-                # first provider are lost; the next request retries on the second.
+        def stop_first_then_sign_in(user):
+            def browser(url):
                 first.stop()
+                return w.browser(user)(url)
+            return browser
+
+        for i, n in enumerate(names):
+            # Part-way, in the middle of the fourth login (after its lookup,
+            # before its account and report are made): fedlogin-directoryd's
+            # pooled connections to the first provider are lost, and its next
+            # request is tried once more on a new connection, to the second.
+            browser = stop_first_then_sign_in(n) if i == 3 else None
             start = time.monotonic()
-            codes, a = w.login(n, ["", PASSCODE, PASSCODE])
+            codes, a = w.login(n, ["", PASSCODE, PASSCODE], browser=browser)
             assert codes == [pc.PAM_SUCCESS, pc.PAM_SUCCESS], a.transcript
             assert UNREACHABLE not in a.messages(pc.PAM_ERROR_MSG)
             assert time.monotonic() - start < 20
@@ -114,7 +148,10 @@ def test_first_logins_go_on_when_the_first_provider_stops(tmp_path, idp_mock, in
             assert len(w.wait_reports(n)) == 1, n
         assert len(slapd_pair.wait_for(second, DEVICE_DN, REPORTS, count=len(names))) == len(names)
         assert w.ctl_json("outbox")["pending"] == []
-        assert "is unavailable" not in w.directoryd.log_text()
+        log = w.directoryd.log_text()
+        assert "LDAP connection lost; trying once more on a new connection" in log
+        assert "LDAP connection lost again" not in log
+        assert "LDAP directory is unavailable" not in w.fedlogind.log_text()
     finally:
         w.stop()
 
@@ -142,6 +179,7 @@ def test_both_providers_down_keeps_the_reports_and_delivers_each_once(tmp_path, 
         codes, a = w.login(late, ["x"], browser=None)
         assert codes[0] != pc.PAM_SUCCESS, a.transcript
         assert UNREACHABLE in a.messages(pc.PAM_ERROR_MSG), a.transcript
+        assert "LDAP directory is unavailable" in w.fedlogind.log_text()
         assert not a.urls
         w.ctl("outbox", "deliver", check=False)
         assert len(w.ctl_json("outbox")["pending"]) == len(early)
@@ -191,7 +229,7 @@ def test_a_restarted_slapd_is_used_again_without_an_error(tmp_path, in_namespace
             answer = ask(d.socket, lookup)
             assert answer["ok"] and answer["user"]["username"] == "alice", answer
         assert accepted(server) == 2
-        assert "unavailable" not in d.log_text()
+        assert d.log_text().count("LDAP connection lost; trying once more on a new connection") == 1
         # A directory that is down is still an error, and the next request after it is back succeeds.
         server.stop()
         answer = ask(d.socket, lookup)
