@@ -1,15 +1,19 @@
 import CLDAP
 import FedloginCore
 import Foundation
+import Logging
 import NIOPosix
 
 /// The directory protocol answered from an LDAP directory (docs/ldap.md):
 /// lookup, access, policy, device_users, report_binding, list_reports and
 /// change_password (a Password Modify bound as the user).
 ///
-/// Each request opens a connection (the configured URIs in order, the first
-/// that binds wins), makes its searches and closes it; every network wait is
-/// bounded by the configured timeout. The calls block, on a pool of their own.
+/// Each request takes a persistent connection from a small pool or opens
+/// one (the configured URIs in order, the first that binds wins); a
+/// connection lost during a request is dropped and the request tried once
+/// more on a new one (`withConnection`). Every network wait is bounded by
+/// the configured timeout. The calls block, on a pool of threads of their
+/// own; each connection is used by one of them at a time.
 ///
 /// It never mistakes an error for "no such user": a failed search throws
 /// (the protocol's unavailable answer), and before it answers "no such user"
@@ -21,9 +25,11 @@ public final class LDAPDirectory: DirectoryBackend {
     let config: DirectorydConfig.LDAPBackend
     let password: String?
     var attrs: LDAPAttributes { config.attributes }
+    static let poolThreads = 8
+    static let logger = Logger(label: "fedlogin-directoryd")
 
     static let pool: NIOThreadPool = {
-        let pool = NIOThreadPool(numberOfThreads: 8)
+        let pool = NIOThreadPool(numberOfThreads: poolThreads)
         pool.start()
         return pool
     }()
@@ -32,6 +38,10 @@ public final class LDAPDirectory: DirectoryBackend {
     public init(config: DirectorydConfig.LDAPBackend, password: String?) {
         self.config = config
         self.password = password
+        connections = LDAPConnections(capacity: Self.poolThreads)
+        // libldap writes with write(2): a server that closed the connection
+        // must give EPIPE (a lost connection), not end the process.
+        signal(SIGPIPE, SIG_IGN)
     }
 
     func unavailable(_ why: String) -> DirectoryError { DirectoryError("the LDAP directory is unavailable: \(why)") }
@@ -109,25 +119,63 @@ public final class LDAPDirectory: DirectoryBackend {
         return "TLS: the server's certificate is not trusted: it does not chain to \(ca), or it has expired (\(cert))"
     }
 
-    /// Runs `body` with a bound connection, off the concurrency pool.
+    /// The persistent connections (docs/ldap.md, "Connections"): at most
+    /// one per thread of `pool`, each used by one request at a time.
+    let connections: LDAPConnections
+
+    /// Runs `body` with a bound connection, off the concurrency pool: an
+    /// idle one from the pool, or a new one (the URIs in order, the first
+    /// that binds wins). When the connection is lost during `body`
+    /// (`LDAPResultKind.connectionLost`) it is dropped, with every idle one,
+    /// and `body` runs once more on a new connection, which tries the URIs
+    /// in order again: a restarted or lost server costs a retry, not an
+    /// error. Any answer of the server stands and keeps the connection.
     func withConnection<T: Sendable>(_ body: @escaping @Sendable (LDAPConnection) throws -> T) async throws -> T {
         try await Self.pool.runIfActive { [self] in
-            var problems: [String] = []
-            for uri in config.uris {
-                let (connection, _, reason) = connect(uri)
-                guard let c = connection else {
-                    problems.append("\(uri): \(reason)")
-                    continue
+            var lost: [String] = []
+            for attempt in 0..<2 {
+                let entry: LDAPConnections.Entry
+                if attempt == 0, let idle = connections.checkout() {
+                    entry = idle
+                } else {
+                    entry = try open(after: lost)
                 }
-                defer { c.close() }
                 do {
-                    return try body(c)
+                    let result = try body(entry.handle)
+                    connections.checkin(entry)
+                    return result
+                } catch let e as LDAPConnection.Failure where e.kind == .connectionLost {
+                    entry.handle.close()
+                    connections.dropAll()
+                    lost.append(e.description)
+                    Self.logger.notice(
+                        attempt == 0 ? "LDAP connection lost; trying once more on a new connection" : "LDAP connection lost again",
+                        metadata: ["reason": "\(SafeText.escape(e.description))"])
                 } catch let e as LDAPConnection.Failure {
+                    connections.checkin(entry)
                     throw unavailable(e.description)
+                } catch {
+                    connections.checkin(entry)
+                    throw error
                 }
             }
-            throw unavailable(problems.joined(separator: "; "))
+            throw unavailable(lost.joined(separator: "; then "))
         }
+    }
+
+    /// A new connection: the URIs in order, the first that binds. Throws
+    /// unavailable, with each URI's reason, when none does.
+    func open(after lost: [String]) throws -> LDAPConnections.Entry {
+        var problems = lost
+        for (i, uri) in config.uris.enumerated() {
+            let (connection, _, reason) = connect(uri)
+            guard let c = connection else {
+                problems.append("\(uri): \(reason)")
+                continue
+            }
+            return connections.opened(c, uriIndex: i)
+        }
+        throw unavailable(problems.joined(separator: "; "))
     }
 
     // MARK: the operations
@@ -364,9 +412,15 @@ final class LDAPConnection {
     let uri: String
     let timeout: Int32
 
+    /// A failed operation; `kind` says whether the connection is lost
+    /// (libldap's result code) or the directory answered.
     struct Failure: Error, CustomStringConvertible {
         var description: String
-        init(_ d: String) { description = d }
+        var kind: LDAPResultKind
+        init(_ d: String, rc: Int32? = nil) {
+            description = d
+            kind = rc.map { LDAPResultKind.of($0) } ?? .answer
+        }
     }
 
     init(ld: OpaquePointer, uri: String, timeout: Int32) {
@@ -391,7 +445,7 @@ final class LDAPConnection {
             }
         }
         if rc == LDAP_ALREADY_EXISTS { return true }
-        guard rc == LDAP_SUCCESS else { throw Failure("\(uri): add of \(dn): \(cText(err))") }
+        guard rc == LDAP_SUCCESS else { throw Failure("\(uri): add of \(dn): \(cText(err))", rc: rc) }
         return false
     }
 
@@ -408,7 +462,7 @@ final class LDAPConnection {
         defer { if let res { ldap_msgfree(res) } }
         if rc == LDAP_NO_SUCH_OBJECT { return nil }
         guard rc == LDAP_SUCCESS || (rc == LDAP_SIZELIMIT_EXCEEDED && sizeLimit > 0), let res else {
-            throw Failure("\(uri): search of \(base): \(cText(err))")
+            throw Failure("\(uri): search of \(base): \(cText(err))", rc: rc)
         }
         var entries: [LDAPEntry] = []
         var e = ldap_first_entry(ld, res)
@@ -461,6 +515,41 @@ enum TLSNames {
             if d.hasPrefix("*."), let dot = h.firstIndex(of: "."), h[dot...] == d.dropFirst(1) { return true }
         }
         return false
+    }
+}
+
+/// fedlogin-directoryd's persistent LDAP connections: `LDAPPoolBook`'s
+/// bookkeeping under a lock, on a monotonic clock; connections are closed
+/// outside the lock.
+final class LDAPConnections: @unchecked Sendable {
+    typealias Entry = LDAPPoolBook<LDAPConnection>.Entry
+    private var book: LDAPPoolBook<LDAPConnection>
+    private let lock = NSLock()
+
+    init(capacity: Int) {
+        book = LDAPPoolBook(capacity: capacity)
+    }
+
+    static func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
+
+    func opened(_ c: LDAPConnection, uriIndex: Int) -> Entry {
+        Entry(handle: c, uriIndex: uriIndex, opened: Self.now())
+    }
+
+    func checkout() -> Entry? {
+        let now = Self.now()
+        let (reuse, close) = lock.withLock { book.checkout(now: now) }
+        for c in close { c.close() }
+        return reuse
+    }
+
+    func checkin(_ e: Entry) {
+        let now = Self.now()
+        for c in lock.withLock({ book.checkin(e, now: now) }) { c.close() }
+    }
+
+    func dropAll() {
+        for c in lock.withLock({ book.dropAll() }) { c.close() }
     }
 }
 

@@ -80,20 +80,24 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def config_ldif(db_dir: Path, acl: list[str] | None = None) -> str:
-    """cn=config for slapadd -n0: back_mdb, the four schemas, one database."""
+def config_ldif(db_dir: Path, acl: list[str] | None = None, modules: tuple[str, ...] = (), global_lines: str = "",
+                database_lines: str = "", entries: str = "") -> str:
+    """cn=config for slapadd -n0: back_mdb, the four schemas, one database.
+    `modules` are loaded after back_mdb; `global_lines` and `database_lines`
+    are added to cn=config and to the mdb database's entry, `entries` (e.g.
+    an overlay under the database) at the end (harness/slapd_pair.py)."""
     parts = [f"""dn: cn=config
 objectClass: olcGlobal
 cn: config
 olcLogLevel: stats
 olcPasswordCryptSaltFormat: $6$%.16s
-
+{global_lines}
 dn: cn=module{{0}},cn=config
 objectClass: olcModuleList
 cn: module{{0}}
 olcModulePath: {MODULE_PATH}
 olcModuleLoad: back_mdb
-
+""" + "".join(f"olcModuleLoad: {m}\n" for m in modules) + f"""
 dn: cn=schema,cn=config
 objectClass: olcSchemaConfig
 cn: schema
@@ -124,7 +128,9 @@ olcRootPW: {ROOT_PW}
 olcDbIndex: objectClass eq
 olcDbIndex: uid,mail,cn eq
 olcDbIndex: member eq
-""" + "".join(f"olcAccess: {{{i}}}{rule}\n" for i, rule in enumerate(acl)))
+""" + database_lines + "".join(f"olcAccess: {{{i}}}{rule}\n" for i, rule in enumerate(acl)))
+    if entries:
+        parts.append(entries)
     return "\n".join(p.rstrip("\n") + "\n" for p in parts)
 
 
@@ -206,13 +212,16 @@ class Slapd:
 
     def __init__(self, tmp: Path, users: list[dict] | None = None, groups: dict[str, list[str]] | None = None,
                  devices: dict[str, list[str]] | None = None, policy: dict | None = None,
-                 acl: list[str] | None = None, tls=None):
+                 acl: list[str] | None = None, tls=None, port: int | None = None, config: dict | None = None):
+        """`tls`: harness/testca.py's files for slapd's TLS; `port`: the
+        loopback port (a free one by default); `config`: more keyword
+        arguments for config_ldif (modules, replication)."""
         self.tmp = sandbox.short_dir(Path(tmp))
         self.tls = tls
         self.conf_dir = self.tmp / "slapd.d"
         self.db_dir = self.tmp / "slapd-db"
         self.ldapi_path = self.tmp / "ldapi"
-        self.port = _free_port()
+        self.port = port or _free_port()
         self.ldapi_uri = "ldapi://" + urllib.parse.quote(str(self.ldapi_path), safe="")
         self.ldap_uri = f"ldap://127.0.0.1:{self.port}"
         self.process: sandbox.Process | None = None
@@ -220,7 +229,7 @@ class Slapd:
             d.mkdir(parents=True, exist_ok=True)
         self.ldaps_port = _free_port() if tls else None
         self.ldaps_uri = f"ldaps://127.0.0.1:{self.ldaps_port}" if tls else None
-        (self.tmp / "config.ldif").write_text(tls_config(config_ldif(self.db_dir, acl), tls))
+        (self.tmp / "config.ldif").write_text(tls_config(config_ldif(self.db_dir, acl, **(config or {})), tls))
         self._run(["slapadd", "-n0", "-F", self.conf_dir, "-l", self.tmp / "config.ldif"])
         pol = default_policy()
         pol.update(policy or {})

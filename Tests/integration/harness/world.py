@@ -24,9 +24,11 @@ def unique(prefix: str) -> str:
 
 
 class World:
-    """`backend`: "file" (fedlogin-directoryd serves a directory file) or
+    """`backend`: "file" (fedlogin-directoryd serves a directory file),
     "ldap" (it serves the same users, groups, devices and policy from a real
-    slapd, harness/slapd.py)."""
+    slapd, harness/slapd.py) or "ldap-pair" (from two slapd in multi-provider
+    replication, harness/slapd_pair.py: `slapd` is the first, `slapds` both,
+    and fedlogin-directoryd lists both URIs, the first first)."""
 
     def __init__(self, tmp: Path, idp, users, policy=None, devices=None, idp_name="demo", config=None,
                  start=True, env=None, more_idps=None, backend="file"):
@@ -35,23 +37,31 @@ class World:
         self.idp_name = idp_name
         self.backend = backend
         self.slapd = None
+        self.slapds = []
         self.directory_file = sandbox.write_directory(self.tmp / "directory.json", users,
                                                       {"default_idp": idp_name, **(policy or {})}, devices)
-        if backend == "ldap":
+        if backend in ("ldap", "ldap-pair"):
             import slapd as slapd_harness
 
             doc = json.loads(self.directory_file.read_text())
             ldap_users, groups = slapd_harness.from_directory_records(doc["users"])
             device_id = (config or {}).get("daemon", {}).get("device_id", "demo-device-1")
-            self.slapd = slapd_harness.Slapd(self.tmp / "slapd", users=ldap_users, groups=groups,
-                                             devices={device_id: [], **doc["devices"]}, policy=doc["policy"])
+            data = dict(users=ldap_users, groups=groups, devices={device_id: [], **doc["devices"]}, policy=doc["policy"])
+            if backend == "ldap-pair":
+                import slapd_pair
+
+                servers = slapd_pair.SlapdPair(self.tmp / "slapd", **data)
+                self.slapd, self.slapds = servers.first, servers.providers
+            else:
+                servers = self.slapd = slapd_harness.Slapd(self.tmp / "slapd", **data)
+                self.slapds = [self.slapd]
             try:
-                self.slapd.start()
+                servers.start()
                 self.directoryd = sandbox.start_directoryd(
                     self.tmp, Path("/nonexistent"),
-                    extra_args=["--config", self.slapd.directoryd_config(self.tmp / "directoryd")])
+                    extra_args=["--config", servers.directoryd_config(self.tmp / "directoryd")])
             except BaseException:
-                self.slapd.stop()
+                servers.stop()
                 raise
         else:
             self.directoryd = sandbox.start_directoryd(self.tmp, self.directory_file)
@@ -123,8 +133,8 @@ class World:
         for p in (self.fedlogind, self.directoryd):
             if p is not None and p.alive:
                 p.stop()
-        if self.slapd is not None:
-            self.slapd.stop()
+        for s in self.slapds:
+            s.stop()
 
 
 def passwd_entry(name: str):
