@@ -240,7 +240,11 @@ class Slapd:
 
     def __init__(self, tmp: Path, users: list[dict] | None = None, groups: dict[str, list[str]] | None = None,
                  devices: dict[str, list[str]] | None = None, policy: dict | None = None,
-                 acl: list[str] | None = None, unbound: dict[str, list[str]] | None = None):
+                 acl: list[str] | None = None, unbound: dict[str, list[str]] | None = None,
+                 unchecked_ldif: str | None = None):
+        """`unchecked_ldif`: more entries, loaded without schema checks
+        (`slapadd -s`), for entries no server would accept (two values of a
+        SINGLE-VALUE attribute)."""
         self.tmp = sandbox.short_dir(Path(tmp))
         self.conf_dir = self.tmp / "slapd.d"
         self.db_dir = self.tmp / "slapd-db"
@@ -259,6 +263,9 @@ class Slapd:
         self.unbound = dict(unbound or {})
         (self.tmp / "data.ldif").write_text(data_ldif(users or [], groups or {}, self.devices, pol, self.unbound))
         self._run(["slapadd", "-n1", "-F", self.conf_dir, "-l", self.tmp / "data.ldif"])
+        if unchecked_ldif:
+            (self.tmp / "unchecked.ldif").write_text(unchecked_ldif)
+            self._run(["slapadd", "-s", "-n1", "-F", self.conf_dir, "-l", self.tmp / "unchecked.ldif"])
 
     def _run(self, argv):
         r = subprocess.run([str(a) for a in argv], capture_output=True, text=True, timeout=30)
