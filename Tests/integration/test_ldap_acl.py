@@ -250,3 +250,26 @@ def test_malformed_entries_are_logged_and_never_a_user_nor_a_crash(tmp_path):
         d3.stop()
         d.stop()
         server.stop()
+
+
+@pytest.mark.namespace
+def test_a_uid_outside_the_range_or_a_name_useradd_refuses_is_refused_by_fedlogind(tmp_path, strict, in_namespace):
+    from world import World, passwd_entry, unique
+    import pamclient as pc
+
+    low, bad = unique("lowuid"), "9lives"
+    for n in (low, bad):
+        strict.add_user(n, email=f"{n}@example.test")
+    w = World(tmp_path, strict, [{"username": low, "uid": 75000}, {"username": bad}], backend="ldap")
+    try:
+        for name in (low, bad):
+            codes, a = w.login(name, [""])
+            assert codes[0] != pc.PAM_SUCCESS, (name, a.transcript)
+            assert not a.urls, (name, a.transcript)  # no sign-in started
+            assert passwd_entry(name) is None
+        log = w.fedlogind.log_text()
+        assert "outside the range for directory uids (80000-99999)" in log, log[-3000:]
+        assert '"9lives" is not a valid Linux username' in log
+        assert w.directoryd.alive and w.fedlogind.alive
+    finally:
+        w.stop()
