@@ -72,7 +72,7 @@ struct DirectorydConfigTests {
     }
 
     @Test func saslExternalNeedsLdapi() throws {
-        let external = ldap.replacingFirst("bind_dn = \"cn=directoryd,dc=example,dc=test\"\n", "")
+        let external = ldap.replacingFirst("bind_dn = \"cn=dev1,ou=devices,dc=example,dc=test\"\n", "")
             .replacingFirst("bind_password_file = \"/etc/fedlogin-directoryd/ldap.secret\"\n", "")
         #expect(problem(external)?.key == "ldap.uris")
         let c = try DirectorydConfig.parse(path: path, text: external.replacingFirst(", \"ldap://ldap1.example.test\"", ""))
@@ -121,7 +121,9 @@ struct DirectorydConfigTests {
                 .disabled == false)
         // ppolicy's lock, whatever its value, is disabled.
         #expect(
-            a.user(from: LDAPEntry(dn: "x=y", attributes: ["uid": ["b"], "mail": ["b@x"], "pwdAccountLockedTime": ["000001010000Z"]]), groups: [], today: 1)?
+            a.user(
+                from: LDAPEntry(dn: "x=y", attributes: ["uid": ["b"], "mail": ["b@x"], "pwdAccountLockedTime": ["000001010000Z"]]), groups: [],
+                today: 1)?
                 .disabled == true)
         #expect(a.userAttributes.contains("pwdAccountLockedTime"))
     }
@@ -141,7 +143,9 @@ struct DirectorydConfigTests {
         #expect(problem(["uidNumber": ["-1"]])?.contains("is not a number") == true)
         #expect(problem(["displayName": ["Bob\nroot::0:0"]])?.contains("control character") == true)
         #expect(problem(["uid": ["bob\n"]])?.contains("control character") == true)
-        #expect(a.user(from: LDAPEntry(dn: "uid=bob", attributes: ["uid": ["bob"], "mail": ["b@x"], "uidNumber": ["1", "2"]]), groups: [], today: 1) == nil)
+        #expect(
+            a.user(from: LDAPEntry(dn: "uid=bob", attributes: ["uid": ["bob"], "mail": ["b@x"], "uidNumber": ["1", "2"]]), groups: [], today: 1)
+                == nil)
     }
 
     @Test func theOpenLDAPPresetReadsTheFedloginSchemaAndEveryNameIsOverridable() throws {

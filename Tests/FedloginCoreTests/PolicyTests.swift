@@ -109,6 +109,13 @@ struct PolicyTests {
         } else {
             Issue.record("no hash, not associated")
         }
+        var external = u
+        external.passwordAuthority = .external
+        if case .askPasscode(let n) = LoginPlanner.passwordDecision(user: external, policy: sync, associated: false, hashSupported: { _ in true }) {
+            #expect(n?.contains("not synced to devices") == true)
+        } else {
+            Issue.record("external, not associated")
+        }
         u.passwordSync = false
         u.passwordHash = "$y$j9T$abc$def"
         #expect(LoginPlanner.passwordDecision(user: u, policy: sync, hashSupported: { _ in true }) == .askPasscode(notice: nil))

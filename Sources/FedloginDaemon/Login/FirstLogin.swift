@@ -132,7 +132,8 @@ struct LoginFlow: Sendable {
     }
 
     func firstLogin(
-        _ plan: FirstLoginPlan, policy: DevicePolicy, associated: Bool = true, pending: StateStore.Account? = nil, request: PAMRequest, conv: any PAMConversation, log: Logger
+        _ plan: FirstLoginPlan, policy: DevicePolicy, associated: Bool = true, pending: StateStore.Account? = nil, request: PAMRequest,
+        conv: any PAMConversation, log: Logger
     ) async throws -> (ResultStatus, String) {
         let client = runtime.idps[plan.idp]!
         let identity = try await SignIn(runtime: runtime).run(client: client, plan: plan, request: request, conv: conv, log: log)
