@@ -44,6 +44,7 @@ WEIGHTS = {
     "test_daemon.py": 12,
     "test_device_access.py": 10,
     "test_ldap_directory.py": 6,
+    "test_ldap_acl.py": 3,
     "test_flooding.py": 10,
     "test_nss_daemon.py": 6,
 }
