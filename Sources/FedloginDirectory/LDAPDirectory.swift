@@ -155,7 +155,8 @@ public final class LDAPDirectory: DirectoryBackend {
         do {
             return try JSONDecoder().decode(DevicePolicy.self, from: JSONSerialization.data(withJSONObject: object))
         } catch {
-            throw LDAPConnection.Failure("the \(attrs.policy) of \(config.policyDN) is not a valid policy (JSON): \(error)")
+            let whose = own.map { "\(config.policyDN) with the device entry \(SafeText.escape($0.dn))'s" } ?? config.policyDN
+            throw LDAPConnection.Failure("the \(attrs.policy) of \(whose) is not a valid policy (JSON): \(error)")
         }
     }
 

@@ -273,3 +273,18 @@ def test_a_uid_outside_the_range_or_a_name_useradd_refuses_is_refused_by_fedlogi
         assert w.directoryd.alive and w.fedlogind.alive
     finally:
         w.stop()
+
+
+def test_the_shipped_acl_file_loads_with_ldapmodify_as_docs_ldap_md_says(tmp_path):
+    # A slapd whose rules let every user read everything, then the file as shipped (suffix put in).
+    server = slapd_harness.Slapd(tmp_path / "slapd", users=USERS_, devices=DEVICES_, policy=POLICY,
+                                 acl=["to * by * read"])
+    server.start()
+    try:
+        assert "userPassword::" in user_password(server, device_dn("dev1"), DEVICE_PW % "dev1", "bob")
+        text = (slapd_harness.PACKAGING / "fedlogin-acl.ldif").read_text()
+        server.ldapmodify_config(text.replace(slapd_harness.SHIPPED_SUFFIX, slapd_harness.SUFFIX))
+        assert "userPassword" not in user_password(server, device_dn("dev1"), DEVICE_PW % "dev1", "bob")
+        assert "userPassword::" in user_password(server, device_dn("dev1"), DEVICE_PW % "dev1", "alice")
+    finally:
+        server.stop()
