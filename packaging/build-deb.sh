@@ -116,6 +116,12 @@ inst 0644 "$PKG/fedlogin.conf" /etc/fedlogin/fedlogin.conf
 install -d -m 0755 "$STAGE/etc/fedlogin/conf.d"
 inst 0644 "$PKG/debian/sshd_config" /etc/ssh/sshd_config.d/fedlogin.conf
 
+# The LDAP schema and example access rules for OpenLDAP's cn=config
+# (docs/ldap.md): data for the directory's administrators, not configuration.
+for ldif in fedlogin.ldif fedlogin-acl.ldif; do
+    inst 0644 "$PKG/ldap/$ldif" "/usr/share/fedlogin/ldap/$ldif"
+done
+
 # The pam-auth-update profiles (fedlogin, fedlogin-authfail,
 # fedlogin-password), built from the one stack definition, pam/fedlogin.pam.
 sh "$PKG/pam-configs.sh" "$STAGE/usr/share/pam-configs" ||

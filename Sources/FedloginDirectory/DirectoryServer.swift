@@ -77,6 +77,8 @@ public struct DirectoryServer: Service {
                         let request = try JSONDecoder().decode(DirectoryRequest.self, from: Data(frame.readableBytesView))
                         response = try await handle(request, peer: peer)
                     } catch let e as DirectoryError {
+                        // What made the directory unavailable (or refuse), for the administrator.
+                        logger.warning("request failed: \(SafeText.escape(e.description))")
                         response = DirectoryResponse(ok: false, error: e.description)
                     } catch {
                         response = DirectoryResponse(ok: false, error: "bad request: \(error)")
@@ -102,7 +104,7 @@ public struct DirectoryServer: Service {
             if !peer.isRoot { user.passwordHash = nil }
             return DirectoryResponse(ok: true, user: user)
         case .policy:
-            return DirectoryResponse(ok: true, policy: try await store.currentPolicy())
+            return DirectoryResponse(ok: true, policy: try await store.currentPolicy(device: request.deviceID))
         case .deviceUsers:
             guard let device = request.deviceID else { throw DirectoryError("device_users needs \"device_id\"") }
             return DirectoryResponse(ok: true, users: try await store.users(of: device))

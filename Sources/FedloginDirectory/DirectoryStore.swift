@@ -114,7 +114,8 @@ public actor DirectoryStore: DirectoryBackend {
         return file.policy
     }
 
-    public func currentPolicy() -> DevicePolicy { policy }
+    /// One policy for every device (the file has no per-device policy).
+    public func currentPolicy(device: String?) -> DevicePolicy { policy }
 
     /// Users associated with a device: by the directory file, or by a binding
     /// the device reported (until it reports an unbind or the admin lists the
@@ -194,7 +195,8 @@ public actor DirectoryStore: DirectoryBackend {
 public protocol DirectoryBackend: Sendable {
     /// A user by username or company email; nil when there is no such user.
     func lookup(_ nameOrEmail: String) async throws -> DirectoryUser?
-    func currentPolicy() async throws -> DevicePolicy
+    /// The policy; for `device`, when given, its own where the backend keeps one.
+    func currentPolicy(device: String?) async throws -> DevicePolicy
     /// The usernames associated with a device.
     func users(of device: String) async throws -> [String]
     /// What the directory says about `user` on `device`; nil when there is no such user.

@@ -215,6 +215,10 @@ public final class LDAPDirectory: DirectoryBackend {
             throw LDAPConnection.Failure("groups_base \(config.groupsBase) does not exist or is hidden from the bind DN")
         }
         let names = groups.compactMap { $0.first(attrs.groupName) }
+        if let problem = attrs.problem(with: entry) {
+            // Neither "no such user" (a sync would lock the account) nor a guess.
+            throw LDAPConnection.Failure("the user entry \(SafeText.escape(entry.dn)) is malformed: \(problem)")
+        }
         guard let user = attrs.user(from: entry, groups: names, today: Int(Date().timeIntervalSince1970 / 86400)) else {
             throw LDAPConnection.Failure("the entry \(entry.dn) has no \(attrs.username) or no \(attrs.email) the bind DN can read")
         }
@@ -238,11 +242,13 @@ public final class LDAPDirectory: DirectoryBackend {
         _ = try policy(on: c)
     }
 
-    public func currentPolicy() async throws -> DevicePolicy {
-        try await withConnection { c in try self.policy(on: c) }
+    public func currentPolicy(device: String?) async throws -> DevicePolicy {
+        try await withConnection { c in try self.policy(on: c, device: device) }
     }
 
-    func policy(on c: LDAPConnection) throws -> DevicePolicy {
+    /// The policy entry's policy; for `device`, a policy on its own entry
+    /// (the same attribute) replaces the policy entry's keys it has.
+    func policy(on c: LDAPConnection, device: String? = nil, deviceEntry: LDAPEntry? = nil) throws -> DevicePolicy {
         guard
             let entries = try c.search(
                 base: config.policyDN, scope: LDAP_SCOPE_BASE, filter: "(objectClass=*)", attributes: [attrs.policy], sizeLimit: 1),
@@ -250,14 +256,33 @@ public final class LDAPDirectory: DirectoryBackend {
         else {
             throw LDAPConnection.Failure("policy_dn \(config.policyDN) does not exist or is hidden from the bind DN")
         }
-        guard let json = e.first(attrs.policy) else {
-            throw LDAPConnection.Failure("the policy entry \(config.policyDN) has no \(attrs.policy) the bind DN can read")
+        var object = try policyObject(e, what: "the policy entry \(config.policyDN)", required: true)
+        var own: LDAPEntry? = deviceEntry
+        if own == nil, let device { own = try self.deviceEntry(device, on: c) }
+        if let own {
+            for (k, v) in try policyObject(own, what: "the device entry \(SafeText.escape(own.dn))", required: false) { object[k] = v }
         }
         do {
-            return try JSONDecoder().decode(DevicePolicy.self, from: Data(json.utf8))
+            return try JSONDecoder().decode(DevicePolicy.self, from: JSONSerialization.data(withJSONObject: object))
         } catch {
-            throw LDAPConnection.Failure("the \(attrs.policy) of \(config.policyDN) is not a valid policy (JSON): \(error)")
+            let whose = own.map { "\(config.policyDN) with the device entry \(SafeText.escape($0.dn))'s" } ?? config.policyDN
+            throw LDAPConnection.Failure("the \(attrs.policy) of \(whose) is not a valid policy (JSON): \(error)")
         }
+    }
+
+    /// The JSON object in `e`'s policy attribute ([:] when it has none and
+    /// none is required).
+    func policyObject(_ e: LDAPEntry, what: String, required: Bool) throws -> [String: Any] {
+        let values = e[attrs.policy]
+        guard values.count <= 1 else { throw LDAPConnection.Failure("\(what) has \(values.count) values of \(attrs.policy), where one is expected") }
+        guard let json = values.first else {
+            if required { throw LDAPConnection.Failure("\(what) has no \(attrs.policy) the bind DN can read") }
+            return [:]
+        }
+        guard let object = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any] else {
+            throw LDAPConnection.Failure("the \(attrs.policy) of \(what) is not a valid policy (a JSON object)")
+        }
+        return object
     }
 
     public func users(of device: String) async throws -> [String] {
@@ -269,7 +294,8 @@ public final class LDAPDirectory: DirectoryBackend {
         let filter = "(\(attrs.deviceID)=\(LDAPFilter.escape(device)))"
         guard
             let devices = try c.search(
-                base: config.devicesBase, scope: LDAP_SCOPE_SUBTREE, filter: "(&(objectClass=device)\(filter))", attributes: [attrs.deviceUsers],
+                base: config.devicesBase, scope: LDAP_SCOPE_SUBTREE, filter: "(&(objectClass=\(attrs.deviceClass))\(filter))",
+                attributes: [attrs.deviceUsers, attrs.unboundUsers, attrs.policy],
                 sizeLimit: 2)
         else {
             throw LDAPConnection.Failure("devices_base \(config.devicesBase) does not exist or is hidden from the bind DN")
@@ -281,7 +307,8 @@ public final class LDAPDirectory: DirectoryBackend {
             // "nobody is associated").
             guard
                 let some = try c.search(
-                    base: config.devicesBase, scope: LDAP_SCOPE_SUBTREE, filter: "(objectClass=device)", attributes: ["1.1"], sizeLimit: 1),
+                    base: config.devicesBase, scope: LDAP_SCOPE_SUBTREE, filter: "(objectClass=\(attrs.deviceClass))", attributes: ["1.1"],
+                    sizeLimit: 1),
                 !some.isEmpty
             else {
                 throw LDAPConnection.Failure("the bind DN sees no device under devices_base \(config.devicesBase)")
@@ -290,51 +317,65 @@ public final class LDAPDirectory: DirectoryBackend {
         return devices.first
     }
 
-    func users(of device: String, on c: LDAPConnection) throws -> [String] {
-        guard let entry = try deviceEntry(device, on: c) else { return [] }
+    /// The usernames of the user entries `dns` name, in order; a DN that no
+    /// longer names a user is left out.
+    func usernames(_ dns: [String], on c: LDAPConnection) throws -> [String] {
         var names: [String] = []
-        var listed: [String] = []
-        for dn in entry[attrs.deviceUsers] {
-            // A user removed from the directory is no longer associated.
+        for dn in dns {
             guard let users = try c.search(base: dn, scope: LDAP_SCOPE_BASE, filter: "(objectClass=*)", attributes: [attrs.username], sizeLimit: 1)
             else { continue }
             if let name = users.first?.first(attrs.username), !names.contains(name) { names.append(name) }
         }
-        listed = names
-        // With self-service a reported binding associates its user too, until
-        // the device reports an unbind (the last report per user wins), as
-        // the file backend does.
-        guard try policy(on: c).selfService else { return names }
-        var reported: [String: Bool] = [:]
-        for r in try reports(under: entry.dn, scope: LDAP_SCOPE_ONELEVEL, on: c) where r.deviceID == device {
-            reported[r.username] = r.action != "unbind"
-        }
-        for (name, bound) in reported.sorted(by: { $0.key < $1.key }) {
-            if bound && !names.contains(name) { names.append(name) }
-            if !bound && !listed.contains(name) { names.removeAll { $0 == name } }
-        }
         return names
+    }
+
+    func users(of device: String, on c: LDAPConnection) throws -> [String] {
+        guard let entry = try deviceEntry(device, on: c) else { return [] }
+        return try users(of: device, entry: entry, on: c)
+    }
+
+    /// As the file backend: the administrators' list, and with self-service
+    /// the users of reported bindings (the last report per user wins, an
+    /// unbind ends it); without those the administrators removed.
+    func users(of device: String, entry: LDAPEntry, on c: LDAPConnection) throws -> [String] {
+        var names = try usernames(entry[attrs.deviceUsers], on: c)
+        let listed = names
+        if try policy(on: c, deviceEntry: entry).selfService {
+            var reported: [String: Bool] = [:]
+            for r in try reports(under: entry.dn, scope: LDAP_SCOPE_ONELEVEL, on: c) where r.deviceID == device {
+                reported[r.username] = r.action != "unbind"
+            }
+            for (name, bound) in reported.sorted(by: { $0.key < $1.key }) {
+                if bound && !names.contains(name) { names.append(name) }
+                if !bound && !listed.contains(name) { names.removeAll { $0 == name } }
+            }
+        }
+        let removed = Set(try usernames(entry[attrs.unboundUsers], on: c))
+        return names.filter { !removed.contains($0) }
     }
 
     /// The binding reports kept under `base`, in the order they were bound.
     func reports(under base: String, scope: Int32, on c: LDAPConnection) throws -> [BindingReport] {
         guard
             let entries = try c.search(
-                base: base, scope: scope, filter: "(objectClass=applicationProcess)", attributes: [attrs.policy], sizeLimit: 0)
+                base: base, scope: scope, filter: "(objectClass=\(attrs.bindingClass))", attributes: [attrs.bindingReport], sizeLimit: 0)
         else { return [] }
         let decoder = JSONDecoder()
-        let found = entries.compactMap { e in e.first(attrs.policy).flatMap { try? decoder.decode(BindingReport.self, from: Data($0.utf8)) } }
+        let found = entries.compactMap { e in e.first(attrs.bindingReport).flatMap { try? decoder.decode(BindingReport.self, from: Data($0.utf8)) } }
         return found.sorted { ($0.boundAt, $0.key) < ($1.boundAt, $1.key) }
     }
 
     public func access(user: String, device: String) async throws -> DeviceAccess? {
         try await withConnection { c in
             guard let u = try self.lookup(user, on: c) else { return nil }
-            let policy = try self.policy(on: c)
-            let associated = try self.users(of: device, on: c).contains(u.username)
-            // The admin's removal of an association has no stand-in in the
-            // base schemas yet (docs/ldap.md): never unbound.
-            return DeviceAccess(associated: associated, unbound: false, disabled: u.disabled, selfService: policy.selfService)
+            guard let entry = try self.deviceEntry(device, on: c) else {
+                let policy = try self.policy(on: c)
+                return DeviceAccess(associated: false, unbound: false, disabled: u.disabled, selfService: policy.selfService)
+            }
+            let policy = try self.policy(on: c, deviceEntry: entry)
+            let associated = try self.users(of: device, entry: entry, on: c).contains(u.username)
+            let unbound = try self.usernames(entry[self.attrs.unboundUsers], on: c).contains(u.username)
+            return DeviceAccess(associated: associated, unbound: unbound, disabled: u.disabled, selfService: policy.selfService)
         }
     }
 
@@ -375,9 +416,9 @@ public final class LDAPDirectory: DirectoryBackend {
         }
     }
 
-    /// A binding report is an entry under its device's entry: an
-    /// applicationProcess whose cn is the report's key and whose
-    /// description is the report as JSON (a stand-in, docs/ldap.md). An add
+    /// A binding report is an entry under its device's entry: a
+    /// fedloginBinding whose cn is the report's key and whose
+    /// fedloginBindingReport is the report as JSON (docs/ldap.md). An add
     /// that finds the key there is a duplicate. A device with no entry is an
     /// error: the directory's administrators register devices.
     public func record(_ report: BindingReport) async throws -> Bool {
@@ -389,7 +430,7 @@ public final class LDAPDirectory: DirectoryBackend {
             encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
             let json = String(decoding: try encoder.encode(report), as: UTF8.self)
             let dn = "cn=\(LDAPDN.escapeValue(report.key)),\(device.dn)"
-            return try c.add(dn: dn, [("objectClass", "applicationProcess"), ("cn", report.key), (self.attrs.policy, json)])
+            return try c.add(dn: dn, [("objectClass", self.attrs.bindingClass), ("cn", report.key), (self.attrs.bindingReport, json)])
         }
     }
 

@@ -12,7 +12,7 @@ struct DirectorydConfigTests {
         groups_base = "ou=groups,dc=example,dc=test"
         devices_base = "ou=devices,dc=example,dc=test"
         policy_dn = "cn=policy,dc=example,dc=test"
-        bind_dn = "cn=directoryd,dc=example,dc=test"
+        bind_dn = "cn=dev1,ou=devices,dc=example,dc=test"
         bind_password_file = "/etc/fedlogin-directoryd/ldap.secret"
         timeout = 3
         schema = "openldap"
@@ -38,7 +38,7 @@ struct DirectorydConfigTests {
         let l = try #require(c.ldap)
         #expect(l.uris == ["ldapi:///", "ldap://ldap1.example.test"])
         #expect(l.policyDN == "cn=policy,dc=example,dc=test")
-        #expect(l.bindDN == "cn=directoryd,dc=example,dc=test")
+        #expect(l.bindDN == "cn=dev1,ou=devices,dc=example,dc=test")
         #expect(l.timeout == 3)
         #expect(l.attributes.username == "sAMAccountName")
         #expect(l.attributes.email == "mail")
@@ -72,7 +72,7 @@ struct DirectorydConfigTests {
     }
 
     @Test func saslExternalNeedsLdapi() throws {
-        let external = ldap.replacingFirst("bind_dn = \"cn=directoryd,dc=example,dc=test\"\n", "")
+        let external = ldap.replacingFirst("bind_dn = \"cn=dev1,ou=devices,dc=example,dc=test\"\n", "")
             .replacingFirst("bind_password_file = \"/etc/fedlogin-directoryd/ldap.secret\"\n", "")
         #expect(problem(external)?.key == "ldap.uris")
         let c = try DirectorydConfig.parse(path: path, text: external.replacingFirst(", \"ldap://ldap1.example.test\"", ""))
@@ -119,6 +119,56 @@ struct DirectorydConfigTests {
         #expect(
             a.user(from: LDAPEntry(dn: "x=y", attributes: ["uid": ["b"], "mail": ["b@x"], "shadowExpire": ["30000"]]), groups: [], today: 20000)?
                 .disabled == false)
+        // ppolicy's lock, whatever its value, is disabled.
+        #expect(
+            a.user(
+                from: LDAPEntry(dn: "x=y", attributes: ["uid": ["b"], "mail": ["b@x"], "pwdAccountLockedTime": ["000001010000Z"]]), groups: [],
+                today: 1)?
+                .disabled == true)
+        #expect(a.userAttributes.contains("pwdAccountLockedTime"))
+    }
+
+    @Test func malformedEntriesSayWhy() {
+        let a = LDAPAttributes.openldap
+        func problem(_ extra: [String: [String]]) -> String? {
+            var attributes: [String: [String]] = ["uid": ["bob"], "mail": ["bob@x"], "uidNumber": ["80001"]]
+            for (k, v) in extra { attributes[k] = v }
+            return a.problem(with: LDAPEntry(dn: "uid=bob", attributes: attributes))
+        }
+        #expect(problem([:]) == nil)
+        #expect(problem(["uidNumber": ["80001", "80002"]]) == "it has 2 values of uidNumber, where one is expected")
+        #expect(problem(["uid": ["bob", "robert"]])?.contains("2 values of uid") == true)
+        #expect(problem(["mail": []]) == "it has no mail the bind DN can read")
+        #expect(problem(["uidNumber": ["eighty"]])?.contains("is not a number") == true)
+        #expect(problem(["uidNumber": ["-1"]])?.contains("is not a number") == true)
+        #expect(problem(["displayName": ["Bob\nroot::0:0"]])?.contains("control character") == true)
+        #expect(problem(["uid": ["bob\n"]])?.contains("control character") == true)
+        #expect(
+            a.user(from: LDAPEntry(dn: "uid=bob", attributes: ["uid": ["bob"], "mail": ["b@x"], "uidNumber": ["1", "2"]]), groups: [], today: 1)
+                == nil)
+    }
+
+    @Test func theOpenLDAPPresetReadsTheFedloginSchemaAndEveryNameIsOverridable() throws {
+        let a = LDAPAttributes.openldap
+        #expect(a.deviceUsers == "fedloginAssociatedUser")
+        #expect(a.unboundUsers == "fedloginUnboundUser")
+        #expect(a.policy == "fedloginPolicy")
+        #expect(a.bindingClass == "fedloginBinding")
+        #expect(a.bindingReport == "fedloginBindingReport")
+        #expect(a.deviceClass == "device")
+        #expect(a.locked == "pwdAccountLockedTime")
+        let keys = [
+            "username", "email", "display_name", "common_name", "uid_number", "password", "expire", "locked", "member", "group_name",
+            "device_id", "device_class", "device_users", "unbound_users", "policy", "binding_class", "binding_report",
+        ]
+        let text = ldap.replacingFirst(
+            "username = \"sAMAccountName\"", keys.map { "\($0) = \"x-\($0.replacingOccurrences(of: "_", with: "-"))\"" }.joined(separator: "\n"))
+        let b = try #require(try DirectorydConfig.parse(path: path, text: text).ldap).attributes
+        #expect(b.unboundUsers == "x-unbound-users" && b.bindingReport == "x-binding-report" && b.locked == "x-locked")
+        #expect(b.deviceClass == "x-device-class" && b.bindingClass == "x-binding-class" && b.deviceUsers == "x-device-users")
+        #expect(b.policy == "x-policy" && b.expire == "x-expire" && b.username == "x-username")
+        let wrong = problem(ldap.replacingFirst("username = \"sAMAccountName\"", "unbound = \"x\""))
+        #expect(wrong?.key == "ldap.attributes.unbound" && wrong?.problem.contains("unbound_users") == true)
     }
 }
 

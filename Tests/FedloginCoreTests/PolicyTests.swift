@@ -99,9 +99,22 @@ struct PolicyTests {
         }
         u.passwordHash = nil
         if case .askPasscode(let n) = LoginPlanner.passwordDecision(user: u, policy: sync, hashSupported: { _ in true }) {
-            #expect(n != nil)
+            #expect(n?.contains("not synced to devices") == true)
         } else {
             Issue.record("no hash")
+        }
+        // A self-service user on an LDAP directory gets no hash: told why.
+        if case .askPasscode(let n) = LoginPlanner.passwordDecision(user: u, policy: sync, associated: false, hashSupported: { _ in true }) {
+            #expect(n?.contains("not assigned you to it") == true)
+        } else {
+            Issue.record("no hash, not associated")
+        }
+        var external = u
+        external.passwordAuthority = .external
+        if case .askPasscode(let n) = LoginPlanner.passwordDecision(user: external, policy: sync, associated: false, hashSupported: { _ in true }) {
+            #expect(n?.contains("not synced to devices") == true)
+        } else {
+            Issue.record("external, not associated")
         }
         u.passwordSync = false
         u.passwordHash = "$y$j9T$abc$def"

@@ -46,6 +46,7 @@ WEIGHTS = {
     "test_ldap_directory.py": 6,
     "test_ldap_tls.py": 6,
     "test_ldap_failover.py": 25,
+    "test_ldap_acl.py": 3,
     "test_flooding.py": 10,
     "test_nss_daemon.py": 6,
 }

@@ -23,9 +23,9 @@ DIRECTORY_HASH = crypt.crypt("Directory-Pass1", crypt.mksalt(crypt.METHOD_SHA512
 
 
 
-def mock_world(tmp_path, idp_mock, name, policy=None, backend="file", **user):
+def mock_world(tmp_path, idp_mock, name, policy=None, backend="file", devices=None, **user):
     idp_mock.set_user(name, email=f"{name}@example.test", email_verified=True, name=name.capitalize())
-    return World(tmp_path, idp_mock, [{"username": name, **user}], policy=policy, backend=backend)
+    return World(tmp_path, idp_mock, [{"username": name, **user}], policy=policy, backend=backend, devices=devices)
 
 
 def strict_world(tmp_path, strict, name, policy=None, sub=None, email=None, **user):
@@ -92,8 +92,9 @@ def test_second_login_uses_the_local_passcode_even_offline(tmp_path, idp_mock, i
 @pytest.mark.parametrize("backend", ["file", "ldap"])
 def test_password_sync_uses_the_directory_hash_as_is(tmp_path, idp_mock, in_namespace, backend):
     name = unique("carol")
+    # Associated by an administrator: on LDAP the device may read the hash (docs/ldap.md).
     w = mock_world(tmp_path, idp_mock, name, policy={"password_sync": True}, backend=backend,
-                   password_authority="directory", password_hash=DIRECTORY_HASH)
+                   devices={"demo-device-1": [name]}, password_authority="directory", password_hash=DIRECTORY_HASH)
     try:
         codes, a = w.login(name, [""])
         assert codes == [pc.PAM_SUCCESS, pc.PAM_SUCCESS], a.transcript
@@ -103,6 +104,25 @@ def test_password_sync_uses_the_directory_hash_as_is(tmp_path, idp_mock, in_name
         assert w.wait_reports(name)[0]["password_mode"] == "synced"
         codes, _ = w.login(name, ["Directory-Pass1"], browser=None)
         assert codes == [pc.PAM_SUCCESS, pc.PAM_SUCCESS]
+    finally:
+        w.stop()
+
+
+def test_password_sync_for_a_self_service_user_on_ldap_is_a_passcode_and_says_why(tmp_path, idp_mock, in_namespace):
+    # Not associated by an administrator: the shipped ACL hides the hash from the device.
+    name = unique("sally")
+    w = mock_world(tmp_path, idp_mock, name, policy={"password_sync": True, "self_service": True}, backend="ldap",
+                   password_authority="directory", password_hash=DIRECTORY_HASH)
+    try:
+        codes, a = w.login(name, ["", PASSCODE, PASSCODE])
+        assert codes == [pc.PAM_SUCCESS, pc.PAM_SUCCESS], a.transcript
+        info = a.messages(pc.PAM_TEXT_INFO)
+        assert any("Your directory password is not available on this device (an administrator has not assigned you to it)"
+                   in m for m in info), info
+        assert a.prompts[1:] == [f"Choose a passcode for {name} on this machine: ", "Repeat the passcode: "]
+        h = shadow_hash(name)
+        assert h != DIRECTORY_HASH and crypt.crypt(PASSCODE, h) == h
+        assert w.wait_reports(name)[0]["password_mode"] == "passcode"
     finally:
         w.stop()
 

@@ -4,7 +4,9 @@ The same users, groups, device associations and policy are served by the
 file backend and by slapd: both answer lookup, access, policy and
 device_users alike. An injected filter finds no user; a directory that
 cannot be seen (an ACL hiding the users from the bind DN, slapd stopped)
-is unavailable, never "no such user".
+is unavailable, never "no such user". slapd runs the shipped schema and
+access rules, and fedlogin-directoryd binds as a device (test_ldap_acl.py
+proves what those rules allow).
 """
 import json
 import os
@@ -27,6 +29,8 @@ USERS = [
 GROUPS = {"admins": ["alice"], "staff": ["alice", "bob"]}
 DEVICES = {"dev1": ["alice"], "dev2": ["bob", "carol"]}
 POLICY = {"self_service": False, "admin_groups": ["admins"], "password_sync": True}
+# fedlogin-directoryd binds as dev1's entry (slapd.directoryd_config's default: the first device).
+DEV1 = slapd_harness.device_dn("dev1")
 
 
 def ask(sock, request: dict, timeout: float = 10) -> dict:
@@ -40,6 +44,7 @@ def ask(sock, request: dict, timeout: float = 10) -> dict:
 
 
 def ldap_config(tmp: Path, server: slapd_harness.Slapd, uris=None, timeout=2, **overrides) -> Path:
+    """Bound as dev1's entry (or `device=`)."""
     return server.directoryd_config(tmp, uris=uris, timeout=timeout, **overrides)
 
 
@@ -81,20 +86,26 @@ def without_password(answer: dict) -> dict:
     return a
 
 
-def test_lookup_access_policy_and_device_users_answer_as_the_file_backend(both):
+def test_lookup_access_policy_and_device_users_answer_as_the_file_backend(tmp_path, both, slapd):
     file_d, ldap_d = both
-    requests = [{"op": "policy"}]
-    for name in ["alice", "bob", "robert@example.test", "ALICE", "carol", "nobody-such"]:
-        requests.append({"op": "lookup", "user": name})
-        for device in ["dev1", "dev2", "dev-unknown"]:
-            requests.append({"op": "access", "user": name, "device_id": device})
-    for device in ["dev1", "dev2", "dev-unknown"]:
-        requests.append({"op": "device_users", "device_id": device})
-    for r in requests:
-        f, l = ask(file_d.socket, r), ask(ldap_d.socket, r)
-        assert l["ok"], (r, l)
-        assert without_password(l) == without_password(f), r
-    # The {CRYPT} hash of alice's userPassword, given to root: the password is the directory's.
+    # A device sees its own entry only: dev2's questions go to a directoryd bound as dev2.
+    ldap_d2 = start_ldap_directoryd(tmp_path / "ldap2", ldap_config(tmp_path / "c2", slapd, device="dev2"))
+    try:
+        for device, d in [("dev1", ldap_d), ("dev2", ldap_d2)]:
+            requests = [{"op": "policy"}, {"op": "policy", "device_id": device}]
+            for name in ["alice", "bob", "robert@example.test", "ALICE", "carol", "nobody-such"]:
+                requests.append({"op": "lookup", "user": name})
+                for dev in [device, "dev-unknown"]:
+                    requests.append({"op": "access", "user": name, "device_id": dev})
+            for dev in [device, "dev-unknown"]:
+                requests.append({"op": "device_users", "device_id": dev})
+            for r in requests:
+                f, l = ask(file_d.socket, r), ask(d.socket, r)
+                assert l["ok"], (r, l)
+                assert without_password(l) == without_password(f), r
+    finally:
+        ldap_d2.stop()
+    # The {CRYPT} hash of alice's userPassword (associated with dev1), given to root: the password is the directory's.
     alice = ask(ldap_d.socket, {"op": "lookup", "user": "alice"})["user"]
     assert alice["password_authority"] == "directory"
     assert alice["password_hash"].startswith("$6$")
@@ -115,7 +126,7 @@ def test_users_hidden_by_an_acl_make_the_directory_unavailable_not_the_user_unkn
     d = start_ldap_directoryd(tmp_path / "ldap", ldap_config(tmp_path, slapd))
     try:
         assert ask(d.socket, {"op": "lookup", "user": "alice"})["user"]["username"] == "alice"
-        hide = f'to dn.subtree="{slapd_harness.USERS}" by dn.exact="{slapd_harness.SERVICE_DN}" none by * read'
+        hide = f'to dn.subtree="{slapd_harness.USERS}" by dn.exact="{DEV1}" none by * read'
         slapd.set_acl([hide, *slapd_harness.DEFAULT_ACL])
         for r in [{"op": "lookup", "user": "alice"}, {"op": "lookup", "user": "nobody-such"},
                   {"op": "access", "user": "alice", "device_id": "dev1"}]:
@@ -123,18 +134,18 @@ def test_users_hidden_by_an_acl_make_the_directory_unavailable_not_the_user_unkn
             assert answer["ok"] is False, (r, answer)
             assert "unavailable" in answer["error"], answer
         # Only the users' entries hidden, their base visible: still unavailable.
-        slapd.set_acl([f'to dn.children="{slapd_harness.USERS}" by dn.exact="{slapd_harness.SERVICE_DN}" none by * read',
+        slapd.set_acl([f'to dn.children="{slapd_harness.USERS}" by dn.exact="{DEV1}" none by * read',
                        *slapd_harness.DEFAULT_ACL])
         answer = ask(d.socket, {"op": "lookup", "user": "nobody-such"})
         assert answer["ok"] is False and "sees no user" in answer["error"], answer
         # The policy entry hidden: no "no such user" either.
-        slapd.set_acl([f'to dn.base="{slapd_harness.POLICY_DN}" by dn.exact="{slapd_harness.SERVICE_DN}" none by * read',
+        slapd.set_acl([f'to dn.base="{slapd_harness.POLICY_DN}" by dn.exact="{DEV1}" none by * read',
                        *slapd_harness.DEFAULT_ACL])
         answer = ask(d.socket, {"op": "lookup", "user": "nobody-such"})
         assert answer["ok"] is False and "policy_dn" in answer["error"], answer
         assert ask(d.socket, {"op": "lookup", "user": "alice"})["ok"]
         # The devices hidden: no device's users, rather than none.
-        slapd.set_acl([f'to dn.children="{slapd_harness.DEVICES}" by dn.exact="{slapd_harness.SERVICE_DN}" none by * read',
+        slapd.set_acl([f'to dn.children="{slapd_harness.DEVICES}" by dn.exact="{DEV1}" none by * read',
                        *slapd_harness.DEFAULT_ACL])
         for r in [{"op": "device_users", "device_id": "dev1"}, {"op": "access", "user": "alice", "device_id": "dev1"}]:
             answer = ask(d.socket, r)
@@ -208,7 +219,7 @@ def test_binding_reports_are_entries_under_the_device_and_a_repeated_key_is_a_du
         assert ask(d.socket, {"op": "report_binding", "binding": r}) == {"ok": True, "duplicate": False}
         assert ask(d.socket, {"op": "report_binding", "binding": r}) == {"ok": True, "duplicate": True}
         entry = slapd.search(f"cn={r['key']},cn=dev1,{slapd_harness.DEVICES}")
-        assert "objectClass: applicationProcess" in entry, entry
+        assert "objectClass: fedloginBinding" in entry and "fedloginBindingReport: " in entry, entry
         assert ask(d.socket, {"op": "list_reports"})["reports"] == [r]
         # A key that is a DN's syntax is a value, not an RDN of its own.
         odd = report("k,cn=x+uid=y", "bob")
@@ -320,7 +331,7 @@ def test_check_says_what_is_wrong_step_by_step(tmp_path, slapd):
     assert r.returncode == 1 and "FAIL user nobody-such: no such user" in r.stdout, r.stdout
     assert "FAIL device dev-unknown: no device entry" in r.stdout, r.stdout
     # The users hidden from the bind DN by an ACL.
-    slapd.set_acl([f'to dn.children="{slapd_harness.USERS}" by dn.exact="{slapd_harness.SERVICE_DN}" none by * read',
+    slapd.set_acl([f'to dn.children="{slapd_harness.USERS}" by dn.exact="{DEV1}" none by * read',
                    *slapd_harness.DEFAULT_ACL])
     r = run_check(config)
     assert r.returncode == 1 and "users are hidden from the bind DN" in r.stdout, r.stdout
@@ -329,7 +340,7 @@ def test_check_says_what_is_wrong_step_by_step(tmp_path, slapd):
     (tmp_path / "ldap.secret").write_text("not-the-password\n")
     r = run_check(config)
     assert r.returncode == 1 and "bind refused" in r.stdout, r.stdout
-    (tmp_path / "ldap.secret").write_text(slapd_harness.SERVICE_PW + "\n")
+    (tmp_path / "ldap.secret").write_text(slapd_harness.DEVICE_PW % "dev1" + "\n")
     assert run_check(config).returncode == 0
     # slapd stopped.
     slapd.stop()

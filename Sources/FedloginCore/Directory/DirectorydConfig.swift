@@ -16,7 +16,7 @@ import TOMLKit
 ///     groups_base = "ou=groups,dc=example,dc=test"
 ///     devices_base = "ou=devices,dc=example,dc=test"
 ///     policy_dn = "cn=policy,dc=example,dc=test"
-///     bind_dn = "cn=directoryd,dc=example,dc=test"      # none: SASL EXTERNAL
+///     bind_dn = "cn=dev1,ou=devices,dc=example,dc=test"  # the device; none: SASL EXTERNAL
 ///     bind_password_file = "/etc/fedlogin-directoryd/ldap.secret"
 ///     tls = "starttls"            # or "ldaps", "none" (ldapi:// or loopback only)
 ///     ca_file = "/etc/fedlogin-directoryd/ca.pem"       # default: the system's CAs
@@ -27,6 +27,7 @@ import TOMLKit
 ///
 ///     [ldap.attributes]             # optional overrides of the schema's names
 ///     username = "uid"
+///     device_users = "fedloginAssociatedUser"
 ///
 /// Every unknown key, wrong type or invalid value is an error naming the
 /// file and the key. Parsing touches no file: the password file's mode is
@@ -370,8 +371,10 @@ public enum LDAPSchema: String, Sendable, Equatable {
     }
 }
 
-/// The attribute names the LDAP backend reads; `openldap` is the base schemas'
-/// (core, cosine, inetorgperson, nis) with the stand-ins of docs/ldap.md.
+
+/// The attribute and object class names the LDAP backend reads; `openldap`
+/// is the base schemas' (core, cosine, inetorgperson, nis), ppolicy's
+/// pwdAccountLockedTime and the fedlogin schema (packaging/ldap/fedlogin.ldif).
 public struct LDAPAttributes: Sendable, Equatable {
     public var username = "uid"
     public var email = "mail"
@@ -381,13 +384,23 @@ public struct LDAPAttributes: Sendable, Equatable {
     public var password = "userPassword"
     /// shadowAccount's day count: set and not after today = disabled.
     public var expire = "shadowExpire"
+    /// ppolicy's lock (operational, asked for by name): any value = disabled.
+    public var locked = "pwdAccountLockedTime"
     public var member = "member"
     public var groupName = "cn"
     public var deviceID = "cn"
-    /// On a device entry: the DNs of the users associated with it (stand-in).
-    public var deviceUsers = "seeAlso"
-    /// On the policy entry: the policy as JSON (stand-in).
-    public var policy = "description"
+    /// The object class of device entries.
+    public var deviceClass = "device"
+    /// On a device entry: the DNs of the users an administrator associated with it.
+    public var deviceUsers = "fedloginAssociatedUser"
+    /// On a device entry: the DNs of the users an administrator removed from it.
+    public var unboundUsers = "fedloginUnboundUser"
+    /// On the policy entry (and optionally a device entry, which wins): the policy as JSON.
+    public var policy = "fedloginPolicy"
+    /// The object class of binding entries under a device's entry.
+    public var bindingClass = "fedloginBinding"
+    /// On a binding entry: the report as JSON.
+    public var bindingReport = "fedloginBindingReport"
     /// A second email attribute a user is also found by, read when `email`
     /// has no value (AD: userPrincipalName).
     public var principalName: String?
@@ -453,8 +466,8 @@ public struct LDAPAttributes: Sendable, Equatable {
     }
 
     static let keys = [
-        "username", "email", "principal_name", "display_name", "common_name", "uid_number", "password", "disabled", "expire",
-        "member", "group_name", "device_id", "device_users", "policy",
+        "username", "email", "principal_name", "display_name", "common_name", "uid_number", "password", "disabled", "expire", "locked",
+        "member", "group_name", "device_id", "device_class", "device_users", "unbound_users", "policy", "binding_class", "binding_report",
     ]
 
     mutating func set(_ key: String, _ name: String) -> Bool {
@@ -466,12 +479,17 @@ public struct LDAPAttributes: Sendable, Equatable {
         case "uid_number": uidNumber = name
         case "password": password = name
         case "expire", "disabled": expire = name
+        case "locked": locked = name
         case "principal_name": principalName = name
         case "member": member = name
         case "group_name": groupName = name
         case "device_id": deviceID = name
+        case "device_class": deviceClass = name
         case "device_users": deviceUsers = name
+        case "unbound_users": unboundUsers = name
         case "policy": policy = name
+        case "binding_class": bindingClass = name
+        case "binding_report": bindingReport = name
         default: return false
         }
         return true
@@ -552,27 +570,69 @@ public struct LDAPEntry: Sendable, Equatable {
 }
 
 extension LDAPAttributes {
-    /// The attributes a user search asks for.
+    /// The attributes a user search asks for (the lock is operational: by name).
     public var userAttributes: [String] {
         [username, email] + (principalName.map { [$0] } ?? []) + [displayName, commonName, uidNumber] + (passwordHashes ? [password] : [])
-            + [expire]
+            + [expire, locked]
     }
 
     /// The attributes a user is found by: the username, then the emails.
     public var lookupAttributes: [String] { [username, email] + (principalName.map { [$0] } ?? []) }
 
+    /// The user's email: `email`, or else `principalName` (AD).
+    func mail(of e: LDAPEntry) -> String? {
+        if let m = e.first(email), !m.isEmpty { return m }
+        return principalName.flatMap { e.first($0) }.flatMap { $0.isEmpty ? nil : $0 }
+    }
+
+    /// What makes a user entry unusable, in plain words; nil when it is
+    /// fine. One value where the directory protocol has one, text without
+    /// control characters (a newline in a name would forge a line in a log
+    /// or a passwd field), a decimal uidNumber, a disabled attribute of the
+    /// preset's form.
+    public func problem(with e: LDAPEntry) -> String? {
+        if e[username].isEmpty || e[username].allSatisfy(\.isEmpty) { return "it has no \(username) the bind DN can read" }
+        if mail(of: e) == nil { return "it has no \(email)\(principalName.map { " or \($0)" } ?? "") the bind DN can read" }
+        for a in [username, email, displayName, uidNumber, expire] + (principalName.map { [$0] } ?? []) where e[a].count > 1 {
+            return "it has \(e[a].count) values of \(a), where one is expected"
+        }
+        for a in [username, email, displayName, commonName] + (principalName.map { [$0] } ?? []) {
+            if e[a].contains(where: { $0.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7f } }) {
+                return "its \(a) holds a control character (a newline?)"
+            }
+        }
+        if let n = e.first(uidNumber), UInt32(n) == nil {
+            return "its \(uidNumber) \"\(SafeText.escape(n))\" is not a number from 0 to 4294967295"
+        }
+        if let x = e.first(expire) {
+            let v = x.trimmingCharacters(in: .whitespaces)
+            switch disabledReading {
+            case .expiredDay where Int(v) == nil:
+                return "its \(expire) \"\(SafeText.escape(x))\" is not a number of days"
+            case .booleanTrue where !["TRUE", "FALSE"].contains(v.uppercased()):
+                return "its \(expire) \"\(SafeText.escape(x))\" is not TRUE or FALSE"
+            case .accountDisableBit where Int64(v) == nil:
+                return "its \(expire) \"\(SafeText.escape(x))\" is not a number"
+            default:
+                break
+            }
+        }
+        return nil
+    }
+
     /// A user entry as the directory protocol's user, the same shape the file
-    /// backend answers; nil when it lacks a username or an email.
-    /// `today` is days since 1970-01-01 (shadowExpire's unit). A
+    /// backend answers; nil when it lacks a username or an email or is
+    /// malformed (`problem(with:)` says why).
+    /// `today` is days since 1970-01-01 (shadowExpire's unit). Disabled: a
+    /// pwdAccountLockedTime of any value, or a shadowExpire not after today. A
     /// `{CRYPT}`-prefixed password is the user's crypt(3) hash, and makes the
     /// directory the password's authority; any other form is not given out.
     public func user(from e: LDAPEntry, groups: [String], today: Int) -> DirectoryUser? {
-        guard let name = e.first(username), !name.isEmpty,
-            let mail = e.first(email).flatMap({ $0.isEmpty ? nil : $0 }) ?? principalName.flatMap({ e.first($0) }), !mail.isEmpty
-        else { return nil }
+        guard problem(with: e) == nil, let name = e.first(username), let mail = mail(of: e) else { return nil }
         var u = DirectoryUser(username: name, email: mail, displayName: e.first(displayName) ?? e.first(commonName), groups: groups)
         if let n = e.first(uidNumber), let uid = UInt32(n) { u.uid = uid }
         if isDisabled(e.first(expire), today: today) { u.disabled = true }
+        if !e[locked].isEmpty { u.disabled = true }
         if passwordHashes, let hash = e[password].first(where: { $0.lowercased().hasPrefix("{crypt}") }).map({ String($0.dropFirst(7)) }),
             hash.hasPrefix("$")
         {

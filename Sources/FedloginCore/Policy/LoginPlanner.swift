@@ -145,11 +145,22 @@ public enum LoginPlanner {
 
     /// Password sync = yes: the directory's hash, as-is, when libcrypt can
     /// verify it; no hash: a local passcode instead. Sync = no: a passcode.
+    /// `associated`: an administrator associated the user with this device
+    /// (the directory's `access`). An LDAP directory gives a device the hash
+    /// of its associated users only (docs/ldap.md), so a self-service user
+    /// without a hash is told that, not that the directory syncs no password
+    /// (a password kept at the IdP, `external`, is never synced: said so).
     public static func passwordDecision(
-        user: DirectoryUser, policy: DevicePolicy, hashSupported: (String) -> Bool
+        user: DirectoryUser, policy: DevicePolicy, associated: Bool = true, hashSupported: (String) -> Bool
     ) -> PasswordDecision {
         guard policy.passwordSync(for: user) else { return .askPasscode(notice: nil) }
         guard let hash = user.passwordHash, !hash.isEmpty else {
+            if !associated && user.passwordAuthority != .external {
+                return .askPasscode(
+                    notice:
+                        "Your directory password is not available on this device (an administrator has not assigned you to it), so you will set a local passcode for this machine."
+                )
+            }
             return .askPasscode(
                 notice: "Your directory password is not synced to devices, so you will set a local passcode for this machine.")
         }

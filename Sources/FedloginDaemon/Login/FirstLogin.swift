@@ -99,7 +99,8 @@ struct LoginFlow: Sendable {
             var log = log
             log[metadataKey: "idp"] = "\(plan.idp)"
             log.info("first login: signing in with \(plan.idp) (\(plan.idpReason))")
-            return try await firstLogin(plan, policy: policy!, pending: pending, request: request, conv: conv, log: log)
+            return try await firstLogin(
+                plan, policy: policy!, associated: access.associated, pending: pending, request: request, conv: conv, log: log)
         }
     }
 
@@ -131,7 +132,8 @@ struct LoginFlow: Sendable {
     }
 
     func firstLogin(
-        _ plan: FirstLoginPlan, policy: DevicePolicy, pending: StateStore.Account? = nil, request: PAMRequest, conv: any PAMConversation, log: Logger
+        _ plan: FirstLoginPlan, policy: DevicePolicy, associated: Bool = true, pending: StateStore.Account? = nil, request: PAMRequest,
+        conv: any PAMConversation, log: Logger
     ) async throws -> (ResultStatus, String) {
         let client = runtime.idps[plan.idp]!
         let identity = try await SignIn(runtime: runtime).run(client: client, plan: plan, request: request, conv: conv, log: log)
@@ -158,7 +160,8 @@ struct LoginFlow: Sendable {
         defer { runtime.inFlight.end(plan.localUsername) }
         try claimAccount(plan.localUsername, pending: pending)
 
-        let decision = LoginPlanner.passwordDecision(user: plan.directoryUser, policy: policy, hashSupported: Sys.hashSupported)
+        let decision = LoginPlanner.passwordDecision(
+            user: plan.directoryUser, policy: policy, associated: associated, hashSupported: Sys.hashSupported)
         let hash: String
         let mode: PasswordMode
         switch decision {

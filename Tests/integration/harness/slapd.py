@@ -7,20 +7,26 @@ slapd/no_configuration): every Slapd here has its own cn=config, made with
 its folder and on a loopback port, runs in the foreground under the test's
 Process (logs in <tmp>/slapd.out/.err) and is stopped by its pid.
 
-The DIT (suffix dc=example,dc=test), in the base schemas only
-(core, cosine, inetorgperson, nis) until a fedlogin schema ships:
+cn=config holds the base schemas (core, cosine, inetorgperson, nis), the
+shipped fedlogin schema (packaging/ldap/fedlogin.ldif), the ppolicy module
+and overlay (pwdAccountLockedTime), and by default the shipped access rules
+(packaging/ldap/fedlogin-acl.ldif, its dc=example,dc=com made the test
+suffix). The DIT (suffix dc=example,dc=test):
 
   ou=users     inetOrgPerson + posixAccount + shadowAccount: uid, mail, cn,
                displayName, uidNumber, userPassword {CRYPT}<crypt(3) hash>;
-               shadowExpire in the past = disabled
-  ou=groups    groupOfNames (member = user DNs)
-  ou=devices   RFC 4519 `device` entries, cn = the device id; `seeAlso`
-               holds the DNs of the users associated with it (a stand-in)
-  cn=policy    an `applicationProcess` whose `description` is the device
-               policy as JSON (a stand-in)
-  cn=directoryd  the service account fedlogin-directoryd binds as
-               (organizationalRole + simpleSecurityObject)
+               disabled = pwdAccountLockedTime 000001010000Z (ppolicy)
+  ou=groups    groupOfNames (member = user DNs); cn=fedlogin-admins, the
+               administrators (the ACL's group), holds cn=directoryd
+  ou=devices   `device` + simpleSecurityObject + fedloginDevice entries,
+               cn = the device id, userPassword = the device's password
+               (DEVICE_PW % id); fedloginAssociatedUser / fedloginUnboundUser
+               = the DNs of the users associated with / removed from it;
+               fedloginBinding entries under them (binding reports)
+  cn=policy    a fedloginPolicyEntry: fedloginPolicy = the policy as JSON
+  cn=directoryd  an administrator (simpleSecurityObject, SERVICE_PW)
 
+fedlogin-directoryd binds as a device's own entry (directoryd_config).
 A Password Modify stores {CRYPT}$6$ hashes (olcPasswordHash {CRYPT},
 olcPasswordCryptSaltFormat "$6$%.16s"), which password sync reads.
 
@@ -50,24 +56,54 @@ with warnings.catch_warnings():
 SUFFIX = "dc=example,dc=test"
 ROOT_DN = f"cn=admin,{SUFFIX}"
 ROOT_PW = "admin-secret"
+# An administrator (a member of ADMINS_DN), for tests that change the data.
 SERVICE_DN = f"cn=directoryd,{SUFFIX}"
 SERVICE_PW = "directoryd-secret"
+ADMIN_DN = SERVICE_DN
+ADMIN_PW = SERVICE_PW
+# Each device's password: DEVICE_PW % device_id.
+DEVICE_PW = "%s-device-secret"
 USERS = f"ou=users,{SUFFIX}"
 GROUPS = f"ou=groups,{SUFFIX}"
 DEVICES = f"ou=devices,{SUFFIX}"
 POLICY_DN = f"cn=policy,{SUFFIX}"
+ADMINS_DN = f"cn=fedlogin-admins,{GROUPS}"
+PACKAGING = Path(__file__).resolve().parents[3] / "packaging" / "ldap"
+# The suffix the shipped ACL LDIF is written for.
+SHIPPED_SUFFIX = "dc=example,dc=com"
 SCHEMAS = ("core", "cosine", "inetorgperson", "nis")
 MODULE_PATH = "/usr/lib/ldap"
 # Root, through ldapi:// and SASL EXTERNAL, manages cn=config.
 ROOT_PEER = "gidNumber=0+uidNumber=0,cn=peercred,cn=external,cn=auth"
 
 
-# The service account reads the users' hashes (password sync), nobody else
-# does; a user changes their own (Password Modify); the service account adds
-# binding reports under the devices.
-DEFAULT_ACL = [f'to attrs=userPassword by dn.exact="{SERVICE_DN}" read by self write by anonymous auth by * none',
-               f'to dn.subtree="{DEVICES}" by dn.exact="{SERVICE_DN}" write by * read',
-               "to * by * read"]
+def ldif_values(text: str, attribute: str) -> list[str]:
+    """The values of `attribute` in LDIF text (continuation lines unfolded)."""
+    unfolded: list[str] = []
+    for line in text.splitlines():
+        if line.startswith(" ") and unfolded:
+            unfolded[-1] += line[1:]
+        elif not line.startswith("#"):
+            unfolded.append(line)
+    prefix = attribute.lower() + ":"
+    return [line[len(prefix):].strip() for line in unfolded if line.lower().startswith(prefix)]
+
+
+def shipped_acl(suffix: str = SUFFIX) -> list[str]:
+    """packaging/ldap/fedlogin-acl.ldif's olcAccess rules (without their {n}),
+    for `suffix`."""
+    text = (PACKAGING / "fedlogin-acl.ldif").read_text().replace(SHIPPED_SUFFIX, suffix)
+    return [rule.split("}", 1)[1] if rule.startswith("{") else rule for rule in ldif_values(text, "olcAccess")]
+
+
+def device_dn(device: str) -> str:
+    return f"cn={device},{DEVICES}"
+
+
+# The shipped rules: devices read users, groups, the policy and their own
+# entry, the hashes of their associated users only, and add bindings under
+# their own entry; users change their own password; ADMINS_DN manages.
+DEFAULT_ACL = shipped_acl()
 
 
 def crypt_hash(password: str) -> str:
@@ -97,6 +133,7 @@ objectClass: olcModuleList
 cn: module{{0}}
 olcModulePath: {MODULE_PATH}
 olcModuleLoad: back_mdb
+olcModuleLoad: ppolicy
 """ + "".join(f"olcModuleLoad: {m}\n" for m in modules) + f"""
 dn: cn=schema,cn=config
 objectClass: olcSchemaConfig
@@ -104,6 +141,7 @@ cn: schema
 """]
     for name in SCHEMAS:
         parts.append(Path(f"/etc/ldap/schema/{name}.ldif").read_text())
+    parts.append((PACKAGING / "fedlogin.ldif").read_text())
     acl = acl or DEFAULT_ACL
     parts.append(f"""dn: olcDatabase={{-1}}frontend,cn=config
 objectClass: olcDatabaseConfig
@@ -128,7 +166,13 @@ olcRootPW: {ROOT_PW}
 olcDbIndex: objectClass eq
 olcDbIndex: uid,mail,cn eq
 olcDbIndex: member eq
-""" + database_lines + "".join(f"olcAccess: {{{i}}}{rule}\n" for i, rule in enumerate(acl)))
+olcAddContentAcl: TRUE
+""" + database_lines + "".join(f"olcAccess: {{{i}}}{rule}\n" for i, rule in enumerate(acl)) + f"""
+dn: olcOverlay={{0}}ppolicy,olcDatabase={{1}}mdb,cn=config
+objectClass: olcOverlayConfig
+objectClass: olcPPolicyConfig
+olcOverlay: {{0}}ppolicy
+""")
     if entries:
         parts.append(entries)
     return "\n".join(p.rstrip("\n") + "\n" for p in parts)
@@ -150,7 +194,8 @@ def user_entry(username: str, uid_number: int | None, password: str | None = Non
     if password_hash is not None:
         lines.append(f"userPassword: {{CRYPT}}{password_hash}")
     if disabled:
-        lines.append("shadowExpire: 1")
+        # ppolicy's administrative lock (docs/ldap.md: disabled).
+        lines.append("pwdAccountLockedTime: 000001010000Z")
     return "\n".join(lines) + "\n"
 
 
@@ -158,13 +203,22 @@ def default_policy() -> dict:
     return json.loads(json.dumps(sandbox.DEFAULT_POLICY))
 
 
+def device_entry(device: str, members: list[str], unbound: list[str] | None = None) -> str:
+    return (f"dn: {device_dn(device)}\nobjectClass: device\nobjectClass: simpleSecurityObject\n"
+            f"objectClass: fedloginDevice\ncn: {device}\nuserPassword: {{CRYPT}}{crypt_hash(DEVICE_PW % device)}\n"
+            + "".join(f"fedloginAssociatedUser: uid={m},{USERS}\n" for m in members)
+            + "".join(f"fedloginUnboundUser: uid={m},{USERS}\n" for m in unbound or []))
+
+
 def data_ldif(users: list[dict], groups: dict[str, list[str]], devices: dict[str, list[str]],
-              policy: dict) -> str:
+              policy: dict, unbound: dict[str, list[str]] | None = None) -> str:
+    unbound = unbound or {}
     entries = [f"dn: {SUFFIX}\nobjectClass: dcObject\nobjectClass: organization\ndc: example\no: Example\n",
                f"dn: {SERVICE_DN}\nobjectClass: organizationalRole\nobjectClass: simpleSecurityObject\n"
                f"cn: directoryd\nuserPassword: {SERVICE_PW}\n"]
     for ou in ("users", "groups", "devices"):
         entries.append(f"dn: ou={ou},{SUFFIX}\nobjectClass: organizationalUnit\nou: {ou}\n")
+    entries.append(f"dn: {ADMINS_DN}\nobjectClass: groupOfNames\ncn: fedlogin-admins\nmember: {SERVICE_DN}\n")
     for i, u in enumerate(users):
         u = dict(u)
         entries.append(user_entry(u.pop("username"), u.pop("uid_number", 70001 + i), **u))
@@ -173,11 +227,10 @@ def data_ldif(users: list[dict], groups: dict[str, list[str]], devices: dict[str
         ms = [f"uid={m},{USERS}" for m in members] or [SUFFIX]
         entries.append(f"dn: cn={name},{GROUPS}\nobjectClass: groupOfNames\ncn: {name}\n"
                        + "".join(f"member: {m}\n" for m in ms))
-    for device, members in devices.items():
-        entries.append(f"dn: cn={device},{DEVICES}\nobjectClass: device\ncn: {device}\n"
-                       + "".join(f"seeAlso: uid={m},{USERS}\n" for m in members))
-    entries.append(f"dn: {POLICY_DN}\nobjectClass: applicationProcess\ncn: policy\n"
-                   f"description: {json.dumps(policy, sort_keys=True)}\n")
+    for device in {**devices, **{d: [] for d in unbound if d not in devices}}:
+        entries.append(device_entry(device, devices.get(device, []), unbound.get(device)))
+    entries.append(f"dn: {POLICY_DN}\nobjectClass: fedloginPolicyEntry\ncn: policy\n"
+                   f"fedloginPolicy: {json.dumps(policy, sort_keys=True)}\n")
     return "\n".join(entries)
 
 
@@ -212,10 +265,14 @@ class Slapd:
 
     def __init__(self, tmp: Path, users: list[dict] | None = None, groups: dict[str, list[str]] | None = None,
                  devices: dict[str, list[str]] | None = None, policy: dict | None = None,
-                 acl: list[str] | None = None, tls=None, port: int | None = None, config: dict | None = None):
-        """`tls`: harness/testca.py's files for slapd's TLS; `port`: the
-        loopback port (a free one by default); `config`: more keyword
-        arguments for config_ldif (modules, replication)."""
+                 acl: list[str] | None = None, unbound: dict[str, list[str]] | None = None,
+                 unchecked_ldif: str | None = None, tls=None, port: int | None = None, config: dict | None = None):
+        """`unchecked_ldif`: more entries, loaded without schema checks
+        (`slapadd -s`), for entries no server would accept (two values of a
+        SINGLE-VALUE attribute); `tls`: harness/testca.py's files for
+        slapd's TLS; `port`: the loopback port (a free one by default);
+        `config`: more keyword arguments for config_ldif (modules,
+        replication)."""
         self.tmp = sandbox.short_dir(Path(tmp))
         self.tls = tls
         self.conf_dir = self.tmp / "slapd.d"
@@ -233,8 +290,13 @@ class Slapd:
         self._run(["slapadd", "-n0", "-F", self.conf_dir, "-l", self.tmp / "config.ldif"])
         pol = default_policy()
         pol.update(policy or {})
-        (self.tmp / "data.ldif").write_text(data_ldif(users or [], groups or {}, devices or {}, pol))
+        self.devices = dict(devices or {})
+        self.unbound = dict(unbound or {})
+        (self.tmp / "data.ldif").write_text(data_ldif(users or [], groups or {}, self.devices, pol, self.unbound))
         self._run(["slapadd", "-n1", "-F", self.conf_dir, "-l", self.tmp / "data.ldif"])
+        if unchecked_ldif:
+            (self.tmp / "unchecked.ldif").write_text(unchecked_ldif)
+            self._run(["slapadd", "-s", "-n1", "-F", self.conf_dir, "-l", self.tmp / "unchecked.ldif"])
 
     def _run(self, argv):
         r = subprocess.run([str(a) for a in argv], capture_output=True, text=True, timeout=30)
@@ -254,21 +316,36 @@ class Slapd:
         if self.process is not None:
             self.process.stop()
 
-    def directoryd_config(self, folder: Path, uris=None, timeout=2, **overrides) -> Path:
+    def directoryd_config(self, folder: Path, uris=None, timeout=2, device: str | None = None, **overrides) -> Path:
         """A fedlogin-directoryd configuration file for the LDAP backend on this
-        slapd, bound as the service account (its password in a 0600 file)."""
+        slapd, bound as the device's own entry (`device`, by default the first
+        of `devices`), its password in a 0600 file. A `bind_dn` override of
+        SERVICE_DN binds as the administrator instead."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
+        if device is None:
+            if not self.devices and not self.unbound:
+                raise ValueError("directoryd_config: no device entry to bind as (give Slapd devices)")
+            device = next(iter({**self.devices, **self.unbound}))
         secret = folder / "ldap.secret"
-        secret.write_text(SERVICE_PW + "\n")
+        bind_dn = overrides.get("bind_dn", device_dn(device))
+        secret.write_text((SERVICE_PW if bind_dn == SERVICE_DN else DEVICE_PW % device) + "\n")
         os.chmod(secret, 0o600)
         ldap = {"uris": uris or [self.ldap_uri], "users_base": USERS, "groups_base": GROUPS,
-                "devices_base": DEVICES, "policy_dn": POLICY_DN, "bind_dn": SERVICE_DN,
+                "devices_base": DEVICES, "policy_dn": POLICY_DN, "bind_dn": device_dn(device),
                 "bind_password_file": str(secret), "timeout": timeout, "schema": "openldap"}
         ldap.update(overrides)
         path = folder / "directoryd.conf"
         path.write_text(sandbox.to_toml({"backend": "ldap", "ldap": ldap}))
         return path
+
+    def tool(self, name: str, dn: str | None, password: str | None, *args: str,
+             input: str | None = None) -> subprocess.CompletedProcess:
+        """An ldap-utils command (ldapsearch, ldapmodify, ldapadd, ldappasswd,
+        ...) on the loopback port, bound as `dn` with `password` (simple bind)."""
+        bind = ["-x"] + (["-D", dn, "-w", password] if dn is not None else [])
+        return subprocess.run([name, *bind, "-H", self.ldap_uri, *args], input=input, capture_output=True,
+                              text=True, timeout=10)
 
     def ldapmodify_config(self, ldif: str):
         """Changes cn=config live, as root through ldapi:// and SASL EXTERNAL."""
@@ -281,6 +358,12 @@ class Slapd:
         """Replaces the database's olcAccess rules."""
         self.ldapmodify_config("dn: olcDatabase={1}mdb,cn=config\nchangetype: modify\nreplace: olcAccess\n"
                                + "".join(f"olcAccess: {{{i}}}{r}\n" for i, r in enumerate(rules)))
+
+    def modify(self, ldif: str):
+        """Changes the data as the rootdn (an administrator's change)."""
+        r = self.tool("ldapmodify", ROOT_DN, ROOT_PW, input=ldif)
+        if r.returncode != 0:
+            raise RuntimeError(f"ldapmodify failed ({r.returncode}):\n{r.stdout}{r.stderr}")
 
     def search(self, base: str, filt: str = "(objectClass=*)", *attrs: str) -> str:
         r = subprocess.run(["ldapsearch", "-LLL", "-x", "-H", self.ldapi_uri, "-D", ROOT_DN, "-w", ROOT_PW,

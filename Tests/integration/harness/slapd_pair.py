@@ -31,9 +31,9 @@ def replication_config(server_id: int, ports: list[int]) -> dict:
         f'retry="1 +" timeout=2 network-timeout=2 keepalive=10:3:2\n'
         for n, (i, p) in enumerate(((i, p) for i, p in enumerate(ports, 1) if i != server_id)))
     database = ("olcDbIndex: entryCSN eq\nolcDbIndex: entryUUID eq\n" + syncrepl + "olcMultiProvider: TRUE\n")
-    overlay = ("dn: olcOverlay={0}syncprov,olcDatabase={1}mdb,cn=config\n"
+    overlay = ("dn: olcOverlay={1}syncprov,olcDatabase={1}mdb,cn=config\n"
                "objectClass: olcOverlayConfig\nobjectClass: olcSyncProvConfig\n"
-               "olcOverlay: {0}syncprov\nolcSpCheckpoint: 10 1\n")
+               "olcOverlay: {1}syncprov\nolcSpCheckpoint: 10 1\n")
     return {"modules": ("syncprov",), "global_lines": ids, "database_lines": database, "entries": overlay}
 
 
