@@ -65,6 +65,7 @@ _TOOLS = {
     "echo_server": (["echo_server.c"], []),
     "nss_bench": (["nss_bench.c"], ["-lpthread"]),
     "login_storm": (["login_storm.c"], ["-lpam"]),
+    "ldap_bench": (["ldap_bench.c"], ["-lldap", "-llber"]),
 }
 
 
