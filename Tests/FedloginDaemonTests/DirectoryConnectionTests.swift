@@ -22,8 +22,14 @@ struct ConnectionPoolBookTests {
 
     @Test func connectsUpToCapacityThenWaits() {
         var book = ConnectionPoolBook<Conn>(capacity: 2)
-        guard case .connect = taken(&book) else { Issue.record("first: connect"); return }
-        guard case .connect = taken(&book) else { Issue.record("second: connect"); return }
+        guard case .connect = taken(&book) else {
+            Issue.record("first: connect")
+            return
+        }
+        guard case .connect = taken(&book) else {
+            Issue.record("second: connect")
+            return
+        }
         #expect(taken(&book) == nil)
         #expect(book.open == 2)
     }
@@ -36,7 +42,10 @@ struct ConnectionPoolBookTests {
         let b = Conn(2)
         #expect(book.giveBack(a, reusable: true) == nil)
         #expect(book.giveBack(b, reusable: true) == nil)
-        guard case .use(let c) = taken(&book) else { Issue.record("reuse"); return }
+        guard case .use(let c) = taken(&book) else {
+            Issue.record("reuse")
+            return
+        }
         #expect(c === b)
         #expect(book.open == 2)
     }
@@ -49,7 +58,10 @@ struct ConnectionPoolBookTests {
         a.open = false
         let (turn, dropped) = book.take(isOpen: { $0.open })
         #expect(dropped.count == 1 && dropped[0] === a)
-        guard case .connect = turn else { Issue.record("connect after drop"); return }
+        guard case .connect = turn else {
+            Issue.record("connect after drop")
+            return
+        }
         #expect(book.open == 1)
     }
 
@@ -61,7 +73,10 @@ struct ConnectionPoolBookTests {
         #expect(taken(&book) == nil)
         book.enqueue(8)
         let a = Conn(1)
-        guard let (w, turn) = book.giveBack(a, reusable: true), case .use(let c) = turn else { Issue.record("handoff"); return }
+        guard let (w, turn) = book.giveBack(a, reusable: true), case .use(let c) = turn else {
+            Issue.record("handoff")
+            return
+        }
         #expect(w == 7 && c === a)
         #expect(book.waiting == [8])
         #expect(book.idle.isEmpty && book.open == 1)
@@ -71,7 +86,10 @@ struct ConnectionPoolBookTests {
         var book = ConnectionPoolBook<Conn>(capacity: 1)
         _ = taken(&book)
         book.enqueue(1)
-        guard let (w, turn) = book.giveBack(Conn(1), reusable: false), case .connect = turn else { Issue.record("room"); return }
+        guard let (w, turn) = book.giveBack(Conn(1), reusable: false), case .connect = turn else {
+            Issue.record("room")
+            return
+        }
         #expect(w == 1)
         #expect(book.open == 1)
         // That connect fails, nobody waits: the room is free again.
@@ -84,9 +102,13 @@ struct ConnectionPoolBookTests {
         _ = taken(&book)
         book.enqueue(1)
         book.enqueue(2)
-        #expect(book.leave(1))
-        #expect(!book.leave(1))
-        guard let (w, _) = book.giveBack(Conn(1), reusable: true) else { Issue.record("handoff"); return }
+        let left = book.leave(1)
+        let again = book.leave(1)
+        #expect(left && !again)
+        guard let (w, _) = book.giveBack(Conn(1), reusable: true) else {
+            Issue.record("handoff")
+            return
+        }
         #expect(w == 2)
     }
 
@@ -121,6 +143,8 @@ final class ScriptedDirectory: Sendable {
         var maxOpen = 0
         var requests: [String] = []
         var silent = false
+        /// The next this many requests: the connection is closed instead of answered.
+        var hangUp = 0
         var channels: [ObjectIdentifier: Channel] = [:]
     }
     let state = NIOLockedValueBox(State())
@@ -167,9 +191,14 @@ final class ScriptedDirectory: Sendable {
             let body = unwrapInboundIn(data)
             let request = (try? JSONDecoder().decode(DirectoryRequest.self, from: Data(body.readableBytesView)))
             served += 1
-            let silent = state.withLockedValue { s in
+            let (silent, hangUp) = state.withLockedValue { s in
                 s.requests.append(request?.op.rawValue ?? "?")
-                return s.silent
+                defer { s.hangUp = max(0, s.hangUp - 1) }
+                return (s.silent, s.hangUp > 0)
+            }
+            if hangUp {
+                context.close(promise: nil)
+                return
             }
             if silent { return }
             let json = #"{"ok":true,"users":["c\#(connection)","r\#(served)","\#(request?.deviceID ?? "")"]}"#
@@ -247,6 +276,66 @@ final class ScriptedDirectory: Sendable {
         let users = try await client.deviceUsers(device: "b")
         #expect(users[0] == "c2")
         #expect(d.state.withLockedValue { $0.connections } == 2)
+        await d.stop()
+    }
+
+    @Test func aRequestWhoseKeptConnectionClosesUnderItIsSentOnceMore() async throws {
+        let d = try await ScriptedDirectory()
+        let client = d.client()
+        _ = try await client.deviceUsers(device: "a")
+        d.state.withLockedValue { $0.hangUp = 1 }
+        let users = try await client.deviceUsers(device: "b")
+        #expect(users == ["c2", "r1", "b"])
+        #expect(d.state.withLockedValue { $0.requests } == ["device_users", "device_users", "device_users"])
+        await d.stop()
+    }
+
+    @Test func aNewConnectionClosedUnderTheRequestIsNotTriedAgain() async throws {
+        let d = try await ScriptedDirectory()
+        let client = d.client()
+        d.state.withLockedValue { $0.hangUp = 1 }
+        await #expect(throws: DirectoryClient.Unavailable.self) { _ = try await client.lookup("carol") }
+        #expect(d.state.withLockedValue { $0.requests } == ["lookup"])
+        await d.stop()
+    }
+
+    @Test func aPasswordChangeIsNeverSentTwice() async throws {
+        let d = try await ScriptedDirectory()
+        let client = d.client()
+        _ = try await client.deviceUsers(device: "a")
+        d.state.withLockedValue { $0.hangUp = 1 }
+        let current = Array("old".utf8).withUnsafeBytes { SecretBytes(copying: $0) }
+        let new = Array("new".utf8).withUnsafeBytes { SecretBytes(copying: $0) }
+        await #expect(throws: DirectoryClient.Unavailable.self) {
+            try await client.changePassword(user: "carol", current: current, new: new)
+        }
+        #expect(d.state.withLockedValue { $0.requests } == ["device_users", "change_password"])
+        await d.stop()
+    }
+
+    @Test func aRequestWaitingForABusyConnectionGivesUpWithinTheTimeout() async throws {
+        let d = try await ScriptedDirectory()
+        d.state.withLockedValue { $0.silent = true }
+        let client = d.client(timeout: 0.2, capacity: 1)
+        let start = ContinuousClock.now
+        let failures = await withTaskGroup(of: Bool.self) { group in
+            for _ in 0..<2 {
+                group.addTask {
+                    do {
+                        _ = try await client.lookup("carol")
+                        return false
+                    } catch {
+                        return error is DirectoryClient.Unavailable
+                    }
+                }
+            }
+            return await group.reduce(into: 0) { $0 += $1 ? 1 : 0 }
+        }
+        #expect(failures == 2)
+        #expect(ContinuousClock.now - start < .seconds(2))
+        // The one connection carried one request; the other never got one.
+        #expect(d.state.withLockedValue { $0.requests } == ["lookup"])
+        #expect(await client.connections.openCount == 0)
         await d.stop()
     }
 
