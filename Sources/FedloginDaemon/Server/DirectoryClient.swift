@@ -8,12 +8,13 @@ let directoryMaxFrame = 16 << 20
 
 /// The directory protocol's client side (docs/directory-protocol.md).
 ///
-/// Requests travel on persistent connections (`DirectoryConnectionPool`,
-/// up to 16, each serving one request at a time; the directory answers any
-/// number of requests on a connection, in order). Every new connection
-/// checks that the server runs as root. The bounds are per request: a
-/// connection (a free one, or a new one) within `timeout`, then the answer
-/// within `timeout` again; a hung directory fails the request closed. A
+/// Requests travel on kept connections (`DirectoryConnectionPool`: each
+/// serves one request at a time, up to 16 are kept open between requests;
+/// the directory answers any number of requests on a connection, in order).
+/// Every new connection checks that the server runs as root. The bounds are
+/// per request, as with a connection per request: a new connection within
+/// `timeout`, then the answer within `timeout` again; a hung directory fails
+/// the request closed. A
 /// reused connection that turns out closed by the server (fedlogin-directoryd
 /// restarted, say) is dropped and the request sent once more on a new
 /// connection, but only a request that may be repeated: every one but
