@@ -5,6 +5,7 @@
  *
  *   ldap_bench socket SOCKET REQUESTS WARMUP
  *   ldap_bench ldap URI BIND_DN PASSWORD_FILE USERS_BASE GROUPS_BASE DEVICES_BASE POLICY_DN REQUESTS WARMUP
+ *   ldap_bench ldap-fresh (the same arguments)
  *
  * REQUESTS is a file of lines "lookup USER", "access USER DEVICE" or
  * "device_users DEVICE". The first WARMUP lines are run and not printed;
@@ -26,6 +27,10 @@
  *                 default) the device's binding entries one level below it
  *                 (objectClass=applicationProcess) [description]
  *   access        lookup, the policy entry, device_users
+ *
+ * ldap-fresh: as ldap, but each request connects and binds first and
+ * unbinds after (all of it timed): a connection per request, as
+ * fedlogin-directoryd's backend made them before it kept its connections.
  * Exits 1 on any error (a failed search, a user or device not found).
  */
 #define _GNU_SOURCE
@@ -331,8 +336,8 @@ int main(int argc, char **argv)
 		answer = malloc(MAX_ANSWER + 1);
 		if (!answer)
 			die("out of memory");
-	} else if (argc == 11 && strcmp(argv[1], "ldap") == 0) {
-		ldap_mode = 1;
+	} else if (argc == 11 && (strcmp(argv[1], "ldap") == 0 || strcmp(argv[1], "ldap-fresh") == 0)) {
+		ldap_mode = strcmp(argv[1], "ldap") == 0 ? 1 : 2;
 		users_base = argv[5];
 		groups_base = argv[6];
 		devices_base = argv[7];
@@ -341,10 +346,11 @@ int main(int argc, char **argv)
 		requests = argv[9];
 		warmup = atol(argv[10]);
 	} else {
-		fprintf(stderr, "usage: ldap_bench socket SOCKET REQUESTS WARMUP\n"
-				"       ldap_bench ldap URI BIND_DN PASSWORD_FILE USERS_BASE GROUPS_BASE "
-				"DEVICES_BASE POLICY_DN "
-				"REQUESTS WARMUP\n");
+		fprintf(stderr,
+			"usage: ldap_bench socket SOCKET REQUESTS WARMUP\n"
+			"       ldap_bench ldap|ldap-fresh URI BIND_DN PASSWORD_FILE USERS_BASE GROUPS_BASE "
+			"DEVICES_BASE POLICY_DN "
+			"REQUESTS WARMUP\n");
 		return 2;
 	}
 	f = fopen(requests, "r");
@@ -357,10 +363,17 @@ int main(int argc, char **argv)
 		if (sscanf(line, "%31s %399s %399s", op, a, b) < 2)
 			continue;
 		t0 = now_ns();
-		if (ldap_mode)
-			ldap_request(op, a, b);
-		else
+		if (ldap_mode == 0) {
 			socket_request(fd, op, a, b);
+		} else {
+			if (!ld)
+				connect_ldap(argv[2], argv[3], argv[4]);
+			ldap_request(op, a, b);
+			if (ldap_mode == 2) {
+				ldap_unbind_ext_s(ld, NULL, NULL);
+				ld = NULL;
+			}
+		}
 		t1 = now_ns();
 		if (i++ >= warmup)
 			printf("%s %lld\n", op, (long long)(t1 - t0));
