@@ -12,9 +12,11 @@ Four measurements, in one run:
    - through fedlogin-directoryd: one connection to its socket, one request
      frame after another, as fedlogind's pooled connections send them;
    - straight to slapd: one connection to the same ldap:// URI, bound once
-     as the same service account, making for each request the same searches
-     fedlogin-directoryd's backend makes (listed in ldap_bench.c), reading
-     every value.
+     as fedlogin-directoryd binds (the bind DN and password file of the
+     configuration slapd.directoryd_config() wrote for it), making for each
+     request the same searches fedlogin-directoryd's backend makes (listed
+     in ldap_bench.c: keep that list in step with LDAPDirectory.swift),
+     reading every value.
    - and, for reference, straight to slapd with a new connection and bind
      for each request (`ldap-fresh`): what a backend pays that does not
      keep its LDAP connections.
@@ -91,14 +93,12 @@ def timed(tool: Path, argv: list[str]) -> list[int]:
 
 def side_by_side(tools: dict, world: "BenchWorld", tmp: Path, users: list[str], devices: list[str], n: int,
                  rounds: int = 6, warmup: int = 50) -> dict:
-    slapd = world.slapd
-    secret = tmp / "ldap.secret"
-    secret.write_text(slapd_harness.SERVICE_PW + "\n")
-    secret.chmod(0o600)
+    # Straight to slapd as fedlogin-directoryd connects: its URI, bind DN and password file.
+    ldap = tomllib.loads(world.directoryd_config.read_text())["ldap"]
     rng = random.Random(12)
     result = {}
-    ldap_args = [slapd.ldap_uri, slapd_harness.SERVICE_DN, str(secret), slapd_harness.USERS, slapd_harness.GROUPS,
-                 slapd_harness.DEVICES, slapd_harness.POLICY_DN]
+    ldap_args = [ldap["uris"][0], ldap["bind_dn"], ldap["bind_password_file"], ldap["users_base"],
+                 ldap["groups_base"], ldap["devices_base"], ldap["policy_dn"]]
     for op in OPS:
         times: dict[str, list[int]] = {"via": [], "straight": [], "fresh": []}
         for r in range(rounds):
@@ -145,10 +145,14 @@ class BenchWorld:
         self.tmp = Path(tmp)
         self.tmp.mkdir(parents=True, exist_ok=True)
         self.directoryd = self.fedlogind = None
-        self.slapd = slapd_harness.Slapd(self.tmp / "slapd")
+        # fedlogind's own device (the first of `devices`, with its users:
+        # slapadd does not check that a DN value names an entry) comes with
+        # the constructor, so directoryd_config() may bind as it.
+        own = next(iter(devices))
+        self.slapd = slapd_harness.Slapd(self.tmp / "slapd", devices={own: devices[own]})
         users, groups = slapd_harness.from_directory_records([sandbox.directory_user(**r) for r in records])
         policy = slapd_harness.default_policy()
-        base = slapd_harness.data_ldif([], {}, {}, policy)
+        base = slapd_harness.data_ldif([], {}, {own: devices[own]}, policy)
         have = {e.split("\n", 1)[0] for e in base.split("\n\n") if e.strip()}
         bulk = [e for e in slapd_harness.data_ldif(users, groups, devices, policy).split("\n\n")
                 if e.strip() and e.split("\n", 1)[0] not in have]
@@ -163,9 +167,9 @@ class BenchWorld:
                 raise RuntimeError(f"{argv[0]} failed ({r.returncode}):\n{r.stdout}{r.stderr}")
         try:
             self.slapd.start()
-            self.directoryd = sandbox.start_directoryd(
-                self.tmp, Path("/nonexistent"),
-                extra_args=["--config", str(self.slapd.directoryd_config(self.tmp / "directoryd"))])
+            self.directoryd_config = self.slapd.directoryd_config(self.tmp / "directoryd")
+            self.directoryd = sandbox.start_directoryd(self.tmp, Path("/nonexistent"),
+                                                       extra_args=["--config", str(self.directoryd_config)])
             self.config = sandbox.write_config(self.tmp, {"demo": idp}, **config)
             self.fedlogind = sandbox.start_fedlogind(self.tmp, self.config)
         except BaseException:
