@@ -17,17 +17,22 @@
  *
  * ldap: one connection to URI, bound once (simple bind), then for each
  * request the searches fedlogin-directoryd's LDAP backend makes for it
- * (Sources/FedloginDirectory/LDAPDirectory.swift, schema "openldap"), with
+ * (Sources/FedloginDirectory/LDAPDirectory.swift, schema "openldap" with the
+ * fedlogin schema of packaging/ldap; keep this list in step with it), with
  * every value of every entry read:
  *   lookup        users_base sub (|(uid=U)(mail=U)) [the user attributes],
  *                 then groups_base sub (member=<the user's DN>) [cn]
- *   device_users  devices_base sub (&(objectClass=device)(cn=D)) [seeAlso],
- *                 a base search of each seeAlso DN [uid], the policy entry
- *                 [description], and with self-service (the policy's
- *                 default) the device's binding entries one level below it
- *                 (objectClass=applicationProcess) [description]
- *   access        lookup, the policy entry, device_users
- *
+ *   device_users  devices_base sub (&(objectClass=device)(cn=D))
+ *                 [fedloginAssociatedUser fedloginUnboundUser fedloginPolicy],
+ *                 a base search of each associated user's DN [uid], the
+ *                 policy entry [fedloginPolicy], with self-service (the
+ *                 policy's default) the device's binding entries one level
+ *                 below it (objectClass=fedloginBinding)
+ *                 [fedloginBindingReport], a base search of each unbound
+ *                 user's DN [uid]
+ *   access        lookup, the device entry, the policy entry, the device's
+ *                 users as for device_users (from the entry found), and the
+ *                 unbound users' DNs once more
  * ldap-fresh: as ldap, but each request connects and binds first and
  * unbinds after (all of it timed): a connection per request, as
  * fedlogin-directoryd's backend made them before it kept its connections.
@@ -218,12 +223,21 @@ static int search(const char *base, int scope, const char *filter, char **attrs,
 	return count;
 }
 
-static char *user_attrs[] = {"uid",	  "mail",	  "displayName",  "cn",
-			     "uidNumber", "userPassword", "shadowExpire", NULL};
+static char *user_attrs[] = {"uid",	     "mail",	     "displayName",	     "cn", "uidNumber",
+			     "userPassword", "shadowExpire", "pwdAccountLockedTime", NULL};
 static char *cn_attrs[] = {"cn", NULL};
-static char *policy_attrs[] = {"description", NULL};
-static char *device_attrs[] = {"seeAlso", NULL};
+static char *policy_attrs[] = {"fedloginPolicy", NULL};
+static char *device_attrs[] = {"fedloginAssociatedUser", "fedloginUnboundUser", "fedloginPolicy", NULL};
+static char *binding_attrs[] = {"fedloginBindingReport", NULL};
 static char *uid_attrs[] = {"uid", NULL};
+
+struct device {
+	char dn[1024];
+	char *associated[MAX_VALUES];
+	int n_associated;
+	char *unbound[MAX_VALUES];
+	int n_unbound;
+};
 
 static void ldap_lookup(const char *user)
 {
@@ -246,10 +260,10 @@ static int ldap_policy_self_service(void)
 	char *values[MAX_VALUES];
 	int n, self_service;
 
-	search(policy_dn, LDAP_SCOPE_BASE, "(objectClass=*)", policy_attrs, 1, NULL, 0, "description", values,
-	       &n);
+	search(policy_dn, LDAP_SCOPE_BASE, "(objectClass=*)", policy_attrs, 1, NULL, 0, "fedloginPolicy",
+	       values, &n);
 	if (n < 1)
-		die("the policy entry has no description");
+		die("the policy entry has no fedloginPolicy");
 	self_service = !(strstr(values[0], "\"self_service\": false") ||
 			 strstr(values[0], "\"self_service\":false"));
 	for (int i = 0; i < n; i++)
@@ -257,39 +271,92 @@ static int ldap_policy_self_service(void)
 	return self_service;
 }
 
-static void ldap_device_users(const char *device)
+static void device_entry(const char *device, struct device *d)
 {
-	char esc[512], filter[1200], dn[1024];
-	char *members[MAX_VALUES];
-	int n;
+	char esc[512], filter[1200];
+	LDAPMessage *res = NULL;
+	int rc;
 
 	escape_filter(device, esc, sizeof esc);
 	snprintf(filter, sizeof filter, "(&(objectClass=device)(cn=%s))", esc);
-	if (search(devices_base, LDAP_SCOPE_SUBTREE, filter, device_attrs, 2, dn, sizeof dn, "seeAlso",
-		   members, &n) < 1) {
+	/* Two attributes to keep apart: search() keeps one; read both here. */
+	rc = ldap_search_ext_s(ld, devices_base, LDAP_SCOPE_SUBTREE, filter, device_attrs, 0, NULL, NULL,
+			       &ldap_timeout, 2, &res);
+	if (rc != LDAP_SUCCESS && rc != LDAP_SIZELIMIT_EXCEEDED) {
+		fprintf(stderr, "ldap_bench: search of %s %s: %s\n", devices_base, filter,
+			ldap_err2string(rc));
+		exit(1);
+	}
+	LDAPMessage *e = ldap_first_entry(ld, res);
+	if (!e) {
 		fprintf(stderr, "ldap_bench: no such device %s\n", device);
 		exit(1);
 	}
-	for (int i = 0; i < n; i++) {
-		search(members[i], LDAP_SCOPE_BASE, "(objectClass=*)", uid_attrs, 1, NULL, 0, NULL, NULL,
-		       NULL);
-		free(members[i]);
+	char *dn = ldap_get_dn(ld, e);
+	snprintf(d->dn, sizeof d->dn, "%s", dn ? dn : "");
+	ldap_memfree(dn);
+	d->n_associated = d->n_unbound = 0;
+	BerElement *ber = NULL;
+	for (char *a = ldap_first_attribute(ld, e, &ber); a; a = ldap_next_attribute(ld, e, ber)) {
+		struct berval **vals = ldap_get_values_len(ld, e, a);
+		int associated = strcasecmp(a, "fedloginAssociatedUser") == 0;
+		int unbound = strcasecmp(a, "fedloginUnboundUser") == 0;
+
+		for (int i = 0; vals && vals[i]; i++) {
+			if (associated && d->n_associated < MAX_VALUES)
+				d->associated[d->n_associated++] = strndup(vals[i]->bv_val, vals[i]->bv_len);
+			if (unbound && d->n_unbound < MAX_VALUES)
+				d->unbound[d->n_unbound++] = strndup(vals[i]->bv_val, vals[i]->bv_len);
+		}
+		ldap_value_free_len(vals);
+		ldap_memfree(a);
 	}
+	if (ber)
+		ber_free(ber, 0);
+	ldap_msgfree(res);
+}
+
+static void usernames(char **dns, int n)
+{
+	for (int i = 0; i < n; i++)
+		search(dns[i], LDAP_SCOPE_BASE, "(objectClass=*)", uid_attrs, 1, NULL, 0, NULL, NULL, NULL);
+}
+
+static void free_device(struct device *d)
+{
+	for (int i = 0; i < d->n_associated; i++)
+		free(d->associated[i]);
+	for (int i = 0; i < d->n_unbound; i++)
+		free(d->unbound[i]);
+}
+
+/* The device's users from its entry: LDAPDirectory.users(of:entry:on:). */
+static void users_of(struct device *d)
+{
+	usernames(d->associated, d->n_associated);
 	if (ldap_policy_self_service())
-		search(dn, LDAP_SCOPE_ONELEVEL, "(objectClass=applicationProcess)", policy_attrs, 0, NULL, 0,
+		search(d->dn, LDAP_SCOPE_ONELEVEL, "(objectClass=fedloginBinding)", binding_attrs, 0, NULL, 0,
 		       NULL, NULL, NULL);
+	usernames(d->unbound, d->n_unbound);
 }
 
 static void ldap_request(const char *op, const char *a, const char *b)
 {
+	struct device d;
+
 	if (strcmp(op, "lookup") == 0) {
 		ldap_lookup(a);
 	} else if (strcmp(op, "access") == 0) {
 		ldap_lookup(a);
+		device_entry(b, &d);
 		ldap_policy_self_service();
-		ldap_device_users(b);
+		users_of(&d);
+		usernames(d.unbound, d.n_unbound);
+		free_device(&d);
 	} else {
-		ldap_device_users(a);
+		device_entry(a, &d);
+		users_of(&d);
+		free_device(&d);
 	}
 }
 
