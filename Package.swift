@@ -156,6 +156,8 @@ let package = Package(
                 "FedloginDaemon", "FedloginCore", "FedloginNIO",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
     ]

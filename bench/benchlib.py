@@ -65,6 +65,7 @@ _TOOLS = {
     "echo_server": (["echo_server.c"], []),
     "nss_bench": (["nss_bench.c"], ["-lpthread"]),
     "login_storm": (["login_storm.c"], ["-lpam"]),
+    "ldap_bench": (["ldap_bench.c"], ["-lldap", "-llber"]),
 }
 
 
@@ -128,12 +129,14 @@ def vm_status(pid: int) -> dict[str, int]:
 
 
 def snapshot_bin(bin_dir: Path, dest: Path) -> Path:
-    """Copies fedlogind, fedlogin-directoryd and the resource bundles beside
-    them to `dest`; returns `dest`."""
+    """Copies fedlogind, fedlogin-directoryd (and fedloginctl when there) and
+    the resource bundles beside them to `dest`; returns `dest`."""
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     for exe in ("fedlogind", "fedlogin-directoryd"):
         shutil.copy2(Path(bin_dir) / exe, dest / exe)
+    if (Path(bin_dir) / "fedloginctl").exists():  # the LDAP benchmark's sync
+        shutil.copy2(Path(bin_dir) / "fedloginctl", dest / "fedloginctl")
     for res in Path(bin_dir).glob("*.resources"):
         shutil.copytree(res, dest / res.name, dirs_exist_ok=True)
     return dest

@@ -5,11 +5,14 @@ real libpam and pam_fedlogin.so (the `sshd` service of pam/fedlogin.pam,
 whose sign-in is the device grant), against the strict test IdP
 (Tests/integration/harness/strict_idp.py).
 
-    Tests/integration/run-in-namespace.sh .venv/bin/python bench/first_logins.py [-n 500] [--alone 5]
+    Tests/integration/run-in-namespace.sh .venv/bin/python bench/first_logins.py [-n 500] [--alone 5] [--backend ldap]
 
 The benchmark gets its own fedlogin-directoryd and fedlogind (the daemon's
 shipped sign-in timeout, no periodic directory sync; pam_fedlogin's
-per-frame timeout is its default, 10 s). One first login is made before
+per-frame timeout is its default, 10 s). `--backend ldap`: fedlogin-directoryd
+serves the same users from a real slapd of their own (harness/slapd.py, as
+the integration tests' `World(backend="ldap")`) instead of a directory file.
+One first login is made before
 anything is measured, so fedlogind has the IdP's discovery document and
 keys cached, as on a machine that has been up for a while. Then `--alone`
 first logins one after another (the uncontended figure), then the N at
@@ -291,7 +294,8 @@ def daemon_problems(log: str, limit: int = 8) -> dict[str, int]:
     return dict(sorted(counts.items(), key=lambda kv: -kv[1])[:limit])
 
 
-def run(tmp: Path, bin_dir: Path, tools: dict, n: int = 500, alone: int = 5, log_copy: Path | None = None) -> dict:
+def run(tmp: Path, bin_dir: Path, tools: dict, n: int = 500, alone: int = 5, log_copy: Path | None = None,
+        backend: str = "file") -> dict:
     os.environ["FEDLOGIN_BIN"] = str(bin_dir)  # the harness reads it per start
     tmp = Path(tmp)
     prefix = unique("fl") + "u"
@@ -305,12 +309,13 @@ def run(tmp: Path, bin_dir: Path, tools: dict, n: int = 500, alone: int = 5, log
         # The daemon's own sign-in timeout (the tests shorten it). No periodic
         # directory sync: it would run in the middle of the logins at a moment
         # that differs from run to run.
-        world = World(tmp, idp, names, config={"signin": {"timeout": None}, "daemon": {"sync_interval": 0}})
+        world = World(tmp, idp, names, config={"signin": {"timeout": None}, "daemon": {"sync_interval": 0}},
+                      backend=backend)
         pid = world.fedlogind.pid
         warm = storm(tools, world, idp, prefix, 0, 1, "one-by-one")
         if warm["failed"]:
             raise RuntimeError(f"the warm-up first login failed: {warm['failures']}\n{world.logs()[-4000:]}")
-        result = {"n": n, "alone_n": alone, "prefix": prefix}
+        result = {"n": n, "alone_n": alone, "prefix": prefix, "backend": backend}
         if alone:
             result["alone"] = storm(tools, world, idp, prefix, 1, alone, "one-by-one")
         before = benchlib.vm_status(pid)
@@ -346,13 +351,16 @@ def main():
     ap.add_argument("-n", type=int, default=500, help="first logins at once (default 500)")
     ap.add_argument("--alone", type=int, default=5, help="first logins one by one before (default 5)")
     ap.add_argument("--log", type=Path, help="write the logs of fedlogind and fedlogin-directoryd here")
+    ap.add_argument("--backend", choices=("file", "ldap"), default="file",
+                    help="fedlogin-directoryd's backend: a directory file (default) or a real slapd")
     args = ap.parse_args()
     import json
     benchlib.require_namespace()
     tmp = benchlib.scratch_dir()
     try:
         tools = benchlib.build_tools(tmp / "tools")
-        print(json.dumps(run(tmp / "debug", sandbox.bin_dir(), tools, args.n, args.alone, args.log), indent=2))
+        print(json.dumps(run(tmp / "debug", sandbox.bin_dir(), tools, args.n, args.alone, args.log, args.backend),
+                         indent=2))
     finally:
         benchlib.remove_dir(tmp)
 

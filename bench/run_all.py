@@ -4,7 +4,7 @@ which enters the private mount namespace first.
 
     .venv/bin/python bench/run_all.py [--build NAME=DIR ...] [--n-pam 200] [--n-rtt 2000]
                                       [--nss-runs 5] [--nss-ms 1000] [--starts 10]
-                                      [--storm 500] [--storm-alone 5] [--json FILE]
+                                      [--storm 500] [--storm-alone 5] [--ldap] [--json FILE]
 
 Builds: every --build NAME=DIR (DIR holds fedlogind and fedlogin-directoryd);
 by default `debug` (.build/debug, or $FEDLOGIN_BIN) and, when it exists,
@@ -12,7 +12,10 @@ by default `debug` (.build/debug, or $FEDLOGIN_BIN) and, when it exists,
 with --static-swift-stdlib). Each build gets its own fedlogind,
 fedlogin-directoryd and provisioned user; oidc-provider-mock is shared. The
 first-login storm (--storm N at once, 0 to skip) gets its own daemons and
-the strict test IdP.
+the strict test IdP. --ldap adds the LDAP backend's benchmark
+(bench/ldap_directory.py without its first logins at once: 10 000 users in a
+slapd of its own; directory requests through fedlogin-directoryd vs straight
+to slapd, and a sync of 50 accounts).
 """
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ from pathlib import Path
 import benchlib
 import daemon_start
 import first_logins
+import ldap_directory
 import nss_lookup
 import pam_stack
 import roundtrip
@@ -41,6 +45,7 @@ GOAL_NSS_PER_S = 20000.0  # getpwnam of a directory user, 1 and 4 threads
 GOAL_NSS_MISS_RATIO = 2.0  # a miss with fedlogin in nsswitch.conf vs `files` alone
 GOAL_STORM_RSS_MB = 60.0  # fedlogind's peak RSS through N first logins at once
 GOAL_STORM_ADDED_MS = 100.0  # median time fedlogin adds per first login, IdP and conversation excluded
+GOAL_LDAP_ADDED_US = 100.0  # fedlogin-directoryd over the same LDAP searches straight to slapd, p50
 
 
 def default_builds() -> list[tuple[str, Path]]:
@@ -89,6 +94,10 @@ def bench_build(name: str, bin_dir: Path, idp, tools: dict, tmp: Path, args) -> 
     if args.storm:
         log(f"first logins: {args.storm_alone} one by one, then {args.storm} at once")
         result["storm"] = first_logins.run(tmp / name / "storm", snapshot, tools, args.storm, args.storm_alone)
+    if args.ldap:
+        log("LDAP backend: 10 000 users, directory requests both ways, a sync of 50 accounts")
+        result["ldap"] = ldap_directory.run(tmp / name / "ldap", snapshot, tools, argparse.Namespace(
+            users=10000, groups=300, devices=1000, requests=2000, sync=50, storm=0, storm_alone=0, log=None))
     return result
 
 
@@ -143,7 +152,21 @@ def rows(r: dict) -> dict[str, str]:
         "nss_local": (f"{n['local_fedlogin']['cost_us']:.1f} µs vs {n['local_files']['cost_us']:.1f} µs "
                       f"({n['local_ratio']:.2f}x)"),
         **storm_rows(r.get("storm")),
+        **ldap_rows(r.get("ldap")),
     }
+
+
+def ldap_rows(ld: dict | None) -> dict[str, str]:
+    if ld is None:
+        return {f"ldap_{op}": "not run" for op in (*ldap_directory.OPS, "sync")}
+    out = {}
+    for op, m in ld["ops"].items():
+        v, s = m["via_directoryd_us"], m["straight_us"]
+        out[f"ldap_{op}"] = (f"{v['median']:.0f} vs {s['median']:.0f} µs (+{m['added_p50_us']:.0f} µs): "
+                             f"{verdict(m['added_p50_us'] <= GOAL_LDAP_ADDED_US)}")
+    sy = ld.get("sync")
+    out["ldap_sync"] = f"{sy['second_sync_s']:.2f} s (first, pre-provisioning: {sy['first_sync_s']:.2f} s)" if sy else "-"
+    return out
 
 
 def nss_rate(m: dict) -> str:
@@ -205,6 +228,13 @@ LINES = [
     ("storm_parts", "First logins at once: login / IdP / conversation time (medians)", "-"),
     ("storm_span", "First logins at once: first start to last end (accounts made)", "-"),
     ("storm_alone", "First login alone (one by one): time fedlogin adds, median", "-"),
+    ("ldap_lookup", "LDAP, 10 000 users: `lookup` p50 through fedlogin-directoryd vs straight to slapd",
+     "+ <= 100 µs"),
+    ("ldap_access", "LDAP, 10 000 users: `access` p50 through fedlogin-directoryd vs straight to slapd",
+     "+ <= 100 µs"),
+    ("ldap_device_users", "LDAP, 10 000 users: `device_users` p50 through fedlogin-directoryd vs straight",
+     "+ <= 100 µs"),
+    ("ldap_sync", "LDAP: sync of 50 associated accounts", "-"),
 ]
 
 
@@ -243,6 +273,7 @@ def main():
     ap.add_argument("--storm-alone", type=int, default=5, help="first logins one by one before the storm")
     ap.add_argument("--starts", type=int, default=10)
     ap.add_argument("--settle", type=float, default=2.0)
+    ap.add_argument("--ldap", action="store_true", help="also the LDAP backend's benchmark (a minute or more per build)")
     ap.add_argument("--json", type=Path, help="also write every figure (and the raw start runs) here")
     args = ap.parse_args()
     benchlib.require_namespace()

@@ -118,3 +118,156 @@ public final class ReadTimer: Sendable {
 
     public func cancel() { scheduled.cancel() }
 }
+
+/// A framed client connection kept open for many exchanges: one request
+/// frame, then its answer frame, one exchange at a time (the caller keeps
+/// that order; a connection pool hands it to one request at a time). A
+/// connection the server closed is no longer `isOpen`; one whose exchange
+/// failed or timed out is closed, so a late answer is never taken for the
+/// next request's.
+public final class FramedConnection: Sendable {
+    let channel: Channel
+    let handler: NIOLoopBound<FramedExchangeHandler>
+    let peer: String
+
+    init(channel: Channel, handler: FramedExchangeHandler, peer: String) {
+        self.channel = channel
+        self.handler = NIOLoopBound(handler, eventLoop: channel.eventLoop)
+        self.peer = peer
+    }
+
+    /// Connects within `connectTimeout`; with `requireRootPeer`, a server not
+    /// running as root is refused (`ClientError.untrustedPeer`) and the
+    /// connection closed.
+    public static func connect(
+        socket path: String, group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        connectTimeout: TimeAmount = .seconds(2), maxFrame: Int = Wire.maxFrame, requireRootPeer: Bool = false
+    ) async throws -> FramedConnection {
+        let connection: FramedConnection
+        do {
+            connection = try await ClientBootstrap(group: group)
+                .connectTimeout(connectTimeout)
+                .connect(unixDomainSocketPath: path) { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addFrameCodec(maxFrame: maxFrame)
+                        let handler = FramedExchangeHandler(peer: path)
+                        try channel.pipeline.syncOperations.addHandler(handler)
+                        return FramedConnection(channel: channel, handler: handler, peer: path)
+                    }
+                }
+        } catch {
+            throw ClientError.connect(path, error)
+        }
+        // The server's credentials exist once connected; no credentials, no trust.
+        if requireRootPeer {
+            let uid = (try? await PeerCredentials.of(connection.channel).get())?.uid ?? UInt32.max
+            guard uid == 0 else {
+                connection.close()
+                throw ClientError.untrustedPeer(path, uid)
+            }
+        }
+        return connection
+    }
+
+    public typealias ClientError = FramedClient.ClientError
+
+    /// Still open: the server has not closed it, and no exchange failed on it.
+    public var isOpen: Bool { channel.isActive }
+
+    public func close() { channel.close(promise: nil) }
+
+    /// Sends `body` and returns the answer frame. No answer within
+    /// `timeout` after the send: the connection is closed and
+    /// `ClientError.timeout` thrown. The server closing the connection
+    /// first: `ClientError.closed`. Any failure leaves the connection closed.
+    public func exchange(_ body: ByteBuffer, timeout: TimeAmount) async throws -> ByteBuffer {
+        let promise = channel.eventLoop.makePromise(of: ByteBuffer.self)
+        let handler = handler
+        let channel = channel
+        channel.eventLoop.execute {
+            handler.value.start(promise, body: body, timeout: timeout)
+        }
+        do {
+            return try await promise.futureResult.get()
+        } catch {
+            channel.close(promise: nil)
+            throw error
+        }
+    }
+}
+
+/// The event-loop side of a `FramedConnection`: at most one exchange in
+/// flight; the answer frame completes it, a close or an error fails it.
+final class FramedExchangeHandler: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    let peer: String
+    var context: ChannelHandlerContext?
+    var pending: EventLoopPromise<ByteBuffer>?
+    var timer: Scheduled<Void>?
+
+    init(peer: String) { self.peer = peer }
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        fail(FramedClient.ClientError.closed(peer))
+        self.context = nil
+    }
+
+    /// On the event loop.
+    func start(_ promise: EventLoopPromise<ByteBuffer>, body: ByteBuffer, timeout: TimeAmount) {
+        guard let context, context.channel.isActive else {
+            promise.fail(FramedClient.ClientError.closed(peer))
+            return
+        }
+        guard pending == nil else {
+            promise.fail(FramedClient.ClientError.closed(peer))
+            context.close(promise: nil)
+            return
+        }
+        pending = promise
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let peer = peer
+        timer = context.eventLoop.scheduleTask(in: timeout) {
+            loopBound.value.fail(FramedClient.ClientError.timeout(peer))
+            loopBound.value.context?.close(promise: nil)
+        }
+        context.writeAndFlush(wrapOutboundOut(body)).whenFailure { [loopBound] error in
+            loopBound.value.fail(error)
+            loopBound.value.context?.close(promise: nil)
+        }
+    }
+
+    func fail(_ error: any Error) {
+        timer?.cancel()
+        timer = nil
+        let p = pending
+        pending = nil
+        p?.fail(error)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard let p = pending else {
+            // An answer nobody asked for: the order is lost, so is the connection.
+            context.close(promise: nil)
+            return
+        }
+        timer?.cancel()
+        timer = nil
+        pending = nil
+        p.succeed(unwrapInboundIn(data))
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        fail(FramedClient.ClientError.closed(peer))
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        fail(error)
+        context.close(promise: nil)
+    }
+}

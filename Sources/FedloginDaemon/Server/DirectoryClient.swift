@@ -7,9 +7,33 @@ import NIOCore
 let directoryMaxFrame = 16 << 20
 
 /// The directory protocol's client side (docs/directory-protocol.md).
+///
+/// Requests travel on kept connections (`DirectoryConnectionPool`: each
+/// serves one request at a time, up to 16 are kept open between requests;
+/// the directory answers any number of requests on a connection, in order).
+/// Every new connection checks that the server runs as root. The bounds are
+/// per request, as with a connection per request: a new connection within
+/// `timeout`, then the answer within `timeout` again; a hung directory fails
+/// the request closed. A
+/// reused connection that turns out closed by the server (fedlogin-directoryd
+/// restarted, say) is dropped and the request sent once more on a new
+/// connection, but only a request that may be repeated: every one but
+/// `change_password`, which never travels on a reused connection and is
+/// never sent twice.
 public struct DirectoryClient: Sendable {
     public let socketPath: String
     public let timeout: Double
+    let connections: DirectoryConnectionPool
+
+    public init(socketPath: String, timeout: Double) {
+        self.init(socketPath: socketPath, timeout: timeout, connections: DirectoryConnectionPool(socketPath: socketPath))
+    }
+
+    init(socketPath: String, timeout: Double, connections: DirectoryConnectionPool) {
+        self.socketPath = socketPath
+        self.timeout = timeout
+        self.connections = connections
+    }
 
     /// The directory cannot serve a request now. `kind` is set where the
     /// error arises; `description` is for the log.
@@ -32,25 +56,25 @@ public struct DirectoryClient: Sendable {
     }
 
     /// One request and its answer, whatever `ok` says. Unreachable, not
-    /// root's, or an answer that does not parse: `Unavailable`.
+    /// root's, or an answer that does not parse: `Unavailable`. Every
+    /// request sent this way may be repeated (lookups, policy, access,
+    /// device_users, and report_binding, which the directory records once
+    /// per key).
     func exchange(_ request: DirectoryRequest) async throws -> DirectoryResponse {
-        try await exchange(body: ByteBuffer(bytes: try JSONEncoder().encode(request)))
+        try await exchange(body: ByteBuffer(bytes: try JSONEncoder().encode(request)), repeatable: true)
     }
 
-    /// One request given as its JSON bytes. A request holding secrets is
-    /// wiped by the caller once this returns: by then the directory has
-    /// read it, or the connection is closed, so no write still needs it.
-    func exchange(body: ByteBuffer) async throws -> DirectoryResponse {
+    /// One request given as its JSON bytes. `repeatable`: it may be sent
+    /// again when a reused connection turns out closed; otherwise it goes on
+    /// a new connection of its own and is sent once. A request holding
+    /// secrets is wiped by the caller once this returns: by then the
+    /// directory has read it, or the connection is closed, so no write still
+    /// needs it.
+    func exchange(body: ByteBuffer, repeatable: Bool) async throws -> DirectoryResponse {
         let t = TimeAmount.milliseconds(Int64(timeout * 1000))
         let data: Data
         do {
-            // The directory supplies password hashes and routing: it must be root's.
-            data = try await FramedClient.with(
-                socket: socketPath, connectTimeout: t, maxFrame: directoryMaxFrame, requireRootPeer: true
-            ) { session in
-                try await session.send(body)
-                return Data(try await session.receive(timeout: t).readableBytesView)
-            }
+            data = Data(try await send(body, repeatable: repeatable, timeout: t).readableBytesView)
         } catch {
             throw Unavailable(.unreachable, "directory at \(socketPath): \(ErrorText.describe(error))")
         }
@@ -59,6 +83,38 @@ public struct DirectoryClient: Sendable {
         } catch {
             throw Unavailable(.invalidAnswer, "directory at \(socketPath) sent an invalid response: \(error)")
         }
+    }
+
+    func send(_ body: ByteBuffer, repeatable: Bool, timeout t: TimeAmount) async throws -> ByteBuffer {
+        guard repeatable else {
+            // A new connection, which the server cannot have closed as idle;
+            // whatever happens, the request is not sent again.
+            let c = try await FramedConnection.connect(
+                socket: socketPath, connectTimeout: t, maxFrame: directoryMaxFrame, requireRootPeer: connections.requireRootPeer)
+            defer { c.close() }
+            return try await c.exchange(body, timeout: t)
+        }
+        var retried = false
+        while true {
+            let (c, reused) = try await connections.acquire(connectTimeout: t)
+            do {
+                let answer = try await c.exchange(body, timeout: t)
+                await connections.release(c, reusable: true)
+                return answer
+            } catch {
+                await connections.release(c, reusable: false)
+                // A reused connection the server had closed: once more on a
+                // new one. A timeout is a directory that does not answer: no.
+                guard reused, !retried, Self.foundClosed(error) else { throw error }
+                retried = true
+            }
+        }
+    }
+
+    /// The connection was closed under the request (not a timeout).
+    static func foundClosed(_ error: any Error) -> Bool {
+        if case FramedClient.ClientError.timeout = error { return false }
+        return true
     }
 
     /// A request whose `ok: false` means the directory cannot serve it now.
@@ -118,7 +174,7 @@ public struct DirectoryClient: Sendable {
         json.withUnsafeBytes { _ = body.writeBytes($0) }
         // In place, never through a mutating call (that would wipe a copy).
         defer { body.withUnsafeReadableBytes { SecretBytes.wipe(UnsafeMutableRawBufferPointer(mutating: $0)) } }
-        let response = try await exchange(body: body)
+        let response = try await exchange(body: body, repeatable: false)
         guard response.ok else { throw Refused(description: response.error ?? "no reason given") }
     }
 
