@@ -111,6 +111,8 @@ strip --strip-unneeded --remove-section=.comment --remove-section=.note \
 for unit in fedlogind.service fedlogind.socket fedlogin-directoryd.service; do
     inst 0644 "$ROOT/systemd/$unit" "/lib/systemd/system/$unit"
 done
+# The drop-in that turns fedlogin-directoryd to the LDAP backend (docs/ldap.md).
+inst 0644 "$ROOT/systemd/fedlogin-directoryd-ldap.conf" /usr/share/fedlogin/ldap/fedlogin-directoryd-ldap.conf
 
 inst 0644 "$PKG/fedlogin.conf" /etc/fedlogin/fedlogin.conf
 install -d -m 0755 "$STAGE/etc/fedlogin/conf.d"

@@ -39,9 +39,12 @@ DEB="${1:-$(ls -t "$ROOT"/out/fedlogin_*_amd64.deb 2>/dev/null | head -1)}"
 
 W="$(mktemp -d /tmp/fedlogin-system.XXXXXX)"
 mkdir -p "$W/srv"
-NSP="" IDP_PID="" LEADER=""
+NSP="" IDP_PID="" LEADER="" SLAPD_PID=""
 
 cleanup() {
+    if [ -n "$SLAPD_PID" ] && kill -0 "$SLAPD_PID" 2>/dev/null; then
+        kill -TERM "$SLAPD_PID" 2>/dev/null; wait "$SLAPD_PID" 2>/dev/null
+    fi
     if [ -n "$IDP_PID" ] && kill -0 "$IDP_PID" 2>/dev/null; then
         kill -TERM "$IDP_PID" 2>/dev/null; wait "$IDP_PID" 2>/dev/null
     fi
@@ -601,6 +604,53 @@ fi
 say "   fedlogind's warnings in the journal:"
 C journalctl -u fedlogind -u fedlogin-directoryd -p warning --no-pager -o cat | sed 's/^/      /'
 
+# --- the LDAP backend ------------------------------------------------------------------------
+# fedlogin-directoryd turned to a real slapd on the host's loopback (the
+# container shares the host's network) with the shipped drop-in, and one
+# first login through it: the account is made, the binding is an entry in slapd.
+T0=$(date +%s.%N)
+say "-- the LDAP backend: erin's first login against slapd:"
+mkdir -p "$W/ldap"
+eval "$("$PY" "$HERE/ldap_directory.py" "$W/ldap" test-device-1 alice bob carol dave erin)" || die "no LDAP directory (ldap_directory.py)"
+setsid "${SLAPD_ARGV[@]}" >"$W/slapd.log" 2>&1 </dev/null &
+SLAPD_PID=$!
+slapd_up() { ldapsearch -x -LLL -H "$SLAPD_URI" -s base -b "" "(objectClass=*)" namingContexts >/dev/null 2>&1; }
+check "slapd (the test's own cn=config) answers on $SLAPD_URI" until_ok 20 slapd_up
+cp "$W/ldap/directoryd.conf" "$W/ldap/ldap.secret" "$W/srv/"
+C install -m 0600 /srv/test/ldap.secret /etc/fedlogin-directoryd/ldap.secret
+C install -m 0644 /srv/test/directoryd.conf /etc/fedlogin-directoryd/directoryd.conf
+check "fedlogin-directoryd --check-config accepts the LDAP configuration" \
+    C fedlogin-directoryd serve --config /etc/fedlogin-directoryd/directoryd.conf --check-config
+check "fedlogin-directoryd check: the directory, the device's entry and erin are found" \
+    C fedlogin-directoryd check --config /etc/fedlogin-directoryd/directoryd.conf --device test-device-1 --user erin
+# The drop-in under /run: it goes with the container, as an admin's would with /etc.
+C install -D -m 0644 /usr/share/fedlogin/ldap/fedlogin-directoryd-ldap.conf /run/systemd/system/fedlogin-directoryd.service.d/ldap.conf
+C systemctl daemon-reload
+C systemctl restart fedlogin-directoryd.service
+ldap_serving() {
+    active fedlogin-directoryd.service &&
+        C systemctl show -P ExecStart fedlogin-directoryd.service | grep -q -- '--config /etc/fedlogin-directoryd/directoryd.conf'
+}
+check "with the shipped drop-in fedlogin-directoryd serves the LDAP configuration" until_ok 20 ldap_serving
+"$PY" "$HERE/driver.py" idp-user --issuer "$ISSUER" --sub erin --email erin@example.test
+erin_login() {
+    "$PY" "$HERE/driver.py" pam --sub erin --answer "" --answer "$PASSCODE" --answer "$PASSCODE" -- "${PAMC[@]}" sshd erin |
+        tee "$W/erin-login.txt"
+    grep -q '^  RESULT authenticate 0 ' "$W/erin-login.txt" && grep -q '^  RESULT acct_mgmt 0 ' "$W/erin-login.txt"
+}
+check "erin's first login through the installed PAM stack, the directory in slapd" erin_login
+check "erin is a local account made by fedlogin" sh -c "nsenter -t $LEADER -a fedloginctl users | grep -q '^erin'"
+erin_bound() {
+    ldapsearch -x -LLL -H "$SLAPD_LDAPI" -D "$SLAPD_ROOT_DN" -w "$SLAPD_ROOT_PW" -b "ou=devices,dc=example,dc=test" \
+        "(objectClass=*)" | tee "$W/ldap-bindings.txt" | grep -q 'erin'
+}
+check "erin's binding is in slapd (ldapsearch)" until_ok 30 erin_bound
+check "erin logs in again with her passcode" pam_login erin "$PASSCODE"
+C rm -f /run/systemd/system/fedlogin-directoryd.service.d/ldap.conf
+C systemctl daemon-reload
+kill -TERM "$SLAPD_PID" 2>/dev/null; wait "$SLAPD_PID" 2>/dev/null; SLAPD_PID=""
+T_LDAP=$(elapsed "$T0")
+
 # --- remove and purge ----------------------------------------------------------------------
 T0=$(date +%s.%N)
 quiet_dpkg() { # dpkg ARGS...: succeeds and warns about no directory left behind
@@ -637,7 +687,7 @@ if [ "$FAILED" -gt 0 ]; then
     C journalctl -u fedlogind -u fedlogind.socket -u fedlogin-directoryd --no-pager -n 40 -o short-monotonic | sed 's/^/   /'
 fi
 T_TOTAL=$(elapsed "$T_START")
-printf '   time: rootfs %.1fs, boot %.1fs, install %.1fs, systemd checks %.1fs, logins %.1fs, remove/purge %.1fs, total %.1fs\n' \
-    "$T_ROOTFS" "$T_BOOT" "$T_INSTALL" "$T_SYSTEMD" "$T_LOGIN" "$T_REMOVE" "$T_TOTAL"
+printf '   time: rootfs %.1fs, boot %.1fs, install %.1fs, systemd checks %.1fs, logins %.1fs, LDAP %.1fs, remove/purge %.1fs, total %.1fs\n' \
+    "$T_ROOTFS" "$T_BOOT" "$T_INSTALL" "$T_SYSTEMD" "$T_LOGIN" "$T_LDAP" "$T_REMOVE" "$T_TOTAL"
 say "$PASSED passed, $FAILED failed"
 [ "$FAILED" -eq 0 ] || { say "failed: ${FAILED_NAMES[*]}"; exit 1; }
