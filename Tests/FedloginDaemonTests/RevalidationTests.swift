@@ -140,16 +140,14 @@ struct RevalidationTests {
         defer { w.remove() }
         _ = try managed(w)
         w.directory.state.withLockedValue { $0.silent = true }
-        let t0 = Date()
+        // The directory never answers: the login goes on once the bound has
+        // passed (without the bound this call would not return).
         #expect(await check(w) == (.success, "managed account, not locked"))
-        let took = Date().timeIntervalSince(t0)
-        #expect(took >= 0.05 && took < 2, "took \(took) s")
         #expect(lookups(w) == 1)
-        // The silence is kept too: the next logins neither ask nor wait.
+        // The silence is kept too: the next logins are answered from memory
+        // and do not ask the directory again.
         #expect(w.flow.answerFromMemory(acct())! == (.success, "managed account, not locked"))
-        let t1 = Date()
         #expect(await check(w).0 == .success)
-        #expect(Date().timeIntervalSince(t1) < 0.05)
         #expect(lookups(w) == 1)
         // revalidate_cache later it is asked again.
         w.clock.advance(300)
@@ -187,12 +185,12 @@ struct RevalidationTests {
     @Test func theBoundedWaitGivesTheAnswerOrNothing() async throws {
         let answered = await LocalCredential.firstOf(within: 5) { 42 }
         #expect(try answered?.get() == 42)
-        let t0 = Date()
+        // A body that would take a minute: the bound gives up on it (the
+        // call returns at all only because of the bound).
         let silent = await LocalCredential.firstOf(within: 0.02) { () async throws -> Int in
             try await Task.sleep(nanoseconds: 60_000_000_000)
             return 1
         }
         #expect(silent == nil)
-        #expect(Date().timeIntervalSince(t0) < 2)
     }
 }
