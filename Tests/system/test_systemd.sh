@@ -642,7 +642,7 @@ check "erin's first login through the installed PAM stack, the directory in slap
 check "erin is a local account made by fedlogin" sh -c "nsenter -t $LEADER -a fedloginctl users | grep -q '^erin'"
 erin_bound() {
     ldapsearch -x -LLL -H "$SLAPD_LDAPI" -D "$SLAPD_ROOT_DN" -w "$SLAPD_ROOT_PW" -b "ou=devices,dc=example,dc=test" \
-        "(objectClass=*)" | tee "$W/ldap-bindings.txt" | grep -q 'erin'
+        "(objectClass=fedloginBinding)" | tee "$W/ldap-bindings.txt" | grep -q "erin"
 }
 check "erin's binding is in slapd (ldapsearch)" until_ok 30 erin_bound
 check "erin logs in again with her passcode" pam_login erin "$PASSCODE"

@@ -22,7 +22,7 @@ import TOMLKit
 ///     ca_file = "/etc/fedlogin-directoryd/ca.pem"       # default: the system's CAs
 ///     tls_cert = "/etc/fedlogin-directoryd/device.crt"  # SASL EXTERNAL over TLS
 ///     tls_key = "/etc/fedlogin-directoryd/device.key"
-///     timeout = 5
+///     timeout = 2
 ///     schema = "openldap"         # or "freeipa", "ad"
 ///
 ///     [ldap.attributes]             # optional overrides of the schema's names
@@ -66,7 +66,7 @@ public struct DirectorydConfig: Sendable, Equatable {
         public var tlsCert: String?
         public var tlsKey: String?
         /// Seconds any one LDAP operation (and connect) may take.
-        public var timeout: Double = 5
+        public var timeout: Double = 2
         public var schema = LDAPSchema.openldap
         public var attributes = LDAPAttributes.openldap
         public init() {}
@@ -82,19 +82,23 @@ public struct DirectorydConfig: Sendable, Equatable {
             return u.isLoopback ? .none : .starttls
         }
 
-        /// `ldap.timeout` × the number of URIs is how long a request may
-        /// take when every server is down; fedlogind gives a directory
-        /// request `directoryTimeout` seconds (daemon.directory_timeout in
-        /// `daemonFile`). An error naming both keys when it is longer.
+        /// The longest a request may take: opening a connection tries each
+        /// URI for up to `ldap.timeout`, and a request whose kept
+        /// connection is lost (after up to `ldap.timeout`) is tried once
+        /// more on a new one: `timeout` × (URIs + 1). fedlogind gives a
+        /// directory request `directoryTimeout` seconds
+        /// (daemon.directory_timeout in `daemonFile`). An error naming both
+        /// keys when the bound is longer.
         public func checkTimeout(against directoryTimeout: Double, file: String, daemonFile: String) throws {
-            let total = timeout * Double(uris.count)
+            let attempts = uris.count + 1
+            let total = timeout * Double(attempts)
             guard total > directoryTimeout else { return }
             func n(_ d: Double) -> String { d == d.rounded() ? String(Int(d)) : String(d) }
-            let most = (directoryTimeout / Double(uris.count)).rounded(.down)
+            let most = (directoryTimeout / Double(attempts)).rounded(.down)
             throw ConfigError(
                 file: file, key: "ldap.timeout",
                 problem:
-                    "timeout \(n(timeout)) s × \(uris.count) URI\(uris.count == 1 ? "" : "s") = \(n(total)) s is longer than fedlogind's daemon.directory_timeout (\(n(directoryTimeout)) s, \(daemonFile)): fedlogind would give up before the last URI is tried. Lower ldap.timeout\(most >= 1 ? " to \(n(most))" : "") or list fewer URIs, or raise daemon.directory_timeout to \(n(total)) or more"
+                    "timeout \(n(timeout)) s × (\(uris.count) URI\(uris.count == 1 ? "" : "s") + 1 retry) = \(n(total)) s is longer than fedlogind's daemon.directory_timeout (\(n(directoryTimeout)) s, \(daemonFile)): fedlogind would give up before the last URI is tried. Lower ldap.timeout\(most >= 1 ? " to \(n(most))" : "") or list fewer URIs, or raise daemon.directory_timeout to \(n(total)) or more"
             )
         }
     }
