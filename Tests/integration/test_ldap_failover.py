@@ -22,7 +22,7 @@ PASSCODE = "Correct-Horse9"
 UNREACHABLE = "The directory cannot be reached, and a first login on this machine needs it. Try again later."
 DEVICE = "demo-device-1"
 DEVICE_DN = f"cn={DEVICE},{slapd_harness.DEVICES}"
-REPORTS = "(objectClass=applicationProcess)"
+REPORTS = "(objectClass=fedloginBinding)"
 
 
 def ask(sock, request: dict, timeout: float = 15) -> dict:
@@ -81,8 +81,8 @@ def test_a_binding_written_through_one_provider_is_on_the_other(tmp_path, pair, 
         assert ask(d.socket, {"op": "report_binding", "binding": report("k-one", "alice")})["ok"]
         assert slapd_pair.wait_for(pair.second, DEVICE_DN, "(cn=k-one)") == [f"cn=k-one,{DEVICE_DN}"]
         # Written on the second, read on the first (and through fedlogin-directoryd).
-        slapd_pair.add(pair.second, f"dn: cn=k-two,{DEVICE_DN}\nobjectClass: applicationProcess\ncn: k-two\n"
-                                    f"description: {json.dumps(report('k-two', 'alice'))}\n")
+        slapd_pair.add(pair.second, f"dn: cn=k-two,{DEVICE_DN}\nobjectClass: fedloginBinding\ncn: k-two\n"
+                                    f"fedloginBindingReport: {json.dumps(report('k-two', 'alice'))}\n")
         slapd_pair.wait_for(pair.first, DEVICE_DN, "(cn=k-two)")
         keys = [r["key"] for r in ask(d.socket, {"op": "list_reports"})["reports"]]
         assert sorted(keys) == ["k-one", "k-two"]

@@ -71,7 +71,7 @@ def test_starttls_and_ldaps_work_with_the_ca_file(tmp_path, tls_slapd, ca, mode)
     r = run_check(config, "--user", "alice")
     assert r.returncode == 0, r.stdout + r.stderr
     assert f"TLS ({mode}), certificate verified" in r.stdout, r.stdout
-    assert f"bound as dn:{slapd_harness.SERVICE_DN}" in r.stdout, r.stdout
+    assert f"bound as dn:{DEVICE_DN}" in r.stdout, r.stdout
     # slapd saw TLS on that connection.
     assert "TLS established" in (tls_slapd.tmp / "slapd.err").read_text()
 
@@ -157,7 +157,7 @@ def test_tls_none_to_a_host_that_is_not_loopback_is_refused_naming_the_key(tmp_p
     assert r.returncode == 78, r.stdout + r.stderr
     assert "ldap.tls" in r.stderr and "loopback" in r.stderr and "starttls" in r.stderr, r.stderr
     # Loopback and ldapi:// may go without TLS.
-    config = tls_slapd.directoryd_config(tmp_path, uris=[tls_slapd.ldapi_uri, tls_slapd.ldap_uri], tls="none")
+    config = tls_slapd.directoryd_config(tmp_path, uris=[tls_slapd.ldapi_uri, tls_slapd.ldap_uri], tls="none", timeout=1)
     assert check_config(config).returncode == 0
     # ldaps with an ldap:// URI: the key and the fix.
     config = tls_slapd.directoryd_config(tmp_path, uris=[tls_slapd.ldap_uri], tls="ldaps")

@@ -375,7 +375,6 @@ public enum LDAPSchema: String, Sendable, Equatable {
     }
 }
 
-
 /// The attribute and object class names the LDAP backend reads; `openldap`
 /// is the base schemas' (core, cosine, inetorgperson, nis), ppolicy's
 /// pwdAccountLockedTime and the fedlogin schema (packaging/ldap/fedlogin.ldif).
