@@ -11,7 +11,8 @@ writes FOLDER/directoryd.conf and FOLDER/ldap.secret for fedlogin-directoryd
 in the container (the secret's path there: /etc/fedlogin-directoryd/ldap.secret)
 and prints shell assignments: SLAPD_ARGV (the slapd command line, to run in
 the foreground with -d 0), SLAPD_URI, SLAPD_LDAPI, SLAPD_ROOT_DN and
-SLAPD_ROOT_PW (for ldapsearch). Every USER is associated with DEVICE_ID.
+SLAPD_ROOT_PW (for ldapsearch). Every USER is associated with DEVICE_ID and
+has no uidNumber (the device picks the uid from [accounts]).
 """
 import shlex
 import sys
@@ -23,9 +24,10 @@ import slapd  # noqa: E402
 
 def main():
     folder, device, users = Path(sys.argv[1]), sys.argv[2], sys.argv[3:]
-    s = slapd.Slapd(folder, users=[{"username": u, "display_name": f"{u.capitalize()} Example"} for u in users],
+    s = slapd.Slapd(folder, users=[{"username": u, "display_name": f"{u.capitalize()} Example", "uid_number": None}
+                           for u in users],
                     groups={"staff": users}, devices={device: users})
-    conf = s.directoryd_config(folder / "directoryd", uris=[s.ldap_uri], timeout=3)
+    conf = s.directoryd_config(folder / "directoryd", uris=[s.ldap_uri], timeout=2)
     text = conf.read_text().replace(str(conf.parent / "ldap.secret"), "/etc/fedlogin-directoryd/ldap.secret")
     (folder / "directoryd.conf").write_text(text)
     (folder / "ldap.secret").write_bytes((conf.parent / "ldap.secret").read_bytes())
