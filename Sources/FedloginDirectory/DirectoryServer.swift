@@ -30,6 +30,7 @@ public struct DirectoryServer: Service {
         // root's (fedlogind's) stay open as long as it likes.
         let logger = logger
         let socketPath = socketPath
+        let open = OpenConnections()
         let limiter = ConnectionLimiter(limit: .standard) { refused in
             logger.warning(
                 "connections refused: too many at once from non-root peers (\(ConnectionLimiter.describe(refused)))",
@@ -42,7 +43,7 @@ public struct DirectoryServer: Service {
                     guard limiter.admit(channel, peer: peer) else { throw ConnectionLimiter.Refused(peer: peer) }
                     try channel.pipeline.syncOperations.addFrameCodec(maxFrame: directoryMaxFrame)
                     if !peer.isRoot { try channel.pipeline.syncOperations.addHandler(IdleGuard(timeout: Self.idleTimeoutNonRoot)) }
-                    return (peer, try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel))
+                    return (peer, channel, try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel))
                 }.flatMapError { error in
                     // Not served (no credentials, refused, no pipeline): closed at once.
                     channel.close(promise: nil)
@@ -55,23 +56,35 @@ public struct DirectoryServer: Service {
         try await withGracefulShutdownHandler {
             try await server.executeThenClose { inbound in
                 try await withThrowingDiscardingTaskGroup { group in
-                    for try await (peer, connection) in inbound {
-                        group.addTask { await self.serve(connection, peer: peer) }
+                    for try await (peer, channel, connection) in inbound {
+                        guard open.add(channel) else {
+                            channel.close(promise: nil)
+                            continue
+                        }
+                        group.addTask {
+                            await self.serve(connection, peer: peer, channel: channel, open: open)
+                            open.remove(channel)
+                        }
                     }
                 }
             }
         } onGracefulShutdown: {
+            // No new connections; the kept ones (fedlogind keeps its
+            // connections open) end now when idle, or after the answer
+            // they are working on: a stop never waits for a client.
             server.channel.close(promise: nil)
+            open.closeAll()
         }
     }
 
     /// A non-root connection with no request for this long is closed.
     static let idleTimeoutNonRoot = TimeAmount.seconds(2)
 
-    func serve(_ connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>, peer: PeerCredentials) async {
+    func serve(_ connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>, peer: PeerCredentials, channel: Channel, open: OpenConnections) async {
         do {
             try await connection.executeThenClose { inbound, outbound in
                 for try await frame in inbound {
+                    open.setBusy(channel, true)
                     let response: DirectoryResponse
                     do {
                         let request = try JSONDecoder().decode(DirectoryRequest.self, from: Data(frame.readableBytesView))
@@ -86,6 +99,8 @@ public struct DirectoryServer: Service {
                     let encoder = JSONEncoder()
                     encoder.outputFormatting = [.sortedKeys]
                     try await outbound.write(ByteBuffer(bytes: try encoder.encode(response)))
+                    // Shutting down: this connection ends after its answer.
+                    guard open.setBusy(channel, false) else { break }
                 }
             }
         } catch {
@@ -139,5 +154,46 @@ public struct DirectoryServer: Service {
             guard peer.isRoot else { throw DirectoryError("only root may list binding reports") }
             return DirectoryResponse(ok: true, reports: try await store.allReports())
         }
+    }
+}
+
+/// The connections being served, so that a graceful shutdown can end them:
+/// an idle one is closed at once, a busy one after the answer it is working
+/// on (`setBusy(_, false)` then says to stop).
+final class OpenConnections: @unchecked Sendable {
+    private let lock = NSLock()
+    private var channels: [ObjectIdentifier: (channel: Channel, busy: Bool)] = [:]
+    private var closing = false
+
+    /// false when shutting down: the connection is not served.
+    func add(_ c: Channel) -> Bool {
+        lock.withLock {
+            guard !closing else { return false }
+            channels[ObjectIdentifier(c)] = (c, false)
+            return true
+        }
+    }
+
+    func remove(_ c: Channel) {
+        lock.withLock { _ = channels.removeValue(forKey: ObjectIdentifier(c)) }
+    }
+
+    /// Marks the connection busy (a request came) or idle (its answer is
+    /// written); false when it should end now.
+    @discardableResult
+    func setBusy(_ c: Channel, _ busy: Bool) -> Bool {
+        lock.withLock {
+            channels[ObjectIdentifier(c)]?.busy = busy
+            return !closing
+        }
+    }
+
+    /// Closes every idle connection; busy ones end after their answer.
+    func closeAll() {
+        let idle: [Channel] = lock.withLock {
+            closing = true
+            return channels.values.filter { !$0.busy }.map(\.channel)
+        }
+        for c in idle { c.close(promise: nil) }
     }
 }

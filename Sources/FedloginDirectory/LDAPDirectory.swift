@@ -362,7 +362,7 @@ public final class LDAPDirectory: DirectoryBackend {
         else { return [] }
         let decoder = JSONDecoder()
         let found = entries.compactMap { e in e.first(attrs.bindingReport).flatMap { try? decoder.decode(BindingReport.self, from: Data($0.utf8)) } }
-        return found.sorted { ($0.boundAt, $0.key) < ($1.boundAt, $1.key) }
+        return found.sorted(by: BindingReport.inOrder)
     }
 
     public func access(user: String, device: String) async throws -> DeviceAccess? {

@@ -41,3 +41,13 @@ struct OutboxTests {
         #expect(w.directory.state.withLockedValue { $0.reports.map(\.key) } == ["k1"])
     }
 }
+
+struct ReportSequenceTests {
+    @Test func increasesEvenWhenTheClockDoesNot() {
+        let t = Date(timeIntervalSince1970: 1_800_000_000)
+        let a = ReportSequence.next(now: t)
+        let b = ReportSequence.next(now: t)
+        let c = ReportSequence.next(now: t.addingTimeInterval(-10))
+        #expect(a < b && b < c)
+    }
+}

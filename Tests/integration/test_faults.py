@@ -321,3 +321,32 @@ def test_a_full_state_directory_refuses_the_first_login_and_leaves_nothing(tmp_p
         if w is not None:
             w.stop()
         unmount(state)
+
+
+def test_fedlogin_directoryd_stops_although_clients_keep_connections_open(tmp_path):
+    """fedlogind keeps its connections to fedlogin-directoryd open between
+    requests. A stop (SIGTERM: systemctl stop or restart) ends the idle ones
+    at once; without that it would wait for its clients until systemd's stop
+    timeout killed it."""
+    directory = sandbox.write_directory(tmp_path / "directory.json", ["alice"])
+    d = sandbox.start_directoryd(tmp_path, directory)
+    kept = []
+    try:
+        for _ in range(3):
+            c = socket.socket(socket.AF_UNIX)
+            c.settimeout(10)
+            c.connect(str(d.socket))
+            body = json.dumps({"op": "lookup", "user": "alice"}).encode()
+            c.sendall(struct.pack(">I", len(body)) + body)
+            n = struct.unpack(">I", c.recv(4, socket.MSG_WAITALL))[0]
+            assert json.loads(c.recv(n, socket.MSG_WAITALL))["user"]["username"] == "alice"
+            kept.append(c)
+        os.kill(d.pid, signal.SIGTERM)
+        # Ends with the idle connections closed, long before any stop timeout.
+        assert d.popen.wait(timeout=10) == 0, d.log_text()
+        for c in kept:
+            assert c.recv(1) == b"", "the kept connection was closed by the server"
+    finally:
+        for c in kept:
+            c.close()
+        d.stop()

@@ -223,12 +223,17 @@ public struct BindingReport: Codable, Sendable, Equatable {
     public var boundAt: String
     /// "bind" (a user's account exists on the device) or "unbind" (no longer managed there).
     public var action: String = "bind"
+    /// Orders the reports of one device made within one second of
+    /// `boundAt` (a bind and its unbind): increasing per device; nil in
+    /// reports that do not carry it.
+    public var seq: UInt64?
 
     public init(
         key: String, deviceID: String, username: String, localUsername: String, uid: UInt32, email: String,
-        issuer: String, subject: String, passwordMode: String, boundAt: String, action: String = "bind"
+        issuer: String, subject: String, passwordMode: String, boundAt: String, action: String = "bind", seq: UInt64? = nil
     ) {
         self.action = action
+        self.seq = seq
         self.key = key
         self.deviceID = deviceID
         self.username = username
@@ -242,7 +247,7 @@ public struct BindingReport: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case key, username, uid, email, issuer, subject, action
+        case key, username, uid, email, issuer, subject, action, seq
         case deviceID = "device_id"
         case localUsername = "local_username"
         case passwordMode = "password_mode"
@@ -262,6 +267,13 @@ public struct BindingReport: Codable, Sendable, Equatable {
         passwordMode = try c.decode(String.self, forKey: .passwordMode)
         boundAt = try c.decode(String.self, forKey: .boundAt)
         action = try c.decodeIfPresent(String.self, forKey: .action) ?? "bind"
+        seq = try c.decodeIfPresent(UInt64.self, forKey: .seq)
+    }
+
+    /// The order the reports of one device were made in: by `boundAt`, then
+    /// `seq` (within a second), then `key`.
+    public static func inOrder(_ a: BindingReport, _ b: BindingReport) -> Bool {
+        (a.boundAt, a.seq ?? 0, a.key) < (b.boundAt, b.seq ?? 0, b.key)
     }
 }
 

@@ -2,6 +2,7 @@ import FedloginCore
 import FedloginNIO
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 
 /// Makes a managed account, for a first login and ahead of one (sync's
 /// pre-provisioning, `fedloginctl bind`), and reserves the uid an NSS
@@ -181,11 +182,26 @@ struct AccountProvisioner {
         let r = BindingReport(
             key: UUID().uuidString.lowercased(), deviceID: runtime.deviceID, username: account.directoryUsername,
             localUsername: account.username, uid: account.uid, email: account.email, issuer: issuer, subject: subject,
-            passwordMode: passwordMode, boundAt: boundAt, action: action)
+            passwordMode: passwordMode, boundAt: boundAt, action: action, seq: ReportSequence.next())
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         return StateStore.OutboxItem(
             key: r.key, username: account.username, payload: String(decoding: try encoder.encode(r), as: UTF8.self), attempts: 0,
             nextAttempt: 0)
+    }
+}
+
+/// `seq` of the binding reports: microseconds since 1970, strictly
+/// increasing within the process (two reports in one microsecond, or a
+/// clock stepped back, still get increasing numbers).
+enum ReportSequence {
+    private static let last = NIOLockedValueBox<UInt64>(0)
+
+    static func next(now: Date = Date()) -> UInt64 {
+        let micros = UInt64(max(0, now.timeIntervalSince1970 * 1_000_000))
+        return last.withLockedValue { last in
+            last = max(last + 1, micros)
+            return last
+        }
     }
 }
