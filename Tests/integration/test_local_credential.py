@@ -2,6 +2,7 @@
 (pam/fedlogin.pam): lockout after failed attempts, unlock and bypass; the
 passcode reset offered at the login prompt and by `fedloginctl passcode
 reset`; `passwd` (pam_chauthtok) by password authority."""
+import base64
 import crypt
 import json
 import queue
@@ -21,14 +22,16 @@ pytestmark = pytest.mark.namespace
 PASSCODE = "Correct-Horse9"
 NEW = "Battery-Staple7"
 DIRECTORY_PASS = "Directory-Pass1"
+DEVICE = "demo-device-1"
 OFFER = 'Wrong passcode. Forgot it? Type "reset" to sign in with your identity provider and choose a new one, or press Enter: '
 
 
 
-def make_world(tmp_path, strict, name, policy=None, socket=False, **user):
+def make_world(tmp_path, strict, name, policy=None, socket=False, backend="file", devices=None, **user):
     strict.add_user(name, email=f"{name}@example.test", name=name.capitalize())
     config = {"daemon": {"socket": f"/run/fedlogin-test/{name}.sock"}} if socket else None
-    return World(tmp_path, strict, [{"username": name, **user}], policy=policy, config=config)
+    return World(tmp_path, strict, [{"username": name, **user}], policy=policy, config=config, backend=backend,
+                 devices=devices)
 
 
 def first_login(w, name):
@@ -202,6 +205,19 @@ def synced_world(tmp_path, strict, name, authority, **user):
                       password_authority=authority, **user)
 
 
+def ldap_password_policy(slapd, min_length):
+    """The LDAP directory's own password policy (ppolicy's default policy):
+    a Password Modify with a new password shorter than `min_length` is
+    refused. The file backend's counterpart is the policy's passcode rules."""
+    import slapd as slapd_harness
+
+    slapd.modify(f"dn: cn=password-policy,{slapd_harness.SUFFIX}\nchangetype: add\nobjectClass: organizationalRole\n"
+                 f"objectClass: pwdPolicy\ncn: password-policy\npwdAttribute: userPassword\n"
+                 f"pwdMinLength: {min_length}\npwdCheckQuality: 1\n")
+    slapd.ldapmodify_config("dn: olcOverlay={0}ppolicy,olcDatabase={1}mdb,cn=config\nchangetype: modify\n"
+                            f"replace: olcPPolicyDefault\nolcPPolicyDefault: cn=password-policy,{slapd_harness.SUFFIX}\n")
+
+
 def test_passwd_goes_to_the_directory_when_it_holds_the_password(tmp_path, strict, in_namespace):
     name = unique("pwdir")
     w = synced_world(tmp_path, strict, name, "directory")
@@ -223,12 +239,31 @@ def test_passwd_goes_to_the_directory_when_it_holds_the_password(tmp_path, stric
         w.stop()
 
 
-def test_passwd_for_a_directory_password_is_checked_by_the_directory(tmp_path, strict, in_namespace):
+def directory_hash(w, name):
+    """The crypt(3) hash the directory holds for `name` after a change."""
+    if w.slapd is None:
+        return json.loads((w.tmp / "directoryd-state" / "passwords.json").read_text())[name]
+    import slapd as slapd_harness
+
+    ldif = w.slapd.search(f"uid={name},{slapd_harness.USERS}", "(objectClass=*)", "userPassword")
+    value = base64.b64decode(slapd_harness.ldif_values(ldif, "userPassword:")[0]).decode()
+    assert value.startswith("{CRYPT}$6$"), value  # Password Modify under olcPasswordHash {CRYPT}
+    return value.removeprefix("{CRYPT}")
+
+
+# The same change with the directory in a file and in a real slapd (docs/ldap.md).
+@pytest.mark.parametrize("backend", ["file", "ldap"])
+def test_passwd_for_a_directory_password_is_checked_by_the_directory(tmp_path, strict, in_namespace, backend):
     """The current password is verified by the directory, not against the
-    local copy (which may be stale), and root on the device cannot skip it."""
+    local copy (which may be stale), and root on the device cannot skip it.
+    On LDAP: a Password Modify bound as the user, under slapd's own policy."""
     name = unique("pwstale")
-    w = synced_world(tmp_path, strict, name, "directory")
+    # Associated by an administrator: on LDAP the device may read the hash (docs/ldap.md).
+    devices = {DEVICE: [name]}
+    w = synced_world(tmp_path, strict, name, "directory", backend=backend, devices=devices)
     try:
+        if backend == "ldap":
+            ldap_password_policy(w.slapd, min_length=10)
         codes, a = w.login(name, [""])
         assert codes == [pc.PAM_SUCCESS, pc.PAM_SUCCESS], a.transcript
         before = shadow_hash(name)
@@ -242,18 +277,22 @@ def test_passwd_for_a_directory_password_is_checked_by_the_directory(tmp_path, s
         changed = "Changed-Elsewhere3"
         w.rewrite_directory([{"username": name, "password_authority": "directory",
                               "password_hash": crypt.crypt(changed, crypt.mksalt(crypt.METHOD_SHA512))}],
-                            policy={"password_sync": True})
+                            policy={"password_sync": True}, devices=devices)
         codes, prompts, errors = passwd_as_user(w, name, [DIRECTORY_PASS, NEW, NEW])
         assert codes == [pc.PAM_AUTHTOK_ERR], (prompts, errors)
         assert any("the current password is wrong" in m for m in errors)
         assert shadow_hash(name) == before
         # Too weak for the directory's policy: refused by the directory, nothing changes.
         codes, prompts, errors = passwd_as_user(w, name, [changed, "weakpass", "weakpass"])
-        assert codes == [pc.PAM_AUTHTOK_ERR] and any("too weak" in m for m in errors), (prompts, errors)
+        weak = "too weak" if backend == "file" else "Password fails quality checking policy"
+        assert codes == [pc.PAM_AUTHTOK_ERR] and any(weak in m for m in errors), (prompts, errors)
         assert shadow_hash(name) == before
         codes, prompts, errors = passwd_as_user(w, name, [changed, NEW, NEW])
         assert codes == [pc.PAM_SUCCESS], (prompts, errors)
         assert crypt.crypt(NEW, shadow_hash(name)) == shadow_hash(name)
+        # The directory hashed and holds the new password (what another device would sync).
+        stored = directory_hash(w, name)
+        assert crypt.crypt(NEW, stored) == stored
         assert changed not in w.logs() and NEW not in w.logs()
     finally:
         w.stop()

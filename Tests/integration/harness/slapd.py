@@ -247,6 +247,45 @@ def from_directory_records(records: list[dict]) -> tuple[list[dict], dict[str, l
     return users, groups
 
 
+def ldif_entries(ldif: str) -> dict[str, dict[str, list[str]]]:
+    """data_ldif's entries (plain `attribute: value` lines, one blank line
+    between entries): DN -> attribute -> values."""
+    entries: dict[str, dict[str, list[str]]] = {}
+    for block in ldif.split("\n\n"):
+        lines = [line for line in block.splitlines() if line and not line.startswith("#")]
+        if lines:
+            attrs: dict[str, list[str]] = {}
+            for line in lines[1:]:
+                name, value = line.split(": ", 1)
+                attrs.setdefault(name, []).append(value)
+            entries[lines[0].split(": ", 1)[1]] = attrs
+    return entries
+
+
+def changes_ldif(before: str, after: str) -> str:
+    """ldapmodify input that turns the entries of data_ldif `before` into
+    those of `after`, entry by entry: new entries added, each changed
+    attribute replaced (or deleted, when it has no values left), entries
+    gone deleted. A device's userPassword is left alone (data_ldif salts it
+    afresh each time). Empty when nothing changes."""
+    old, new = ldif_entries(before), ldif_entries(after)
+    changes = []
+    for dn, attrs in new.items():
+        if dn not in old:
+            changes.append(f"dn: {dn}\nchangetype: add\n" + "".join(f"{a}: {v}\n" for a, vs in attrs.items() for v in vs))
+            continue
+        changed = [a for a in {**old[dn], **attrs} if sorted(old[dn].get(a, [])) != sorted(attrs.get(a, []))
+                   and not (a == "userPassword" and dn.endswith("," + DEVICES))]
+        if changed:
+            # An attribute gone is deleted: ppolicy refuses a replace with no
+            # values of pwdAccountLockedTime.
+            changes.append(f"dn: {dn}\nchangetype: modify\n" + "-\n".join(
+                f"replace: {a}\n" + "".join(f"{a}: {v}\n" for v in attrs[a]) if a in attrs else f"delete: {a}\n"
+                for a in changed))
+    changes += [f"dn: {dn}\nchangetype: delete\n" for dn in old if dn not in new]
+    return "\n".join(changes)
+
+
 def tls_config(ldif: str, ca) -> str:
     """cn=config's LDIF with the TLS settings of `ca` (a testca.TestCA) added
     to the cn=config entry; unchanged without one."""

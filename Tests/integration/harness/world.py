@@ -43,10 +43,9 @@ class World:
         if backend in ("ldap", "ldap-pair"):
             import slapd as slapd_harness
 
-            doc = json.loads(self.directory_file.read_text())
-            ldap_users, groups = slapd_harness.from_directory_records(doc["users"])
-            device_id = (config or {}).get("daemon", {}).get("device_id", "demo-device-1")
-            data = dict(users=ldap_users, groups=groups, devices={device_id: [], **doc["devices"]}, policy=doc["policy"])
+            self.device_id = (config or {}).get("daemon", {}).get("device_id", "demo-device-1")
+            data = self._ldap_data()
+            self._ldap_devices = [*data["devices"], *data["unbound"]]
             if backend == "ldap-pair":
                 import slapd_pair
 
@@ -55,6 +54,8 @@ class World:
             else:
                 servers = self.slapd = slapd_harness.Slapd(self.tmp / "slapd", **data)
                 self.slapds = [self.slapd]
+            # What the directory holds (rewrite_directory changes it).
+            self._ldap_ldif = (self.slapd.tmp / "data.ldif").read_text()
             try:
                 servers.start()
                 self.directoryd = sandbox.start_directoryd(
@@ -77,10 +78,42 @@ class World:
         self.socket = Path(tomllib.loads(self.config.read_text())["daemon"]["socket"])
         self.confdir = sandbox.make_confdir(self.tmp, self.socket)
 
+    def _ldap_data(self, keep_devices=()):
+        """The directory file's users, groups, devices and policy as Slapd
+        and data_ldif take them; `keep_devices` stay (without associations)
+        when the file no longer names them (data_ldif makes every device an
+        entry, and a device's entry holds its bindings)."""
+        import slapd as slapd_harness
+
+        doc = json.loads(self.directory_file.read_text())
+        users, groups = slapd_harness.from_directory_records(doc["users"])
+        devices = {d: [] for d in (*keep_devices, self.device_id)}
+        devices.update(doc["devices"])
+        return dict(users=users, groups=groups, devices=devices, policy=doc["policy"], unbound=doc.get("unbound") or {})
+
     def rewrite_directory(self, users, policy=None, devices=None, unbound=None):
-        """Changes the directory; fedlogin-directoryd reads the edited file at its next request."""
-        assert self.backend == "file", "rewrite_directory: the file backend only"
+        """Changes the directory, as an administrator would. File backend:
+        fedlogin-directoryd reads the edited file at its next request. LDAP:
+        the same records as entries (slapd.data_ldif), the difference to
+        what the directory holds now applied as the rootDN with ldapmodify
+        (slapd.changes_ldif): users and groups added, changed or deleted,
+        device associations, `unbound` and the policy replaced. Only what
+        the records change is touched, so a password changed since with
+        Password Modify stays unless the user's record changes its hash;
+        binding entries stay. With "ldap-pair" the change goes to the first
+        provider, and replication carries it to the second."""
         sandbox.write_directory(self.directory_file, users, {"default_idp": self.idp_name, **(policy or {})}, devices, unbound)
+        if self.slapd is None:
+            return
+        import slapd as slapd_harness
+
+        data = self._ldap_data(keep_devices=self._ldap_devices)
+        after = slapd_harness.data_ldif(**data)
+        changes = slapd_harness.changes_ldif(self._ldap_ldif, after)
+        if changes:
+            self.slapd.modify(changes)
+        self._ldap_ldif = after
+        self._ldap_devices = [*data["devices"], *data["unbound"]]
 
     def ctl(self, *args, check=True):
         """fedloginctl (as root) against this world's fedlogind; returns the completed process."""
