@@ -54,10 +54,14 @@ struct LDAPDNMatchTests {
 
     @Test func eachDNIsMatchedToTheOneEntryOfItsNormalizedForm() {
         let entries = ["uid=bob,ou=users,dc=x", "uid=alice,ou=users,dc=x", "cn=Carol,ou=users,dc=x", "cn=carol,ou=users,dc=x"]
-        let dns = ["uid=Alice, ou=users,dc=x", "uid=gone,ou=users,dc=x", "uid=bob,ou=users,dc=x", "cn=carol,ou=users,dc=x", "junk"]
-        // carol is in doubt (two entries of one normalized form), gone and junk
-        // have none: the caller asks the server about those on their own.
-        #expect(LDAPDN.match(dns, to: entries) == [1, nil, 0, nil, nil])
+        let dns = [
+            "uid=Alice, ou=users,dc=x", "uid=gone,ou=users,dc=x", "uid=bob,ou=users,dc=x", "CN=carol,ou=users,dc=x", "junk",
+            "cn=Carol,ou=users,dc=x",
+        ]
+        // CN=carol is in doubt (two entries of its normalized form), gone and
+        // junk have none: the caller asks the server about those on their own.
+        // A DN spelt exactly as an entry's is that entry's.
+        #expect(LDAPDN.match(dns, to: entries) == [1, nil, 0, nil, nil, 2])
         #expect(LDAPDN.match([], to: entries).isEmpty)
         #expect(LDAPDN.match(["uid=a,dc=x"], to: []) == [nil])
     }

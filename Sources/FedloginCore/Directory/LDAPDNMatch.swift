@@ -136,13 +136,22 @@ extension LDAPDN {
     /// found for them) of the one entry whose DN is the same when
     /// normalized; nil when no entry or more than one is: the caller asks
     /// the server about that DN on its own.
+    /// A DN spelt exactly as an entry's (the usual case: the server gives
+    /// both in its own form) is that entry's without normalizing either.
     public static func match(_ dns: [String], to entries: [String]) -> [Int?] {
-        var index: [String: [Int]] = [:]
-        for (i, e) in entries.enumerated() {
-            if let k = normalized(e) { index[k, default: []].append(i) }
-        }
+        var exact: [String: Int] = [:]
+        for (i, e) in entries.enumerated() { exact[e] = i }
+        var normalizedIndex: [String: [Int]]?
         return dns.map { dn in
-            guard let k = normalized(dn), let found = index[k], found.count == 1 else { return nil }
+            if let i = exact[dn] { return i }
+            if normalizedIndex == nil {
+                var index: [String: [Int]] = [:]
+                for (i, e) in entries.enumerated() {
+                    if let k = normalized(e) { index[k, default: []].append(i) }
+                }
+                normalizedIndex = index
+            }
+            guard let k = normalized(dn), let found = normalizedIndex?[k], found.count == 1 else { return nil }
             return found[0]
         }
     }
