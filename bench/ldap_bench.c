@@ -24,15 +24,20 @@
  *                 then groups_base sub (member=<the user's DN>) [cn]
  *   device_users  devices_base sub (&(objectClass=device)(cn=D))
  *                 [fedloginAssociatedUser fedloginUnboundUser fedloginPolicy],
- *                 a base search of each associated user's DN [uid], the
- *                 policy entry [fedloginPolicy], with self-service (the
- *                 policy's default) the device's binding entries one level
- *                 below it (objectClass=fedloginBinding)
- *                 [fedloginBindingReport], a base search of each unbound
- *                 user's DN [uid]
- *   access        lookup, the device entry, the policy entry, the device's
- *                 users as for device_users (from the entry found), and the
- *                 unbound users' DNs once more
+ *                 the policy entry [fedloginPolicy], users_base sub
+ *                 (|(entryDN=dn1)(entryDN=dn2)...) [uid] for the associated
+ *                 and unbound users' DNs together, at most 100 a search,
+ *                 then with self-service (the policy's default) the
+ *                 device's binding entries one level below it
+ *                 (objectClass=fedloginBinding) [fedloginBindingReport]
+ *   access        lookup, then the device entry with the user's DN in the
+ *                 filter, devices_base sub (&(objectClass=device)(cn=D)
+ *                 (fedloginAssociatedUser=DN)(!(fedloginUnboundUser=DN)))
+ *                 [fedloginPolicy]; not found: again with
+ *                 (!(fedloginUnboundUser=DN)) alone; not found: the plain
+ *                 device search; then the policy entry, and with
+ *                 self-service, for a user neither list holds, the
+ *                 device's binding entries
  * ldap-fresh: as ldap, but each request connects and binds first and
  * unbinds after (all of it timed): a connection per request, as
  * fedlogin-directoryd's backend made them before it kept its connections.
@@ -239,13 +244,14 @@ struct device {
 	int n_unbound;
 };
 
-static void ldap_lookup(const char *user)
+/* The user's entry and groups; the DN of the user's entry in `dn`. */
+static void ldap_lookup(const char *user, char *dn, size_t dn_size)
 {
-	char esc[512], filter[2200], dn[1024], edn[2048];
+	char esc[512], filter[2200], edn[2048];
 
 	escape_filter(user, esc, sizeof esc);
 	snprintf(filter, sizeof filter, "(|(uid=%s)(mail=%s))", esc, esc);
-	if (search(users_base, LDAP_SCOPE_SUBTREE, filter, user_attrs, 16, dn, sizeof dn, NULL, NULL, NULL) <
+	if (search(users_base, LDAP_SCOPE_SUBTREE, filter, user_attrs, 16, dn, dn_size, NULL, NULL, NULL) <
 	    1) {
 		fprintf(stderr, "ldap_bench: no such user %s\n", user);
 		exit(1);
@@ -316,10 +322,28 @@ static void device_entry(const char *device, struct device *d)
 	ldap_msgfree(res);
 }
 
+/* The user entries of `dns` under users_base: one search for up to 100 DNs
+ * (LDAPDirectory.usernames(of:on:)). */
 static void usernames(char **dns, int n)
 {
-	for (int i = 0; i < n; i++)
-		search(dns[i], LDAP_SCOPE_BASE, "(objectClass=*)", uid_attrs, 1, NULL, 0, NULL, NULL, NULL);
+	static char filter[100 * 2100 + 8];
+
+	for (int start = 0; start < n; start += 100) {
+		int end = start + 100 < n ? start + 100 : n;
+		size_t o = 0;
+
+		if (end - start > 1)
+			o += (size_t)snprintf(filter + o, sizeof filter - o, "(|");
+		for (int i = start; i < end; i++) {
+			char edn[2048];
+
+			escape_filter(dns[i], edn, sizeof edn);
+			o += (size_t)snprintf(filter + o, sizeof filter - o, "(entryDN=%s)", edn);
+		}
+		if (end - start > 1)
+			snprintf(filter + o, sizeof filter - o, ")");
+		search(users_base, LDAP_SCOPE_SUBTREE, filter, uid_attrs, 0, NULL, 0, NULL, NULL, NULL);
+	}
 }
 
 static void free_device(struct device *d)
@@ -330,29 +354,73 @@ static void free_device(struct device *d)
 		free(d->unbound[i]);
 }
 
-/* The device's users from its entry: LDAPDirectory.users(of:entry:on:). */
+static void bindings(const char *device_dn)
+{
+	search(device_dn, LDAP_SCOPE_ONELEVEL, "(objectClass=fedloginBinding)", binding_attrs, 0, NULL, 0,
+	       NULL, NULL, NULL);
+}
+
+/* The device's users from its entry: LDAPDirectory.users(of:entry:selfService:on:). */
 static void users_of(struct device *d)
 {
-	usernames(d->associated, d->n_associated);
-	if (ldap_policy_self_service())
-		search(d->dn, LDAP_SCOPE_ONELEVEL, "(objectClass=fedloginBinding)", binding_attrs, 0, NULL, 0,
-		       NULL, NULL, NULL);
-	usernames(d->unbound, d->n_unbound);
+	char *dns[2 * MAX_VALUES];
+	int n = 0;
+	int self_service = ldap_policy_self_service();
+
+	for (int i = 0; i < d->n_associated; i++)
+		dns[n++] = d->associated[i];
+	for (int i = 0; i < d->n_unbound; i++)
+		dns[n++] = d->unbound[i];
+	usernames(dns, n);
+	if (self_service)
+		bindings(d->dn);
+}
+
+/* The device entry found with `condition` in the filter, [fedloginPolicy]; its
+ * DN in `dn`; 0 when none. */
+static int device_where(const char *device, const char *condition, char *dn, size_t dn_size)
+{
+	char esc[512], filter[5000];
+
+	escape_filter(device, esc, sizeof esc);
+	snprintf(filter, sizeof filter, "(&(objectClass=device)(cn=%s)%s)", esc, condition);
+	return search(devices_base, LDAP_SCOPE_SUBTREE, filter, policy_attrs, 2, dn, dn_size, NULL, NULL,
+		      NULL);
+}
+
+/* LDAPDirectory.access(user:device:on:). */
+static void ldap_access(const char *user, const char *device)
+{
+	char user_dn[1024], device_dn[1024], edn[2048], listed[2200], not_unbound[2200], both[4400];
+	int is_listed = 0, is_unbound = 0;
+
+	ldap_lookup(user, user_dn, sizeof user_dn);
+	escape_filter(user_dn, edn, sizeof edn);
+	snprintf(listed, sizeof listed, "(fedloginAssociatedUser=%s)", edn);
+	snprintf(not_unbound, sizeof not_unbound, "(!(fedloginUnboundUser=%s))", edn);
+	snprintf(both, sizeof both, "%s%s", listed, not_unbound);
+	if (device_where(device, both, device_dn, sizeof device_dn) > 0) {
+		is_listed = 1;
+	} else if (device_where(device, not_unbound, device_dn, sizeof device_dn) < 1) {
+		if (device_where(device, "", device_dn, sizeof device_dn) < 1) {
+			fprintf(stderr, "ldap_bench: no such device %s\n", device);
+			exit(1);
+		}
+		is_unbound = 1;
+	}
+	if (ldap_policy_self_service() && !is_listed && !is_unbound)
+		bindings(device_dn);
 }
 
 static void ldap_request(const char *op, const char *a, const char *b)
 {
 	struct device d;
+	char dn[1024];
 
 	if (strcmp(op, "lookup") == 0) {
-		ldap_lookup(a);
+		ldap_lookup(a, dn, sizeof dn);
 	} else if (strcmp(op, "access") == 0) {
-		ldap_lookup(a);
-		device_entry(b, &d);
-		ldap_policy_self_service();
-		users_of(&d);
-		usernames(d.unbound, d.n_unbound);
-		free_device(&d);
+		ldap_access(a, b);
 	} else {
 		device_entry(a, &d);
 		users_of(&d);

@@ -228,6 +228,12 @@ public final class LDAPDirectory: DirectoryBackend {
     /// Before "no such user": the users subtree and the policy entry can be
     /// seen. Throws otherwise.
     func checkVisible(on c: LDAPConnection) throws {
+        try checkUsersVisible(on: c)
+        _ = try policy(on: c)
+    }
+
+    /// The users subtree can be seen: its base, and at least one user in it.
+    func checkUsersVisible(on c: LDAPConnection) throws {
         guard let base = try c.search(base: config.usersBase, scope: LDAP_SCOPE_BASE, filter: "(objectClass=*)", attributes: ["1.1"], sizeLimit: 1),
             !base.isEmpty
         else {
@@ -239,7 +245,6 @@ public final class LDAPDirectory: DirectoryBackend {
         else {
             throw LDAPConnection.Failure("the bind DN sees no user under users_base \(config.usersBase)")
         }
-        _ = try policy(on: c)
     }
 
     public func currentPolicy(device: String?) async throws -> DevicePolicy {
@@ -258,7 +263,7 @@ public final class LDAPDirectory: DirectoryBackend {
         }
         var object = try policyObject(e, what: "the policy entry \(config.policyDN)", required: true)
         var own: LDAPEntry? = deviceEntry
-        if own == nil, let device { own = try self.deviceEntry(device, on: c) }
+        if own == nil, let device { own = try self.deviceEntry(device, attributes: [attrs.policy], on: c) }
         if let own {
             for (k, v) in try policyObject(own, what: "the device entry \(SafeText.escape(own.dn))", required: false) { object[k] = v }
         }
@@ -289,19 +294,12 @@ public final class LDAPDirectory: DirectoryBackend {
         try await withConnection { c in try self.users(of: device, on: c) }
     }
 
-    /// The device's entry; nil when there is none (and the devices can be seen).
-    func deviceEntry(_ device: String, on c: LDAPConnection) throws -> LDAPEntry? {
-        let filter = "(\(attrs.deviceID)=\(LDAPFilter.escape(device)))"
-        guard
-            let devices = try c.search(
-                base: config.devicesBase, scope: LDAP_SCOPE_SUBTREE, filter: "(&(objectClass=\(attrs.deviceClass))\(filter))",
-                attributes: [attrs.deviceUsers, attrs.unboundUsers, attrs.policy],
-                sizeLimit: 2)
-        else {
-            throw LDAPConnection.Failure("devices_base \(config.devicesBase) does not exist or is hidden from the bind DN")
-        }
-        guard devices.count <= 1 else { throw LDAPConnection.Failure("more than one device entry has \(attrs.deviceID) \(device)") }
-        if devices.isEmpty {
+    /// The device's entry, with `attributes` (by default the ones
+    /// device_users and policy read); nil when there is none (and the
+    /// devices can be seen).
+    func deviceEntry(_ device: String, attributes: [String]? = nil, on c: LDAPConnection) throws -> LDAPEntry? {
+        let found = try findDevice(device, attributes: attributes ?? [attrs.deviceUsers, attrs.unboundUsers, attrs.policy], on: c)
+        if found == nil {
             // An unknown device has no users, if the devices can be seen at
             // all: an ACL hiding them is no answer (a sync would take it as
             // "nobody is associated").
@@ -314,33 +312,82 @@ public final class LDAPDirectory: DirectoryBackend {
                 throw LDAPConnection.Failure("the bind DN sees no device under devices_base \(config.devicesBase)")
             }
         }
+        return found
+    }
+
+    /// The device's entry if it also matches `condition` (filter
+    /// components, "" for none), with `attributes`; nil when no entry
+    /// matches. More than one device entry with the ID is an error.
+    func findDevice(_ device: String, where condition: String = "", attributes: [String], on c: LDAPConnection) throws -> LDAPEntry? {
+        let filter = "(&(objectClass=\(attrs.deviceClass))(\(attrs.deviceID)=\(LDAPFilter.escape(device)))\(condition))"
+        guard
+            let devices = try c.search(
+                base: config.devicesBase, scope: LDAP_SCOPE_SUBTREE, filter: filter, attributes: attributes, sizeLimit: 2)
+        else {
+            throw LDAPConnection.Failure("devices_base \(config.devicesBase) does not exist or is hidden from the bind DN")
+        }
+        guard devices.count <= 1 else { throw LDAPConnection.Failure("more than one device entry has \(attrs.deviceID) \(device)") }
         return devices.first
     }
 
-    /// The usernames of the user entries `dns` name, in order; a DN that no
-    /// longer names a user is left out.
-    func usernames(_ dns: [String], on c: LDAPConnection) throws -> [String] {
-        var names: [String] = []
-        for dn in dns {
-            guard let users = try c.search(base: dn, scope: LDAP_SCOPE_BASE, filter: "(objectClass=*)", attributes: [attrs.username], sizeLimit: 1)
-            else { continue }
-            if let name = users.first?.first(attrs.username), !names.contains(name) { names.append(name) }
+    /// The usernames of the user entries under users_base that `dns` name,
+    /// by DN: a DN that names no entry there (one removed since, or one
+    /// outside users_base) has none. One search for up to
+    /// `LDAPFilter.valuesPerSearch` DNs (the entry DN attribute, matched
+    /// by the server as a DN); which entry answers which DN is read from
+    /// their normalized forms, and a DN that leaves in doubt is asked on
+    /// its own. When a DN names no user, the users must be visible (an ACL
+    /// that hides them is no answer).
+    func usernames(of dns: [String], on c: LDAPConnection) throws -> [String: String] {
+        var names: [String: String] = [:]
+        var unanswered: [String] = []
+        func users(_ filter: String) throws -> [LDAPEntry] {
+            guard
+                let found = try c.search(
+                    base: config.usersBase, scope: LDAP_SCOPE_SUBTREE, filter: filter, attributes: [attrs.username], sizeLimit: 0)
+            else {
+                throw LDAPConnection.Failure("users_base \(config.usersBase) does not exist or is hidden from the bind DN")
+            }
+            return found
         }
+        for chunk in LDAPFilter.chunked(dns) {
+            guard let filter = LDAPFilter.anyOf(attrs.entryDN, chunk) else { continue }
+            let found = try users(filter)
+            for (dn, i) in zip(chunk, LDAPDN.match(chunk, to: found.map(\.dn))) {
+                if let i {
+                    if let name = found[i].first(attrs.username) { names[dn] = name }
+                } else {
+                    unanswered.append(dn)
+                }
+            }
+        }
+        var missing = false
+        for dn in unanswered {
+            guard let filter = LDAPFilter.anyOf(attrs.entryDN, [dn]) else { continue }
+            let found = try users(filter)
+            if found.count == 1, let name = found[0].first(attrs.username) { names[dn] = name } else { missing = true }
+        }
+        if missing { try checkUsersVisible(on: c) }
         return names
     }
 
     func users(of device: String, on c: LDAPConnection) throws -> [String] {
         guard let entry = try deviceEntry(device, on: c) else { return [] }
-        return try users(of: device, entry: entry, on: c)
+        return try users(of: device, entry: entry, selfService: policy(on: c, deviceEntry: entry).selfService, on: c)
     }
 
-    /// As the file backend: the administrators' list, and with self-service
-    /// the users of reported bindings (the last report per user wins, an
-    /// unbind ends it); without those the administrators removed.
-    func users(of device: String, entry: LDAPEntry, on c: LDAPConnection) throws -> [String] {
-        var names = try usernames(entry[attrs.deviceUsers], on: c)
+    /// As the file backend: the administrators' list (in its order), and
+    /// with self-service the users of reported bindings (the last report
+    /// per user wins, an unbind ends it); without those the administrators
+    /// removed. The DNs of both lists are resolved together.
+    func users(of device: String, entry: LDAPEntry, selfService: Bool, on c: LDAPConnection) throws -> [String] {
+        let listedDNs = entry[attrs.deviceUsers]
+        let unboundDNs = entry[attrs.unboundUsers]
+        let resolved = try usernames(of: listedDNs + unboundDNs, on: c)
+        var names: [String] = []
+        for dn in listedDNs { if let name = resolved[dn], !names.contains(name) { names.append(name) } }
         let listed = names
-        if try policy(on: c, deviceEntry: entry).selfService {
+        if selfService {
             var reported: [String: Bool] = [:]
             for r in try reports(under: entry.dn, scope: LDAP_SCOPE_ONELEVEL, on: c) where r.deviceID == device {
                 reported[r.username] = r.action != "unbind"
@@ -350,7 +397,7 @@ public final class LDAPDirectory: DirectoryBackend {
                 if !bound && !listed.contains(name) { names.removeAll { $0 == name } }
             }
         }
-        let removed = Set(try usernames(entry[attrs.unboundUsers], on: c))
+        let removed = Set(unboundDNs.compactMap { resolved[$0] })
         return names.filter { !removed.contains($0) }
     }
 
@@ -366,17 +413,45 @@ public final class LDAPDirectory: DirectoryBackend {
     }
 
     public func access(user: String, device: String) async throws -> DeviceAccess? {
-        try await withConnection { c in
-            guard let u = try self.lookup(user, on: c) else { return nil }
-            guard let entry = try self.deviceEntry(device, on: c) else {
-                let policy = try self.policy(on: c)
-                return DeviceAccess(associated: false, unbound: false, disabled: u.disabled, selfService: policy.selfService)
+        try await withConnection { c in try self.access(user: user, device: device, on: c) }
+    }
+
+    /// As the file backend's access, without listing the device's users:
+    /// the device entry is searched for with the user's DN in the filter,
+    /// so the server matches it against the administrators' lists
+    /// (distinguishedNameMatch). Listed and not unbound (the usual login):
+    /// found at once. Otherwise found without the listed condition: not
+    /// listed, not unbound; not found even so: unbound (or no device).
+    /// The binding reports are read only with self-service, for a user
+    /// neither list holds.
+    func access(user: String, device: String, on c: LDAPConnection) throws -> DeviceAccess? {
+        guard let (u, dn) = try lookupEntry(user, on: c) else { return nil }
+        let v = LDAPFilter.escape(dn)
+        let listed = "(\(attrs.deviceUsers)=\(v))"
+        let notUnbound = "(!(\(attrs.unboundUsers)=\(v)))"
+        var isListed = false
+        var isUnbound = false
+        var entry = try findDevice(device, where: listed + notUnbound, attributes: [attrs.policy], on: c)
+        if entry != nil {
+            isListed = true
+        } else {
+            entry = try findDevice(device, where: notUnbound, attributes: [attrs.policy], on: c)
+            if entry == nil {
+                entry = try deviceEntry(device, attributes: [attrs.policy], on: c)
+                isUnbound = entry != nil
             }
-            let policy = try self.policy(on: c, deviceEntry: entry)
-            let associated = try self.users(of: device, entry: entry, on: c).contains(u.username)
-            let unbound = try self.usernames(entry[self.attrs.unboundUsers], on: c).contains(u.username)
-            return DeviceAccess(associated: associated, unbound: unbound, disabled: u.disabled, selfService: policy.selfService)
         }
+        guard let entry else {
+            let policy = try policy(on: c)
+            return DeviceAccess(associated: false, unbound: false, disabled: u.disabled, selfService: policy.selfService)
+        }
+        let policy = try policy(on: c, deviceEntry: entry)
+        var associated = isListed
+        if !isListed && !isUnbound && policy.selfService {
+            let last = try reports(under: entry.dn, scope: LDAP_SCOPE_ONELEVEL, on: c).last { $0.deviceID == device && $0.username == u.username }
+            associated = last.map { $0.action != "unbind" } ?? false
+        }
+        return DeviceAccess(associated: associated, unbound: isUnbound, disabled: u.disabled, selfService: policy.selfService)
     }
 
     /// The user's entry is found as for lookup; then, on a fresh connection
@@ -423,7 +498,7 @@ public final class LDAPDirectory: DirectoryBackend {
     /// error: the directory's administrators register devices.
     public func record(_ report: BindingReport) async throws -> Bool {
         try await withConnection { c in
-            guard let device = try self.deviceEntry(report.deviceID, on: c) else {
+            guard let device = try self.deviceEntry(report.deviceID, attributes: ["1.1"], on: c) else {
                 throw DirectoryError("no device entry with \(self.attrs.deviceID)=\(report.deviceID) under \(self.config.devicesBase)")
             }
             let encoder = JSONEncoder()

@@ -253,6 +253,71 @@ def test_with_self_service_a_reported_binding_associates_until_an_unbind(tmp_pat
         server.stop()
 
 
+MORE_USERS = USERS + [{"username": u, "display_name": u.title(), "uid_number": 70110 + i}
+                      for i, u in enumerate(["dave", "erin", "frank", "gina"])]
+
+
+def file_record(u: dict, groups: dict) -> dict:
+    return {"username": u["username"], "email": u.get("mail", u["username"] + "@example.test"),
+            "display_name": u["display_name"], "uid": u["uid_number"], "disabled": u.get("disabled", False),
+            "groups": [g for g, ms in groups.items() if u["username"] in ms]}
+
+
+@pytest.mark.parametrize("self_service", [True, False])
+def test_access_and_device_users_answer_as_the_file_backend_for_every_kind_of_user(tmp_path, self_service):
+    """Listed (one DN spelt in other case), listed and unbound, reported,
+    reported and then unbound by the administrators, reported and then
+    unbound by the device, a listed user's unbind report, a disabled
+    reported user, a report for no such user; and in LDAP only, DNs that
+    name no user (a removed user, an entry outside users_base): left out,
+    as the file backend never had them."""
+    policy = {**POLICY, "self_service": self_service}
+    listed = ["alice", "bob", "gina"]
+    unbound = ["bob", "erin"]
+    server = slapd_harness.Slapd(tmp_path / "slapd", users=MORE_USERS, groups=GROUPS,
+                                 devices={"dev1": ["alice", "ghost", "bob", "Gina"], "dev2": ["bob"]},
+                                 unbound={"dev1": unbound}, policy=policy)
+    server.start()
+    server.modify(f"dn: {DEV1}\nchangetype: modify\nadd: fedloginAssociatedUser\n"
+                  f"fedloginAssociatedUser: {slapd_harness.SERVICE_DN}\n")
+    directory = sandbox.write_directory(tmp_path / "file" / "directory.json",
+                                        [file_record(u, GROUPS) for u in MORE_USERS], policy=policy,
+                                        devices={"dev1": listed, "dev2": ["bob"]}, unbound={"dev1": unbound})
+    file_d = sandbox.start_directoryd(tmp_path / "file", directory)
+    ldap_d = start_ldap_directoryd(tmp_path / "ldap", ldap_config(tmp_path, server))
+    try:
+        reports = [report("k1", "dave"), report("k2", "erin"), report("k3", "frank"), report("k4", "alice"),
+                   report("k5", "carol"), report("k6", "nobody-such"), report("k7", "frank", action="unbind"),
+                   report("k8", "alice", action="unbind")]
+        for i, r in enumerate(reports):
+            r["bound_at"] = f"2026-12-03T10:{i:02d}:00Z"
+            for d in (file_d, ldap_d):
+                assert ask(d.socket, {"op": "report_binding", "binding": r})["ok"]
+        requests = [{"op": "device_users", "device_id": dev} for dev in ["dev1", "dev-unknown"]]
+        for name in ["alice", "ALICE", "bob", "carol", "dave", "erin", "frank", "gina", "ghost", "nobody-such"]:
+            for dev in ["dev1", "dev-unknown"]:
+                requests.append({"op": "access", "user": name, "device_id": dev})
+        for r in requests:
+            f, l = ask(file_d.socket, r), ask(ldap_d.socket, r)
+            assert l["ok"], (r, l)
+            assert l == f, r
+        users = ask(ldap_d.socket, {"op": "device_users", "device_id": "dev1"})["users"]
+        if self_service:
+            assert users == ["alice", "gina", "carol", "dave", "nobody-such"]
+        else:
+            assert users == ["alice", "gina"]
+        bob = ask(ldap_d.socket, {"op": "access", "user": "bob", "device_id": "dev1"})["access"]
+        assert bob["associated"] is False and bob["unbound"] is True, bob
+        erin = ask(ldap_d.socket, {"op": "access", "user": "erin", "device_id": "dev1"})["access"]
+        assert erin["associated"] is False and erin["unbound"] is True, erin
+        dave = ask(ldap_d.socket, {"op": "access", "user": "dave", "device_id": "dev1"})["access"]
+        assert dave["associated"] is self_service and dave["unbound"] is False, dave
+    finally:
+        ldap_d.stop()
+        file_d.stop()
+        server.stop()
+
+
 def test_sasl_external_over_ldapi_binds_as_the_services_own_user(tmp_path, slapd):
     config = ldap_config(tmp_path, slapd, uris=[slapd.ldapi_uri], bind_dn=None, bind_password_file=None)
     assert "bind_dn" not in config.read_text()

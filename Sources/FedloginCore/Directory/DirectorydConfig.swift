@@ -404,6 +404,10 @@ public struct LDAPAttributes: Sendable, Equatable {
     public var bindingClass = "fedloginBinding"
     /// On a binding entry: the report as JSON.
     public var bindingReport = "fedloginBindingReport"
+    /// An attribute every entry has whose value is its own DN, matched as a
+    /// DN (distinguishedNameMatch): a search for several DNs at once.
+    /// OpenLDAP's operational entryDN; 389-DS/FreeIPA: entrydn; AD: distinguishedName.
+    public var entryDN = "entryDN"
     /// A second email attribute a user is also found by, read when `email`
     /// has no value (AD: userPrincipalName).
     public var principalName: String?
@@ -431,6 +435,7 @@ public struct LDAPAttributes: Sendable, Equatable {
         var a = LDAPAttributes()
         a.expire = "nsAccountLock"
         a.disabledReading = .booleanTrue
+        a.entryDN = "entrydn"
         return a
     }()
 
@@ -445,6 +450,7 @@ public struct LDAPAttributes: Sendable, Equatable {
         a.expire = "userAccountControl"
         a.disabledReading = .accountDisableBit
         a.passwordHashes = false
+        a.entryDN = "distinguishedName"
         return a
     }()
 
@@ -471,6 +477,7 @@ public struct LDAPAttributes: Sendable, Equatable {
     static let keys = [
         "username", "email", "principal_name", "display_name", "common_name", "uid_number", "password", "disabled", "expire", "locked",
         "member", "group_name", "device_id", "device_class", "device_users", "unbound_users", "policy", "binding_class", "binding_report",
+        "entry_dn",
     ]
 
     mutating func set(_ key: String, _ name: String) -> Bool {
@@ -493,6 +500,7 @@ public struct LDAPAttributes: Sendable, Equatable {
         case "policy": policy = name
         case "binding_class": bindingClass = name
         case "binding_report": bindingReport = name
+        case "entry_dn": entryDN = name
         default: return false
         }
         return true
