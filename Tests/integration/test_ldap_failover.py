@@ -5,8 +5,6 @@ single slapd restarted under fedlogin-directoryd's persistent connections
 """
 import json
 import signal
-import socket
-import struct
 import time
 from pathlib import Path
 
@@ -25,14 +23,7 @@ DEVICE_DN = f"cn={DEVICE},{slapd_harness.DEVICES}"
 REPORTS = "(objectClass=fedloginBinding)"
 
 
-def ask(sock, request: dict, timeout: float = 15) -> dict:
-    body = json.dumps(request).encode()
-    with socket.socket(socket.AF_UNIX) as c:
-        c.settimeout(timeout)
-        c.connect(str(sock))
-        c.sendall(struct.pack(">I", len(body)) + body)
-        n = struct.unpack(">I", c.recv(4, socket.MSG_WAITALL))[0]
-        return json.loads(c.recv(n, socket.MSG_WAITALL))
+ask = sandbox.ask_directory
 
 
 def report(key: str, user: str) -> dict:

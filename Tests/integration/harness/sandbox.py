@@ -26,6 +26,7 @@ import re
 import signal
 import socket
 import stat
+import struct
 import subprocess
 import sys
 import tempfile
@@ -381,6 +382,18 @@ def start_directoryd(tmp: Path, directory_file: Path, state_dir: Path | None = N
     if wait:
         proc.wait_for_socket(sock, timeout)
     return proc
+
+
+def ask_directory(sock, request: dict, timeout: float = 15) -> dict:
+    """One directory protocol request on a connection of its own (a 4-byte
+    big-endian length, then JSON; docs/directory-protocol.md); the answer."""
+    body = json.dumps(request).encode()
+    with socket.socket(socket.AF_UNIX) as c:
+        c.settimeout(timeout)
+        c.connect(str(sock))
+        c.sendall(struct.pack(">I", len(body)) + body)
+        n = struct.unpack(">I", c.recv(4, socket.MSG_WAITALL))[0]
+        return json.loads(c.recv(n, socket.MSG_WAITALL))
 
 
 # ---------------------------------------------------------------------------
