@@ -333,6 +333,52 @@ static inline int fedlogin_ldap_search(LDAP *ld, const char *base, int scope, co
 	return rc;
 }
 
+/* One page of a search with the paged results control (RFC 2696), so that
+   a server's size limit for the bind DN (slapd's default: 500 entries)
+   does not cut a long answer short. `cookie` holds the previous page's
+   cookie (bv_len 0 for the first page) and receives the next page's
+   (bv_len 0 after the last; its bv_val is freed here or by the caller with
+   ber_memfree). The control is not critical: a server without paging
+   answers the whole search at once. Returns the LDAP result code, with a
+   reason in errbuf. */
+static inline int fedlogin_ldap_search_page(LDAP *ld, const char *base, int scope, const char *filter,
+					    char **attrs, int pagesize, int timeout_sec,
+					    struct berval *cookie, LDAPMessage **res, char *errbuf,
+					    size_t errlen)
+{
+	struct timeval tv = {timeout_sec, 0};
+	LDAPControl *page = NULL;
+	LDAPControl *ctrls[2] = {NULL, NULL};
+	LDAPControl **returned = NULL;
+	*res = NULL;
+	errbuf[0] = 0;
+	int rc = ldap_create_page_control(ld, pagesize, cookie->bv_len ? cookie : NULL, 0, &page);
+	if (cookie->bv_val)
+		ber_memfree(cookie->bv_val);
+	cookie->bv_val = NULL;
+	cookie->bv_len = 0;
+	if (rc != LDAP_SUCCESS) {
+		fedlogin_ldap_reason(ld, rc, "paged results control: ", errbuf, errlen);
+		return rc;
+	}
+	ctrls[0] = page;
+	rc = ldap_search_ext_s(ld, base, scope, filter, attrs, 0, ctrls, NULL, &tv, 0, res);
+	ldap_control_free(page);
+	if (rc != LDAP_SUCCESS) {
+		fedlogin_ldap_reason(ld, rc, "", errbuf, errlen);
+		return rc;
+	}
+	int result = LDAP_SUCCESS;
+	if (ldap_parse_result(ld, *res, &result, NULL, NULL, NULL, &returned, 0) == LDAP_SUCCESS && returned) {
+		LDAPControl *response = ldap_control_find(LDAP_CONTROL_PAGEDRESULTS, returned, NULL);
+		ber_int_t estimate = 0;
+		if (response)
+			ldap_parse_pageresponse_control(ld, response, &estimate, cookie);
+		ldap_controls_free(returned);
+	}
+	return LDAP_SUCCESS;
+}
+
 /* Adds the entry `dn` with `n` attributes, one value each (types[i]:
    values[i]), bounded by the connection's timeout. Returns the LDAP result
    code (LDAP_ALREADY_EXISTS when the entry is there), with a reason in errbuf. */

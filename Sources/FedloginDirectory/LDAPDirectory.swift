@@ -570,16 +570,44 @@ final class LDAPConnection {
     func search(base: String, scope: Int32, filter: String, attributes: [String], sizeLimit: Int32) throws -> [LDAPEntry]? {
         var cAttrs: [UnsafeMutablePointer<CChar>?] = attributes.map { strdup($0) } + [nil]
         defer { for a in cAttrs { free(a) } }
-        var res: OpaquePointer?
         var err = [CChar](repeating: 0, count: 512)
-        let rc = cAttrs.withUnsafeMutableBufferPointer { a in
-            fedlogin_ldap_search(ld, base, scope, filter, a.baseAddress, sizeLimit, timeout, &res, &err, err.count)
+        guard sizeLimit == 0 else {
+            var res: OpaquePointer?
+            let rc = cAttrs.withUnsafeMutableBufferPointer { a in
+                fedlogin_ldap_search(ld, base, scope, filter, a.baseAddress, sizeLimit, timeout, &res, &err, err.count)
+            }
+            defer { if let res { ldap_msgfree(res) } }
+            if rc == LDAP_NO_SUCH_OBJECT { return nil }
+            guard rc == LDAP_SUCCESS || rc == LDAP_SIZELIMIT_EXCEEDED, let res else {
+                throw Failure("\(uri): search of \(base): \(cText(err))", rc: rc)
+            }
+            return entries(of: res)
         }
-        defer { if let res { ldap_msgfree(res) } }
-        if rc == LDAP_NO_SUCH_OBJECT { return nil }
-        guard rc == LDAP_SUCCESS || (rc == LDAP_SIZELIMIT_EXCEEDED && sizeLimit > 0), let res else {
-            throw Failure("\(uri): search of \(base): \(cText(err))", rc: rc)
-        }
+        // Every entry: page by page (RFC 2696), so the server's size limit
+        // for the bind DN never cuts the answer short.
+        var cookie = berval(bv_len: 0, bv_val: nil)
+        defer { if let v = cookie.bv_val { ber_memfree(v) } }
+        var all: [LDAPEntry] = []
+        repeat {
+            var res: OpaquePointer?
+            let rc = cAttrs.withUnsafeMutableBufferPointer { a in
+                fedlogin_ldap_search_page(ld, base, scope, filter, a.baseAddress, Self.pageSize, timeout, &cookie, &res, &err, err.count)
+            }
+            defer { if let res { ldap_msgfree(res) } }
+            if rc == LDAP_NO_SUCH_OBJECT { return nil }
+            guard rc == LDAP_SUCCESS, let res else {
+                throw Failure("\(uri): search of \(base): \(cText(err))", rc: rc)
+            }
+            all += entries(of: res)
+        } while cookie.bv_len > 0
+        return all
+    }
+
+    /// Entries per page of a search for every entry.
+    static let pageSize: Int32 = 250
+
+    /// The entries of a search result, every value read as text.
+    func entries(of res: OpaquePointer) -> [LDAPEntry] {
         var entries: [LDAPEntry] = []
         var e = ldap_first_entry(ld, res)
         while let entry = e {

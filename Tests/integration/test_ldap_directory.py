@@ -11,7 +11,6 @@ proves what those rules allow).
 import json
 import os
 import socket
-import struct
 import subprocess
 import time
 from pathlib import Path
@@ -33,14 +32,7 @@ POLICY = {"self_service": False, "admin_groups": ["admins"], "password_sync": Tr
 DEV1 = slapd_harness.device_dn("dev1")
 
 
-def ask(sock, request: dict, timeout: float = 10) -> dict:
-    body = json.dumps(request).encode()
-    with socket.socket(socket.AF_UNIX) as c:
-        c.settimeout(timeout)
-        c.connect(str(sock))
-        c.sendall(struct.pack(">I", len(body)) + body)
-        n = struct.unpack(">I", c.recv(4, socket.MSG_WAITALL))[0]
-        return json.loads(c.recv(n, socket.MSG_WAITALL))
+ask = sandbox.ask_directory
 
 
 def ldap_config(tmp: Path, server: slapd_harness.Slapd, uris=None, timeout=2, **overrides) -> Path:
@@ -233,6 +225,32 @@ def test_binding_reports_are_entries_under_the_device_and_a_repeated_key_is_a_du
         assert ask(d.socket, {"op": "device_users", "device_id": "dev1"})["users"] == ["alice"]
     finally:
         d.stop()
+
+
+def test_more_reports_than_slapds_size_limit_are_all_listed_page_by_page(tmp_path):
+    """slapd answers a bind DN at most 500 entries per search by default.
+    fedlogin-directoryd pages its searches for every entry (RFC 2696) and the
+    shipped rules let a device's paged searches go on (size.prtotal): all 600
+    reports of the device come back. Without that limit a search that hits
+    the size limit is an error, never a shorter list."""
+    ldif = "".join(
+        f"dn: cn=k{i:04d},cn=dev1,{slapd_harness.DEVICES}\nobjectClass: fedloginBinding\ncn: k{i:04d}\n"
+        f"fedloginBindingReport: {json.dumps(report(f'k{i:04d}', 'alice'), sort_keys=True)}\n\n" for i in range(600))
+    server = slapd_harness.Slapd(tmp_path / "slapd", users=USERS, groups=GROUPS, devices=DEVICES, policy=POLICY,
+                                 unchecked_ldif=ldif)
+    server.start()
+    d = start_ldap_directoryd(tmp_path / "ldap", ldap_config(tmp_path, server))
+    try:
+        reports = ask(d.socket, {"op": "list_reports"})["reports"]
+        assert sorted(r["key"] for r in reports) == [f"k{i:04d}" for i in range(600)]
+        # The shipped limit taken away: slapd's default of 500 holds for the
+        # paged search too, and the answer is the error, not 500 reports.
+        server.ldapmodify_config("dn: olcDatabase={1}mdb,cn=config\nchangetype: modify\ndelete: olcLimits\n")
+        answer = ask(d.socket, {"op": "list_reports"})
+        assert answer["ok"] is False and "unavailable" in answer["error"], answer
+    finally:
+        d.stop()
+        server.stop()
 
 
 def test_with_self_service_a_reported_binding_associates_until_an_unbind(tmp_path):

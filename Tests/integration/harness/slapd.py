@@ -167,6 +167,7 @@ olcDbIndex: objectClass eq
 olcDbIndex: uid,mail,cn eq
 olcDbIndex: member eq
 olcAddContentAcl: TRUE
+olcLimits: dn.children="{DEVICES}" size.prtotal=unlimited
 """ + database_lines + "".join(f"olcAccess: {{{i}}}{rule}\n" for i, rule in enumerate(acl)) + f"""
 dn: olcOverlay={{0}}ppolicy,olcDatabase={{1}}mdb,cn=config
 objectClass: olcOverlayConfig
