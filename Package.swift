@@ -117,7 +117,7 @@ let package = Package(
         .target(
             name: "FedloginDirectorydCLI",
             dependencies: [
-                "FedloginDirectory", "FedloginCore", "FedloginNIO", "CFedloginSys",
+                "FedloginDirectory", "FedloginCore", "FedloginNIO", "FedloginSystem", "CFedloginSys",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -3,6 +3,7 @@ import CFedloginSys
 import FedloginCore
 import FedloginDirectory
 import FedloginNIO
+import FedloginSystem
 import Foundation
 import Logging
 import NIOCore
@@ -23,7 +24,7 @@ struct DirectoryCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fedlogin-directoryd",
         abstract: "The reference fedlogin directory service (a JSON file or an LDAP directory).",
-        subcommands: [Serve.self, Reports.self, Check.self],
+        subcommands: [Serve.self, Reports.self, Check.self, ProbeTOML.self],
         defaultSubcommand: Serve.self)
 
     struct Serve: AsyncParsableCommand {
@@ -57,6 +58,7 @@ struct DirectoryCommand: AsyncParsableCommand {
                 } catch {
                     throw DirectoryError("\(config): cannot be read: \(ErrorText.describe(error))")
                 }
+                try TOMLProbe.check([config], kind: .directoryd)
                 c = try DirectorydConfig.parse(path: config, text: text)
             }
             if let socket { c.socketPath = socket }
@@ -111,6 +113,7 @@ struct DirectoryCommand: AsyncParsableCommand {
             for name in ((try? FileManager.default.contentsOfDirectory(atPath: dropins)) ?? []).sorted() where name.hasSuffix(".conf") {
                 files.append((dropins + "/" + name, try read(dropins + "/" + name)))
             }
+            try TOMLProbe.check(files.map(\.path), kind: .fedlogin)
             return (try ConfigParser.parse(files: files).directoryTimeout, "in \(file)")
         }
 
@@ -246,6 +249,7 @@ struct DirectoryCommand: AsyncParsableCommand {
                 } catch {
                     throw DirectoryError("\(config): cannot be read: \(ErrorText.describe(error))")
                 }
+                try TOMLProbe.check([config], kind: .directoryd)
                 let c = try DirectorydConfig.parse(path: config, text: text)
                 switch c.backend {
                 case .file:
@@ -269,3 +273,50 @@ struct DirectoryCommand: AsyncParsableCommand {
         }
     }
 }
+
+/// The TOML library aborts the process on some malformed input instead of
+/// throwing. Before a configuration file is parsed here, this executable
+/// parses it in a child (`probe-toml`); a child that dies of a signal is a
+/// clear configuration error, never a crash of the service or of
+/// `--check-config`.
+enum TOMLProbe {
+    enum Kind: String, ExpressibleByArgument {
+        /// fedlogin-directoryd's own configuration file.
+        case directoryd
+        /// fedlogind's fedlogin.conf and its drop-ins, read together.
+        case fedlogin
+    }
+
+    static func check(_ files: [String], kind: Kind) throws {
+        guard let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") else { return }
+        // Started as fedlogin-directoryd: the executable may be the
+        // multi-call fedlogin, which picks its command by that name.
+        guard
+            let r = try? Sys.run(
+                exe, ["probe-toml", "--kind", kind.rawValue] + files, argv0: "fedlogin-directoryd", environment: ["LC_ALL": "C"])
+        else { return }  // no child: the parse itself still runs
+        guard r.signaled else { return }  // parsed, or an error the parse itself reports
+        throw DirectoryError(
+            "\(files.joined(separator: ", ")): malformed TOML: the parser stopped. Check the brackets, braces, quotes and commas near what you changed"
+        )
+    }
+
+    /// Parses the files and exits 0 whatever they hold: only an abort matters.
+    struct Command: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "probe-toml", abstract: "Parse configuration files (used by the service itself).", shouldDisplay: false)
+
+        @Option var kind: Kind
+        @Argument var files: [String]
+
+        func run() throws {
+            let texts = files.map { (path: $0, text: (try? String(contentsOfFile: $0, encoding: .utf8)) ?? "") }
+            switch kind {
+            case .fedlogin: _ = try? ConfigParser.parse(files: texts)
+            case .directoryd: for t in texts { _ = try? DirectorydConfig.parse(path: t.path, text: t.text) }
+            }
+        }
+    }
+}
+
+typealias ProbeTOML = TOMLProbe.Command

@@ -198,6 +198,30 @@ def test_check_config_names_the_key_and_refuses_a_readable_password_file(tmp_pat
     assert r.returncode == 78 and "ldap.timout" in r.stderr, r.stderr
 
 
+# TOML the parser aborts on instead of reporting it (as fedlogind's test_daemon.py).
+ABORTING_TOML = '[idp.demo]\nscopes = ["openid",}\n'
+
+
+def test_toml_the_parser_aborts_on_is_a_configuration_error_not_a_crash(tmp_path, slapd):
+    """directoryd.conf and fedlogind's fedlogin.conf (read by --check-config)
+    are parsed in a child first: malformed TOML is exit 78 with the file
+    named, from serve, --check-config and check alike."""
+    import subprocess
+    binary = sandbox.bin_dir() / "fedlogin-directoryd"
+    bad = tmp_path / "bad.conf"
+    bad.write_text('backend = "ldap"\n[ldap]\nuris = ["ldapi:///",}\n')
+    for argv in (["serve", "--config", bad, "--check-config"], ["serve", "--config", bad, "--socket", tmp_path / "s"]):
+        r = subprocess.run([binary, *argv], capture_output=True, text=True, timeout=30)
+        assert r.returncode == 78 and "malformed TOML" in r.stderr and str(bad) in r.stderr, (argv, r.returncode, r.stderr)
+    r = subprocess.run([binary, "check", "--config", bad], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1 and "FAIL" in r.stdout and "malformed TOML" in r.stdout, (r.stdout, r.stderr)
+    fedlogin_conf = tmp_path / "fedlogin.conf"
+    fedlogin_conf.write_text(ABORTING_TOML)
+    r = subprocess.run([binary, "serve", "--config", ldap_config(tmp_path, slapd), "--check-config",
+                        "--fedlogin-config", fedlogin_conf], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 78 and "malformed TOML" in r.stderr and str(fedlogin_conf) in r.stderr, r.stderr
+
+
 def report(key: str, user: str, device: str = "dev1", action: str = "bind") -> dict:
     return {"key": key, "device_id": device, "username": user, "local_username": user, "uid": 70101,
             "email": f"{user}@example.test", "issuer": "https://idp.example.test", "subject": "sub-" + user,
