@@ -361,11 +361,25 @@ public final class LDAPDirectory: DirectoryBackend {
                 }
             }
         }
+        // Each DN the searches left unanswered, by a base search of the DN
+        // itself (which needs no access to the entry DN attribute): a DN
+        // that names no entry, or one outside users_base, has no user; an
+        // entry there whose username cannot be read is an error, never a
+        // user fewer (a sync would lock the account).
         var missing = false
+        let base = LDAPDN.normalized(config.usersBase)
         for dn in unanswered {
-            guard let filter = LDAPFilter.anyOf(attrs.entryDN, [dn]) else { continue }
-            let found = try users(filter)
-            if found.count == 1, let name = found[0].first(attrs.username) { names[dn] = name } else { missing = true }
+            guard let found = try c.search(base: dn, scope: LDAP_SCOPE_BASE, filter: "(objectClass=*)", attributes: [attrs.username], sizeLimit: 1),
+                let e = found.first
+            else {
+                missing = true
+                continue
+            }
+            guard let b = base, let d = LDAPDN.normalized(e.dn), d.hasSuffix("," + b) else { continue }
+            guard let name = e.first(attrs.username) else {
+                throw LDAPConnection.Failure("the user entry \(SafeText.escape(e.dn)) has no \(attrs.username) the bind DN can read")
+            }
+            names[dn] = name
         }
         if missing { try checkUsersVisible(on: c) }
         return names
@@ -418,35 +432,26 @@ public final class LDAPDirectory: DirectoryBackend {
 
     /// As the file backend's access, without listing the device's users:
     /// the device entry is searched for with the user's DN in the filter,
-    /// so the server matches it against the administrators' lists
-    /// (distinguishedNameMatch). Listed and not unbound (the usual login):
-    /// found at once. Otherwise found without the listed condition: not
-    /// listed, not unbound; not found even so: unbound (or no device).
-    /// The binding reports are read only with self-service, for a user
-    /// neither list holds.
+    /// so the server matches it against each administrators' list
+    /// (distinguishedNameMatch). Only positive tests: an attribute the bind
+    /// DN may not search, or one the server does not know, makes a filter
+    /// Undefined, which then reads as "not in that list" (as device_users
+    /// reads an unreadable list), never as its opposite. The binding
+    /// reports are read only with self-service, for a user neither list
+    /// holds.
     func access(user: String, device: String, on c: LDAPConnection) throws -> DeviceAccess? {
         guard let (u, dn) = try lookupEntry(user, on: c) else { return nil }
         let v = LDAPFilter.escape(dn)
-        let listed = "(\(attrs.deviceUsers)=\(v))"
-        let notUnbound = "(!(\(attrs.unboundUsers)=\(v)))"
-        var isListed = false
-        var isUnbound = false
-        var entry = try findDevice(device, where: listed + notUnbound, attributes: [attrs.policy], on: c)
-        if entry != nil {
-            isListed = true
-        } else {
-            entry = try findDevice(device, where: notUnbound, attributes: [attrs.policy], on: c)
-            if entry == nil {
-                entry = try deviceEntry(device, attributes: [attrs.policy], on: c)
-                isUnbound = entry != nil
-            }
-        }
+        var entry = try findDevice(device, where: "(\(attrs.deviceUsers)=\(v))", attributes: [attrs.policy], on: c)
+        let isListed = entry != nil
+        if entry == nil { entry = try deviceEntry(device, attributes: [attrs.policy], on: c) }
+        let isUnbound = try entry != nil && findDevice(device, where: "(\(attrs.unboundUsers)=\(v))", attributes: ["1.1"], on: c) != nil
         guard let entry else {
             let policy = try policy(on: c)
             return DeviceAccess(associated: false, unbound: false, disabled: u.disabled, selfService: policy.selfService)
         }
         let policy = try policy(on: c, deviceEntry: entry)
-        var associated = isListed
+        var associated = isListed && !isUnbound
         if !isListed && !isUnbound && policy.selfService {
             let last = try reports(under: entry.dn, scope: LDAP_SCOPE_ONELEVEL, on: c).last { $0.deviceID == device && $0.username == u.username }
             associated = last.map { $0.action != "unbind" } ?? false

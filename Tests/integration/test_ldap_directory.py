@@ -198,6 +198,24 @@ def test_check_config_names_the_key_and_refuses_a_readable_password_file(tmp_pat
     assert r.returncode == 78 and "ldap.timout" in r.stderr, r.stderr
 
 
+def test_a_list_attribute_the_server_cannot_match_never_reads_as_its_opposite(tmp_path, slapd):
+    """`access` asks the server with the user's DN in the filter. A filter
+    on an attribute the server does not know (or the bind DN may not
+    search) is Undefined: it must read as "not in that list" - never
+    unbound (every login would lock) - as device_users reads it. And when
+    the entry DN attribute cannot be used, device_users asks each DN by a
+    base search instead of dropping the users (a sync would lock them)."""
+    config = ldap_config(tmp_path, slapd, attributes={"unbound_users": "fedloginNoSuchAttribute",
+                                                      "entry_dn": "fedloginNoSuchDN"})
+    d = start_ldap_directoryd(tmp_path / "ldap", config)
+    try:
+        access = ask(d.socket, {"op": "access", "user": "alice", "device_id": "dev1"})["access"]
+        assert access["associated"] is True and access["unbound"] is False, access
+        assert ask(d.socket, {"op": "device_users", "device_id": "dev1"})["users"] == ["alice"]
+    finally:
+        d.stop()
+
+
 # TOML the parser aborts on instead of reporting it (as fedlogind's test_daemon.py).
 ABORTING_TOML = '[idp.demo]\nscopes = ["openid",}\n'
 
