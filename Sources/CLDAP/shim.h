@@ -368,13 +368,25 @@ static inline int fedlogin_ldap_search_page(LDAP *ld, const char *base, int scop
 		fedlogin_ldap_reason(ld, rc, "", errbuf, errlen);
 		return rc;
 	}
+	/* The next page's cookie. A result or a page response that does not
+	   parse is an error: taken as "no more pages" it would cut the answer
+	   short without a word. */
 	int result = LDAP_SUCCESS;
-	if (ldap_parse_result(ld, *res, &result, NULL, NULL, NULL, &returned, 0) == LDAP_SUCCESS && returned) {
+	rc = ldap_parse_result(ld, *res, &result, NULL, NULL, NULL, &returned, 0);
+	if (rc != LDAP_SUCCESS) {
+		fedlogin_ldap_reason(ld, rc, "search result: ", errbuf, errlen);
+		return rc;
+	}
+	if (returned) {
 		LDAPControl *response = ldap_control_find(LDAP_CONTROL_PAGEDRESULTS, returned, NULL);
 		ber_int_t estimate = 0;
 		if (response)
-			ldap_parse_pageresponse_control(ld, response, &estimate, cookie);
+			rc = ldap_parse_pageresponse_control(ld, response, &estimate, cookie);
 		ldap_controls_free(returned);
+		if (rc != LDAP_SUCCESS) {
+			fedlogin_ldap_reason(ld, rc, "paged results response: ", errbuf, errlen);
+			return rc;
+		}
 	}
 	return LDAP_SUCCESS;
 }
