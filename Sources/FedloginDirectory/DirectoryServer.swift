@@ -84,7 +84,10 @@ public struct DirectoryServer: Service {
         do {
             try await connection.executeThenClose { inbound, outbound in
                 for try await frame in inbound {
-                    open.setBusy(channel, true)
+                    // A stop that began before this request: not run (the
+                    // client resends it on a new connection), never run
+                    // without its answer.
+                    guard open.setBusy(channel, true) else { break }
                     let response: DirectoryResponse
                     do {
                         let request = try JSONDecoder().decode(DirectoryRequest.self, from: Data(frame.readableBytesView))
