@@ -288,14 +288,19 @@ enum TOMLProbe {
     }
 
     static func check(_ files: [String], kind: Kind) throws {
-        guard let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") else { return }
+        // The running executable itself, even if an upgrade replaced its file.
+        let exe = "/proc/self/exe"
+        guard FileManager.default.fileExists(atPath: exe) else { return }
         // Started as fedlogin-directoryd: the executable may be the
         // multi-call fedlogin, which picks its command by that name.
         guard
             let r = try? Sys.run(
-                exe, ["probe-toml", "--kind", kind.rawValue] + files, argv0: "fedlogin-directoryd", environment: ["LC_ALL": "C"])
+                exe, ["probe-toml", "--kind", kind.rawValue, "--"] + files, argv0: "fedlogin-directoryd", environment: ["LC_ALL": "C"])
         else { return }  // no child: the parse itself still runs
-        guard r.signaled else { return }  // parsed, or an error the parse itself reports
+        // Parsed, or an error the parse itself reports; or killed from
+        // outside (SIGTERM, SIGKILL at shutdown, the OOM killer), which says
+        // nothing about the file: only a crash of the parser is its fault.
+        guard r.signaled, [SIGABRT, SIGILL, SIGTRAP, SIGSEGV, SIGBUS].contains(r.status) else { return }
         throw DirectoryError(
             "\(files.joined(separator: ", ")): malformed TOML: the parser stopped. Check the brackets, braces, quotes and commas near what you changed"
         )
