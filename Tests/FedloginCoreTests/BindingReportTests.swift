@@ -15,9 +15,16 @@ struct BindingReportTests {
         let bind = report("f0", at: "2026-12-03T10:00:00Z", seq: 1_000)
         let unbind = report("0a", at: "2026-12-03T10:00:00Z", seq: 1_001, action: "unbind")
         #expect([unbind, bind].sorted(by: BindingReport.inOrder).map(\.action) == ["bind", "unbind"])
-        // bound_at first: an earlier second wins whatever its seq.
-        let earlier = report("ff", at: "2026-12-03T09:59:59Z", seq: 5_000)
-        #expect([bind, earlier].sorted(by: BindingReport.inOrder).map(\.key) == ["ff", "f0"])
+        // seq wins over bound_at: a clock stepped back between a bind and
+        // its unbind does not turn them around.
+        let stepped = report("0b", at: "2026-12-03T09:59:00Z", seq: 1_002, action: "unbind")
+        #expect([stepped, bind].sorted(by: BindingReport.inOrder).map(\.key) == ["f0", "0b"])
+        // A report without seq is placed by bound_at, in the same unit.
+        let micros = UInt64(Date(timeIntervalSince1970: 1_796_292_000).timeIntervalSince1970 * 1_000_000)  // 2026-12-03T10:00:00Z
+        let old = report("aa", at: "2026-12-03T10:00:00Z", seq: nil)
+        let before = report("zz", at: "x", seq: micros - 1)
+        let after = report("00", at: "x", seq: micros + 1)
+        #expect([after, old, before].sorted(by: BindingReport.inOrder).map(\.key) == ["zz", "aa", "00"])
         // Reports without seq (older fedlogind) keep the key order.
         let a = report("a", at: "2026-12-03T10:00:00Z", seq: nil)
         let b = report("b", at: "2026-12-03T10:00:00Z", seq: nil)

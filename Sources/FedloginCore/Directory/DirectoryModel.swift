@@ -1,6 +1,8 @@
 /// Types of the directory protocol (docs/directory-protocol.md), shared by
 /// fedlogind and fedlogin-directoryd.
 
+import Foundation
+
 /// Who owns a user's password.
 public enum PasswordAuthority: String, Codable, Sendable, Equatable {
     /// The directory holds the password and may sync its hash to devices.
@@ -270,10 +272,19 @@ public struct BindingReport: Codable, Sendable, Equatable {
         seq = try c.decodeIfPresent(UInt64.self, forKey: .seq)
     }
 
-    /// The order the reports of one device were made in: by `boundAt`, then
-    /// `seq` (within a second), then `key`.
+    /// The order the reports of one device were made in: by `seq` (the
+    /// microseconds fedlogind counted, kept increasing even when its clock
+    /// stepped back), or for a report without one by `boundAt` in
+    /// microseconds; then by `key`.
     public static func inOrder(_ a: BindingReport, _ b: BindingReport) -> Bool {
-        (a.boundAt, a.seq ?? 0, a.key) < (b.boundAt, b.seq ?? 0, b.key)
+        (a.orderKey, a.key) < (b.orderKey, b.key)
+    }
+
+    /// `seq`, or `boundAt` in microseconds since 1970 (0 when it does not parse).
+    var orderKey: UInt64 {
+        if let seq { return seq }
+        guard let date = try? Date(boundAt, strategy: .iso8601) else { return 0 }
+        return UInt64(max(0, date.timeIntervalSince1970 * 1_000_000))
     }
 }
 
