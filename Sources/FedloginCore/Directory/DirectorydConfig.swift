@@ -33,7 +33,7 @@ import TOMLKit
 /// file and the key. Parsing touches no file: the password file's mode is
 /// checked by the command that reads it.
 public struct DirectorydConfig: Sendable, Equatable {
-    public enum Backend: String, Sendable, Equatable {
+    public enum Backend: String, Sendable, Equatable, CaseIterable {
         case file, ldap
     }
 
@@ -140,9 +140,7 @@ public struct DirectorydConfig: Sendable, Equatable {
             guard let v = table[key] else { continue }
             switch key {
             case "backend":
-                let b = try string(v, key)
-                guard let backend = Backend(rawValue: b) else { throw fail(key, "must be \"file\" or \"ldap\" (got \"\(SafeText.escape(b))\")") }
-                c.backend = backend
+                c.backend = try choice(string(v, key), key, fail)
             case "socket": c.socketPath = try string(v, key)
             case "file":
                 sawFile = true
@@ -209,22 +207,14 @@ public struct DirectorydConfig: Sendable, Equatable {
                 default: l.tlsKey = p
                 }
             case "tls":
-                let m = try string(v, full)
-                guard let mode = LDAPTLSMode(rawValue: m) else {
-                    throw fail(full, "must be \"starttls\", \"ldaps\" or \"none\" (got \"\(SafeText.escape(m))\")")
-                }
-                l.tls = mode
+                l.tls = try choice(string(v, full), full, fail)
             case "timeout":
                 let d: Double
                 if let i = v.int { d = Double(i) } else if let x = v.double { d = x } else { throw fail(full, "must be a number of seconds") }
                 guard d >= 1, d <= 300 else { throw fail(full, "must be from 1 to 300 seconds") }
                 l.timeout = d
             case "schema":
-                let s = try string(v, full)
-                guard let schema = LDAPSchema(rawValue: s) else {
-                    throw fail(full, "must be \"openldap\", \"freeipa\" or \"ad\" (got \"\(SafeText.escape(s))\")")
-                }
-                l.schema = schema
+                l.schema = try choice(string(v, full), full, fail)
             case "attributes":
                 guard v.table != nil else { throw fail(full, "must be a table, e.g. [ldap.attributes]") }
             default:
@@ -312,6 +302,16 @@ public struct DirectorydConfig: Sendable, Equatable {
         }
     }
 
+    /// One of `E`'s values by its name; the error lists them all.
+    static func choice<E: RawRepresentable & CaseIterable>(_ s: String, _ key: String, _ fail: (String, String) -> ConfigError) throws -> E
+    where E.RawValue == String {
+        guard let e = E(rawValue: s) else {
+            let names = E.allCases.map { "\"\($0.rawValue)\"" }
+            throw fail(key, "must be \(names.dropLast().joined(separator: ", ")) or \(names.last ?? "") (got \"\(SafeText.escape(s))\")")
+        }
+        return e
+    }
+
     /// A loose check that `s` looks like a DN (attr=value[,attr=value...]);
     /// the server is the judge of the rest.
     static func dn(_ s: String, _ key: String, _ fail: (String, String) -> ConfigError) throws -> String {
@@ -323,7 +323,7 @@ public struct DirectorydConfig: Sendable, Equatable {
 }
 
 /// How a connection uses TLS (`tls` in [ldap]).
-public enum LDAPTLSMode: String, Sendable, Equatable {
+public enum LDAPTLSMode: String, Sendable, Equatable, CaseIterable {
     /// ldap://, then the StartTLS extended operation before anything else.
     case starttls
     /// ldaps://: TLS from the start.
@@ -363,7 +363,7 @@ public struct LDAPURI: Sendable, Equatable {
 
 /// The schema presets (`schema` in [ldap]): attribute names and how a
 /// disabled account is read.
-public enum LDAPSchema: String, Sendable, Equatable {
+public enum LDAPSchema: String, Sendable, Equatable, CaseIterable {
     case openldap, freeipa, ad
 
     public var attributes: LDAPAttributes {
