@@ -51,16 +51,7 @@ struct DirectoryCommand: AsyncParsableCommand {
         /// The configuration file's settings with the command line's over them.
         func settings() throws -> DirectorydConfig {
             var c = DirectorydConfig()
-            if let config {
-                let text: String
-                do {
-                    text = try String(contentsOfFile: config, encoding: .utf8)
-                } catch {
-                    throw DirectoryError("\(config): cannot be read: \(ErrorText.describe(error))")
-                }
-                try TOMLProbe.check([config], kind: .directoryd)
-                c = try DirectorydConfig.parse(path: config, text: text)
-            }
+            if let config { c = try TOMLProbe.loadDirectorydConfig(config) }
             if let socket { c.socketPath = socket }
             if let directory { c.file.directory = directory }
             if let stateDir { c.file.stateDir = stateDir }
@@ -102,17 +93,7 @@ struct DirectoryCommand: AsyncParsableCommand {
                 if path != nil { throw DirectoryError("--fedlogin-config: \(file) does not exist") }
                 return (DaemonConfig().directoryTimeout, "its default; \(file) does not exist")
             }
-            var files: [(path: String, text: String)] = []
-            func read(_ f: String) throws -> String {
-                do { return try String(contentsOfFile: f, encoding: .utf8) } catch {
-                    throw DirectoryError("\(f): cannot be read: \(ErrorText.describe(error))")
-                }
-            }
-            files.append((file, try read(file)))
-            let dropins = (file as NSString).deletingLastPathComponent + "/conf.d"
-            for name in ((try? FileManager.default.contentsOfDirectory(atPath: dropins)) ?? []).sorted() where name.hasSuffix(".conf") {
-                files.append((dropins + "/" + name, try read(dropins + "/" + name)))
-            }
+            let files = try ConfigLoader.files(path: file)
             try TOMLProbe.check(files.map(\.path), kind: .fedlogin)
             return (try ConfigParser.parse(files: files).directoryTimeout, "in \(file)")
         }
@@ -243,14 +224,7 @@ struct DirectoryCommand: AsyncParsableCommand {
         func run() async throws {
             var steps: [CheckStep] = []
             do {
-                let text: String
-                do {
-                    text = try String(contentsOfFile: config, encoding: .utf8)
-                } catch {
-                    throw DirectoryError("\(config): cannot be read: \(ErrorText.describe(error))")
-                }
-                try TOMLProbe.check([config], kind: .directoryd)
-                let c = try DirectorydConfig.parse(path: config, text: text)
+                let c = try TOMLProbe.loadDirectorydConfig(config)
                 switch c.backend {
                 case .file:
                     let store = try DirectoryStore(directoryPath: c.file.directory, stateDir: c.file.stateDir)
@@ -285,6 +259,18 @@ enum TOMLProbe {
         case directoryd
         /// fedlogind's fedlogin.conf and its drop-ins, read together.
         case fedlogin
+    }
+
+    /// fedlogin-directoryd's configuration file, read, probed, parsed.
+    static func loadDirectorydConfig(_ path: String) throws -> DirectorydConfig {
+        let text: String
+        do {
+            text = try Sys.readText(path)
+        } catch {
+            throw DirectoryError("\(path): cannot be read: \(ErrorText.describe(error))")
+        }
+        try check([path], kind: .directoryd)
+        return try DirectorydConfig.parse(path: path, text: text)
     }
 
     static func check(_ files: [String], kind: Kind) throws {

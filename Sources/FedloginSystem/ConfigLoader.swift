@@ -9,18 +9,10 @@ public enum ConfigLoader {
     /// configuration error here, and a running daemon keeps its configuration.
     public static func load(path: String, probe: Bool = false) throws -> DaemonConfig {
         if probe { try probeInChild(path: path) }
-        var files: [(path: String, text: String)] = []
         guard FileManager.default.fileExists(atPath: path) else {
             throw ConfigError(file: path, key: "", problem: "no such file; create it (see fedlogin.conf(5)) or pass --config")
         }
-        files.append((path, try Sys.readText(path)))
-        let dropins = (path as NSString).deletingLastPathComponent + "/conf.d"
-        if let names = try? FileManager.default.contentsOfDirectory(atPath: dropins) {
-            for name in names.sorted() where name.hasSuffix(".conf") {
-                files.append((dropins + "/" + name, try Sys.readText(dropins + "/" + name)))
-            }
-        }
-        let config = try ConfigParser.parse(files: files)
+        let config = try ConfigParser.parse(files: files(path: path))
         for (name, idp) in config.idps {
             if let secret = idp.clientSecretFile {
                 guard FileManager.default.fileExists(atPath: secret) else {
@@ -37,6 +29,19 @@ public enum ConfigLoader {
             }
         }
         return config
+    }
+
+    /// The text of `path` and of the drop-ins in `conf.d` beside it, in the
+    /// order they apply (lexical).
+    public static func files(path: String) throws -> [(path: String, text: String)] {
+        var files = [(path: path, text: try Sys.readText(path))]
+        let dropins = (path as NSString).deletingLastPathComponent + "/conf.d"
+        if let names = try? FileManager.default.contentsOfDirectory(atPath: dropins) {
+            for name in names.sorted() where name.hasSuffix(".conf") {
+                files.append((dropins + "/" + name, try Sys.readText(dropins + "/" + name)))
+            }
+        }
+        return files
     }
 
     static func probeInChild(path: String) throws {
