@@ -22,6 +22,17 @@ public enum FramedClient {
         }
     }
 
+    /// Refuses (`untrustedPeer`) and closes a connection whose server does
+    /// not run as root. The server's credentials exist once connected; no
+    /// credentials, no trust.
+    static func requireRoot(_ channel: Channel, _ path: String) async throws {
+        let uid = (try? await PeerCredentials.of(channel).get())?.uid ?? UInt32.max
+        guard uid == 0 else {
+            try? await channel.close()
+            throw ClientError.untrustedPeer(path, uid)
+        }
+    }
+
     /// Connects, runs `body` with the connection, closes it.
     public static func with<T: Sendable>(
         socket path: String, group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
@@ -41,14 +52,7 @@ public enum FramedClient {
         } catch {
             throw ClientError.connect(path, error)
         }
-        // The server's credentials exist once connected; no credentials, no trust.
-        if requireRootPeer {
-            let uid = (try? await PeerCredentials.of(channel.channel).get())?.uid ?? UInt32.max
-            guard uid == 0 else {
-                try? await channel.channel.close()
-                throw ClientError.untrustedPeer(path, uid)
-            }
-        }
+        if requireRootPeer { try await requireRoot(channel.channel, path) }
         let raw = channel.channel
         return try await channel.executeThenClose { inbound, outbound in
             let session = FramedSession(
@@ -158,14 +162,7 @@ public final class FramedConnection: Sendable {
         } catch {
             throw ClientError.connect(path, error)
         }
-        // The server's credentials exist once connected; no credentials, no trust.
-        if requireRootPeer {
-            let uid = (try? await PeerCredentials.of(connection.channel).get())?.uid ?? UInt32.max
-            guard uid == 0 else {
-                connection.close()
-                throw ClientError.untrustedPeer(path, uid)
-            }
-        }
+        if requireRootPeer { try await FramedClient.requireRoot(connection.channel, path) }
         return connection
     }
 
