@@ -87,6 +87,8 @@ final class FakeDirectory: DirectoryService {
         /// Reports fail while this is above zero (each failure counts it down).
         var failReports = 0
         var reports: [BindingReport] = []
+        /// Runs while an `access` request is answered (before its answer returns).
+        var whileAnsweringAccess: (@Sendable () throws -> Void)?
     }
     let state = NIOLockedValueBox(State())
 
@@ -113,7 +115,9 @@ final class FakeDirectory: DirectoryService {
     }
     func access(user: String, device: String) async throws -> DeviceAccess? {
         try check()
-        return state.withLockedValue { $0.access }
+        let (answer, meanwhile) = state.withLockedValue { ($0.access, $0.whileAnsweringAccess) }
+        try meanwhile?()
+        return answer
     }
     func changePassword(user: String, current: SecretBytes, new: SecretBytes) async throws { try check() }
     func report(_ binding: BindingReport) async throws {

@@ -113,6 +113,30 @@ struct RevalidationTests {
         #expect(await check(w, "new").0 == .permissionDenied)
     }
 
+    @Test func aReportDeliveredWhileTheDirectoryAnswersStillCountsAsPending() async throws {
+        // The first login's binding report reaches the directory while it
+        // answers `access` from what it knew before: not associated. The
+        // report was pending when the directory was asked, so the login
+        // goes on; the next check, asked after the delivery, decides.
+        let w = try TestWorld()
+        defer { w.remove() }
+        w.accounts.add("new", uid: 70005)
+        var a = StateStore.Account(
+            username: "new", uid: 70005, state: .active, directoryUsername: "new", email: "new@example.com", createdAt: "2026-01-01T00:00:00Z")
+        a.passwordMode = .passcode
+        try w.runtime.state.adopt(
+            a, report: StateStore.OutboxItem(key: "k1", username: "new", payload: "{}", attempts: 0, nextAttempt: 0, lastError: nil, deliveredAt: nil)
+        )
+        let state = w.runtime.state
+        w.directory.state.withLockedValue {
+            $0.users["new"] = DirectoryUser(username: "new", email: "new@example.com")
+            $0.access = DeviceAccess(associated: false, unbound: false, disabled: false, selfService: true)
+            $0.whileAnsweringAccess = { try state.markDelivered("k1", at: "2026-01-01T00:00:01Z") }
+        }
+        #expect(await check(w, "new") == (.success, "managed account, not locked"))
+        #expect(try w.runtime.state.account("new")?.lockedReason == nil)
+    }
+
     @Test func anAnswerIsKeptForRevalidateCacheAndAnsweredFromMemory() async throws {
         let w = try TestWorld()
         defer { w.remove() }

@@ -155,6 +155,11 @@ extension LocalCredential {
             }
             return nil
         }
+        // A binding report still in the outbox when the directory is asked
+        // may reach it while it answers, after its answer was made: pending
+        // then counts, even if the report is delivered by the time the
+        // answer is read.
+        let pendingBefore = try runtime.state.pendingReports().contains { $0.username == rec.username }
         switch await askDirectory(about: rec) {
         case .none(let why):
             cache.record(rec.username, .noAnswer(why), at: now)
@@ -163,7 +168,7 @@ extension LocalCredential {
                 metadata: ["message_id": "\(MessageID.revalidationUnanswered)"])
             return nil
         case .answered(let user, let access):
-            let pending = try runtime.state.pendingReports().contains { $0.username == rec.username }
+            let pending = try pendingBefore || runtime.state.pendingReports().contains { $0.username == rec.username }
             guard let lock = Revalidation.lock(user: user, access: access, bindingPending: pending) else {
                 cache.record(rec.username, .allowed, at: now)
                 await runtime.directoryAnswered(rec.username, offlineMax: nil, at: now)
