@@ -313,6 +313,7 @@ final class ScriptedDirectory: Sendable {
             Issue.record("a silent directory answered")
         } catch let e as DirectoryClient.Unavailable {
             #expect(e.kind == .unreachable)
+            #expect(e.timedOut)
         }
         #expect(ContinuousClock.now - start < .seconds(2))
         // Sent once: a timeout is not retried.
@@ -328,7 +329,8 @@ final class ScriptedDirectory: Sendable {
         let client = DirectoryClient(
             socketPath: "/nonexistent/d.sock", timeout: 0.2,
             connections: DirectoryConnectionPool(socketPath: "/nonexistent/d.sock", requireRootPeer: false))
-        await #expect(throws: DirectoryClient.Unavailable.self) { _ = try await client.policy(device: "x") }
+        let e = await #expect(throws: DirectoryClient.Unavailable.self) { _ = try await client.policy(device: "x") }
+        #expect(e?.timedOut == false)  // refused at once, not silent
         #expect(await client.connections.openCount == 0)
     }
 }

@@ -80,6 +80,8 @@ final class FakeDirectory: DirectoryService {
         var policy = DevicePolicy(defaultIdP: "test")
         var access = DeviceAccess(associated: true, unbound: false, disabled: false, selfService: true)
         var unreachable = false
+        /// Requests fail as the client's own timeout fails them.
+        var timesOut = false
         /// Requests are taken and never answered.
         var silent = false
         /// `lookup` requests received.
@@ -94,6 +96,9 @@ final class FakeDirectory: DirectoryService {
 
     func check() throws {
         if state.withLockedValue({ $0.unreachable }) { throw DirectoryClient.Unavailable(.unreachable, "directory at /fake: unreachable") }
+        if state.withLockedValue({ $0.timesOut }) {
+            throw DirectoryClient.Unavailable(.unreachable, "directory at /fake: no answer from /fake in time", timedOut: true)
+        }
     }
     func lookup(_ user: String) async throws -> DirectoryUser? {
         try check()

@@ -185,6 +185,26 @@ struct RevalidationTests {
         #expect(await check(w).0 == .permissionDenied)
     }
 
+    @Test func theClientsOwnTimeoutIsReportedAsTheBound() async throws {
+        // The directory client's timeout is the same bound as the wait:
+        // whichever fires first, the login's log says the same.
+        let w = try TestWorld(signin: "revalidate_timeout = 0.3")
+        defer { w.remove() }
+        let rec = try managed(w)
+        w.directory.state.withLockedValue { $0.timesOut = true }
+        guard case .none(let why) = await w.credential.askDirectory(about: rec) else {
+            Issue.record("a directory that timed out answered")
+            return
+        }
+        #expect(why == "no answer within 300 ms")
+        w.directory.state.withLockedValue {
+            $0.timesOut = false
+            $0.unreachable = true
+        }
+        guard case .none(let refused) = await w.credential.askDirectory(about: rec) else { return }
+        #expect(refused == "directory at /fake: unreachable")
+    }
+
     @Test func anUnreachableDirectoryLetsTheLoginGoOnFromLocalState() async throws {
         let w = try TestWorld()
         defer { w.remove() }

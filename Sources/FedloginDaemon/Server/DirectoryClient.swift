@@ -48,10 +48,14 @@ public struct DirectoryClient: Sendable {
         }
         public var kind: Kind
         public var description: String
+        /// `unreachable` because no connection or no answer came within
+        /// the client's timeout (rather than a refused or closed connection).
+        public var timedOut: Bool
 
-        public init(_ kind: Kind, _ description: String) {
+        public init(_ kind: Kind, _ description: String, timedOut: Bool = false) {
             self.kind = kind
             self.description = description
+            self.timedOut = timedOut
         }
     }
 
@@ -76,12 +80,20 @@ public struct DirectoryClient: Sendable {
         do {
             data = Data(try await send(body, repeatable: repeatable, timeout: t).readableBytesView)
         } catch {
-            throw Unavailable(.unreachable, "directory at \(socketPath): \(ErrorText.describe(error))")
+            throw Unavailable(.unreachable, "directory at \(socketPath): \(ErrorText.describe(error))", timedOut: Self.isTimeout(error))
         }
         do {
             return try JSONDecoder().decode(DirectoryResponse.self, from: data)
         } catch {
             throw Unavailable(.invalidAnswer, "directory at \(socketPath) sent an invalid response: \(error)")
+        }
+    }
+
+    static func isTimeout(_ error: any Error) -> Bool {
+        switch error {
+        case FramedClient.ClientError.timeout: true
+        case FramedClient.ClientError.connect(_, ChannelError.connectTimeout): true
+        default: false
         }
     }
 
