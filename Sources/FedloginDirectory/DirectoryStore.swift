@@ -10,7 +10,12 @@ import Foundation
 /// Its root is the directory's administrator: whoever can write the file can
 /// set any user's password hash, so `change_password` protects users from a
 /// device, not from the host that serves this file.
-public actor DirectoryStore: DirectoryBackend {
+///
+/// One request at a time: every operation holds `lock` (recursive: `access`
+/// is a `lookup` and `users(of:)`).
+public final class DirectoryStore: DirectoryBackend, @unchecked Sendable {
+    let lock = NSRecursiveLock()
+
     public struct DirectoryFile: Codable, Sendable {
         public var policy: DevicePolicy
         public var users: [DirectoryUser]
@@ -99,19 +104,23 @@ public actor DirectoryStore: DirectoryBackend {
 
     /// A user by username or company email, both compared case-insensitively.
     public func lookup(_ nameOrEmail: String) -> DirectoryUser? {
-        refresh()
-        let lowered = nameOrEmail.lowercased()
-        guard
-            var user = file.users.first(where: { $0.username.lowercased() == lowered })
-                ?? file.users.first(where: { $0.email.lowercased() == lowered })
-        else { return nil }
-        if let h = passwords[user.username] { user.passwordHash = h }
-        return user
+        lock.withLock {
+            refresh()
+            let lowered = nameOrEmail.lowercased()
+            guard
+                var user = file.users.first(where: { $0.username.lowercased() == lowered })
+                    ?? file.users.first(where: { $0.email.lowercased() == lowered })
+            else { return nil }
+            if let h = passwords[user.username] { user.passwordHash = h }
+            return user
+        }
     }
 
     public var policy: DevicePolicy {
-        refresh()
-        return file.policy
+        lock.withLock {
+            refresh()
+            return file.policy
+        }
     }
 
     /// One policy for every device (the file has no per-device policy).
@@ -121,26 +130,30 @@ public actor DirectoryStore: DirectoryBackend {
     /// the device reported (until it reports an unbind or the admin lists the
     /// user under `unbound`).
     public func users(of device: String) -> [String] {
-        refresh()
-        var names = file.devices[device] ?? []
-        var reported: [String: Bool] = [:]
-        // Without self-service only the administrators' list associates users.
-        for r in reports where r.deviceID == device && file.policy.selfService { reported[r.username] = r.action != "unbind" }
-        for (name, bound) in reported.sorted(by: { $0.key < $1.key }) {
-            if bound && !names.contains(name) { names.append(name) }
-            if !bound && !(file.devices[device] ?? []).contains(name) { names.removeAll { $0 == name } }
+        lock.withLock {
+            refresh()
+            var names = file.devices[device] ?? []
+            var reported: [String: Bool] = [:]
+            // Without self-service only the administrators' list associates users.
+            for r in reports where r.deviceID == device && file.policy.selfService { reported[r.username] = r.action != "unbind" }
+            for (name, bound) in reported.sorted(by: { $0.key < $1.key }) {
+                if bound && !names.contains(name) { names.append(name) }
+                if !bound && !(file.devices[device] ?? []).contains(name) { names.removeAll { $0 == name } }
+            }
+            let removed = Set(file.unbound[device] ?? [])
+            return names.filter { !removed.contains($0) }
         }
-        let removed = Set(file.unbound[device] ?? [])
-        return names.filter { !removed.contains($0) }
     }
 
     /// What the directory says about `name` on `device`; nil when there is no such user.
     public func access(user name: String, device: String) -> DeviceAccess? {
-        guard let user = lookup(name) else { return nil }
-        return DeviceAccess(
-            associated: users(of: device).contains(user.username),
-            unbound: (file.unbound[device] ?? []).contains(user.username), disabled: user.disabled,
-            selfService: file.policy.selfService)
+        lock.withLock {
+            guard let user = lookup(name) else { return nil }
+            return DeviceAccess(
+                associated: users(of: device).contains(user.username),
+                unbound: (file.unbound[device] ?? []).contains(user.username), disabled: user.disabled,
+                selfService: file.policy.selfService)
+        }
     }
 
     /// A user's own password change: the directory verifies `current`
@@ -149,62 +162,69 @@ public actor DirectoryStore: DirectoryBackend {
     /// hash durably before the change is acked. Neither password is logged
     /// or kept.
     public func changePassword(user name: String, current: String, new: String) throws -> PasswordChange {
-        guard let user = lookup(name) else { return .refused("no such user") }
-        guard user.passwordAuthority == .directory else {
-            return .refused("the password of \(user.username) is not held by the directory (\(user.passwordAuthority.rawValue))")
+        try lock.withLock {
+            guard let user = lookup(name) else { return .refused("no such user") }
+            guard user.passwordAuthority == .directory else {
+                return .refused("the password of \(user.username) is not held by the directory (\(user.passwordAuthority.rawValue))")
+            }
+            guard !user.passwordLocked else { return .refused("the directory does not allow \(user.username) to change the password") }
+            guard let stored = user.passwordHash, stored.hasPrefix("$"), fedlogin_verify_password(current, stored) != 0 else {
+                return .refused("the current password is wrong")
+            }
+            let problems = file.policy.passcode.problems(with: new)
+            guard problems.isEmpty else { return .refused("the new password is too weak: \(problems.joined(separator: "; "))") }
+            var buf = [CChar](repeating: 0, count: 512)
+            guard fedlogin_hash_passcode(new, &buf, buf.count) == 0 else { throw DirectoryError("libcrypt could not hash the new password") }
+            var next = passwords
+            next[user.username] = cText(buf)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            try writeDurably(try encoder.encode(next), to: passwordsPath)
+            passwords = next
+            return .accepted
         }
-        guard !user.passwordLocked else { return .refused("the directory does not allow \(user.username) to change the password") }
-        guard let stored = user.passwordHash, stored.hasPrefix("$"), fedlogin_verify_password(current, stored) != 0 else {
-            return .refused("the current password is wrong")
-        }
-        let problems = file.policy.passcode.problems(with: new)
-        guard problems.isEmpty else { return .refused("the new password is too weak: \(problems.joined(separator: "; "))") }
-        var buf = [CChar](repeating: 0, count: 512)
-        guard fedlogin_hash_passcode(new, &buf, buf.count) == 0 else { throw DirectoryError("libcrypt could not hash the new password") }
-        var next = passwords
-        next[user.username] = String(cString: buf)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        try writeDurably(try encoder.encode(next), to: passwordsPath)
-        passwords = next
-        return .accepted
     }
 
     /// Records a report durably before it is acked; a known key is a duplicate
     /// and has no second effect.
     public func record(_ report: BindingReport) throws -> Bool {
-        if reportKeys.contains(report.key) { return true }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        var line = try encoder.encode(report)
-        line.append(UInt8(ascii: "\n"))
-        try appendDurably(line, to: reportsPath)
-        reportKeys.insert(report.key)
-        reports.append(report)
-        return false
+        try lock.withLock {
+            if reportKeys.contains(report.key) { return true }
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            var line = try encoder.encode(report)
+            line.append(UInt8(ascii: "\n"))
+            try appendDurably(line, to: reportsPath)
+            reportKeys.insert(report.key)
+            reports.append(report)
+            return false
+        }
     }
 
-    public func allReports() -> [BindingReport] { reports }
+    public func allReports() -> [BindingReport] { lock.withLock { reports } }
 }
 
 /// What answers the directory protocol's operations: the file (DirectoryStore)
 /// or an LDAP directory (LDAPDirectory). A thrown error is the protocol's
 /// `ok: false`, which fedlogind takes as "the directory is unavailable":
 /// a backend that cannot tell whether a user exists throws, and never
-/// answers "no such user" (nil).
+/// answers "no such user" (nil). The operations are called on
+/// DirectoryServer's request threads, several at once: they may block
+/// (that is what those threads are for) and must be safe to call
+/// concurrently.
 public protocol DirectoryBackend: Sendable {
     /// A user by username or company email; nil when there is no such user.
-    func lookup(_ nameOrEmail: String) async throws -> DirectoryUser?
+    func lookup(_ nameOrEmail: String) throws -> DirectoryUser?
     /// The policy; for `device`, when given, its own where the backend keeps one.
-    func currentPolicy(device: String?) async throws -> DevicePolicy
+    func currentPolicy(device: String?) throws -> DevicePolicy
     /// The usernames associated with a device.
-    func users(of device: String) async throws -> [String]
+    func users(of device: String) throws -> [String]
     /// What the directory says about `user` on `device`; nil when there is no such user.
-    func access(user: String, device: String) async throws -> DeviceAccess?
-    func changePassword(user: String, current: String, new: String) async throws -> PasswordChange
+    func access(user: String, device: String) throws -> DeviceAccess?
+    func changePassword(user: String, current: String, new: String) throws -> PasswordChange
     /// Records a binding report; true when its key was known (no second effect).
-    func record(_ report: BindingReport) async throws -> Bool
-    func allReports() async throws -> [BindingReport]
+    func record(_ report: BindingReport) throws -> Bool
+    func allReports() throws -> [BindingReport]
 }
 
 public enum PasswordChange: Equatable, Sendable {

@@ -29,12 +29,7 @@ extension LDAPDirectory {
     /// the users are not hidden from the bind DN, and the device's entry
     /// and the user (when given) are found. Stops at the first step the
     /// others depend on.
-    public func check(user: String?, device: String?) async -> [CheckStep] {
-        (try? await Self.pool.runIfActive { [self] in self.checkSteps(user: user, device: device) })
-            ?? [CheckStep("check", problem: "could not run")]
-    }
-
-    func checkSteps(user: String?, device: String?) -> [CheckStep] {
+    public func check(user: String?, device: String?) -> [CheckStep] {
         var steps: [CheckStep] = []
         var bound: LDAPConnection?
         let who = config.bindDN ?? (config.tlsCert != nil ? "SASL EXTERNAL (ldapi:// peer or TLS client certificate)" : "SASL EXTERNAL")

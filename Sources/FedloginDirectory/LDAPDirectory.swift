@@ -25,20 +25,13 @@ public final class LDAPDirectory: DirectoryBackend {
     let config: DirectorydConfig.LDAPBackend
     let password: String?
     var attrs: LDAPAttributes { config.attributes }
-    static let poolThreads = 8
     static let logger = Logger(label: "fedlogin-directoryd")
-
-    static let pool: NIOThreadPool = {
-        let pool = NIOThreadPool(numberOfThreads: poolThreads)
-        pool.start()
-        return pool
-    }()
 
     /// `password` is the bind DN's (read from bind_password_file), nil for SASL EXTERNAL.
     public init(config: DirectorydConfig.LDAPBackend, password: String?) {
         self.config = config
         self.password = password
-        connections = LDAPConnections(capacity: Self.poolThreads)
+        connections = LDAPConnections(capacity: DirectoryServer.requestThreads)
         // libldap writes with write(2): a server that closed the connection
         // must give EPIPE (a lost connection), not end the process.
         signal(SIGPIPE, SIG_IGN)
@@ -120,47 +113,46 @@ public final class LDAPDirectory: DirectoryBackend {
     }
 
     /// The persistent connections (docs/ldap.md, "Connections"): at most
-    /// one per thread of `pool`, each used by one request at a time.
+    /// one per request thread (DirectoryServer), each used by one request
+    /// at a time.
     let connections: LDAPConnections
 
-    /// Runs `body` with a bound connection, off the concurrency pool: an
-    /// idle one from the pool, or a new one (the URIs in order, the first
+    /// Runs `body` with a bound connection (blocking: on a request
+    /// thread): an idle one from the pool, or a new one (the URIs in order, the first
     /// that binds wins). When the connection is lost during `body`
     /// (`LDAPResultKind.connectionLost`) it is dropped, with every idle one,
     /// and `body` runs once more on a new connection, which tries the URIs
     /// in order again: a restarted or lost server costs a retry, not an
     /// error. Any answer of the server stands and keeps the connection.
-    func withConnection<T: Sendable>(_ body: @escaping @Sendable (LDAPConnection) throws -> T) async throws -> T {
-        try await Self.pool.runIfActive { [self] in
-            var lost: [String] = []
-            for attempt in 0..<2 {
-                let entry: LDAPConnections.Entry
-                if attempt == 0, let idle = connections.checkout() {
-                    entry = idle
-                } else {
-                    entry = try open(after: lost)
-                }
-                do {
-                    let result = try body(entry.handle)
-                    connections.checkin(entry)
-                    return result
-                } catch let e as LDAPConnection.Failure where e.kind == .connectionLost {
-                    entry.handle.close()
-                    connections.dropAll()
-                    lost.append(e.description)
-                    Self.logger.notice(
-                        attempt == 0 ? "LDAP connection lost; trying once more on a new connection" : "LDAP connection lost again",
-                        metadata: ["reason": "\(SafeText.escape(e.description))"])
-                } catch let e as LDAPConnection.Failure {
-                    connections.checkin(entry)
-                    throw unavailable(e.description)
-                } catch {
-                    connections.checkin(entry)
-                    throw error
-                }
+    func withConnection<T>(_ body: (LDAPConnection) throws -> T) throws -> T {
+        var lost: [String] = []
+        for attempt in 0..<2 {
+            let entry: LDAPConnections.Entry
+            if attempt == 0, let idle = connections.checkout() {
+                entry = idle
+            } else {
+                entry = try open(after: lost)
             }
-            throw unavailable(lost.joined(separator: "; then "))
+            do {
+                let result = try body(entry.handle)
+                connections.checkin(entry)
+                return result
+            } catch let e as LDAPConnection.Failure where e.kind == .connectionLost {
+                entry.handle.close()
+                connections.dropAll()
+                lost.append(e.description)
+                Self.logger.notice(
+                    attempt == 0 ? "LDAP connection lost; trying once more on a new connection" : "LDAP connection lost again",
+                    metadata: ["reason": "\(SafeText.escape(e.description))"])
+            } catch let e as LDAPConnection.Failure {
+                connections.checkin(entry)
+                throw unavailable(e.description)
+            } catch {
+                connections.checkin(entry)
+                throw error
+            }
         }
+        throw unavailable(lost.joined(separator: "; then "))
     }
 
     /// A new connection: the URIs in order, the first that binds. Throws
@@ -180,8 +172,8 @@ public final class LDAPDirectory: DirectoryBackend {
 
     // MARK: the operations
 
-    public func lookup(_ nameOrEmail: String) async throws -> DirectoryUser? {
-        try await withConnection { c in try self.lookup(nameOrEmail, on: c) }
+    public func lookup(_ nameOrEmail: String) throws -> DirectoryUser? {
+        try withConnection { c in try self.lookup(nameOrEmail, on: c) }
     }
 
     func lookup(_ nameOrEmail: String, on c: LDAPConnection) throws -> DirectoryUser? {
@@ -247,8 +239,8 @@ public final class LDAPDirectory: DirectoryBackend {
         }
     }
 
-    public func currentPolicy(device: String?) async throws -> DevicePolicy {
-        try await withConnection { c in try self.policy(on: c, device: device) }
+    public func currentPolicy(device: String?) throws -> DevicePolicy {
+        try withConnection { c in try self.policy(on: c, device: device) }
     }
 
     /// The policy entry's policy; for `device`, a policy on its own entry
@@ -290,8 +282,8 @@ public final class LDAPDirectory: DirectoryBackend {
         return object
     }
 
-    public func users(of device: String) async throws -> [String] {
-        try await withConnection { c in try self.users(of: device, on: c) }
+    public func users(of device: String) throws -> [String] {
+        try withConnection { c in try self.users(of: device, on: c) }
     }
 
     /// The device's entry, with `attributes` (by default the ones
@@ -426,8 +418,8 @@ public final class LDAPDirectory: DirectoryBackend {
         return found.sorted(by: BindingReport.inOrder)
     }
 
-    public func access(user: String, device: String) async throws -> DeviceAccess? {
-        try await withConnection { c in try self.access(user: user, device: device, on: c) }
+    public func access(user: String, device: String) throws -> DeviceAccess? {
+        try withConnection { c in try self.access(user: user, device: device, on: c) }
     }
 
     /// As the file backend's access, without listing the device's users:
@@ -463,37 +455,35 @@ public final class LDAPDirectory: DirectoryBackend {
     /// bound as the user with `current`, a Password Modify (RFC 3062) from
     /// `current` to `new`: the directory checks `current`, hashes `new` and
     /// applies its own password policy. The passwords are never logged.
-    public func changePassword(user: String, current: String, new: String) async throws -> PasswordChange {
-        guard let (u, dn) = try await withConnection({ c in try self.lookupEntry(user, on: c) }) else { return .refused("no such user") }
+    public func changePassword(user: String, current: String, new: String) throws -> PasswordChange {
+        guard let (u, dn) = try withConnection({ c in try self.lookupEntry(user, on: c) }) else { return .refused("no such user") }
         guard !u.passwordLocked else { return .refused("the directory does not allow \(u.username) to change the password") }
         // An empty password would be an unauthenticated bind, which succeeds.
         guard !current.isEmpty, !current.contains("\0") else { return .refused("the current password is wrong") }
         guard !new.isEmpty, !new.contains("\0") else { return .refused("the new password is empty") }
-        return try await Self.pool.runIfActive { [self] in
-            var problems: [String] = []
-            for uri in config.uris {
-                var err = [CChar](repeating: 0, count: 512)
-                var stage: Int32 = 0
-                var connectStage: Int32 = 0
-                let rc = fedlogin_ldap_passwd(
-                    uri, timeoutSeconds, cMode(uri), caFile, config.tlsCert, config.tlsKey, dn, current, new, &stage, &connectStage, &err,
-                    err.count)
-                if rc == LDAP_SUCCESS { return .accepted }
-                if stage == 0 && rc == LDAP_INVALID_CREDENTIALS { return .refused("the current password is wrong") }
-                if stage == 0 {
-                    problems.append("\(uri): \(describeFailure(uri, rc: rc, stage: connectStage, reason: cText(err)))")
-                    continue
-                }
-                if stage == 1 {
-                    if rc == LDAP_SERVER_DOWN || rc == LDAP_TIMEOUT || rc == LDAP_CONNECT_ERROR || rc == LDAP_UNAVAILABLE || rc == LDAP_BUSY {
-                        throw unavailable("\(uri): \(cText(err))")
-                    }
-                    return .refused("the directory refused the new password: \(cText(err))")
-                }
-                problems.append("\(uri): \(cText(err))")
+        var problems: [String] = []
+        for uri in config.uris {
+            var err = [CChar](repeating: 0, count: 512)
+            var stage: Int32 = 0
+            var connectStage: Int32 = 0
+            let rc = fedlogin_ldap_passwd(
+                uri, timeoutSeconds, cMode(uri), caFile, config.tlsCert, config.tlsKey, dn, current, new, &stage, &connectStage, &err,
+                err.count)
+            if rc == LDAP_SUCCESS { return .accepted }
+            if stage == 0 && rc == LDAP_INVALID_CREDENTIALS { return .refused("the current password is wrong") }
+            if stage == 0 {
+                problems.append("\(uri): \(describeFailure(uri, rc: rc, stage: connectStage, reason: cText(err)))")
+                continue
             }
-            throw unavailable(problems.joined(separator: "; "))
+            if stage == 1 {
+                if rc == LDAP_SERVER_DOWN || rc == LDAP_TIMEOUT || rc == LDAP_CONNECT_ERROR || rc == LDAP_UNAVAILABLE || rc == LDAP_BUSY {
+                    throw unavailable("\(uri): \(cText(err))")
+                }
+                return .refused("the directory refused the new password: \(cText(err))")
+            }
+            problems.append("\(uri): \(cText(err))")
         }
+        throw unavailable(problems.joined(separator: "; "))
     }
 
     /// A binding report is an entry under its device's entry: a
@@ -501,8 +491,8 @@ public final class LDAPDirectory: DirectoryBackend {
     /// fedloginBindingReport is the report as JSON (docs/ldap.md). An add
     /// that finds the key there is a duplicate. A device with no entry is an
     /// error: the directory's administrators register devices.
-    public func record(_ report: BindingReport) async throws -> Bool {
-        try await withConnection { c in
+    public func record(_ report: BindingReport) throws -> Bool {
+        try withConnection { c in
             guard let device = try self.deviceEntry(report.deviceID, attributes: ["1.1"], on: c) else {
                 throw DirectoryError("no device entry with \(self.attrs.deviceID)=\(report.deviceID) under \(self.config.devicesBase)")
             }
@@ -514,8 +504,8 @@ public final class LDAPDirectory: DirectoryBackend {
         }
     }
 
-    public func allReports() async throws -> [BindingReport] {
-        try await withConnection { c in
+    public func allReports() throws -> [BindingReport] {
+        try withConnection { c in
             guard
                 try c.search(base: self.config.devicesBase, scope: LDAP_SCOPE_BASE, filter: "(objectClass=*)", attributes: ["1.1"], sizeLimit: 1)
                     != nil
@@ -629,9 +619,9 @@ final class LDAPConnection {
                 if let vals = ldap_get_values_len(ld, entry, attr) {
                     var i = 0
                     while let bv = vals[i] {
-                        let data = Data(bytes: bv.pointee.bv_val, count: Int(bv.pointee.bv_len))
+                        let bytes = UnsafeRawBufferPointer(start: bv.pointee.bv_val, count: Int(bv.pointee.bv_len))
                         // A value that is not UTF-8 text is not one this backend reads.
-                        if let s = String(data: data, encoding: .utf8), !s.contains("\0") { values[name, default: []].append(s) }
+                        if !bytes.contains(0), let s = String(validating: bytes, as: UTF8.self) { values[name, default: []].append(s) }
                         i += 1
                     }
                     ldap_value_free_len(vals)

@@ -231,13 +231,13 @@ struct DirectoryCommand: AsyncParsableCommand {
                     steps.append(CheckStep("configuration", detail: "backend file"))
                     steps.append(CheckStep("directory file \(c.file.directory)", detail: "loads"))
                     if let user {
-                        let found = try await store.lookup(user)
+                        let found = store.lookup(user)
                         steps.append(CheckStep("user \(user)", problem: found == nil ? "no such user" : nil, detail: found?.username))
                     }
                 case .ldap:
                     let directory = try Serve.ldapDirectory(c)
                     steps.append(CheckStep("configuration", detail: "backend ldap"))
-                    steps += await directory.check(user: user, device: device)
+                    steps += directory.check(user: user, device: device)
                 }
             } catch {
                 steps.append(CheckStep("configuration", problem: ErrorText.describe(error)))

@@ -323,6 +323,33 @@ def test_a_full_state_directory_refuses_the_first_login_and_leaves_nothing(tmp_p
         unmount(state)
 
 
+def test_fedlogin_directoryd_answers_requests_sent_without_waiting_in_order(tmp_path):
+    """The directory protocol answers any number of requests on a
+    connection, in order. A client that sends 200 at once (more than one
+    read's worth, while the first ones run) gets 200 answers, each the
+    answer to its own request."""
+    directory = sandbox.write_directory(tmp_path / "directory.json", ["alice", "bob"])
+    d = sandbox.start_directoryd(tmp_path, directory)
+    c = socket.socket(socket.AF_UNIX)
+    try:
+        c.settimeout(10)
+        c.connect(str(d.socket))
+        asked = [("alice", "bob", "nobody")[i % 3] + ("x" * 200 if i % 3 == 2 else "") for i in range(200)]
+        frames = b""
+        for name in asked:
+            body = json.dumps({"op": "lookup", "user": name}).encode()
+            frames += struct.pack(">I", len(body)) + body
+        c.sendall(frames)
+        for name in asked:
+            n = struct.unpack(">I", c.recv(4, socket.MSG_WAITALL))[0]
+            answer = json.loads(c.recv(n, socket.MSG_WAITALL))
+            assert answer["ok"] is True
+            assert answer.get("user", {}).get("username") == (None if name.startswith("nobody") else name)
+    finally:
+        c.close()
+        d.stop()
+
+
 def test_fedlogin_directoryd_stops_although_clients_keep_connections_open(tmp_path):
     """fedlogind keeps its connections to fedlogin-directoryd open between
     requests. A stop (SIGTERM: systemctl stop or restart) ends the idle ones
