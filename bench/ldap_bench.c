@@ -32,12 +32,11 @@
  *                 (objectClass=fedloginBinding) [fedloginBindingReport]
  *   access        lookup, then the device entry with the user's DN in the
  *                 filter, devices_base sub (&(objectClass=device)(cn=D)
- *                 (fedloginAssociatedUser=DN)(!(fedloginUnboundUser=DN)))
- *                 [fedloginPolicy]; not found: again with
- *                 (!(fedloginUnboundUser=DN)) alone; not found: the plain
- *                 device search; then the policy entry, and with
- *                 self-service, for a user neither list holds, the
- *                 device's binding entries
+ *                 (fedloginAssociatedUser=DN)) [fedloginPolicy]; not
+ *                 found: the plain device search [fedloginPolicy]; then
+ *                 the device entry with (fedloginUnboundUser=DN) [1.1],
+ *                 the policy entry, and with self-service, for a user
+ *                 neither list holds, the device's binding entries
  * ldap-fresh: as ldap, but each request connects and binds first and
  * unbinds after (all of it timed): a connection per request, as
  * fedlogin-directoryd's backend made them before it kept its connections.
@@ -376,38 +375,36 @@ static void users_of(struct device *d)
 		bindings(d->dn);
 }
 
-/* The device entry found with `condition` in the filter, [fedloginPolicy]; its
- * DN in `dn`; 0 when none. */
-static int device_where(const char *device, const char *condition, char *dn, size_t dn_size)
+/* The device entry found with `condition` in the filter, with `attrs`; its
+ * DN in `dn` (when not NULL); 0 when none. */
+static int device_where(const char *device, const char *condition, char **attrs, char *dn, size_t dn_size)
 {
 	char esc[512], filter[5000];
 
 	escape_filter(device, esc, sizeof esc);
 	snprintf(filter, sizeof filter, "(&(objectClass=device)(cn=%s)%s)", esc, condition);
-	return search(devices_base, LDAP_SCOPE_SUBTREE, filter, policy_attrs, 2, dn, dn_size, NULL, NULL,
-		      NULL);
+	return search(devices_base, LDAP_SCOPE_SUBTREE, filter, attrs, 2, dn, dn_size, NULL, NULL, NULL);
 }
+
+static char *no_attrs[] = {"1.1", NULL};
 
 /* LDAPDirectory.access(user:device:on:). */
 static void ldap_access(const char *user, const char *device)
 {
-	char user_dn[1024], device_dn[1024], edn[2048], listed[2200], not_unbound[2200], both[4400];
+	char user_dn[1024], device_dn[1024], edn[2048], listed[2200], unbound[2200];
 	int is_listed = 0, is_unbound = 0;
 
 	ldap_lookup(user, user_dn, sizeof user_dn);
 	escape_filter(user_dn, edn, sizeof edn);
 	snprintf(listed, sizeof listed, "(fedloginAssociatedUser=%s)", edn);
-	snprintf(not_unbound, sizeof not_unbound, "(!(fedloginUnboundUser=%s))", edn);
-	snprintf(both, sizeof both, "%s%s", listed, not_unbound);
-	if (device_where(device, both, device_dn, sizeof device_dn) > 0) {
+	snprintf(unbound, sizeof unbound, "(fedloginUnboundUser=%s)", edn);
+	if (device_where(device, listed, policy_attrs, device_dn, sizeof device_dn) > 0) {
 		is_listed = 1;
-	} else if (device_where(device, not_unbound, device_dn, sizeof device_dn) < 1) {
-		if (device_where(device, "", device_dn, sizeof device_dn) < 1) {
-			fprintf(stderr, "ldap_bench: no such device %s\n", device);
-			exit(1);
-		}
-		is_unbound = 1;
+	} else if (device_where(device, "", policy_attrs, device_dn, sizeof device_dn) < 1) {
+		fprintf(stderr, "ldap_bench: no such device %s\n", device);
+		exit(1);
 	}
+	is_unbound = device_where(device, unbound, no_attrs, NULL, 0) > 0;
 	if (ldap_policy_self_service() && !is_listed && !is_unbound)
 		bindings(device_dn);
 }
