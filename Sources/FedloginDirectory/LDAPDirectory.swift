@@ -3,6 +3,7 @@ import FedloginCore
 import Foundation
 import Logging
 import NIOPosix
+import Synchronization
 
 /// The directory protocol answered from an LDAP directory (docs/ldap.md):
 /// lookup, access, policy, device_users, report_binding, list_reports and
@@ -253,19 +254,35 @@ public final class LDAPDirectory: DirectoryBackend {
         else {
             throw LDAPConnection.Failure("policy_dn \(config.policyDN) does not exist or is hidden from the bind DN")
         }
-        var object = try policyObject(e, what: "the policy entry \(config.policyDN)", required: true)
         var own: LDAPEntry? = deviceEntry
         if own == nil, let device { own = try self.deviceEntry(device, attributes: [attrs.policy], on: c) }
+        // The same texts as a policy decoded before: that policy. (Values
+        // never hold NUL, so it separates the two lists.)
+        let texts = e[attrs.policy] + ["\0"] + (own?[attrs.policy] ?? [])
+        if let known = decodedPolicies.withLock({ $0[texts] }) { return known }
+        var object = try policyObject(e, what: "the policy entry \(config.policyDN)", required: true)
         if let own {
             for (k, v) in try policyObject(own, what: "the device entry \(SafeText.escape(own.dn))", required: false) { object[k] = v }
         }
         do {
-            return try JSONDecoder().decode(DevicePolicy.self, from: JSONSerialization.data(withJSONObject: object))
+            let policy = try JSONDecoder().decode(DevicePolicy.self, from: JSONSerialization.data(withJSONObject: object))
+            decodedPolicies.withLock { known in
+                if known.count >= Self.decodedPoliciesKept { known.removeAll() }
+                known[texts] = policy
+            }
+            return policy
         } catch {
             let whose = own.map { "\(config.policyDN) with the device entry \(SafeText.escape($0.dn))'s" } ?? config.policyDN
             throw LDAPConnection.Failure("the \(attrs.policy) of \(whose) is not a valid policy (JSON): \(error)")
         }
     }
+
+    /// Policies decoded, by their texts (the policy entry's values, NUL, the
+    /// device entry's): a policy changes seldom, and decoding its JSON costs
+    /// more than the searches that read it. Only valid policies are kept;
+    /// any change of a text is a new key.
+    let decodedPolicies = Mutex<[[String]: DevicePolicy]>([:])
+    static let decodedPoliciesKept = 16
 
     /// The JSON object in `e`'s policy attribute ([:] when it has none and
     /// none is required).

@@ -14,7 +14,7 @@ import pytest
 
 import sandbox
 import slapd as slapd_harness
-from slapd import ADMIN_DN, ADMIN_PW, DEVICE_PW, DEVICES, USERS, device_dn
+from slapd import ADMIN_DN, ADMIN_PW, DEVICE_PW, DEVICES, POLICY_DN, USERS, device_dn
 from test_ldap_directory import ask, report, start_ldap_directoryd
 
 USERS_ = [
@@ -184,6 +184,14 @@ def test_access_answers_unbound_for_an_administrators_removal(tmp_path, slapd):
         assert ask(d.socket, {"op": "policy", "device_id": "dev1"})["policy"]["self_service"] is False
         assert ask(d.socket, {"op": "policy", "device_id": "dev1"})["policy"]["password_sync"] is True
         assert ask(d.socket, {"op": "access", "user": "bob", "device_id": "dev1"})["access"]["self_service"] is False
+        # A change of the policy entry counts at the next request as well
+        # (a decoded policy is kept only for the very same texts).
+        slapd.modify(modify("fedloginPolicy", '{"self_service": true, "password_sync": false}', "replace", POLICY_DN))
+        assert ask(d.socket, {"op": "policy", "device_id": "dev1"})["policy"]["password_sync"] is False
+        assert ask(d.socket, {"op": "policy", "device_id": "dev1"})["policy"]["self_service"] is False
+        assert ask(d.socket, {"op": "policy"})["policy"]["self_service"] is True
+        slapd.modify(modify("fedloginPolicy", json.dumps(POLICY), "replace", POLICY_DN))
+        assert ask(d.socket, {"op": "policy", "device_id": "dev1"})["policy"]["password_sync"] is True
         # pwdAccountLockedTime (ppolicy) disables.
         slapd.modify(modify("pwdAccountLockedTime", "000001010000Z", "add", f"uid=bob,{USERS}"))
         assert ask(d.socket, {"op": "lookup", "user": "bob"})["user"]["disabled"] is True
