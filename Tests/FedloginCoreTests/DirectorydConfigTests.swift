@@ -84,6 +84,7 @@ struct DirectorydConfigTests {
         #expect(LDAPFilter.escape("*)(uid=*))(|(uid=*") == "\\2a\\29\\28uid=\\2a\\29\\29\\28|\\28uid=\\2a")
         #expect(LDAPFilter.escape("a\\b\u{0}c") == "a\\5cb\\00c")
         #expect(LDAPFilter.escape("Zoë") == "Zoë")
+        #expect(LDAPFilter.escape("Zoë*(日本)") == "Zoë\\2a\\28日本\\29")
         #expect(LDAPFilter.anyEquals(["uid", "mail"], "a*") == "(|(uid=a\\2a)(mail=a\\2a))")
         #expect(LDAPFilter.anyEquals(["cn"], "dev(1)") == "(cn=dev\\281\\29)")
     }

@@ -519,19 +519,21 @@ public enum LDAPFilter {
     /// literally, never add a wildcard or a clause. Bytes outside ASCII are
     /// kept (UTF-8 is valid in a filter string).
     public static func escape(_ value: String) -> String {
-        var out = ""
-        out.reserveCapacity(value.utf8.count)
-        for u in value.unicodeScalars {
-            switch u {
-            case "*": out += "\\2a"
-            case "(": out += "\\28"
-            case ")": out += "\\29"
-            case "\\": out += "\\5c"
-            case "\0": out += "\\00"
-            default: out.unicodeScalars.append(u)
+        // Byte by byte: the five are ASCII, and no byte of a multi-byte
+        // UTF-8 sequence is ASCII. Most values (names, DNs) have none of them.
+        func special(_ b: UInt8) -> Bool { b == 0x2A || b == 0x28 || b == 0x29 || b == 0x5C || b == 0 }
+        guard value.utf8.contains(where: special) else { return value }
+        var out: [UInt8] = []
+        out.reserveCapacity(value.utf8.count + 12)
+        let hex = Array("0123456789abcdef".utf8)
+        for b in value.utf8 {
+            if special(b) {
+                out += [UInt8(ascii: "\\"), hex[Int(b >> 4)], hex[Int(b & 0xF)]]
+            } else {
+                out.append(b)
             }
         }
-        return out
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// (|(a=value)(b=value)) with `value` escaped.
