@@ -74,16 +74,23 @@ public struct DirectoryServer: Service {
         // Any local process may ask; password hashes go to uid 0 only.
         chmod(socketPath, 0o666)
         logger.info("serving the directory protocol", metadata: ["socket": "\(socketPath)"])
-        try await withGracefulShutdownHandler {
-            try await server.closeFuture.get()
-            // Every connection ends: a busy one after the answer it is working on.
-            await open.allClosed()
-        } onGracefulShutdown: {
-            // No new connections; the kept ones (fedlogind keeps its
-            // connections open) end now when idle, or after the answer
-            // they are working on: a stop never waits for a client.
+        // No new connections; the kept ones (fedlogind keeps its
+        // connections open) end now when idle, or after the answer they are
+        // working on: a stop never waits for a client.
+        @Sendable func stop() {
             server.close(promise: nil)
             open.closeAll()
+        }
+        try await withTaskCancellationHandler {
+            try await withGracefulShutdownHandler {
+                try await server.closeFuture.get()
+                // Every connection ends: a busy one after the answer it is working on.
+                await open.allClosed()
+            } onGracefulShutdown: {
+                stop()
+            }
+        } onCancel: {
+            stop()
         }
     }
 
