@@ -50,7 +50,12 @@ final class FakeAccounts: AccountBackend {
     func freeUID(in range: ClosedRange<UInt32>, reserved: Set<UInt32>) throws -> UInt32? {
         range.first { uid in !reserved.contains(uid) && !((try? uidInUse(uid)) ?? true) }
     }
-    func create(name: String, uid: UInt32, gecos: String, shell: String, homeRoot: String, groups: [String]) throws { add(name, uid: uid) }
+    /// Runs while an account is created (on the account-change queue).
+    let whileCreating = NIOLockedValueBox<(@Sendable () -> Void)?>(nil)
+    func create(name: String, uid: UInt32, gecos: String, shell: String, homeRoot: String, groups: [String]) throws {
+        whileCreating.withLockedValue { $0 }?()
+        add(name, uid: uid)
+    }
     func existingGroups() -> Set<String> { [] }
     func setPasswordHash(name: String, hash: String) throws { hashes.withLockedValue { $0[name] = hash } }
     func delete(name: String) throws { _ = table.withLockedValue { $0.removeValue(forKey: name) } }

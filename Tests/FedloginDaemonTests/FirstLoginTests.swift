@@ -65,4 +65,32 @@ struct FirstLoginTests {
         // The account is the local credential's now.
         #expect(await w.authenticate(conv: ScriptedConversation()).0 == .ignore)
     }
+
+    /// Many first logins at once queue their account changes one after
+    /// another. A login that took a second turn on the queue after making
+    /// its account (to record the sign-in) waited behind every login queued
+    /// meanwhile, without a frame to the PAM module, whose per-frame timer
+    /// then gave up on it. The sign-in is recorded in the login's own turn.
+    @Test func theSignInIsRecordedInTheLoginsOwnTurnOnTheAccountQueue() async throws {
+        let signer = TestSigner()
+        let w = try TestWorld(tokenAnswers: [])
+        defer { w.remove() }
+        let now = w.clock.now()
+        let token = try signer.token([
+            "iss": FakeIdP.issuer, "aud": "fedlogin", "sub": "alice-sub", "email": "alice@example.com", "email_verified": true,
+            "iat": now, "exp": now + 600, "name": "Alice",
+        ])
+        w.idp.jwks.withLockedValue { $0 = signer.jwks }
+        w.idp.state.withLockedValue { $0.tokenAnswers = [(200, ["id_token": token])] }
+        // Another login's account change, queued while this one's account is made.
+        let otherLogin = DispatchSemaphore(value: 0)
+        w.accounts.whileCreating.withLockedValue { $0 = { Blocking.accounts.submit { _ in otherLogin.wait() } } }
+        defer { otherLogin.signal() }
+        let conv = ScriptedConversation(answers: ["", "Correct-Horse9", "Correct-Horse9"])
+        // A bound on a hang, not a timing: the login must not wait for the other one.
+        let result = await LocalCredential.firstOf(within: 30) { await w.authenticate(conv: conv) }
+        let (status, reason) = try #require(try result?.get(), "the first login waited for another login's account change")
+        #expect(status == .success, "\(reason) \(conv.shown)")
+        #expect(try w.runtime.state.account("alice")?.lastSigninAt == now)
+    }
 }

@@ -188,7 +188,6 @@ struct LoginFlow: Sendable {
         // The directory let the user in at the start of this login: the
         // account check that follows need not ask again.
         runtime.revalidations.record(plan.localUsername, .allowed, at: runtime.clock.now())
-        await runtime.directoryAnswered(plan.localUsername, offlineMax: policy.offlineMax, at: runtime.clock.now(), signedIn: true)
         log.notice(
             "first login complete: account created and bound",
             metadata: ["message_id": "\(MessageID.loginSuccess)", "password_mode": "\(mode.rawValue)"])
@@ -238,6 +237,9 @@ struct LoginFlow: Sendable {
     ) async throws {
         try await Blocking.accountChange {
             try provisionNow(plan: plan, policy: policy, pending: pending, identity: identity, hash: hash, mode: mode, log: log)
+            // The sign-in is the directory's answer: recorded in this turn
+            // on the queue, not in a second one behind other logins'.
+            runtime.directoryAnsweredNow(plan.localUsername, offlineMax: policy.offlineMax, at: runtime.clock.now(), signedIn: true)
         }
     }
 

@@ -107,9 +107,10 @@ struct LocalCredential: Sendable {
                 updated.lockedUntil = nil
                 try runtime.state.update(updated)
                 try locks.reconcile(updated)
+                // The sign-in is the directory's answer, recorded in this turn on the queue.
+                runtime.directoryAnsweredNow(rec.username, offlineMax: policy.offlineMax, at: runtime.clock.now(), signedIn: true)
             }
         }
-        await runtime.directoryAnswered(rec.username, offlineMax: policy.offlineMax, at: runtime.clock.now(), signedIn: true)
         try await conv.sessionInfo("Your new passcode for \(rec.username) is set.")
         log.notice("passcode reset after signing in at the IdP", metadata: ["message_id": "\(MessageID.passcodeReset)"])
         return (.success, "passcode reset")

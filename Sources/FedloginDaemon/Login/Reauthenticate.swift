@@ -36,7 +36,11 @@ extension LocalCredential {
             guard let conv else { return told }
             do {
                 _ = try await signInAsOwner(rec, service: service, why: "re-authentication", conv: conv, log: log)
-                await runtime.directoryAnswered(rec.username, offlineMax: nil, at: runtime.clock.now(), signedIn: true)
+                // A turn on the account-change queue may wait behind other
+                // logins' account changes: the PAM module hears keepalives.
+                try await conv.keepingAlive { [runtime] in
+                    await runtime.directoryAnswered(rec.username, offlineMax: nil, at: runtime.clock.now(), signedIn: true)
+                }
             } catch let stop as Stop {
                 return Stop(status: .permissionDenied, userMessage: stop.userMessage, reason: stop.reason)
             } catch {

@@ -49,27 +49,40 @@ extension Runtime {
     /// (the window then ends earlier, never later).
     func directoryAnswered(_ username: String, offlineMax: Int?, at now: Double, signedIn: Bool = false) async {
         do {
-            try await recordAnswer(username, offlineMax: offlineMax, at: now, signedIn: signedIn)
+            try await Blocking.accountChange { try self.recordAnswer(username, offlineMax: offlineMax, at: now, signedIn: signedIn) }
         } catch {
-            logger.error("cannot record the directory's answer about \(username): \(ErrorText.describe(error))", metadata: ["user": "\(username)"])
+            logAnswerNotRecorded(username, error)
         }
     }
 
-    func recordAnswer(_ username: String, offlineMax: Int?, at now: Double, signedIn: Bool) async throws {
-        let state = self.state
-        let locks = AccountLocks(runtime: self)
-        try await Blocking.accountChange {
-            guard var rec = try state.account(username) else { return }
-            let before = rec
-            rec.directoryAnswered(at: now, offlineMax: offlineMax)
-            if signedIn { rec.lastSigninAt = now }
-            // The mirror in /etc/shadow follows the window's end day.
-            let record = try state.shadowRecord(username)
-            let mirrored = record?.reasons.contains(.offline) == true ? record?.written : nil
-            if rec.offlineEnd.map(OfflineWindow.expiryDay) != mirrored { try locks.reconcile(rec, now: now) }
-            // The row is written at most once a minute per user for the answer's time alone.
-            if signedIn || rec.offlineMax != before.offlineMax || (before.lastAnswerAt ?? 0) + 60 <= now { try state.update(rec) }
+    /// `directoryAnswered` in a turn on the account-change queue the caller
+    /// already has (a first login's or a reset's own turn), so that the
+    /// login does not wait for a second turn behind other logins' account
+    /// changes.
+    func directoryAnsweredNow(_ username: String, offlineMax: Int?, at now: Double, signedIn: Bool = false) {
+        do {
+            try recordAnswer(username, offlineMax: offlineMax, at: now, signedIn: signedIn)
+        } catch {
+            logAnswerNotRecorded(username, error)
         }
+    }
+
+    func logAnswerNotRecorded(_ username: String, _ error: any Error) {
+        logger.error("cannot record the directory's answer about \(username): \(ErrorText.describe(error))", metadata: ["user": "\(username)"])
+    }
+
+    /// The record of the directory's answer; on the account-change queue.
+    func recordAnswer(_ username: String, offlineMax: Int?, at now: Double, signedIn: Bool) throws {
+        guard var rec = try state.account(username) else { return }
+        let before = rec
+        rec.directoryAnswered(at: now, offlineMax: offlineMax)
+        if signedIn { rec.lastSigninAt = now }
+        // The mirror in /etc/shadow follows the window's end day.
+        let record = try state.shadowRecord(username)
+        let mirrored = record?.reasons.contains(.offline) == true ? record?.written : nil
+        if rec.offlineEnd.map(OfflineWindow.expiryDay) != mirrored { try AccountLocks(runtime: self).reconcile(rec, now: now) }
+        // The row is written at most once a minute per user for the answer's time alone.
+        if signedIn || rec.offlineMax != before.offlineMax || (before.lastAnswerAt ?? 0) + 60 <= now { try state.update(rec) }
     }
 }
 
