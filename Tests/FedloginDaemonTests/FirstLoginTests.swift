@@ -38,17 +38,24 @@ struct TestSigner {
 /// chosen passcode, the account made through `AccountProvisioner` and its
 /// binding report delivered by the outbox.
 struct FirstLoginTests {
-    @Test func aDeviceGrantFirstLoginMakesTheAccountAndQueuesItsReport() async throws {
+    /// A world whose IdP answers the device grant's token requests with
+    /// `before`, then alice's ID token.
+    func aliceSignsIn(after before: [(Int, [String: Any])] = []) throws -> TestWorld {
         let signer = TestSigner()
         let w = try TestWorld(tokenAnswers: [])
-        defer { w.remove() }
         let now = w.clock.now()
         let token = try signer.token([
             "iss": FakeIdP.issuer, "aud": "fedlogin", "sub": "alice-sub", "email": "alice@example.com", "email_verified": true,
             "iat": now, "exp": now + 600, "name": "Alice",
         ])
         w.idp.jwks.withLockedValue { $0 = signer.jwks }
-        w.idp.state.withLockedValue { $0.tokenAnswers = [FakeIdP.error("authorization_pending"), (200, ["id_token": token])] }
+        w.idp.state.withLockedValue { $0.tokenAnswers = before + [(200, ["id_token": token])] }
+        return w
+    }
+
+    @Test func aDeviceGrantFirstLoginMakesTheAccountAndQueuesItsReport() async throws {
+        let w = try aliceSignsIn(after: [FakeIdP.error("authorization_pending")])
+        defer { w.remove() }
         let conv = ScriptedConversation(answers: ["", "Correct-Horse9", "Correct-Horse9"])
         let (status, reason) = await w.authenticate(conv: conv)
         #expect(status == .success, "\(reason) \(conv.shown)")
@@ -72,16 +79,9 @@ struct FirstLoginTests {
     /// meanwhile, without a frame to the PAM module, whose per-frame timer
     /// then gave up on it. The sign-in is recorded in the login's own turn.
     @Test func theSignInIsRecordedInTheLoginsOwnTurnOnTheAccountQueue() async throws {
-        let signer = TestSigner()
-        let w = try TestWorld(tokenAnswers: [])
+        let w = try aliceSignsIn()
         defer { w.remove() }
         let now = w.clock.now()
-        let token = try signer.token([
-            "iss": FakeIdP.issuer, "aud": "fedlogin", "sub": "alice-sub", "email": "alice@example.com", "email_verified": true,
-            "iat": now, "exp": now + 600, "name": "Alice",
-        ])
-        w.idp.jwks.withLockedValue { $0 = signer.jwks }
-        w.idp.state.withLockedValue { $0.tokenAnswers = [(200, ["id_token": token])] }
         // Another login's account change, queued while this one's account is made.
         let otherLogin = DispatchSemaphore(value: 0)
         w.accounts.whileCreating.withLockedValue { $0 = { Blocking.accounts.submit { _ in otherLogin.wait() } } }
