@@ -185,6 +185,25 @@ struct RevalidationTests {
         #expect(await check(w).0 == .permissionDenied)
     }
 
+    @Test func anAnswerWithNothingToRecordTakesNoTurnOnTheAccountQueue() async throws {
+        // Account changes (first logins, a sync) run one at a time; an
+        // account check whose answer changes nothing (the last one less
+        // than a minute ago) does not wait behind them.
+        let w = try TestWorld(signin: "revalidate_cache = 0")
+        defer { w.remove() }
+        _ = try managed(w)
+        #expect(await check(w).0 == .success)  // the first answer is recorded
+        let otherLogin = DispatchSemaphore(value: 0)
+        Blocking.accounts.submit { _ in otherLogin.wait() }
+        defer { otherLogin.signal() }
+        w.clock.advance(30)
+        // A bound on a hang, not a timing.
+        let result = await LocalCredential.firstOf(within: 30) { await self.check(w) }
+        let (status, _) = try #require(try result?.get(), "the account check waited for another login's account change")
+        #expect(status == .success)
+        #expect(lookups(w) == 2)
+    }
+
     @Test func theClientsOwnTimeoutIsReportedAsTheBound() async throws {
         // The directory client's timeout is the same bound as the wait:
         // whichever fires first, the login's log says the same.

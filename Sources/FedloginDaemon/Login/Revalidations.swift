@@ -49,6 +49,10 @@ extension Runtime {
     /// (the window then ends earlier, never later).
     func directoryAnswered(_ username: String, offlineMax: Int?, at now: Double, signedIn: Bool = false) async {
         do {
+            // Nothing to write (an answer within the minute, the mirror as
+            // it is: most account checks): no turn on the queue, where the
+            // login would wait behind other logins' account changes.
+            guard let change = try answerChange(username, offlineMax: offlineMax, at: now, signedIn: signedIn), change.writes else { return }
             try await Blocking.accountChange { try self.recordAnswer(username, offlineMax: offlineMax, at: now, signedIn: signedIn) }
         } catch {
             logAnswerNotRecorded(username, error)
@@ -71,18 +75,30 @@ extension Runtime {
         logger.error("cannot record the directory's answer about \(username): \(ErrorText.describe(error))", metadata: ["user": "\(username)"])
     }
 
-    /// The record of the directory's answer; on the account-change queue.
-    func recordAnswer(_ username: String, offlineMax: Int?, at now: Double, signedIn: Bool) throws {
-        guard var rec = try state.account(username) else { return }
+    /// What recording the directory's answer changes: the account's record
+    /// as it becomes, whether the offline window's mirror in /etc/shadow
+    /// moves, and whether the row is written. nil when there is no account.
+    func answerChange(
+        _ username: String, offlineMax: Int?, at now: Double, signedIn: Bool
+    ) throws -> (rec: StateStore.Account, reconcile: Bool, update: Bool, writes: Bool)? {
+        guard var rec = try state.account(username) else { return nil }
         let before = rec
         rec.directoryAnswered(at: now, offlineMax: offlineMax)
         if signedIn { rec.lastSigninAt = now }
         // The mirror in /etc/shadow follows the window's end day.
         let record = try state.shadowRecord(username)
         let mirrored = record?.reasons.contains(.offline) == true ? record?.written : nil
-        if rec.offlineEnd.map(OfflineWindow.expiryDay) != mirrored { try AccountLocks(runtime: self).reconcile(rec, now: now) }
+        let reconcile = rec.offlineEnd.map(OfflineWindow.expiryDay) != mirrored
         // The row is written at most once a minute per user for the answer's time alone.
-        if signedIn || rec.offlineMax != before.offlineMax || (before.lastAnswerAt ?? 0) + 60 <= now { try state.update(rec) }
+        let update = signedIn || rec.offlineMax != before.offlineMax || (before.lastAnswerAt ?? 0) + 60 <= now
+        return (rec, reconcile, update, reconcile || update)
+    }
+
+    /// The record of the directory's answer; on the account-change queue.
+    func recordAnswer(_ username: String, offlineMax: Int?, at now: Double, signedIn: Bool) throws {
+        guard let change = try answerChange(username, offlineMax: offlineMax, at: now, signedIn: signedIn) else { return }
+        if change.reconcile { try AccountLocks(runtime: self).reconcile(change.rec, now: now) }
+        if change.update { try state.update(change.rec) }
     }
 }
 
