@@ -20,23 +20,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "sockio.h"
+
 #define MAX_FRAME 65536
-
-static int read_exact(int fd, uint8_t *buf, size_t len)
-{
-	size_t got = 0;
-
-	while (got < len) {
-		ssize_t r = read(fd, buf + got, len - got);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return -1;
-		got += (size_t)r;
-	}
-	return 0;
-}
 
 int main(int argc, char **argv)
 {

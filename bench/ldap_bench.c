@@ -55,6 +55,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sockio.h"
+
 #define MAX_ANSWER (16 << 20)
 #define MAX_VALUES 64
 
@@ -73,37 +75,6 @@ static void die(const char *what)
 }
 
 /* ---------------------------------------------------------------- socket */
-
-static int read_exact(int fd, uint8_t *buf, size_t len)
-{
-	size_t got = 0;
-
-	while (got < len) {
-		ssize_t r = read(fd, buf + got, len - got);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return -1;
-		got += (size_t)r;
-	}
-	return 0;
-}
-
-static int write_all(int fd, const uint8_t *buf, size_t len)
-{
-	while (len > 0) {
-		ssize_t w = write(fd, buf, len);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		buf += w;
-		len -= (size_t)w;
-	}
-	return 0;
-}
 
 static uint8_t *answer;
 

@@ -27,6 +27,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sockio.h"
+
 #define MAX_FRAME 65536
 
 static int64_t now_ns(void)
@@ -45,38 +47,6 @@ static size_t put_str(uint8_t *p, const char *s)
 	p[1] = (uint8_t)n;
 	memcpy(p + 2, s, n);
 	return n + 2;
-}
-
-static int read_exact(int fd, uint8_t *buf, size_t len)
-{
-	size_t got = 0;
-
-	while (got < len) {
-		ssize_t r = read(fd, buf + got, len - got);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return -1;
-		got += (size_t)r;
-	}
-	return 0;
-}
-
-static int write_all(int fd, const uint8_t *buf, size_t len)
-{
-	size_t done = 0;
-
-	while (done < len) {
-		ssize_t w = send(fd, buf + done, len - done, MSG_NOSIGNAL);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		done += (size_t)w;
-	}
-	return 0;
 }
 
 static uint8_t last_type, last_status;
