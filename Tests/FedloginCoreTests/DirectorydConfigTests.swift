@@ -21,14 +21,7 @@ struct DirectorydConfigTests {
         """
 
     func problem(_ text: String) -> ConfigError? {
-        do {
-            _ = try DirectorydConfig.parse(path: path, text: text)
-            return nil
-        } catch let e as ConfigError {
-            return e
-        } catch {
-            return ConfigError(file: "", key: "", problem: "\(error)")
-        }
+        configProblem { _ = try DirectorydConfig.parse(path: path, text: text) }
     }
 
     @Test func parsesTheLDAPBackend() throws {
@@ -177,30 +170,13 @@ struct DirectorydTLSConfigTests {
     let path = "/etc/fedlogin-directoryd/directoryd.conf"
 
     func config(_ uris: [String], _ extra: String = "", bind: Bool = true) throws -> DirectorydConfig.LDAPBackend {
-        let list = uris.map { "\"\($0)\"" }.joined(separator: ", ")
-        let text = """
-            backend = "ldap"
-            [ldap]
-            uris = [\(list)]
-            users_base = "ou=users,dc=example,dc=test"
-            groups_base = "ou=groups,dc=example,dc=test"
-            devices_base = "ou=devices,dc=example,dc=test"
-            policy_dn = "cn=policy,dc=example,dc=test"
-            \(bind ? "bind_dn = \"cn=d,dc=example,dc=test\"\nbind_password_file = \"/etc/s\"" : "")
-            \(extra)
-            """
+        let bindKeys = bind ? "bind_dn = \"cn=d,dc=example,dc=test\"\nbind_password_file = \"/etc/s\"" : ""
+        let text = ldapConfigText(uris: uris, bindKeys + "\n" + extra)
         return try #require(try DirectorydConfig.parse(path: path, text: text).ldap)
     }
 
     func problem(_ uris: [String], _ extra: String = "", bind: Bool = true) -> ConfigError? {
-        do {
-            _ = try config(uris, extra, bind: bind)
-            return nil
-        } catch let e as ConfigError {
-            return e
-        } catch {
-            return ConfigError(file: "", key: "", problem: "\(error)")
-        }
+        configProblem { _ = try config(uris, extra, bind: bind) }
     }
 
     @Test func theDefaultIsTLSExceptForLdapiAndLoopback() throws {
@@ -299,17 +275,7 @@ struct LDAPSchemaPresetTests {
     let path = "/etc/fedlogin-directoryd/directoryd.conf"
 
     func attributes(_ schema: String, _ overrides: String = "") throws -> LDAPAttributes {
-        let text = """
-            backend = "ldap"
-            [ldap]
-            uris = ["ldapi:///"]
-            users_base = "ou=users,dc=example,dc=test"
-            groups_base = "ou=groups,dc=example,dc=test"
-            devices_base = "ou=devices,dc=example,dc=test"
-            policy_dn = "cn=policy,dc=example,dc=test"
-            schema = "\(schema)"
-            \(overrides)
-            """
+        let text = ldapConfigText("schema = \"\(schema)\"\n" + overrides)
         return try #require(try DirectorydConfig.parse(path: path, text: text).ldap).attributes
     }
 
@@ -379,16 +345,7 @@ struct LDAPSchemaPresetTests {
         #expect(a.principalName == "mailNickname")
         #expect(a.disabledReading == .accountDisableBit)
         // Overrides before the schema key still apply over the preset.
-        let text = """
-            [ldap]
-            uris = ["ldapi:///"]
-            users_base = "ou=users,dc=example,dc=test"
-            groups_base = "ou=groups,dc=example,dc=test"
-            devices_base = "ou=devices,dc=example,dc=test"
-            policy_dn = "cn=policy,dc=example,dc=test"
-            attributes = { email = "otherMail" }
-            schema = "freeipa"
-            """
+        let text = ldapConfigText(backendLine: false, "attributes = { email = \"otherMail\" }\nschema = \"freeipa\"")
         let b = try #require(try DirectorydConfig.parse(path: path, text: text).ldap).attributes
         #expect(b.email == "otherMail" && b.expire == "nsAccountLock")
     }
@@ -398,5 +355,33 @@ extension String {
     fileprivate func replacingFirst(_ a: String, _ b: String) -> String {
         guard let r = range(of: a) else { return self }
         return replacingCharacters(in: r, with: b)
+    }
+}
+
+/// A directoryd.conf with the LDAP backend's required keys, `uris` as given,
+/// then `extra` (more keys of [ldap], or tables after it).
+func ldapConfigText(uris: [String] = ["ldapi:///"], backendLine: Bool = true, _ extra: String = "") -> String {
+    let list = uris.map { "\"\($0)\"" }.joined(separator: ", ")
+    return """
+        \(backendLine ? "backend = \"ldap\"" : "")
+        [ldap]
+        uris = [\(list)]
+        users_base = "ou=users,dc=example,dc=test"
+        groups_base = "ou=groups,dc=example,dc=test"
+        devices_base = "ou=devices,dc=example,dc=test"
+        policy_dn = "cn=policy,dc=example,dc=test"
+        \(extra)
+        """
+}
+
+/// The ConfigError `body` throws; nil when it throws none.
+func configProblem(_ body: () throws -> Void) -> ConfigError? {
+    do {
+        try body()
+        return nil
+    } catch let e as ConfigError {
+        return e
+    } catch {
+        return ConfigError(file: "", key: "", problem: "\(error)")
     }
 }

@@ -70,17 +70,7 @@ struct LDAPDNMatchTests {
         #expect(LDAPAttributes.openldap.entryDN == "entryDN")
         #expect(LDAPAttributes.freeipa.entryDN == "entrydn")
         #expect(LDAPAttributes.activeDirectory.entryDN == "distinguishedName")
-        let text = """
-            backend = "ldap"
-            [ldap]
-            uris = ["ldapi:///"]
-            users_base = "ou=users,dc=example,dc=test"
-            groups_base = "ou=groups,dc=example,dc=test"
-            devices_base = "ou=devices,dc=example,dc=test"
-            policy_dn = "cn=policy,dc=example,dc=test"
-            [ldap.attributes]
-            entry_dn = "myEntryDN"
-            """
+        let text = ldapConfigText("[ldap.attributes]\nentry_dn = \"myEntryDN\"")
         let config = try DirectorydConfig.parse(path: "/etc/fedlogin/directoryd.conf", text: text)
         #expect(config.ldap?.attributes.entryDN == "myEntryDN")
     }
